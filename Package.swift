@@ -1,0 +1,117 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Layers, top to bottom (a target imports only targets above it):
+//   DMSWire       frame header, preface, bounded frame decoder/encoder (NIOCore)
+//   DMSMessages   generated *.pb.swift and the FileDescriptorSet (SwiftProtobuf)
+//   DMSRPC        status codes, RPCError, metadata, method descriptors, router
+//   DMSStubs      generated service protocols, registrations and typed clients
+//   DMSServices   one folder per service area (Health, Reflection, ...)
+//   DMSServer     NIO bootstrap, connections, dispatch, limits, deadlines, TLS
+//   DMSClient     the client library: connection, multiplexing, deadlines, retries
+//   dms-settingsd, dmsctl   the executables
+let package = Package(
+  name: "dms-settings",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "DMSClient", targets: ["DMSClient", "DMSStubs", "DMSRPC", "DMSMessages"]),
+    .executable(name: "dms-settingsd", targets: ["dms-settingsd"]),
+    .executable(name: "dmsctl", targets: ["dmsctl"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+  ],
+  targets: [
+    .target(
+      name: "DMSWire",
+      dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+    ),
+    .target(
+      name: "DMSMessages",
+      dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+    ),
+    .target(
+      name: "DMSRPC",
+      dependencies: [
+        "DMSMessages",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .target(
+      name: "DMSStubs",
+      dependencies: [
+        "DMSRPC", "DMSMessages",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .target(
+      name: "DMSServices",
+      dependencies: ["DMSRPC", "DMSStubs", "DMSMessages"]
+    ),
+    .target(
+      name: "DMSServer",
+      dependencies: [
+        "DMSWire", "DMSRPC", "DMSMessages",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "NIOExtras", package: "swift-nio-extras"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .target(
+      name: "DMSClient",
+      dependencies: [
+        "DMSWire", "DMSRPC", "DMSMessages",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .executableTarget(
+      name: "dms-settingsd",
+      dependencies: [
+        "DMSServer", "DMSServices",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ]
+    ),
+    .executableTarget(
+      name: "dmsctl",
+      dependencies: [
+        "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .testTarget(
+      name: "DMSWireTests",
+      dependencies: [
+        "DMSWire",
+        .product(name: "NIOCore", package: "swift-nio"),
+      ]
+    ),
+    .testTarget(
+      name: "DMSEndToEndTests",
+      dependencies: [
+        "DMSServer", "DMSServices", "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages", "DMSWire",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+  ]
+)

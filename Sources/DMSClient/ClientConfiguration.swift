@@ -1,0 +1,90 @@
+import NIOSSL
+
+/// Where a client connects and how it behaves when things go wrong.
+public struct ClientConfiguration: Sendable {
+  /// The server's host. Default 127.0.0.1.
+  public var host: String
+  /// The server's port. Default 7411.
+  public var port: Int
+  /// TLS, or nil for plaintext.
+  public var tls: TLSConfiguration?
+  /// The name the server's certificate must carry; default `host`.
+  public var serverHostname: String?
+  /// How long one connection attempt may take. Default 5 s.
+  public var connectTimeout: Duration
+  /// Waits between connection attempts.
+  public var backoff: Backoff
+  /// Connection attempts per call before it fails UNAVAILABLE. Default 5.
+  public var connectAttempts: Int
+  /// Times a call the server did not run (past a GOAWAY's last call id) is retried
+  /// on a new connection. Default 3.
+  public var maxRetries: Int
+  /// Sent as `user-agent`.
+  public var userAgent: String
+  /// Largest frame accepted from the server (meta + payload). Default 16 MiB.
+  public var maxFrameSize: Int
+
+  /// A configuration; every parameter has the documented default.
+  public init(
+    host: String = "127.0.0.1",
+    port: Int = 7411,
+    tls: TLSConfiguration? = nil,
+    serverHostname: String? = nil,
+    connectTimeout: Duration = .seconds(5),
+    backoff: Backoff = Backoff(),
+    connectAttempts: Int = 5,
+    maxRetries: Int = 3,
+    userAgent: String = "dms-client/0.1",
+    maxFrameSize: Int = 16 << 20
+  ) {
+    self.host = host
+    self.port = port
+    self.tls = tls
+    self.serverHostname = serverHostname
+    self.connectTimeout = connectTimeout
+    self.backoff = backoff
+    self.connectAttempts = connectAttempts
+    self.maxRetries = maxRetries
+    self.userAgent = userAgent
+    self.maxFrameSize = maxFrameSize
+  }
+
+  /// Exponential backoff with jitter between connection attempts.
+  public struct Backoff: Sendable {
+    /// The first wait. Default 100 ms.
+    public var initial: Duration
+    /// The longest wait. Default 5 s.
+    public var maximum: Duration
+    /// Each wait is the previous times this. Default 1.6.
+    public var multiplier: Double
+    /// Each wait varies by up to this fraction either way. Default 0.2.
+    public var jitter: Double
+
+    /// A backoff with the documented defaults.
+    public init(
+      initial: Duration = .milliseconds(100),
+      maximum: Duration = .seconds(5),
+      multiplier: Double = 1.6,
+      jitter: Double = 0.2
+    ) {
+      self.initial = initial
+      self.maximum = maximum
+      self.multiplier = multiplier
+      self.jitter = jitter
+    }
+
+    /// The wait before attempt `attempt` (1 = the first retry).
+    public func delay(beforeAttempt attempt: Int) -> Duration {
+      let base = initial * pow(multiplier, Double(max(0, attempt - 1)))
+      let capped = min(base, maximum)
+      let factor = 1 + Double.random(in: -jitter...jitter)
+      return capped * factor
+    }
+
+    private func pow(_ x: Double, _ y: Double) -> Double {
+      var result = 1.0
+      for _ in 0..<Int(y) { result *= x }
+      return result
+    }
+  }
+}

@@ -1,0 +1,324 @@
+import DMSMessages
+import DMSRPC
+import DMSWire
+import NIOCore
+import SwiftProtobuf
+
+/// One client-side connection's protocol state, on its event loop: preface,
+/// SETTINGS, call table, concurrency limit, PING and GOAWAY.
+final class ClientConnectionHandler: ChannelInboundHandler {
+  typealias InboundIn = ByteBuffer
+  typealias OutboundOut = ByteBuffer
+
+  /// How a call's frames reach its caller.
+  enum Receiver {
+    /// A unary call: the END payload, or the error.
+    case unary(EventLoopPromise<ByteBuffer>)
+    /// A streaming call: each MESSAGE payload, then nil at an OK END (errors thrown).
+    case stream(@Sendable (Result<ByteBuffer?, RPCError>) -> Void)
+
+    func fail(_ error: any Error) {
+      switch self {
+      case .unary(let promise): promise.fail(error)
+      case .stream(let deliver): deliver(.failure(error as? RPCError ?? RPCError(code: .unavailable, message: "\(error)")))
+      }
+    }
+  }
+
+  private struct PendingCall {
+    let callID: UInt32
+    let frame: ByteBuffer
+    let receiver: Receiver
+    let timeout: Duration?
+  }
+
+  private struct OpenCall {
+    let receiver: Receiver
+    var timer: Scheduled<Void>?
+  }
+
+  private enum Phase { case awaitingPreface, awaitingSettings, ready, goingAway, closed }
+
+  private let decoder: FrameDecoder
+  private let settingsPromise: EventLoopPromise<Dms_Rpc_V1_Settings>
+  private let onUnusable: @Sendable () -> Void
+  private var phase = Phase.awaitingPreface
+  private var context: ChannelHandlerContext?
+  private var inbound: ByteBuffer?
+  private var maxConcurrentCalls = 1
+  private var calls: [UInt32: OpenCall] = [:]
+  private var queue: [PendingCall] = []
+  private var queueHead = 0
+  private var pings: [UInt64: EventLoopPromise<Void>] = [:]
+  private var inReadBatch = false
+  private var flushNeeded = false
+  private var flushScheduled = false
+
+  init(
+    maxFrameSize: Int,
+    settingsPromise: EventLoopPromise<Dms_Rpc_V1_Settings>,
+    onUnusable: @escaping @Sendable () -> Void
+  ) {
+    self.decoder = FrameDecoder(maxFrameSize: maxFrameSize, maxMetaSize: 1 << 16)
+    self.settingsPromise = settingsPromise
+    self.onUnusable = onUnusable
+  }
+
+  // MARK: Calls (called on the event loop)
+
+  /// Starts a call, or queues it while the server's concurrency limit is reached.
+  func start(callID: UInt32, frame: ByteBuffer, timeout: Duration?, receiver: Receiver) {
+    switch phase {
+    case .ready where calls.count < maxConcurrentCalls && queueHead == queue.count:
+      send(PendingCall(callID: callID, frame: frame, receiver: receiver, timeout: timeout))
+    case .ready, .awaitingPreface, .awaitingSettings:
+      queue.append(PendingCall(callID: callID, frame: frame, receiver: receiver, timeout: timeout))
+    case .goingAway, .closed:
+      receiver.fail(RetryableCallError(rpcError: RPCError(code: .unavailable, message: "the connection is closing")))
+    }
+  }
+
+  private func send(_ call: PendingCall) {
+    var timer: Scheduled<Void>?
+    if let timeout = call.timeout, let loop = context?.eventLoop {
+      let bound = NIOLoopBound(self, eventLoop: loop)
+      let callID = call.callID
+      timer = loop.scheduleTask(in: TimeAmount(timeout)) {
+        bound.value.cancel(callID: callID, error: RPCError(code: .deadlineExceeded, message: "the call's deadline passed"))
+      }
+    }
+    calls[call.callID] = OpenCall(receiver: call.receiver, timer: timer)
+    write(call.frame)
+  }
+
+  /// Cancels an open or queued call: CANCEL to the server, `error` to the caller.
+  func cancel(callID: UInt32, error: RPCError) {
+    if let call = calls.removeValue(forKey: callID) {
+      call.timer?.cancel()
+      call.receiver.fail(error)
+      var frame = ByteBuffer()
+      FrameHeader.write(type: .cancel, callID: callID, metaLength: 0, payloadLength: 0, into: &frame)
+      write(frame)
+      startQueued()
+    } else if let index = queue[queueHead...].firstIndex(where: { $0.callID == callID }) {
+      queue[index].receiver.fail(error)
+      queue.remove(at: index)
+    }
+  }
+
+  /// Sends a PING; the promise succeeds when its ACK arrives.
+  func ping(promise: EventLoopPromise<Void>) {
+    guard phase == .ready || phase == .goingAway else {
+      promise.fail(RPCError(code: .unavailable, message: "the connection is not ready"))
+      return
+    }
+    var opaque = UInt64.random(in: 0...UInt64.max)
+    while pings[opaque] != nil { opaque &+= 1 }
+    pings[opaque] = promise
+    var frame = ByteBuffer()
+    FrameHeader.write(type: .ping, callID: 0, metaLength: 0, payloadLength: 8, into: &frame)
+    frame.writeInteger(opaque)
+    write(frame)
+  }
+
+  private func startQueued() {
+    while phase == .ready, calls.count < maxConcurrentCalls, queueHead < queue.count {
+      let next = queue[queueHead]
+      queueHead += 1
+      send(next)
+    }
+    if queueHead == queue.count {
+      queue.removeAll(keepingCapacity: queue.count < 1024)
+      queueHead = 0
+    }
+  }
+
+  // MARK: Channel events
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    if context.channel.isActive { sendPreface() }
+  }
+
+  func channelActive(context: ChannelHandlerContext) {
+    sendPreface()
+    context.fireChannelActive()
+  }
+
+  private func sendPreface() {
+    guard let context, phase == .awaitingPreface, inbound == nil else { return }
+    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: Preface.bytes())), promise: nil)
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    shutDown(RPCError(code: .unavailable, message: "the connection to the server closed"))
+    context.fireChannelInactive()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    shutDown(RPCError(code: .unavailable, message: "connection error: \(error)"))
+    context.close(promise: nil)
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    var bytes = unwrapInboundIn(data)
+    if inbound == nil || inbound!.readableBytes == 0 {
+      inbound = bytes
+    } else {
+      inbound!.writeBuffer(&bytes)
+    }
+    inReadBatch = true
+    while phase != .closed, inbound != nil, inbound!.readableBytes > 0 {
+      if phase == .awaitingPreface {
+        guard inbound!.readableBytes >= Preface.size else { break }
+        guard case .preface(let version) = Preface.detect(inbound!), version == Preface.version else {
+          fatalProtocolError("the server did not answer with a DMS RPC version 1 preface")
+          return
+        }
+        inbound!.moveReaderIndex(forwardBy: Preface.size)
+        phase = .awaitingSettings
+        continue
+      }
+      let frame: Frame?
+      do {
+        frame = try decoder.next(from: &inbound!)
+      } catch {
+        fatalProtocolError("malformed frame from the server: \(error.message)")
+        return
+      }
+      guard let frame else { break }
+      handle(frame)
+    }
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    inReadBatch = false
+    flushIfNeeded()
+    context.fireChannelReadComplete()
+  }
+
+  // MARK: Frames
+
+  private func handle(_ frame: Frame) {
+    switch frame.type {
+    case .settings:
+      guard !frame.flags.contains(.ack) else { return }
+      guard let settings = decodeMeta(Dms_Rpc_V1_Settings.self, frame) else { return }
+      maxConcurrentCalls = max(1, Int(settings.maxConcurrentCalls))
+      if phase == .awaitingSettings {
+        phase = .ready
+        settingsPromise.succeed(settings)
+      }
+      startQueued()
+    case .message:
+      guard let call = calls[frame.callID], case .stream(let deliver) = call.receiver else { return }
+      deliver(.success(frame.payload))
+    case .end:
+      guard let status = decodeMeta(Dms_Rpc_V1_Status.self, frame) else { return }
+      guard let call = calls.removeValue(forKey: frame.callID) else { return }
+      call.timer?.cancel()
+      if status.code == StatusCode.ok.rawValue {
+        switch call.receiver {
+        case .unary(let promise): promise.succeed(frame.payload)
+        case .stream(let deliver): deliver(.success(nil))
+        }
+      } else {
+        call.receiver.fail(RPCError(wireStatus: status))
+      }
+      startQueued()
+      if phase == .goingAway, calls.isEmpty { context?.close(promise: nil) }
+    case .ping:
+      if frame.flags.contains(.ack) {
+        var payload = frame.payload
+        if let opaque = payload.readInteger(as: UInt64.self) { pings.removeValue(forKey: opaque)?.succeed() }
+      } else {
+        var reply = ByteBuffer()
+        FrameHeader.write(type: .ping, flags: .ack, callID: 0, metaLength: 0, payloadLength: 8, into: &reply)
+        reply.writeImmutableBuffer(frame.payload)
+        write(reply)
+      }
+    case .goAway:
+      guard let goAway = decodeMeta(Dms_Rpc_V1_GoAway.self, frame) else { return }
+      receiveGoAway(goAway)
+    case .call, .cancel:
+      fatalProtocolError("the server sent a \(frame.type) frame")
+    }
+  }
+
+  private func receiveGoAway(_ goAway: Dms_Rpc_V1_GoAway) {
+    let reason = "the server is going away (\(StatusCode(rawValue: goAway.code).name): \(goAway.reason))"
+    if phase == .awaitingSettings || phase == .awaitingPreface {
+      settingsPromise.fail(RPCError(code: StatusCode(rawValue: goAway.code), message: reason))
+    }
+    phase = .goingAway
+    onUnusable()
+    // Calls the server did not run go back to the client to retry elsewhere.
+    let refused = RetryableCallError(rpcError: RPCError(code: .unavailable, message: reason))
+    for (callID, call) in calls where callID > goAway.lastCallID {
+      calls.removeValue(forKey: callID)
+      call.timer?.cancel()
+      call.receiver.fail(refused)
+    }
+    for pending in queue[queueHead...] { pending.receiver.fail(refused) }
+    queue.removeAll()
+    queueHead = 0
+    if calls.isEmpty { context?.close(promise: nil) }
+  }
+
+  private func decodeMeta<M: SwiftProtobuf.Message>(_ type: M.Type, _ frame: Frame) -> M? {
+    do {
+      return try frame.meta.withUnsafeReadableBytes { try M.decode(from: $0) }
+    } catch {
+      fatalProtocolError("undecodable \(frame.type) meta from the server")
+      return nil
+    }
+  }
+
+  private func fatalProtocolError(_ message: String) {
+    shutDown(RPCError(code: .internal, message: message))
+    context?.close(promise: nil)
+  }
+
+  /// Fails everything still waiting: the connection is gone.
+  private func shutDown(_ error: RPCError) {
+    guard phase != .closed else { return }
+    let wasReady = phase == .ready || phase == .goingAway
+    phase = .closed
+    onUnusable()
+    if !wasReady { settingsPromise.fail(error) }
+    let open = calls
+    calls.removeAll()
+    for call in open.values {
+      call.timer?.cancel()
+      call.receiver.fail(error)
+    }
+    // Queued calls were never sent: safe to retry.
+    for pending in queue[queueHead...] { pending.receiver.fail(RetryableCallError(rpcError: error)) }
+    queue.removeAll()
+    queueHead = 0
+    for promise in pings.values { promise.fail(error) }
+    pings.removeAll()
+    inbound = nil
+  }
+
+  // MARK: Writing
+
+  private func write(_ buffer: ByteBuffer) {
+    guard let context else { return }
+    context.write(wrapOutboundOut(buffer), promise: nil)
+    flushNeeded = true
+    guard !inReadBatch, !flushScheduled else { return }
+    flushScheduled = true
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    context.eventLoop.execute {
+      bound.value.flushScheduled = false
+      bound.value.flushIfNeeded()
+    }
+  }
+
+  private func flushIfNeeded() {
+    guard flushNeeded, let context else { return }
+    flushNeeded = false
+    context.flush()
+  }
+}

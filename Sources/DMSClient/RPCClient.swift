@@ -1,0 +1,221 @@
+import DMSMessages
+import DMSRPC
+import NIOCore
+import NIOPosix
+import SwiftProtobuf
+import Synchronization
+
+/// A client of a DMS RPC server: one multiplexed connection, many concurrent calls.
+///
+/// Calls from any task share the connection; the client keeps to the server's
+/// concurrency limit, connects on first use, reconnects with exponential backoff and
+/// jitter after a failure, and retries calls a GOAWAY says the server did not run.
+/// Cancelling the calling task cancels the call (CANCEL is sent).
+///
+/// ```swift
+/// let client = RPCClient(configuration: ClientConfiguration(port: 7411))
+/// let health = Dms_Rpc_V1_Health.Client(client)
+/// let status = try await health.check().status
+/// ```
+public final class RPCClient: RPCCaller, Sendable {
+  /// The client's configuration.
+  public let configuration: ClientConfiguration
+  private let group: any EventLoopGroup
+  private let state = Mutex(State.idle)
+
+  private enum State {
+    case idle
+    case connecting(EventLoopFuture<ClientConnection>)
+    case ready(ClientConnection)
+    case closed
+  }
+
+  /// A client; it connects on the first call.
+  public init(
+    configuration: ClientConfiguration,
+    eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+  ) {
+    self.configuration = configuration
+    self.group = eventLoopGroup
+  }
+
+  /// The server's SETTINGS (connecting if need be).
+  public func serverSettings() async throws -> Dms_Rpc_V1_Settings {
+    try await connection().settings
+  }
+
+  /// Sends a PING and returns the round-trip time.
+  public func ping() async throws -> Duration {
+    let connection = try await connection()
+    let clock = ContinuousClock()
+    let start = clock.now
+    try await connection.ping()
+    return clock.now - start
+  }
+
+  /// Closes the connection; later calls fail with UNAVAILABLE.
+  public func close() async {
+    let previous = state.withLock { state -> State in
+      let previous = state
+      state = .closed
+      return previous
+    }
+    switch previous {
+    case .ready(let connection): await connection.close()
+    case .connecting(let future): try? await future.get().close()
+    case .idle, .closed: break
+    }
+  }
+
+  public func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+    _ method: MethodDescriptor,
+    request: Request,
+    options: CallOptions
+  ) async throws -> Response {
+    let bytes: [UInt8] = try request.serializedBytes()
+    var attempt = 0
+    while true {
+      let connection = try await connection()
+      do {
+        let payload = try await connection.unary(
+          method: method, request: bytes, options: options, userAgent: configuration.userAgent)
+        do {
+          return try payload.withUnsafeReadableBytes { try Response.decode(from: $0) }
+        } catch {
+          throw RPCError(code: .internal, message: "the response does not decode as \(method.responseType)")
+        }
+      } catch let error as RetryableCallError {
+        attempt += 1
+        if attempt > configuration.maxRetries { throw error.rpcError }
+      }
+    }
+  }
+
+  public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+    _ method: MethodDescriptor,
+    request: Request,
+    options: CallOptions
+  ) -> RPCResponseStream<Response> {
+    let (stream, continuation) = RPCResponseStream<Response>.makeStream()
+    let cancelHolder = CancelHolder()
+    continuation.onTermination = { termination in
+      if case .cancelled = termination { cancelHolder.cancel() }
+    }
+    let deliver: @Sendable (Result<ByteBuffer?, RPCError>) -> Void = { result in
+      switch result {
+      case .success(.some(let payload)):
+        do {
+          continuation.yield(try payload.withUnsafeReadableBytes { try Response.decode(from: $0) })
+        } catch {
+          continuation.finish(
+            throwing: RPCError(code: .internal, message: "a message does not decode as \(method.responseType)"))
+          cancelHolder.cancel()
+        }
+      case .success(.none):
+        continuation.finish()
+      case .failure(let error):
+        continuation.finish(throwing: error)
+      }
+    }
+    let start: @Sendable (ClientConnection) throws -> Void = { [configuration] connection in
+      let bytes: [UInt8] = try request.serializedBytes()
+      let cancel = try connection.serverStreaming(
+        method: method, request: bytes, options: options, userAgent: configuration.userAgent, deliver: deliver)
+      cancelHolder.set(cancel)
+    }
+    if case .ready(let connection) = state.withLock({ $0 }), connection.isUsable {
+      do { try start(connection) } catch { continuation.finish(throwing: error) }
+    } else {
+      connectFuture().whenComplete { result in
+        do { try start(try result.get()) } catch { continuation.finish(throwing: error) }
+      }
+    }
+    return stream
+  }
+
+  // MARK: Connection management
+
+  private func connection() async throws -> ClientConnection {
+    if case .ready(let connection) = state.withLock({ $0 }), connection.isUsable {
+      return connection
+    }
+    return try await connectFuture().get()
+  }
+
+  /// The current connection, or the one being made (one attempt series at a time).
+  private func connectFuture() -> EventLoopFuture<ClientConnection> {
+    let loop = group.next()
+    let promise = loop.makePromise(of: ClientConnection.self)
+    let existing: EventLoopFuture<ClientConnection>? = state.withLock { state in
+      switch state {
+      case .ready(let connection) where connection.isUsable:
+        return loop.makeSucceededFuture(connection)
+      case .connecting(let future):
+        return future
+      case .closed:
+        return loop.makeFailedFuture(RPCError(code: .unavailable, message: "the client is closed"))
+      case .idle, .ready:
+        state = .connecting(promise.futureResult)
+        return nil
+      }
+    }
+    if let existing {
+      promise.completeWith(existing)  // unused, but a promise must be completed
+      return existing
+    }
+    promise.completeWithTask { [self] in
+      try await self.connectWithBackoff()
+    }
+    promise.futureResult.whenComplete { [self] result in
+      self.state.withLock { state in
+        guard case .connecting = state else { return }  // closed meanwhile
+        switch result {
+        case .success(let connection): state = .ready(connection)
+        case .failure: state = .idle
+        }
+      }
+    }
+    return promise.futureResult
+  }
+
+  private func connectWithBackoff() async throws -> ClientConnection {
+    var lastError: (any Error)?
+    for attempt in 0..<max(1, configuration.connectAttempts) {
+      if attempt > 0 {
+        try await Task.sleep(for: configuration.backoff.delay(beforeAttempt: attempt))
+      }
+      do {
+        return try await ClientConnection.connect(configuration: configuration, group: group)
+      } catch let error as RPCError where error.code != .unavailable {
+        throw error  // the server answered and refused: retrying will not help
+      } catch {
+        lastError = error
+      }
+    }
+    throw RPCError(
+      code: .unavailable,
+      message: "cannot reach \(configuration.host):\(configuration.port): \(lastError.map { "\($0)" } ?? "unknown error")"
+    )
+  }
+}
+
+/// Holds a streaming call's cancel function, which arrives after the stream exists.
+private final class CancelHolder: Sendable {
+  private let state = Mutex<(cancel: (@Sendable () -> Void)?, cancelled: Bool)>((nil, false))
+
+  func set(_ cancel: @escaping @Sendable () -> Void) {
+    let runNow = state.withLock { state -> Bool in
+      state.cancel = cancel
+      return state.cancelled
+    }
+    if runNow { cancel() }
+  }
+
+  func cancel() {
+    let cancel = state.withLock { state -> (@Sendable () -> Void)? in
+      state.cancelled = true
+      return state.cancel
+    }
+    cancel?()
+  }
+}

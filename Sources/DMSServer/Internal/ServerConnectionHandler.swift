@@ -1,0 +1,639 @@
+import DMSMessages
+import DMSRPC
+import DMSWire
+import Logging
+import NIOCore
+import NIOExtras
+import SwiftProtobuf
+
+/// One server-side connection: preface, framing, calls, limits and lifecycle.
+///
+/// Everything here runs on the connection's event loop. Handlers run in tasks started
+/// with `Task.immediate`, so a handler that does not suspend runs to completion right
+/// here, with no executor hop; results come back through `NIOLoopBound`.
+final class ServerConnectionHandler: ChannelDuplexHandler {
+  typealias InboundIn = ByteBuffer
+  typealias OutboundIn = ByteBuffer
+  typealias OutboundOut = ByteBuffer
+
+  private enum Phase {
+    case awaitingPreface
+    case open
+    /// GOAWAY sent (shutdown) or received: no new calls; close when calls end.
+    case draining
+    case closed
+  }
+
+  private struct OpenCall {
+    let serial: UInt64
+    let requestID: String
+    var task: Task<Void, Never>?
+    var deadlineTimer: Scheduled<Void>?
+  }
+
+  private let shared: ConnectionShared
+  private let decoder: FrameDecoder
+  private var logger: Logger
+  private var phase = Phase.awaitingPreface
+  private var context: ChannelHandlerContext!
+  private var inbound: ByteBuffer?
+  private var calls: [UInt32: OpenCall] = [:]
+  private var highestCallID: UInt32 = 0
+  private var nextSerial: UInt64 = 0
+
+  private var processing = false
+  private var inReadBatch = false
+  private var readPending = false
+  private var flushNeeded = false
+  private var flushScheduled = false
+
+  private var prefaceTimer: Scheduled<Void>?
+  private var idleTimer: Scheduled<Void>?
+  private var lastCallEnded = NIODeadline.now()
+  private var stallTimer: Scheduled<Void>?
+  private var partialSince: NIODeadline?
+  private var graceTimer: Scheduled<Void>?
+
+  init(shared: ConnectionShared) {
+    self.shared = shared
+    self.decoder = FrameDecoder(
+      maxFrameSize: shared.configuration.limits.maxFrameSize,
+      maxMetaSize: shared.configuration.limits.maxMetaSize
+    )
+    self.logger = shared.logger
+  }
+
+  private var limits: ServerConfiguration.Limits { shared.configuration.limits }
+  private var timeouts: ServerConfiguration.Timeouts { shared.configuration.timeouts }
+  /// CALL frames read while `maxConcurrentCalls` calls were open, in arrival order.
+  /// They start as calls end. Frames behind them (CANCEL, PING) are still handled.
+  private var parked: [Frame] = []
+  private var parkedHead = 0
+  private var parkedBytes = 0
+
+  /// Parked bytes past which the connection is not read until a call ends.
+  private static let parkWindow = 64 << 10
+
+  private var atCallLimit: Bool { calls.count >= limits.maxConcurrentCalls }
+  private var parkedCount: Int { parked.count - parkedHead }
+
+  /// Whether reading from the socket waits for a call to end (TCP backpressure).
+  private var isPaused: Bool {
+    parkedCount > 0 && (parkedBytes >= Self.parkWindow || parkedCount >= limits.maxConcurrentCalls)
+  }
+
+  // MARK: Channel events
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    if context.channel.isActive { start(context: context) }
+  }
+
+  func channelActive(context: ChannelHandlerContext) {
+    start(context: context)
+    context.fireChannelActive()
+  }
+
+  private func start(context: ChannelHandlerContext) {
+    guard prefaceTimer == nil, phase == .awaitingPreface else { return }
+    logger[metadataKey: "peer"] = "\(context.channel.remoteAddress?.description ?? "?")"
+    prefaceTimer = schedule(after: timeouts.preface) { handler in
+      guard handler.phase == .awaitingPreface else { return }
+      handler.logger.info("closing a connection that sent no preface in time")
+      handler.close()
+    }
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    self.context = nil
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    phase = .closed
+    for call in calls.values {
+      call.task?.cancel()
+      call.deadlineTimer?.cancel()
+    }
+    calls.removeAll()
+    for timer in [prefaceTimer, idleTimer, stallTimer, graceTimer] { timer?.cancel() }
+    inbound = nil
+    context.fireChannelInactive()
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    guard phase != .closed else { return }
+    var bytes = unwrapInboundIn(data)
+    if inbound == nil || inbound!.readableBytes == 0 {
+      inbound = bytes
+    } else {
+      inbound!.writeBuffer(&bytes)
+    }
+    inReadBatch = true
+    processInbound()
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    inReadBatch = false
+    flushIfNeeded()
+    context.fireChannelReadComplete()
+  }
+
+  func read(context: ChannelHandlerContext) {
+    if isPaused && phase != .closed {
+      readPending = true
+    } else {
+      context.read()
+    }
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    logger.debug("connection error: \(error)")
+    close()
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if event is ChannelShouldQuiesceEvent {
+      beginDraining(code: .unavailable, reason: "server is shutting down")
+    } else {
+      context.fireUserInboundEventTriggered(event)
+    }
+  }
+
+  // MARK: Inbound processing
+
+  private func processInbound() {
+    guard !processing else { return }
+    processing = true
+    defer { processing = false }
+
+    while phase != .closed, inbound != nil, inbound!.readableBytes > 0 {
+      if phase == .awaitingPreface {
+        guard readPreface() else { break }
+        continue
+      }
+      let frame: Frame?
+      do {
+        frame = try decoder.next(from: &inbound!)
+      } catch {
+        let code: StatusCode = error.kind == .tooLarge ? .resourceExhausted : .invalidArgument
+        goAwayAndClose(code: code, reason: error.message)
+        return
+      }
+      guard let frame else { break }
+      handle(frame)
+    }
+    if let buffer = inbound, buffer.readableBytes == 0 { inbound = nil }
+    watchForStall()
+  }
+
+  /// Handles the connection's first bytes; returns whether frames may follow.
+  private func readPreface() -> Bool {
+    switch Preface.detect(inbound!) {
+    case .incomplete:
+      return false
+    case .preface(let version) where version == Preface.version:
+      inbound!.moveReaderIndex(forwardBy: Preface.size)
+      prefaceTimer?.cancel()
+      prefaceTimer = nil
+      phase = .open
+      var buffer = context.channel.allocator.buffer(capacity: 64 + shared.settingsMeta.count)
+      buffer.writeBytes(Preface.bytes())
+      FrameHeader.write(
+        type: .settings, callID: 0, metaLength: shared.settingsMeta.count, payloadLength: 0, into: &buffer)
+      buffer.writeBytes(shared.settingsMeta)
+      write(buffer)
+      lastCallEnded = .now()
+      scheduleIdleCheck(after: timeouts.idle)
+      return true
+    case .preface(let version):
+      write(context.channel.allocator.buffer(bytes: Preface.bytes()))
+      goAwayAndClose(
+        code: .unimplemented,
+        reason: "protocol version \(version) is not supported; this server speaks version \(Preface.version)"
+      )
+      return false
+    case .http:
+      logger.info("closing an HTTP request on the DMS RPC port")
+      writeHTTPRefusal()
+      return false
+    case .tls, .garbage:
+      logger.info("closing a connection that sent no DMS RPC preface")
+      close()
+      return false
+    }
+  }
+
+  private func handle(_ frame: Frame) {
+    switch frame.type {
+    case .call:
+      if atCallLimit || parkedCount > 0 {
+        park(frame)
+      } else {
+        receiveCall(frame)
+      }
+    case .cancel:
+      let cancelled = RPCError(code: .cancelled, message: "the call was cancelled by the client")
+      if calls[frame.callID] != nil {
+        finish(callID: frame.callID, error: cancelled)
+      } else if let index = parked[parkedHead...].firstIndex(where: { $0.callID == frame.callID }) {
+        let call = parked.remove(at: index)
+        parkedBytes -= call.meta.readableBytes + call.payload.readableBytes
+        writeEnd(callID: call.callID, status: cancelled.wireStatus, payload: [])
+      }
+    case .ping:
+      if !frame.flags.contains(.ack) {
+        writeFrame(type: .ping, flags: .ack, callID: 0, meta: [], payload: frame.payload)
+      }
+    case .settings:
+      guard decodeMeta(Dms_Rpc_V1_Settings.self, of: frame) != nil else { return }
+      if !frame.flags.contains(.ack) {
+        writeFrame(type: .settings, flags: .ack, callID: 0, meta: [], payload: ByteBuffer())
+      }
+    case .goAway:
+      guard decodeMeta(Dms_Rpc_V1_GoAway.self, of: frame) != nil else { return }
+      phase = .draining
+      closeIfDrained()
+    case .message, .end:
+      goAwayAndClose(
+        code: .invalidArgument,
+        reason: "a client sends no \(frame.type) frames in version 1 (call id \(frame.callID))"
+      )
+    }
+  }
+
+  private func decodeMeta<M: SwiftProtobuf.Message>(_ type: M.Type, of frame: Frame) -> M? {
+    do {
+      return try frame.meta.withUnsafeReadableBytes { try M.decode(from: $0) }
+    } catch {
+      goAwayAndClose(code: .invalidArgument, reason: "undecodable \(frame.type) meta on call id \(frame.callID)")
+      return nil
+    }
+  }
+
+  // MARK: Calls
+
+  private func park(_ frame: Frame) {
+    let reused = calls[frame.callID] != nil || parked[parkedHead...].contains { $0.callID == frame.callID }
+    guard !reused else {
+      goAwayAndClose(code: .invalidArgument, reason: "CALL reuses the id \(frame.callID) of an open call")
+      return
+    }
+    parked.append(frame)
+    parkedBytes += frame.meta.readableBytes + frame.payload.readableBytes
+  }
+
+  /// Starts parked calls while there are free slots.
+  private func startParkedCalls() {
+    while !atCallLimit, parkedHead < parked.count, phase != .closed {
+      let frame = parked[parkedHead]
+      parkedHead += 1
+      parkedBytes -= frame.meta.readableBytes + frame.payload.readableBytes
+      receiveCall(frame)
+    }
+    if parkedHead == parked.count {
+      parked.removeAll(keepingCapacity: false)
+      parkedHead = 0
+    }
+  }
+
+  private func receiveCall(_ frame: Frame) {
+    let callID = frame.callID
+    guard calls[callID] == nil else {
+      goAwayAndClose(code: .invalidArgument, reason: "CALL reuses the id \(callID) of an open call")
+      return
+    }
+    guard let meta = decodeMeta(Dms_Rpc_V1_CallMeta.self, of: frame) else { return }
+    let requestID = meta.metadata[MetadataKey.requestID] ?? Self.makeRequestID()
+    let trailers = [MetadataKey.requestID: requestID]
+
+    guard phase == .open else {
+      writeEnd(
+        callID: callID,
+        status: RPCError(code: .unavailable, message: "server is shutting down; retry on another connection", trailers: trailers).wireStatus,
+        payload: [])
+      return
+    }
+    highestCallID = max(highestCallID, callID)
+    guard frame.flags.contains(.endStream) else {
+      writeEnd(
+        callID: callID,
+        status: RPCError(code: .invalidArgument, message: "a CALL must carry END_STREAM: client streaming is not supported in version 1", trailers: trailers).wireStatus,
+        payload: [])
+      return
+    }
+    guard let method = shared.router.method(named: meta.method) else {
+      logger.debug("unknown method", metadata: ["method": "\(meta.method)", "request-id": "\(requestID)"])
+      writeEnd(
+        callID: callID,
+        status: RPCError(code: .unimplemented, message: "unknown method \(meta.method)", trailers: trailers).wireStatus,
+        payload: [])
+      return
+    }
+    let prepared: PreparedCall
+    do {
+      prepared = try frame.payload.withUnsafeReadableBytes { bytes throws(RPCError) in
+        try method.prepare(payload: bytes)
+      }
+    } catch {
+      var error = error
+      error.trailers = trailers
+      writeEnd(callID: callID, status: error.wireStatus, payload: [])
+      return
+    }
+    startCall(callID: callID, method: method.descriptor, meta: meta, requestID: requestID, prepared: prepared)
+  }
+
+  private func startCall(
+    callID: UInt32,
+    method: MethodDescriptor,
+    meta: Dms_Rpc_V1_CallMeta,
+    requestID: String,
+    prepared: PreparedCall
+  ) {
+    nextSerial &+= 1
+    let serial = nextSerial
+    var deadline: ContinuousClock.Instant?
+    var timer: Scheduled<Void>?
+    if meta.timeoutMs > 0 {
+      let timeout = Duration.milliseconds(Int64(meta.timeoutMs))
+      deadline = .now + timeout
+      timer = schedule(after: timeout) { handler in
+        handler.expire(callID: callID, serial: serial)
+      }
+    }
+    let callContext = ServerContext(
+      method: method,
+      metadata: meta.metadata,
+      requestID: requestID,
+      deadline: deadline,
+      peer: context.channel.remoteAddress?.description ?? "?"
+    )
+    calls[callID] = OpenCall(serial: serial, requestID: requestID, task: nil, deadlineTimer: timer)
+    if logger.logLevel <= .debug {
+      logger.debug("call", metadata: ["method": "\(method)", "call-id": "\(callID)", "request-id": "\(requestID)"])
+    }
+
+    let eventLoop = context.eventLoop
+    let bound = NIOLoopBound(self, eventLoop: eventLoop)
+    let sink = CallResponseSink(handler: bound, callID: callID, serial: serial)
+    let logger = self.logger
+    let task = Task.immediate {
+      let result: Result<[UInt8], RPCError>
+      do {
+        result = .success(try await prepared.run(context: callContext, sink: sink))
+      } catch {
+        let rpcError = RPCError(from: error)
+        if rpcError.code == .internal {
+          logger.error(
+            "handler failed",
+            metadata: ["method": "\(method)", "request-id": "\(requestID)", "error": "\(String(reflecting: type(of: error)))"]
+          )
+        }
+        result = .failure(rpcError)
+      }
+      if eventLoop.inEventLoop {
+        bound.value.complete(callID: callID, serial: serial, result: result)
+      } else {
+        eventLoop.execute { bound.value.complete(callID: callID, serial: serial, result: result) }
+      }
+    }
+    // The task may already have completed (and removed the call) inline.
+    if calls[callID]?.serial == serial { calls[callID]!.task = task }
+  }
+
+  private func complete(callID: UInt32, serial: UInt64, result: Result<[UInt8], RPCError>) {
+    guard let call = calls[callID], call.serial == serial else { return }
+    switch result {
+    case .success(let payload):
+      finish(callID: callID, status: Dms_Rpc_V1_Status(), payload: payload)
+    case .failure(let error):
+      finish(callID: callID, error: error)
+    }
+  }
+
+  private func expire(callID: UInt32, serial: UInt64) {
+    guard let call = calls[callID], call.serial == serial else { return }
+    finish(callID: callID, error: RPCError(code: .deadlineExceeded, message: "the call's deadline passed"))
+  }
+
+  /// Sends one MESSAGE of a streaming call; nil if the call has ended.
+  fileprivate func sendMessage(callID: UInt32, serial: UInt64, bytes: [UInt8]) -> EventLoopFuture<Void>? {
+    guard phase != .closed, let call = calls[callID], call.serial == serial else { return nil }
+    var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + bytes.count)
+    FrameHeader.write(type: .message, callID: callID, metaLength: 0, payloadLength: bytes.count, into: &buffer)
+    buffer.writeBytes(bytes)
+    let promise = context.eventLoop.makePromise(of: Void.self)
+    context.write(wrapOutboundOut(buffer), promise: promise)
+    requestFlush()
+    return promise.futureResult
+  }
+
+  private func finish(callID: UInt32, error: RPCError) {
+    finish(callID: callID, status: error.wireStatus, payload: [])
+  }
+
+  private func finish(callID: UInt32, status: Dms_Rpc_V1_Status, payload: [UInt8]) {
+    guard let call = calls.removeValue(forKey: callID) else { return }
+    call.deadlineTimer?.cancel()
+    call.task?.cancel()
+    var status = status
+    status.trailers[MetadataKey.requestID] = call.requestID
+    writeEnd(callID: callID, status: status, payload: payload)
+    if calls.isEmpty { lastCallEnded = .now() }
+    if phase == .draining {
+      closeIfDrained()
+      return
+    }
+    if parkedCount > 0 {
+      // A slot opened: parked calls start, and reading may resume.
+      startParkedCalls()
+      if readPending, !isPaused {
+        readPending = false
+        context.read()
+      }
+    }
+  }
+
+  private static func makeRequestID() -> String {
+    String(UInt64.random(in: 1...UInt64.max), radix: 16)
+  }
+
+  // MARK: Writing
+
+  private func writeEnd(callID: UInt32, status: Dms_Rpc_V1_Status, payload: [UInt8]) {
+    let meta: [UInt8] = (try? status.serializedBytes()) ?? []
+    var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + meta.count + payload.count)
+    FrameHeader.write(
+      type: .end, flags: .endStream, callID: callID, metaLength: meta.count, payloadLength: payload.count,
+      into: &buffer)
+    buffer.writeBytes(meta)
+    buffer.writeBytes(payload)
+    write(buffer)
+  }
+
+  private func writeFrame(type: FrameType, flags: FrameFlags, callID: UInt32, meta: [UInt8], payload: ByteBuffer) {
+    var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + meta.count + payload.readableBytes)
+    FrameHeader.write(
+      type: type, flags: flags, callID: callID, metaLength: meta.count, payloadLength: payload.readableBytes,
+      into: &buffer)
+    buffer.writeBytes(meta)
+    buffer.writeImmutableBuffer(payload)
+    write(buffer)
+  }
+
+  private func write(_ buffer: ByteBuffer) {
+    guard let context else { return }
+    context.write(wrapOutboundOut(buffer), promise: nil)
+    requestFlush()
+  }
+
+  /// Flushes once per read batch, or once per event-loop tick for writes that come
+  /// from handlers finishing outside one.
+  private func requestFlush() {
+    flushNeeded = true
+    guard !inReadBatch, !flushScheduled, let context else { return }
+    flushScheduled = true
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    context.eventLoop.execute {
+      bound.value.flushScheduled = false
+      bound.value.flushIfNeeded()
+    }
+  }
+
+  private func flushIfNeeded() {
+    guard flushNeeded, let context else { return }
+    flushNeeded = false
+    context.flush()
+  }
+
+  // MARK: Lifecycle
+
+  private func goAwayAndClose(code: StatusCode, reason: String) {
+    guard phase != .closed else { return }
+    logger.info("GOAWAY", metadata: ["code": "\(code.name)", "reason": "\(reason)"])
+    writeGoAway(code: code, reason: reason)
+    close()
+  }
+
+  private func writeGoAway(code: StatusCode, reason: String) {
+    var goAway = Dms_Rpc_V1_GoAway()
+    goAway.lastCallID = highestCallID
+    goAway.code = code.rawValue
+    goAway.reason = reason
+    writeFrame(type: .goAway, flags: [], callID: 0, meta: (try? goAway.serializedBytes()) ?? [], payload: ByteBuffer())
+  }
+
+  /// Stops taking calls: GOAWAY now, close when the open calls end or the grace
+  /// period runs out.
+  private func beginDraining(code: StatusCode, reason: String) {
+    switch phase {
+    case .open:
+      phase = .draining
+      writeGoAway(code: code, reason: reason)
+      // Parked calls were not run: they end UNAVAILABLE, to be retried elsewhere.
+      for frame in parked[parkedHead...] { receiveCall(frame) }
+      parked.removeAll()
+      parkedHead = 0
+      parkedBytes = 0
+      flushIfNeeded()
+      graceTimer = schedule(after: timeouts.shutdownGrace) { handler in
+        handler.logger.info("closing a connection whose calls outran the shutdown grace period")
+        handler.close()
+      }
+      closeIfDrained()
+    case .awaitingPreface:
+      close()
+    case .draining, .closed:
+      break
+    }
+  }
+
+  private func closeIfDrained() {
+    if phase == .draining, calls.isEmpty { close() }
+  }
+
+  private func close() {
+    guard phase != .closed, let context else { return }
+    phase = .closed
+    flushNeeded = false
+    context.flush()
+    context.close(promise: nil)
+  }
+
+  private func scheduleIdleCheck(after delay: Duration) {
+    idleTimer = schedule(after: delay) { handler in
+      guard handler.phase == .open else { return }
+      let idleFor = NIODeadline.now() - handler.lastCallEnded
+      let limit = TimeAmount(handler.timeouts.idle)
+      if handler.calls.isEmpty, idleFor >= limit {
+        handler.goAwayAndClose(code: .unavailable, reason: "idle")
+      } else {
+        let remaining = handler.calls.isEmpty ? limit - idleFor : limit
+        handler.scheduleIdleCheck(after: Duration(remaining))
+      }
+    }
+  }
+
+  /// Closes the connection when a frame stays half-received too long.
+  private func watchForStall() {
+    guard let buffer = inbound, buffer.readableBytes > 0, !isPaused, phase != .closed else {
+      partialSince = nil
+      return
+    }
+    if partialSince == nil { partialSince = .now() }
+    guard stallTimer == nil else { return }
+    stallTimer = schedule(after: timeouts.frameStall) { handler in
+      handler.stallTimer = nil
+      guard let since = handler.partialSince else { return }
+      let waited = NIODeadline.now() - since
+      if waited >= TimeAmount(handler.timeouts.frameStall) {
+        handler.logger.info("closing a connection whose frame stalled half way")
+        handler.close()
+      } else {
+        handler.watchForStall()
+      }
+    }
+  }
+
+  private func schedule(after delay: Duration, _ body: @escaping (ServerConnectionHandler) -> Void) -> Scheduled<Void> {
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    let boundBody = NIOLoopBound(body, eventLoop: context.eventLoop)
+    return context.eventLoop.scheduleTask(in: TimeAmount(delay)) { boundBody.value(bound.value) }
+  }
+
+  private func writeHTTPRefusal() {
+    let address = context.channel.localAddress
+    let hostPort = "\(address?.ipAddress ?? "HOST"):\(address?.port ?? ServerConfiguration.defaultPort)"
+    let body = """
+      This port speaks DMS RPC, a binary protocol, not HTTP.
+      Reach it with the dmsctl command-line probe:
+
+          dmsctl --server \(hostPort) info
+
+      The protocol is described in docs/PROTOCOL.md.
+
+      """
+    let response =
+      "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+      + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+    write(context.channel.allocator.buffer(string: response))
+    close()
+  }
+}
+
+/// Streams a call's MESSAGE frames through its connection, one write at a time.
+private struct CallResponseSink: ResponseSink {
+  let handler: NIOLoopBound<ServerConnectionHandler>
+  let callID: UInt32
+  let serial: UInt64
+
+  func send(_ serializedMessage: [UInt8]) async throws {
+    try Task.checkCancellation()
+    let handler = self.handler
+    let (callID, serial) = (self.callID, self.serial)
+    try await handler.eventLoop.flatSubmit {
+      handler.value.sendMessage(callID: callID, serial: serial, bytes: serializedMessage)
+        ?? handler.eventLoop.makeFailedFuture(CancellationError())
+    }.get()
+  }
+}

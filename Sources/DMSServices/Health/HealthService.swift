@@ -1,0 +1,88 @@
+import DMSMessages
+import DMSRPC
+import DMSStubs
+import Synchronization
+
+/// `dms.rpc.v1.Health`: whether the server (or one of its services) is serving.
+///
+/// The server's own status is the "" service. Later areas add theirs (the storage's)
+/// with `setStatus(_:for:)`; shutdown sets everything NOT_SERVING.
+public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
+  public typealias Status = Dms_Rpc_V1_HealthCheckResponse.ServingStatus
+
+  private struct State {
+    var statuses: [String: Status]
+    var watchers: [UInt64: (service: String, continuation: AsyncStream<Status>.Continuation)] = [:]
+    var nextWatcher: UInt64 = 0
+  }
+
+  private let state: Mutex<State>
+
+  /// A health service reporting SERVING for the server and for `services`.
+  public init(services: [String] = []) {
+    var statuses: [String: Status] = ["": .serving]
+    for service in services { statuses[service] = .serving }
+    state = Mutex(State(statuses: statuses))
+  }
+
+  /// Sets the status of `service` ("" = the server) and tells its watchers.
+  public func setStatus(_ status: Status, for service: String = "") {
+    state.withLock { state in
+      state.statuses[service] = status
+      for watcher in state.watchers.values where watcher.service == service {
+        watcher.continuation.yield(status)
+      }
+    }
+  }
+
+  /// Sets every service NOT_SERVING (on shutdown).
+  public func setAllNotServing() {
+    let services = state.withLock { Array($0.statuses.keys) }
+    for service in services { setStatus(.notServing, for: service) }
+  }
+
+  private func status(of service: String) -> Status {
+    state.withLock { $0.statuses[service] } ?? .serviceUnknown
+  }
+
+  public func check(
+    request: Dms_Rpc_V1_HealthCheckRequest,
+    context: ServerContext
+  ) async throws -> Dms_Rpc_V1_HealthCheckResponse {
+    let status = status(of: request.service)
+    guard status != .serviceUnknown else {
+      throw RPCError(code: .notFound, message: "no service named \"\(request.service)\"")
+    }
+    var response = Dms_Rpc_V1_HealthCheckResponse()
+    response.status = status
+    return response
+  }
+
+  public func watch(
+    request: Dms_Rpc_V1_HealthCheckRequest,
+    responses: ResponseStreamWriter<Dms_Rpc_V1_HealthCheckResponse>,
+    context: ServerContext
+  ) async throws {
+    let (stream, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(8))
+    let id = state.withLock { state in
+      let id = state.nextWatcher
+      state.nextWatcher += 1
+      state.watchers[id] = (request.service, continuation)
+      continuation.yield(state.statuses[request.service] ?? .serviceUnknown)
+      return id
+    }
+    defer { _ = state.withLock { $0.watchers.removeValue(forKey: id) } }
+    try await withTaskCancellationHandler {
+      var last: Status?
+      for await status in stream where status != last {
+        last = status
+        var response = Dms_Rpc_V1_HealthCheckResponse()
+        response.status = status
+        try await responses.send(response)
+      }
+      try Task.checkCancellation()
+    } onCancel: {
+      continuation.finish()
+    }
+  }
+}

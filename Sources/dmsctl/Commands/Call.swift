@@ -1,0 +1,79 @@
+import ArgumentParser
+import DMSClient
+import DMSRPC
+import DMSStubs
+import SwiftProtobuf
+
+/// `dmsctl call`: any method compiled in, request and response as protobuf JSON.
+struct Call: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Call a method with a JSON request and print the JSON response.",
+    discussion: """
+      Example: dmsctl call /dms.rpc.v1.Health/Check --data '{"service": ""}'
+      A server-streaming method prints one JSON object per message until it ends
+      (or Ctrl-C). A failed call prints its code, message and violations and exits 1.
+      """
+  )
+
+  @OptionGroup var connection: ConnectionOptions
+
+  @Argument(help: "The method, as /package.Service/Method.")
+  var method: String
+
+  @Option(name: .shortAndLong, help: "The request as protobuf JSON (default {}).")
+  var data = "{}"
+
+  @Option(name: .shortAndLong, help: "Metadata key=value; repeatable.")
+  var metadata: [String] = []
+
+  func run() async throws {
+    guard let entry = ServiceCatalog.methods.first(where: { $0.descriptor.fullName == method }) else {
+      let known = ServiceCatalog.methods.map(\.descriptor.fullName).joined(separator: "\n  ")
+      throw ValidationError("unknown method \(method); this dmsctl knows:\n  \(known)")
+    }
+    var options = connection.callOptions
+    for pair in metadata {
+      guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+        throw ValidationError("--metadata must be key=value (got \"\(pair)\")")
+      }
+      options.metadata[pair[..<eq].lowercased()] = String(pair[pair.index(after: eq)...])
+    }
+    if entry.descriptor.kind == .serverStreaming { options.timeout = nil }
+    let client = try connection.makeClient()
+    defer { Task { await client.close() } }
+    do {
+      try await perform(entry.descriptor, entry.requestType, entry.responseType, client: client, options: options)
+    } catch let error as ValidationError {
+      throw error
+    } catch {
+      throw Output.failure(error, json: connection.json)
+    }
+  }
+
+  private func perform<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+    _ descriptor: MethodDescriptor,
+    _ requestType: Request.Type,
+    _ responseType: Response.Type,
+    client: RPCClient,
+    options: CallOptions
+  ) async throws {
+    let request: Request
+    do {
+      request = try Request(jsonString: data)
+    } catch {
+      throw ValidationError("--data is not a \(descriptor.requestType) in protobuf JSON: \(error)")
+    }
+    var json = JSONEncodingOptions()
+    json.preserveProtoFieldNames = true
+    switch descriptor.kind {
+    case .unary:
+      let response: Response = try await client.unary(descriptor, request: request, options: options)
+      print(try response.jsonString(options: json))
+    case .serverStreaming:
+      let stream: RPCResponseStream<Response> = client.serverStreaming(descriptor, request: request, options: options)
+      for try await message in stream {
+        print(try message.jsonString(options: json))
+      }
+    }
+  }
+}

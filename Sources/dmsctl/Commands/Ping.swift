@@ -1,0 +1,48 @@
+import ArgumentParser
+import DMSClient
+
+/// `dmsctl ping`: PING round trips.
+struct Ping: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Measure PING round-trip times.")
+
+  @OptionGroup var connection: ConnectionOptions
+
+  @Option(name: .shortAndLong, help: "How many PINGs.")
+  var count = 5
+
+  func validate() throws {
+    guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+  }
+
+  func run() async throws {
+    let client = try connection.makeClient()
+    defer { Task { await client.close() } }
+    var samples: [Double] = []
+    do {
+      _ = try await client.serverSettings()
+      for sequence in 1...count {
+        let rtt = try await client.ping()
+        let micros = Double(rtt.components.seconds) * 1e6 + Double(rtt.components.attoseconds) / 1e12
+        samples.append(micros)
+        if !connection.json { print("ping \(sequence): \(format(micros))") }
+      }
+    } catch {
+      throw Output.failure(error, json: connection.json)
+    }
+    let sorted = samples.sorted()
+    let median = sorted.count % 2 == 1
+      ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    if connection.json {
+      Output.json([
+        "count": samples.count, "min_us": sorted.first!, "median_us": median, "max_us": sorted.last!,
+        "samples_us": samples,
+      ])
+    } else {
+      print("\(samples.count) pings: min \(format(sorted.first!)), median \(format(median)), max \(format(sorted.last!))")
+    }
+  }
+
+  private func format(_ micros: Double) -> String {
+    micros >= 1000 ? String(format: "%.2f ms", micros / 1000) : String(format: "%.0f µs", micros)
+  }
+}

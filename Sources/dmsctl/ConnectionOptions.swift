@@ -1,0 +1,63 @@
+import ArgumentParser
+import DMSClient
+import DMSRPC
+import Foundation
+import NIOSSL
+
+/// Options every command takes: where the server is, TLS, output format.
+struct ConnectionOptions: ParsableArguments {
+  @Option(name: .long, help: "Server as host:port (default: DMS_SERVER, else 127.0.0.1:7411).")
+  var server: String?
+
+  @Flag(name: .long, help: "Connect with TLS.")
+  var tls = false
+
+  @Option(name: .long, help: "PEM file of the CA that signed the server's certificate (implies --tls).")
+  var ca: String?
+
+  @Option(name: .long, help: "Name the server's certificate must carry (default: the host).")
+  var serverName: String?
+
+  @Option(name: .long, help: "Seconds a call may take.")
+  var timeout: Double = 10
+
+  @Flag(name: .long, help: "Machine-readable JSON output.")
+  var json = false
+
+  /// host and port from --server, DMS_SERVER or the default.
+  func endpoint() throws -> (host: String, port: Int) {
+    let text = server ?? ProcessInfo.processInfo.environment["DMS_SERVER"] ?? "127.0.0.1:7411"
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+      (1...65535).contains(port)
+    else {
+      throw ValidationError("--server must be host:port, such as 127.0.0.1:7411 (got \"\(text)\")")
+    }
+    var host = String(text[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host.isEmpty ? "127.0.0.1" : host, port)
+  }
+
+  func makeClient() throws -> RPCClient {
+    let (host, port) = try endpoint()
+    var tlsConfiguration: TLSConfiguration?
+    if tls || ca != nil {
+      var configuration = TLSConfiguration.makeClientConfiguration()
+      if let ca { configuration.trustRoots = .file(ca) }
+      tlsConfiguration = configuration
+    }
+    return RPCClient(
+      configuration: ClientConfiguration(
+        host: host,
+        port: port,
+        tls: tlsConfiguration,
+        serverHostname: serverName,
+        connectAttempts: 1,
+        userAgent: "dmsctl/0.1.0"
+      )
+    )
+  }
+
+  var callOptions: CallOptions {
+    CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))
+  }
+}

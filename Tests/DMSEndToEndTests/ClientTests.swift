@@ -1,0 +1,184 @@
+import DMSClient
+import DMSMessages
+import DMSRPC
+import DMSStubs
+import Foundation
+import SwiftProtobuf
+import Testing
+
+/// The client library against a real server.
+@Suite("Client library")
+struct ClientTests {
+  @Test("1,000 concurrent calls from many tasks share one connection and all succeed")
+  func concurrentCalls() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for index in 0..<1000 {
+          group.addTask {
+            var request = Google_Protobuf_BytesValue()
+            request.value = Data("call-\(index)".utf8)
+            let response: Google_Protobuf_BytesValue = try await client.unary(
+              TestService.echo, request: request, options: CallOptions())
+            #expect(response.value == request.value)
+          }
+        }
+        try await group.waitForAll()
+      }
+      await client.close()
+    }
+  }
+
+  @Test("the client keeps to the server's concurrency limit: no spurious failures")
+  func keepsToLimit() async throws {
+    try await withTestServer({ $0.limits.maxConcurrentCalls = 2 }) { server async throws in
+      let client = server.client()
+      #expect(try await client.serverSettings().maxConcurrentCalls == 2)
+      let clock = ContinuousClock()
+      let started = clock.now
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<10 {
+          group.addTask {
+            var request = Google_Protobuf_UInt32Value()
+            request.value = 50
+            let _: Google_Protobuf_Empty = try await client.unary(TestService.sleep, request: request, options: CallOptions())
+          }
+        }
+        try await group.waitForAll()
+      }
+      // Ten 50 ms calls, two at a time: at least five rounds.
+      #expect(clock.now - started >= .milliseconds(250))
+      await client.close()
+    }
+  }
+
+  @Test("a failed call throws RPCError with code, message, violations and the request id")
+  func errorCarriesViolations() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      var request = Google_Protobuf_StringValue()
+      request.value = "x"
+      do {
+        let _: Google_Protobuf_Empty = try await client.unary(
+          TestService.reject, request: request, options: CallOptions(metadata: ["request-id": "abc"]))
+        Issue.record("the call should fail")
+      } catch let error as RPCError {
+        #expect(error.code == .invalidArgument)
+        #expect(error.message == "the request breaks a rule")
+        #expect(error.violations == [FieldViolation(field: "value", rule: "TEST-1", description: "must not be x")])
+        #expect(error.trailers["request-id"] == "abc")
+      }
+      await client.close()
+    }
+  }
+
+  @Test("an unexpected handler error reaches the client as INTERNAL without its details")
+  func internalErrorHidesDetails() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      do {
+        let _: Google_Protobuf_Empty = try await client.unary(TestService.fail, request: Google_Protobuf_Empty(), options: CallOptions())
+        Issue.record("the call should fail")
+      } catch let error as RPCError {
+        #expect(error.code == .internal)
+        #expect(!error.message.contains("secret"))
+      }
+      await client.close()
+    }
+  }
+
+  @Test("a per-call deadline ends the call DEADLINE_EXCEEDED and stops the handler")
+  func deadline() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      var request = Google_Protobuf_StringValue()
+      request.value = "client-deadline"
+      await #expect {
+        let _: Google_Protobuf_Empty = try await client.unary(
+          TestService.block, request: request, options: CallOptions(timeout: .milliseconds(100)))
+      } throws: { error in
+        (error as? RPCError)?.code == .deadlineExceeded
+      }
+      try await eventually { server.probe.cancelledTags.contains("client-deadline") }
+      await client.close()
+    }
+  }
+
+  @Test("cancelling the calling task sends CANCEL: the handler stops")
+  func taskCancellation() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let task = Task {
+        var request = Google_Protobuf_StringValue()
+        request.value = "task-cancel"
+        let _: Google_Protobuf_Empty = try await client.unary(TestService.block, request: request, options: CallOptions())
+      }
+      try await eventually { server.probe.startedTags.contains("task-cancel") }
+      task.cancel()
+      await #expect {
+        try await task.value
+      } throws: { error in
+        (error as? RPCError)?.code == .cancelled
+      }
+      try await eventually { server.probe.cancelledTags.contains("task-cancel") }
+      // The connection still serves.
+      #expect(try await Dms_Rpc_V1_Health.Client(client).check().status == .serving)
+      await client.close()
+    }
+  }
+
+  @Test("dropping a server stream cancels the call on the server")
+  func streamCancellation() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let task = Task {
+        for try await _ in Dms_Rpc_V1_Health.Client(client).watch() {}
+      }
+      try await Task.sleep(for: .milliseconds(100))
+      task.cancel()
+      _ = await task.result
+      #expect(try await Dms_Rpc_V1_Health.Client(client).check().status == .serving)
+      await client.close()
+    }
+  }
+
+  @Test("PING measures a round trip")
+  func ping() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let rtt = try await client.ping()
+      #expect(rtt > .zero && rtt < .seconds(5))
+      await client.close()
+    }
+  }
+
+  @Test("the client reconnects with backoff when the server comes back")
+  func reconnect() async throws {
+    let first = try await TestServer.start()
+    let port = first.port
+    let client = first.client { $0.connectAttempts = 20; $0.backoff.initial = .milliseconds(20) }
+    let health = Dms_Rpc_V1_Health.Client(client)
+    #expect(try await health.check().status == .serving)
+    try await first.stop()
+
+    let second = try await TestServer.start(port: port)
+    #expect(try await health.check().status == .serving)
+    await client.close()
+    try await second.stop()
+  }
+
+  @Test("with no server, a call fails UNAVAILABLE after its connection attempts")
+  func unavailable() async throws {
+    let server = try await TestServer.start()
+    let port = server.port
+    try await server.stop()
+    let client = RPCClient(
+      configuration: ClientConfiguration(port: port, backoff: .init(initial: .milliseconds(5)), connectAttempts: 3))
+    await #expect {
+      _ = try await Dms_Rpc_V1_Health.Client(client).check()
+    } throws: { error in
+      (error as? RPCError)?.code == .unavailable
+    }
+    await client.close()
+  }
+}

@@ -1,0 +1,81 @@
+import DMSClient
+import DMSMessages
+import DMSRPC
+import DMSStubs
+import SwiftProtobuf
+import Testing
+
+/// The built-in services, through the client library.
+@Suite("Health and Reflection")
+struct ServicesTests {
+  @Test("Health/Check answers SERVING for the server, NOT_FOUND for an unknown service")
+  func healthCheck() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let health = Dms_Rpc_V1_Health.Client(client)
+      #expect(try await health.check().status == .serving)
+      server.health.setStatus(.notServing)
+      #expect(try await health.check().status == .notServing)
+
+      var request = Dms_Rpc_V1_HealthCheckRequest()
+      request.service = "dms.nope.v1.Nope"
+      await #expect {
+        _ = try await health.check(request)
+      } throws: { error in
+        (error as? RPCError)?.code == .notFound
+      }
+      await client.close()
+    }
+  }
+
+  @Test("Health/Watch streams the status, then each change, until cancelled")
+  func healthWatch() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let stream = Dms_Rpc_V1_Health.Client(client).watch()
+      var iterator = stream.makeAsyncIterator()
+      #expect(try await iterator.next()?.status == .serving)
+      server.health.setStatus(.notServing)
+      #expect(try await iterator.next()?.status == .notServing)
+      server.health.setStatus(.serving)
+      #expect(try await iterator.next()?.status == .serving)
+      await client.close()
+    }
+  }
+
+  @Test("Reflection/ListMethods lists every method with its types and shape")
+  func listMethods() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let list = try await Dms_Rpc_V1_Reflection.Client(client).listMethods()
+      let byName = Dictionary(uniqueKeysWithValues: list.methods.map { ($0.name, $0) })
+      let check = try #require(byName["/dms.rpc.v1.Health/Check"])
+      #expect(check.requestType == "dms.rpc.v1.HealthCheckRequest")
+      #expect(check.responseType == "dms.rpc.v1.HealthCheckResponse")
+      #expect(!check.serverStreaming)
+      #expect(byName["/dms.rpc.v1.Health/Watch"]?.serverStreaming == true)
+      #expect(byName["/dms.rpc.v1.Reflection/ListMethods"] != nil)
+      #expect(byName["/dms.rpc.v1.Reflection/GetFileDescriptorSet"] != nil)
+      #expect(byName[TestService.echo.fullName] != nil)
+      await client.close()
+    }
+  }
+
+  @Test("Reflection/GetFileDescriptorSet returns every .proto, enough to build messages dynamically")
+  func fileDescriptorSet() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let response = try await Dms_Rpc_V1_Reflection.Client(client).getFileDescriptorSet()
+      let set = try Google_Protobuf_FileDescriptorSet(serializedBytes: response.fileDescriptorSet)
+      let files = Dictionary(uniqueKeysWithValues: set.file.map { ($0.name, $0) })
+      let health = try #require(files["dms/rpc/v1/health.proto"])
+      #expect(health.package == "dms.rpc.v1")
+      let service = try #require(health.service.first { $0.name == "Health" })
+      #expect(service.method.map(\.name) == ["Check", "Watch"])
+      let frame = try #require(files["dms/rpc/v1/frame.proto"])
+      let callMeta = try #require(frame.messageType.first { $0.name == "CallMeta" })
+      #expect(callMeta.field.map(\.number) == [1, 2, 3])
+      await client.close()
+    }
+  }
+}

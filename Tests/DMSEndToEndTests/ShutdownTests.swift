@@ -1,0 +1,89 @@
+import DMSClient
+import DMSMessages
+import DMSRPC
+import DMSStubs
+import DMSWire
+import SwiftProtobuf
+import Testing
+
+/// Graceful shutdown: GOAWAY, open calls finish, new calls refused.
+@Suite("Graceful shutdown")
+struct ShutdownTests {
+  @Test("an open call finishes, a new call is refused, and the server stops")
+  func drains() async throws {
+    let server = try await TestServer.start()
+    let (connection, _) = try await RawConnection.open(port: server.port)
+    var sleep = Google_Protobuf_UInt32Value()
+    sleep.value = 300
+    try await connection.send(RawFrame.call(id: 1, method: TestService.sleep.fullName, request: sleep))
+    try await Task.sleep(for: .milliseconds(50))
+
+    server.server.beginGracefulShutdown()
+    let goAwayFrame = try await connection.readFrame()
+    #expect(goAwayFrame.type == .goAway)
+    let goAway = try Dms_Rpc_V1_GoAway(serializedBytes: Array(goAwayFrame.meta.readableBytesView))
+    #expect(goAway.lastCallID == 1)
+    #expect(goAway.code == StatusCode.unavailable.rawValue)
+
+    try await connection.send(RawFrame.call(id: 2, method: Dms_Rpc_V1_Health.Method.check.fullName, payload: []))
+    let refused = try await connection.readFrame()
+    #expect(refused.callID == 2)
+    #expect(try RawFrame.status(of: refused).code == StatusCode.unavailable.rawValue)
+
+    let finished = try await connection.readFrame()
+    #expect(finished.callID == 1)
+    #expect(try RawFrame.status(of: finished).code == 0, "the open call ran to completion")
+    _ = try await connection.readUntilClosed()
+    try await server.waitUntilStopped()
+
+    // New connections are refused once the server has stopped listening.
+    await #expect(throws: (any Error).self) { _ = try await RawConnection.connect(port: server.port) }
+  }
+
+  @Test("calls still open when the grace period ends are cut off")
+  func graceExpires() async throws {
+    let server = try await TestServer.start { $0.timeouts.shutdownGrace = .milliseconds(200) }
+    let (connection, _) = try await RawConnection.open(port: server.port)
+    var block = Google_Protobuf_StringValue()
+    block.value = "grace"
+    try await connection.send(RawFrame.call(id: 1, method: TestService.block.fullName, request: block))
+    try await eventually { server.probe.startedTags.contains("grace") }
+    let clock = ContinuousClock()
+    let started = clock.now
+    server.server.beginGracefulShutdown()
+    _ = try await connection.readUntilClosed()
+    try await server.waitUntilStopped()
+    #expect(clock.now - started < .seconds(5))
+    try await eventually { server.probe.cancelledTags.contains("grace") }
+  }
+
+  @Test("a call a GOAWAY says was not run is retried on a new connection; the open one finishes")
+  func clientRetriesAfterGoAway() async throws {
+    let first = try await TestServer.start { $0.limits.maxConcurrentCalls = 1 }
+    let port = first.port
+    let client = first.client { $0.connectAttempts = 50; $0.backoff.initial = .milliseconds(20) }
+    #expect(try await client.serverSettings().maxConcurrentCalls == 1)
+
+    var sleep = Google_Protobuf_UInt32Value()
+    sleep.value = 400
+    async let running: Google_Protobuf_Empty = client.unary(TestService.sleep, request: sleep, options: CallOptions())
+    try await Task.sleep(for: .milliseconds(50))
+    // Waits in the client's queue: the server allows one call at a time.
+    async let queued = Dms_Rpc_V1_Health.Client(client).check()
+    try await Task.sleep(for: .milliseconds(50))
+
+    first.server.beginGracefulShutdown()
+    // The first server stops listening at once (closing its socket takes a moment).
+    var second: TestServer?
+    for _ in 0..<200 where second == nil {
+      second = try? await TestServer.start(port: port)
+      if second == nil { try await Task.sleep(for: .milliseconds(10)) }
+    }
+    let secondServer = try #require(second)
+    #expect(try await queued.status == .serving, "retried against the second server")
+    _ = try await running  // finished on the first server during its drain
+    try await first.waitUntilStopped()
+    await client.close()
+    try await secondServer.stop()
+  }
+}

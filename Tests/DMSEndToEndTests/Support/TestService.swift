@@ -1,0 +1,64 @@
+import DMSRPC
+import Foundation
+import SwiftProtobuf
+import Synchronization
+
+/// Methods for tests, registered by hand (no .proto): echo, sleep, block.
+enum TestService {
+  static func descriptor(_ name: String, _ request: String, _ response: String) -> MethodDescriptor {
+    MethodDescriptor(service: "dms.test.v1.Test", method: name, requestType: request, responseType: response, kind: .unary)
+  }
+
+  /// `/dms.test.v1.Test/Echo`: returns the request bytes.
+  static let echo = descriptor("Echo", "google.protobuf.BytesValue", "google.protobuf.BytesValue")
+  /// `/dms.test.v1.Test/Sleep`: sleeps the requested milliseconds (cancellable).
+  static let sleep = descriptor("Sleep", "google.protobuf.UInt32Value", "google.protobuf.Empty")
+  /// `/dms.test.v1.Test/Block`: waits until cancelled; records start and cancellation
+  /// under the request's string.
+  static let block = descriptor("Block", "google.protobuf.StringValue", "google.protobuf.Empty")
+  /// `/dms.test.v1.Test/Reject`: fails INVALID_ARGUMENT with one violation.
+  static let reject = descriptor("Reject", "google.protobuf.StringValue", "google.protobuf.Empty")
+  /// `/dms.test.v1.Test/Fail`: throws a non-RPC error.
+  static let fail = descriptor("Fail", "google.protobuf.Empty", "google.protobuf.Empty")
+
+  /// What the test handlers saw.
+  final class Probe: Sendable {
+    private let state = Mutex<(started: [String], cancelled: [String])>(([], []))
+    func started(_ tag: String) { state.withLock { $0.started.append(tag) } }
+    func cancelled(_ tag: String) { state.withLock { $0.cancelled.append(tag) } }
+    var startedTags: [String] { state.withLock { $0.started } }
+    var cancelledTags: [String] { state.withLock { $0.cancelled } }
+  }
+
+  struct Boom: Error, CustomStringConvertible {
+    var description: String { "secret detail that must not reach the client" }
+  }
+
+  static func methods(probe: Probe) -> [RPCMethod] {
+    [
+      .unary(echo) { (request: Google_Protobuf_BytesValue, _) in request },
+      .unary(sleep) { (request: Google_Protobuf_UInt32Value, _) in
+        try await Task.sleep(for: .milliseconds(Int(request.value)))
+        return Google_Protobuf_Empty()
+      },
+      .unary(block) { (request: Google_Protobuf_StringValue, _) in
+        probe.started(request.value)
+        do {
+          try await Task.sleep(for: .seconds(60))
+        } catch {
+          probe.cancelled(request.value)
+          throw error
+        }
+        return Google_Protobuf_Empty()
+      },
+      .unary(reject) { (request: Google_Protobuf_StringValue, _) -> Google_Protobuf_Empty in
+        throw RPCError(
+          code: .invalidArgument,
+          message: "the request breaks a rule",
+          violations: [FieldViolation(field: "value", rule: "TEST-1", description: "must not be \(request.value)")]
+        )
+      },
+      .unary(fail) { (_: Google_Protobuf_Empty, _) -> Google_Protobuf_Empty in throw Boom() },
+    ]
+  }
+}
