@@ -194,7 +194,8 @@ public final class RPCClient: RPCCaller, Sendable {
     }
     throw RPCError(
       code: .unavailable,
-      message: "cannot reach \(configuration.host):\(configuration.port): \(lastError.map { "\($0)" } ?? "unknown error")"
+      message:
+        "cannot reach \(configuration.host):\(configuration.port): \(lastError.map { "\($0)" } ?? "unknown error")"
     )
   }
 }

@@ -41,7 +41,8 @@ struct ClientTests {
           group.addTask {
             var request = Google_Protobuf_UInt32Value()
             request.value = 50
-            let _: Google_Protobuf_Empty = try await client.unary(TestService.sleep, request: request, options: CallOptions())
+            let _: Google_Protobuf_Empty = try await client.unary(
+              TestService.sleep, request: request, options: CallOptions())
           }
         }
         try await group.waitForAll()
@@ -77,7 +78,8 @@ struct ClientTests {
     try await withTestServer { server async throws in
       let client = server.client()
       do {
-        let _: Google_Protobuf_Empty = try await client.unary(TestService.fail, request: Google_Protobuf_Empty(), options: CallOptions())
+        let _: Google_Protobuf_Empty = try await client.unary(
+          TestService.fail, request: Google_Protobuf_Empty(), options: CallOptions())
         Issue.record("the call should fail")
       } catch let error as RPCError {
         #expect(error.code == .internal)
@@ -111,7 +113,8 @@ struct ClientTests {
       let task = Task {
         var request = Google_Protobuf_StringValue()
         request.value = "task-cancel"
-        let _: Google_Protobuf_Empty = try await client.unary(TestService.block, request: request, options: CallOptions())
+        let _: Google_Protobuf_Empty = try await client.unary(
+          TestService.block, request: request, options: CallOptions())
       }
       try await eventually { server.probe.startedTags.contains("task-cancel") }
       task.cancel()
@@ -156,7 +159,9 @@ struct ClientTests {
   func reconnect() async throws {
     let first = try await TestServer.start()
     let port = first.port
-    let client = first.client { $0.connectAttempts = 20; $0.backoff.initial = .milliseconds(20) }
+    let client = first.client {
+      $0.connectAttempts = 20; $0.backoff.initial = .milliseconds(20)
+    }
     let health = Dms_Rpc_V1_Health.Client(client)
     #expect(try await health.check().status == .serving)
     try await first.stop()

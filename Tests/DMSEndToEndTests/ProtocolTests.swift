@@ -100,7 +100,9 @@ struct ProtocolTests {
     ]
   }()
 
-  @Test("a malformed frame gets GOAWAY INVALID_ARGUMENT naming the fault; others keep being served", arguments: malformedFrames)
+  @Test(
+    "a malformed frame gets GOAWAY INVALID_ARGUMENT naming the fault; others keep being served",
+    arguments: malformedFrames)
   func malformedFrame(name: String, bytes: [UInt8]) async throws {
     try await withTestServer { server async throws in
       let (bystander, _) = try await RawConnection.open(port: server.port)
@@ -110,7 +112,8 @@ struct ProtocolTests {
       #expect(goAway.code == StatusCode.invalidArgument.rawValue, "\(name)")
       #expect(!goAway.reason.isEmpty)
 
-      try await bystander.send(RawFrame.call(id: 1, method: Dms_Rpc_V1_Health.Method.check.fullName, request: Dms_Rpc_V1_HealthCheckRequest()))
+      try await bystander.send(
+        RawFrame.call(id: 1, method: Dms_Rpc_V1_Health.Method.check.fullName, request: Dms_Rpc_V1_HealthCheckRequest()))
       let end = try await bystander.readFrame()
       #expect(end.type == .end)
       #expect(try RawFrame.status(of: end).code == 0)
@@ -150,7 +153,8 @@ struct ProtocolTests {
   func unknownMethod() async throws {
     try await withTestServer { server async throws in
       let (connection, _) = try await RawConnection.open(port: server.port)
-      try await connection.send(RawFrame.call(id: 1, method: "/dms.nope.v1.Nope/Nothing", payload: [], metadata: ["request-id": "r-42"]))
+      try await connection.send(
+        RawFrame.call(id: 1, method: "/dms.nope.v1.Nope/Nothing", payload: [], metadata: ["request-id": "r-42"]))
       let end = try await connection.readFrame()
       let status = try RawFrame.status(of: end)
       #expect(end.type == .end && end.callID == 1)
@@ -175,7 +179,8 @@ struct ProtocolTests {
   func undecodablePayload() async throws {
     try await withTestServer { server async throws in
       let (connection, _) = try await RawConnection.open(port: server.port)
-      try await connection.send(RawFrame.call(id: 3, method: Dms_Rpc_V1_Health.Method.check.fullName, payload: [0x0A, 0xFF, 0x01]))
+      try await connection.send(
+        RawFrame.call(id: 3, method: Dms_Rpc_V1_Health.Method.check.fullName, payload: [0x0A, 0xFF, 0x01]))
       let status = try RawFrame.status(of: try await connection.readFrame())
       #expect(status.code == StatusCode.invalidArgument.rawValue)
       #expect(status.message.contains("dms.rpc.v1.HealthCheckRequest"))
@@ -186,7 +191,8 @@ struct ProtocolTests {
   func callWithoutEndStream() async throws {
     try await withTestServer { server async throws in
       let (connection, _) = try await RawConnection.open(port: server.port)
-      try await connection.send(RawFrame.call(id: 3, method: Dms_Rpc_V1_Health.Method.check.fullName, payload: [], flags: []))
+      try await connection.send(
+        RawFrame.call(id: 3, method: Dms_Rpc_V1_Health.Method.check.fullName, payload: [], flags: []))
       let status = try RawFrame.status(of: try await connection.readFrame())
       #expect(status.code == StatusCode.invalidArgument.rawValue)
     }
@@ -224,7 +230,8 @@ struct ProtocolTests {
       var block = Google_Protobuf_StringValue()
       block.value = "deadline"
       let started = ContinuousClock.now
-      try await connection.send(RawFrame.call(id: 1, method: TestService.block.fullName, request: block, timeoutMs: 100))
+      try await connection.send(
+        RawFrame.call(id: 1, method: TestService.block.fullName, request: block, timeoutMs: 100))
       let end = try await connection.readFrame()
       #expect(try RawFrame.status(of: end).code == StatusCode.deadlineExceeded.rawValue)
       #expect(ContinuousClock.now - started >= .milliseconds(100))

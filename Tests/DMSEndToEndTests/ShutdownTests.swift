@@ -61,7 +61,9 @@ struct ShutdownTests {
   func clientRetriesAfterGoAway() async throws {
     let first = try await TestServer.start { $0.limits.maxConcurrentCalls = 1 }
     let port = first.port
-    let client = first.client { $0.connectAttempts = 50; $0.backoff.initial = .milliseconds(20) }
+    let client = first.client {
+      $0.connectAttempts = 50; $0.backoff.initial = .milliseconds(20)
+    }
     #expect(try await client.serverSettings().maxConcurrentCalls == 1)
 
     var sleep = Google_Protobuf_UInt32Value()

@@ -8,9 +8,13 @@ struct FrameDecoderTests {
 
   static func frame(_ type: FrameType) -> Frame {
     switch type {
-    case .call: Frame(type: .call, flags: .endStream, callID: 7, meta: ByteBuffer(bytes: [1, 2]), payload: ByteBuffer(bytes: [3, 4, 5]))
+    case .call:
+      Frame(
+        type: .call, flags: .endStream, callID: 7, meta: ByteBuffer(bytes: [1, 2]),
+        payload: ByteBuffer(bytes: [3, 4, 5]))
     case .message: Frame(type: .message, callID: 7, payload: ByteBuffer(bytes: [9, 9]))
-    case .end: Frame(type: .end, flags: .endStream, callID: 7, meta: ByteBuffer(bytes: [8]), payload: ByteBuffer(bytes: [1]))
+    case .end:
+      Frame(type: .end, flags: .endStream, callID: 7, meta: ByteBuffer(bytes: [8]), payload: ByteBuffer(bytes: [1]))
     case .cancel: Frame(type: .cancel, callID: 7)
     case .ping: Frame(type: .ping, flags: .ack, callID: 0, payload: ByteBuffer(bytes: [1, 2, 3, 4, 5, 6, 7, 8]))
     case .goAway: Frame(type: .goAway, callID: 0, meta: ByteBuffer(bytes: [8, 1]))
@@ -32,12 +36,15 @@ struct FrameDecoderTests {
   @Test("the header is laid out as the protocol says")
   func headerLayout() {
     var buffer = ByteBuffer()
-    FrameHeader.write(type: .end, flags: .endStream, callID: 0x0102_0304, metaLength: 2, payloadLength: 3, into: &buffer)
+    FrameHeader.write(
+      type: .end, flags: .endStream, callID: 0x0102_0304, metaLength: 2, payloadLength: 3, into: &buffer)
     #expect(Array(buffer.readableBytesView) == [0, 0, 0, 13, 3, 1, 0, 2, 1, 2, 3, 4])
   }
 
   /// Raw header bytes: length, type, flags, meta_len, call id.
-  static func header(length: UInt32, type: UInt8, flags: UInt8 = 0, metaLength: UInt16 = 0, callID: UInt32) -> ByteBuffer {
+  static func header(length: UInt32, type: UInt8, flags: UInt8 = 0, metaLength: UInt16 = 0, callID: UInt32)
+    -> ByteBuffer
+  {
     var buffer = ByteBuffer()
     buffer.writeMultipleIntegers(length, type, flags, metaLength, callID)
     return buffer

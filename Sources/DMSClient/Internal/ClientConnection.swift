@@ -47,7 +47,8 @@ final class ClientConnection: Sendable {
           let pipeline = channel.pipeline.syncOperations
           if let sslContext {
             try pipeline.addHandler(
-              NIOSSLClientHandler(context: sslContext, serverHostname: configuration.serverHostname ?? configuration.host)
+              NIOSSLClientHandler(
+                context: sslContext, serverHostname: configuration.serverHostname ?? configuration.host)
             )
           }
           try pipeline.addHandler(
@@ -80,7 +81,9 @@ final class ClientConnection: Sendable {
     return id
   }
 
-  private func callFrame(callID: UInt32, method: MethodDescriptor, request: [UInt8], options: CallOptions, userAgent: String) throws -> ByteBuffer {
+  private func callFrame(
+    callID: UInt32, method: MethodDescriptor, request: [UInt8], options: CallOptions, userAgent: String
+  ) throws -> ByteBuffer {
     var meta = Dms_Rpc_V1_CallMeta()
     meta.method = method.fullName
     if let timeout = options.timeout {
@@ -100,7 +103,9 @@ final class ClientConnection: Sendable {
   }
 
   /// Makes a unary call; returns the response payload.
-  func unary(method: MethodDescriptor, request: [UInt8], options: CallOptions, userAgent: String) async throws -> ByteBuffer {
+  func unary(method: MethodDescriptor, request: [UInt8], options: CallOptions, userAgent: String) async throws
+    -> ByteBuffer
+  {
     let callID = makeCallID()
     let frame = try callFrame(callID: callID, method: method, request: request, options: options, userAgent: userAgent)
     let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)

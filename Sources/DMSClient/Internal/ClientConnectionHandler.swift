@@ -20,7 +20,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     func fail(_ error: any Error) {
       switch self {
       case .unary(let promise): promise.fail(error)
-      case .stream(let deliver): deliver(.failure(error as? RPCError ?? RPCError(code: .unavailable, message: "\(error)")))
+      case .stream(let deliver):
+        deliver(.failure(error as? RPCError ?? RPCError(code: .unavailable, message: "\(error)")))
       }
     }
   }
@@ -84,7 +85,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       let bound = NIOLoopBound(self, eventLoop: loop)
       let callID = call.callID
       timer = loop.scheduleTask(in: TimeAmount(timeout)) {
-        bound.value.cancel(callID: callID, error: RPCError(code: .deadlineExceeded, message: "the call's deadline passed"))
+        bound.value.cancel(
+          callID: callID, error: RPCError(code: .deadlineExceeded, message: "the call's deadline passed"))
       }
     }
     calls[call.callID] = OpenCall(receiver: call.receiver, timer: timer)

@@ -309,7 +309,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     guard phase == .open else {
       writeEnd(
         callID: callID,
-        status: RPCError(code: .unavailable, message: "server is shutting down; retry on another connection", trailers: trailers).wireStatus,
+        status: RPCError(
+          code: .unavailable, message: "server is shutting down; retry on another connection", trailers: trailers
+        ).wireStatus,
         payload: [])
       return
     }
@@ -317,7 +319,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     guard frame.flags.contains(.endStream) else {
       writeEnd(
         callID: callID,
-        status: RPCError(code: .invalidArgument, message: "a CALL must carry END_STREAM: client streaming is not supported in version 1", trailers: trailers).wireStatus,
+        status: RPCError(
+          code: .invalidArgument,
+          message: "a CALL must carry END_STREAM: client streaming is not supported in version 1", trailers: trailers
+        ).wireStatus,
         payload: [])
       return
     }
@@ -386,7 +391,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         if rpcError.code == .internal {
           logger.error(
             "handler failed",
-            metadata: ["method": "\(method)", "request-id": "\(requestID)", "error": "\(String(reflecting: type(of: error)))"]
+            metadata: [
+              "method": "\(method)", "request-id": "\(requestID)", "error": "\(String(reflecting: type(of: error)))",
+            ]
           )
         }
         result = .failure(rpcError)
@@ -454,8 +461,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
   }
 
+  /// 16 random hex digits.
   private static func makeRequestID() -> String {
-    String(UInt64.random(in: 1...UInt64.max), radix: 16)
+    let hex = String(UInt64.random(in: 1...UInt64.max), radix: 16)
+    return String(repeating: "0", count: 16 - hex.count) + hex
   }
 
   // MARK: Writing

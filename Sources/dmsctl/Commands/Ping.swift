@@ -30,7 +30,8 @@ struct Ping: AsyncParsableCommand {
       throw Output.failure(error, json: connection.json)
     }
     let sorted = samples.sorted()
-    let median = sorted.count % 2 == 1
+    let median =
+      sorted.count % 2 == 1
       ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     if connection.json {
       Output.json([
@@ -38,7 +39,8 @@ struct Ping: AsyncParsableCommand {
         "samples_us": samples,
       ])
     } else {
-      print("\(samples.count) pings: min \(format(sorted.first!)), median \(format(median)), max \(format(sorted.last!))")
+      print(
+        "\(samples.count) pings: min \(format(sorted.first!)), median \(format(median)), max \(format(sorted.last!))")
     }
   }
 

@@ -148,8 +148,10 @@ enum RawFrame {
     meta.metadata = metadata
     let metaBytes: [UInt8] = try meta.serializedBytes()
     var buffer = ByteBuffer()
-    Frame(type: .call, flags: flags, callID: id, meta: ByteBuffer(bytes: metaBytes), payload: ByteBuffer(bytes: payload))
-      .write(into: &buffer)
+    Frame(
+      type: .call, flags: flags, callID: id, meta: ByteBuffer(bytes: metaBytes), payload: ByteBuffer(bytes: payload)
+    )
+    .write(into: &buffer)
     return buffer
   }
 

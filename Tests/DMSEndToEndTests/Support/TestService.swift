@@ -6,7 +6,8 @@ import Synchronization
 /// Methods for tests, registered by hand (no .proto): echo, sleep, block.
 enum TestService {
   static func descriptor(_ name: String, _ request: String, _ response: String) -> MethodDescriptor {
-    MethodDescriptor(service: "dms.test.v1.Test", method: name, requestType: request, responseType: response, kind: .unary)
+    MethodDescriptor(
+      service: "dms.test.v1.Test", method: name, requestType: request, responseType: response, kind: .unary)
   }
 
   /// `/dms.test.v1.Test/Echo`: returns the request bytes.

@@ -1,0 +1,112 @@
+"""Tests of the Python client against a running server (DMS_SERVER=host:port).
+
+Run by scripts/test: python3 -m unittest discover -s clients/python -v
+"""
+
+import os
+import socket
+import struct
+import unittest
+
+import dmsrpc
+
+HOST, PORT = os.environ.get("DMS_SERVER", "127.0.0.1:7411").rsplit(":", 1)
+PORT = int(PORT)
+CHECK = "/dms.rpc.v1.Health/Check"
+
+
+def connect():
+    return dmsrpc.Connection(HOST, PORT)
+
+
+class ProtocolFromTheDocs(unittest.TestCase):
+    def test_worked_example_call_bytes(self):
+        # The CALL of PROTOCOL.md's worked example, byte for byte.
+        expected = bytes.fromhex(
+            "00000022 01 01 001a 00000001"
+            "0a18 2f646d732e7270632e76312e4865616c74682f436865636b".replace(" ", ""))
+        self.assertEqual(dmsrpc.frame(dmsrpc.CALL, dmsrpc.END_STREAM, 1,
+                                      dmsrpc.encode_call_meta(CHECK)), expected)
+
+    def test_settings(self):
+        with connect() as conn:
+            self.assertGreater(conn.settings["max_frame_size"], 0)
+            self.assertGreater(conn.settings["max_concurrent_calls"], 0)
+            self.assertTrue(conn.settings["server"].startswith("dms-settingsd"))
+            self.assertIn("deadline", conn.settings["features"])
+
+    def test_health_check(self):
+        with connect() as conn:
+            status, payload = conn.call(CHECK, b"", metadata={"request-id": "py-1"})
+            self.assertEqual(status["code"], 0)
+            self.assertEqual(status["trailers"]["request-id"], "py-1")
+            self.assertEqual(payload, b"\x08\x01")  # HealthCheckResponse{status: SERVING}
+
+    def test_unknown_method(self):
+        with connect() as conn:
+            status, _ = conn.call("/dms.nope.v1.Nope/Nothing")
+            self.assertEqual(status["code_name"], "UNIMPLEMENTED")
+            self.assertTrue(status["trailers"]["request-id"])
+
+    def test_unknown_service_not_found(self):
+        with connect() as conn:
+            status, _ = conn.call(CHECK, dmsrpc.field_bytes(1, b"no.such.Service"))
+            self.assertEqual(status["code_name"], "NOT_FOUND")
+
+    def test_pipelined_calls_match_by_id(self):
+        with connect() as conn:
+            ids = {conn.send_call(CHECK) for _ in range(200)}
+            seen = set()
+            while len(seen) < len(ids):
+                ftype, _, call_id, meta, payload = conn.read_frame()
+                self.assertEqual(ftype, dmsrpc.END)
+                self.assertEqual(dmsrpc.decode_status(meta)["code"], 0)
+                seen.add(call_id)
+            self.assertEqual(seen, ids)
+
+    def test_ping(self):
+        with connect() as conn:
+            self.assertEqual(len(conn.ping()), 8)
+
+    def test_stream_then_cancel(self):
+        with connect() as conn:
+            call_id = conn.send_call("/dms.rpc.v1.Health/Watch")
+            ftype, _, fid, _, payload = conn.read_frame()
+            self.assertEqual((ftype, fid, payload), (dmsrpc.MESSAGE, call_id, b"\x08\x01"))
+            conn.cancel(call_id)
+            ftype, _, fid, meta, _ = conn.read_frame()
+            self.assertEqual((ftype, fid), (dmsrpc.END, call_id))
+            self.assertEqual(dmsrpc.decode_status(meta)["code_name"], "CANCELLED")
+
+    def test_reflection_lists_methods(self):
+        with connect() as conn:
+            status, payload = conn.call("/dms.rpc.v1.Reflection/ListMethods")
+            self.assertEqual(status["code"], 0)
+            names = [dict((n, v) for n, _, v in dmsrpc.parse(info))[1].decode()
+                     for n, _, info in dmsrpc.parse(payload) if n == 1]
+            self.assertIn(CHECK, names)
+            self.assertIn("/dms.rpc.v1.Reflection/GetFileDescriptorSet", names)
+
+    def test_malformed_frame_gets_goaway(self):
+        with connect() as conn:
+            conn.sock.sendall(struct.pack(">IBBHI", 8, 42, 0, 0, 1))
+            ftype, _, _, meta, _ = conn.read_frame()
+            self.assertEqual(ftype, dmsrpc.GOAWAY)
+            self.assertEqual(dmsrpc.decode_goaway(meta)["code"], 3)
+
+    def test_http_on_the_port(self):
+        sock = socket.create_connection((HOST, PORT), timeout=10)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 400 "))
+        self.assertIn(b"dmsctl", data)
+
+
+if __name__ == "__main__":
+    unittest.main()
