@@ -50,7 +50,7 @@ struct SettingsDaemon: AsyncParsableCommand {
       throw ValidationError("--tls-certificate and --tls-key go together")
     }
     guard maxConcurrentCalls >= 1 else { throw ValidationError("--max-concurrent-calls must be at least 1") }
-    guard maxFrameSize >= 1024 else { throw ValidationError("--max-frame-size must be at least 1024") }
+    guard maxFrameSize >= 65536 else { throw ValidationError("--max-frame-size must be at least 65536") }
     guard Logger.Level(rawValue: logLevel) != nil else {
       throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
     }
@@ -88,7 +88,7 @@ struct SettingsDaemon: AsyncParsableCommand {
       configuration: configuration,
       router: router,
       logger: logger,
-      onShutdown: { health.setAllNotServing() }
+      onShutdown: { health.shutDown() }
     )
     let group = ServiceGroup(
       configuration: .init(

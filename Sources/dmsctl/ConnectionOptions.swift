@@ -57,6 +57,22 @@ struct ConnectionOptions: ParsableArguments {
     )
   }
 
+  /// Runs `body` with a client, closing it afterwards; a failed call prints its
+  /// status and exits 1.
+  func withClient(_ body: (RPCClient) async throws -> Void) async throws {
+    let client = try makeClient()
+    do {
+      try await body(client)
+      await client.close()
+    } catch let error as ValidationError {
+      await client.close()
+      throw error
+    } catch {
+      await client.close()
+      throw Output.failure(error, json: json)
+    }
+  }
+
   var callOptions: CallOptions {
     CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))
   }

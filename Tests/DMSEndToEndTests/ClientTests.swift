@@ -89,6 +89,44 @@ struct ClientTests {
     }
   }
 
+  @Test("a response over the frame limit ends RESOURCE_EXHAUSTED; one under it arrives whole")
+  func oversizedResponse() async throws {
+    try await withTestServer({ $0.limits.maxFrameSize = 64 << 10 }) { server async throws in
+      let client = server.client()
+      var request = Google_Protobuf_UInt32Value()
+      request.value = 40 << 10
+      let fits: Google_Protobuf_BytesValue = try await client.unary(TestService.big, request: request, options: CallOptions())
+      #expect(fits.value.count == 40 << 10)
+      request.value = 100 << 10
+      await #expect {
+        let _: Google_Protobuf_BytesValue = try await client.unary(TestService.big, request: request, options: CallOptions())
+      } throws: { error in
+        (error as? RPCError)?.code == .resourceExhausted
+      }
+      #expect(try await Dms_Rpc_V1_Health.Client(client).check().status == .serving)
+      await client.close()
+    }
+  }
+
+  @Test("an error with more violations than a frame's meta holds arrives trimmed, saying so")
+  func manyViolations() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      var request = Google_Protobuf_UInt32Value()
+      request.value = 10_000
+      do {
+        let _: Google_Protobuf_Empty = try await client.unary(
+          TestService.manyViolations, request: request, options: CallOptions())
+        Issue.record("the call should fail")
+      } catch let error as RPCError {
+        #expect(error.code == .invalidArgument)
+        #expect(!error.violations.isEmpty && error.violations.count < 10_000)
+        #expect(error.message.contains("more violations not shown"))
+      }
+      await client.close()
+    }
+  }
+
   @Test("a per-call deadline ends the call DEADLINE_EXCEEDED and stops the handler")
   func deadline() async throws {
     try await withTestServer { server async throws in

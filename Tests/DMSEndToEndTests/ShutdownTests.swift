@@ -40,6 +40,22 @@ struct ShutdownTests {
     await #expect(throws: (any Error).self) { _ = try await RawConnection.connect(port: server.port) }
   }
 
+  @Test("on shutdown Health/Watch reports NOT_SERVING and ends, without holding up the drain")
+  func watchEndsOnShutdown() async throws {
+    let server = try await TestServer.start()
+    let client = server.client()
+    var iterator = Dms_Rpc_V1_Health.Client(client).watch().makeAsyncIterator()
+    #expect(try await iterator.next()?.status == .serving)
+    let clock = ContinuousClock()
+    let started = clock.now
+    server.server.beginGracefulShutdown()
+    #expect(try await iterator.next()?.status == .notServing)
+    #expect(try await iterator.next() == nil, "the stream ends OK")
+    try await server.waitUntilStopped()
+    #expect(clock.now - started < .seconds(5), "well inside the 10 s grace period")
+    await client.close()
+  }
+
   @Test("calls still open when the grace period ends are cut off")
   func graceExpires() async throws {
     let server = try await TestServer.start { $0.timeouts.shutdownGrace = .milliseconds(200) }

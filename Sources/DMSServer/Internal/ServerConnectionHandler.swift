@@ -39,6 +39,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private var inbound: ByteBuffer?
   private var calls: [UInt32: OpenCall] = [:]
   private var highestCallID: UInt32 = 0
+  private var peer = "?"
+  /// Request ids the server makes: a random prefix per connection, then a counter.
+  private let requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+  private var requestIDCounter: UInt32 = 0
   private var nextSerial: UInt64 = 0
 
   private var processing = false
@@ -96,7 +100,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
   private func start(context: ChannelHandlerContext) {
     guard prefaceTimer == nil, phase == .awaitingPreface else { return }
-    logger[metadataKey: "peer"] = "\(context.channel.remoteAddress?.description ?? "?")"
+    peer = context.channel.remoteAddress?.description ?? "?"
+    logger[metadataKey: "peer"] = "\(peer)"
     prefaceTimer = schedule(after: timeouts.preface) { handler in
       guard handler.phase == .awaitingPreface else { return }
       handler.logger.info("closing a connection that sent no preface in time")
@@ -303,7 +308,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       return
     }
     guard let meta = decodeMeta(Dms_Rpc_V1_CallMeta.self, of: frame) else { return }
-    let requestID = meta.metadata[MetadataKey.requestID] ?? Self.makeRequestID()
+    let requestID = meta.metadata[MetadataKey.requestID] ?? makeRequestID()
     let trailers = [MetadataKey.requestID: requestID]
 
     guard phase == .open else {
@@ -371,7 +376,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       metadata: meta.metadata,
       requestID: requestID,
       deadline: deadline,
-      peer: context.channel.remoteAddress?.description ?? "?"
+      peer: peer
     )
     calls[callID] = OpenCall(serial: serial, requestID: requestID, task: nil, deadlineTimer: timer)
     if logger.logLevel <= .debug {
@@ -411,11 +416,17 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private func complete(callID: UInt32, serial: UInt64, result: Result<[UInt8], RPCError>) {
     guard let call = calls[callID], call.serial == serial else { return }
     switch result {
+    case .success(let payload) where payload.count > limits.maxFrameSize - limits.maxMetaSize:
+      finish(callID: callID, error: Self.oversizedResponse(payload.count, limit: limits.maxFrameSize - limits.maxMetaSize))
     case .success(let payload):
       finish(callID: callID, status: Dms_Rpc_V1_Status(), payload: payload)
     case .failure(let error):
       finish(callID: callID, error: error)
     }
+  }
+
+  private static func oversizedResponse(_ size: Int, limit: Int) -> RPCError {
+    RPCError(code: .resourceExhausted, message: "the response of \(size) bytes is over the frame limit of \(limit)")
   }
 
   private func expire(callID: UInt32, serial: UInt64) {
@@ -426,6 +437,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// Sends one MESSAGE of a streaming call; nil if the call has ended.
   fileprivate func sendMessage(callID: UInt32, serial: UInt64, bytes: [UInt8]) -> EventLoopFuture<Void>? {
     guard phase != .closed, let call = calls[callID], call.serial == serial else { return nil }
+    guard bytes.count <= limits.maxFrameSize else {
+      finish(callID: callID, error: Self.oversizedResponse(bytes.count, limit: limits.maxFrameSize))
+      return nil
+    }
     var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + bytes.count)
     FrameHeader.write(type: .message, callID: callID, metaLength: 0, payloadLength: bytes.count, into: &buffer)
     buffer.writeBytes(bytes)
@@ -461,16 +476,17 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
   }
 
-  /// 16 random hex digits.
-  private static func makeRequestID() -> String {
-    let hex = String(UInt64.random(in: 1...UInt64.max), radix: 16)
-    return String(repeating: "0", count: 16 - hex.count) + hex
+  /// A request id unique in this process's life with high probability, made
+  /// without a system call: the connection's random prefix and a counter.
+  private func makeRequestID() -> String {
+    requestIDCounter &+= 1
+    return requestIDPrefix + "-" + String(requestIDCounter, radix: 16)
   }
 
   // MARK: Writing
 
   private func writeEnd(callID: UInt32, status: Dms_Rpc_V1_Status, payload: [UInt8]) {
-    let meta: [UInt8] = (try? status.serializedBytes()) ?? []
+    let meta = Self.serialize(status, limit: limits.maxMetaSize)
     var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + meta.count + payload.count)
     FrameHeader.write(
       type: .end, flags: .endStream, callID: callID, metaLength: meta.count, payloadLength: payload.count,
@@ -478,6 +494,29 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     buffer.writeBytes(meta)
     buffer.writeBytes(payload)
     write(buffer)
+  }
+
+  /// The status's bytes, trimmed to `limit` (the meta limit both sides keep): a
+  /// handler's long message or many violations must not make an unsendable frame.
+  static func serialize(_ status: Dms_Rpc_V1_Status, limit: Int) -> [UInt8] {
+    let bytes: [UInt8] = (try? status.serializedBytes()) ?? []
+    guard bytes.count > limit else { return bytes }
+    var trimmed = status
+    trimmed.message = String(status.message.prefix(1024))
+    trimmed.violations = []
+    var shown = 0
+    for violation in status.violations {
+      trimmed.violations.append(violation)
+      if ((try? trimmed.serializedBytes() as [UInt8])?.count ?? .max) > limit - 256 {
+        trimmed.violations.removeLast()
+        break
+      }
+      shown += 1
+    }
+    if shown < status.violations.count {
+      trimmed.message += " (\(status.violations.count - shown) more violations not shown)"
+    }
+    return (try? trimmed.serializedBytes()) ?? []
   }
 
   private func writeFrame(type: FrameType, flags: FrameFlags, callID: UInt32, meta: [UInt8], payload: ByteBuffer) {

@@ -6,7 +6,8 @@ import Synchronization
 /// `dms.rpc.v1.Health`: whether the server (or one of its services) is serving.
 ///
 /// The server's own status is the "" service. Later areas add theirs (the storage's)
-/// with `setStatus(_:for:)`; shutdown sets everything NOT_SERVING.
+/// with `setStatus(_:for:)`; `shutDown()` sets everything NOT_SERVING and ends the
+/// Watch calls.
 public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
   public typealias Status = Dms_Rpc_V1_HealthCheckResponse.ServingStatus
 
@@ -14,6 +15,7 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
     var statuses: [String: Status]
     var watchers: [UInt64: (service: String, continuation: AsyncStream<Status>.Continuation)] = [:]
     var nextWatcher: UInt64 = 0
+    var shutDown = false
   }
 
   private let state: Mutex<State>
@@ -35,10 +37,18 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
     }
   }
 
-  /// Sets every service NOT_SERVING (on shutdown).
-  public func setAllNotServing() {
-    let services = state.withLock { Array($0.statuses.keys) }
-    for service in services { setStatus(.notServing, for: service) }
+  /// Sets every service NOT_SERVING and ends every Watch after telling it: the
+  /// server is shutting down, and open Watch calls must not hold up the drain.
+  public func shutDown() {
+    state.withLock { state in
+      for service in state.statuses.keys { state.statuses[service] = .notServing }
+      for watcher in state.watchers.values {
+        watcher.continuation.yield(.notServing)
+        watcher.continuation.finish()
+      }
+      state.watchers.removeAll()
+      state.shutDown = true
+    }
   }
 
   private func status(of service: String) -> Status {
@@ -67,8 +77,12 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
     let id = state.withLock { state in
       let id = state.nextWatcher
       state.nextWatcher += 1
-      state.watchers[id] = (request.service, continuation)
       continuation.yield(state.statuses[request.service] ?? .serviceUnknown)
+      if state.shutDown {
+        continuation.finish()
+      } else {
+        state.watchers[id] = (request.service, continuation)
+      }
       return id
     }
     defer { _ = state.withLock { $0.watchers.removeValue(forKey: id) } }

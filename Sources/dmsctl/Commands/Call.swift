@@ -39,14 +39,8 @@ struct Call: AsyncParsableCommand {
       options.metadata[pair[..<eq].lowercased()] = String(pair[pair.index(after: eq)...])
     }
     if entry.descriptor.kind == .serverStreaming { options.timeout = nil }
-    let client = try connection.makeClient()
-    defer { Task { await client.close() } }
-    do {
+    try await connection.withClient { client in
       try await perform(entry.descriptor, entry.requestType, entry.responseType, client: client, options: options)
-    } catch let error as ValidationError {
-      throw error
-    } catch {
-      throw Output.failure(error, json: connection.json)
     }
   }
 

@@ -9,10 +9,8 @@ struct Info: AsyncParsableCommand {
   @OptionGroup var connection: ConnectionOptions
 
   func run() async throws {
-    let client = try connection.makeClient()
-    defer { Task { await client.close() } }
     let (host, port) = try connection.endpoint()
-    do {
+    try await connection.withClient { client in
       let settings = try await client.serverSettings()
       if connection.json {
         Output.json([
@@ -38,8 +36,6 @@ struct Info: AsyncParsableCommand {
           ]
         )
       }
-    } catch {
-      throw Output.failure(error, json: connection.json)
     }
   }
 }

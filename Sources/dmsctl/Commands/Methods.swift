@@ -9,9 +9,7 @@ struct Methods: AsyncParsableCommand {
   @OptionGroup var connection: ConnectionOptions
 
   func run() async throws {
-    let client = try connection.makeClient()
-    defer { Task { await client.close() } }
-    do {
+    try await connection.withClient { client in
       let list = try await Dms_Rpc_V1_Reflection.Client(client).listMethods(options: connection.callOptions)
       if connection.json {
         Output.json(
@@ -29,8 +27,6 @@ struct Methods: AsyncParsableCommand {
           }
         )
       }
-    } catch {
-      throw Output.failure(error, json: connection.json)
     }
   }
 }

@@ -15,10 +15,8 @@ struct Ping: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let client = try connection.makeClient()
-    defer { Task { await client.close() } }
     var samples: [Double] = []
-    do {
+    try await connection.withClient { client in
       _ = try await client.serverSettings()
       for sequence in 1...count {
         let rtt = try await client.ping()
@@ -26,8 +24,6 @@ struct Ping: AsyncParsableCommand {
         samples.append(micros)
         if !connection.json { print("ping \(sequence): \(format(micros))") }
       }
-    } catch {
-      throw Output.failure(error, json: connection.json)
     }
     let sorted = samples.sorted()
     let median =

@@ -28,7 +28,8 @@ struct TestServer {
     BuiltinServices.register(into: &router, health: health)
     var logger = Logger(label: "test-server")
     logger.logLevel = .critical
-    let server = RPCServer(configuration: configuration, router: router, logger: logger)
+    let server = RPCServer(
+      configuration: configuration, router: router, logger: logger, onShutdown: { health.shutDown() })
     let task = Task { try await server.run() }
     let address = try await server.localAddress()
     return TestServer(server: server, port: address.port!, health: health, probe: probe, task: task)

@@ -19,6 +19,10 @@ enum TestService {
   static let block = descriptor("Block", "google.protobuf.StringValue", "google.protobuf.Empty")
   /// `/dms.test.v1.Test/Reject`: fails INVALID_ARGUMENT with one violation.
   static let reject = descriptor("Reject", "google.protobuf.StringValue", "google.protobuf.Empty")
+  /// `/dms.test.v1.Test/Big`: returns the requested number of bytes.
+  static let big = descriptor("Big", "google.protobuf.UInt32Value", "google.protobuf.BytesValue")
+  /// `/dms.test.v1.Test/ManyViolations`: fails with the requested number of violations.
+  static let manyViolations = descriptor("ManyViolations", "google.protobuf.UInt32Value", "google.protobuf.Empty")
   /// `/dms.test.v1.Test/Fail`: throws a non-RPC error.
   static let fail = descriptor("Fail", "google.protobuf.Empty", "google.protobuf.Empty")
 
@@ -57,6 +61,20 @@ enum TestService {
           code: .invalidArgument,
           message: "the request breaks a rule",
           violations: [FieldViolation(field: "value", rule: "TEST-1", description: "must not be \(request.value)")]
+        )
+      },
+      .unary(big) { (request: Google_Protobuf_UInt32Value, _) in
+        var response = Google_Protobuf_BytesValue()
+        response.value = Data(repeating: 7, count: Int(request.value))
+        return response
+      },
+      .unary(manyViolations) { (request: Google_Protobuf_UInt32Value, _) -> Google_Protobuf_Empty in
+        throw RPCError(
+          code: .invalidArgument,
+          message: "many rules broken",
+          violations: (0..<Int(request.value)).map {
+            FieldViolation(field: "items[\($0)].name", rule: "TEST-2", description: "must not be empty")
+          }
         )
       },
       .unary(fail) { (_: Google_Protobuf_Empty, _) -> Google_Protobuf_Empty in throw Boom() },
