@@ -95,11 +95,13 @@ struct ClientTests {
       let client = server.client()
       var request = Google_Protobuf_UInt32Value()
       request.value = 40 << 10
-      let fits: Google_Protobuf_BytesValue = try await client.unary(TestService.big, request: request, options: CallOptions())
+      let fits: Google_Protobuf_BytesValue = try await client.unary(
+        TestService.big, request: request, options: CallOptions())
       #expect(fits.value.count == 40 << 10)
       request.value = 100 << 10
       await #expect {
-        let _: Google_Protobuf_BytesValue = try await client.unary(TestService.big, request: request, options: CallOptions())
+        let _: Google_Protobuf_BytesValue = try await client.unary(
+          TestService.big, request: request, options: CallOptions())
       } throws: { error in
         (error as? RPCError)?.code == .resourceExhausted
       }

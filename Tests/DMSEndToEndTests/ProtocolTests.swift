@@ -120,6 +120,28 @@ struct ProtocolTests {
     }
   }
 
+  @Test("100 connections sending random bytes after the preface do not stop the server")
+  func randomGarbage() async throws {
+    try await withTestServer { server async throws in
+      var random = SystemRandomNumberGenerator()
+      for _ in 0..<100 {
+        let (connection, _) = try await RawConnection.open(port: server.port)
+        var bytes = (0..<Int.random(in: 1...200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+        if bytes.count >= 12 {
+          bytes[0] = 0
+          bytes[1] = 0
+          bytes[4] = UInt8.random(in: 1...7, using: &random)
+        }
+        try await connection.send(bytes)
+        await connection.close()
+      }
+      let (connection, _) = try await RawConnection.open(port: server.port)
+      try await connection.send(
+        RawFrame.call(id: 1, method: Dms_Rpc_V1_Health.Method.check.fullName, request: Dms_Rpc_V1_HealthCheckRequest()))
+      #expect(try RawFrame.status(of: try await connection.readFrame()).code == 0)
+    }
+  }
+
   @Test("a CALL reusing the id of an open call gets GOAWAY INVALID_ARGUMENT")
   func reusedCallID() async throws {
     try await withTestServer { server async throws in

@@ -51,9 +51,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   private var queue: [PendingCall] = []
   private var queueHead = 0
   private var pings: [UInt64: EventLoopPromise<Void>] = [:]
-  private var inReadBatch = false
-  private var flushNeeded = false
-  private var flushScheduled = false
+  private var flushes = WriteCoalescer()
 
   init(
     maxFrameSize: Int,
@@ -169,7 +167,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     } else {
       inbound!.writeBuffer(&bytes)
     }
-    inReadBatch = true
+    flushes.beginReadBatch()
     while phase != .closed, inbound != nil, inbound!.readableBytes > 0 {
       if phase == .awaitingPreface {
         guard inbound!.readableBytes >= Preface.size else { break }
@@ -194,8 +192,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
-    inReadBatch = false
-    flushIfNeeded()
+    if flushes.endReadBatch() { context.flush() }
     context.fireChannelReadComplete()
   }
 
@@ -308,19 +305,11 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   private func write(_ buffer: ByteBuffer) {
     guard let context else { return }
     context.write(wrapOutboundOut(buffer), promise: nil)
-    flushNeeded = true
-    guard !inReadBatch, !flushScheduled else { return }
-    flushScheduled = true
+    guard flushes.didWrite() else { return }
     let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
     context.eventLoop.execute {
-      bound.value.flushScheduled = false
-      bound.value.flushIfNeeded()
+      let handler = bound.value
+      if handler.flushes.scheduledFlushRuns() { handler.context?.flush() }
     }
-  }
-
-  private func flushIfNeeded() {
-    guard flushNeeded, let context else { return }
-    flushNeeded = false
-    context.flush()
   }
 }

@@ -46,10 +46,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private var nextSerial: UInt64 = 0
 
   private var processing = false
-  private var inReadBatch = false
   private var readPending = false
-  private var flushNeeded = false
-  private var flushScheduled = false
+  private var flushes = WriteCoalescer()
 
   private var prefaceTimer: Scheduled<Void>?
   private var idleTimer: Scheduled<Void>?
@@ -133,13 +131,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     } else {
       inbound!.writeBuffer(&bytes)
     }
-    inReadBatch = true
+    flushes.beginReadBatch()
     processInbound()
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
-    inReadBatch = false
-    flushIfNeeded()
+    if flushes.endReadBatch() { context.flush() }
     context.fireChannelReadComplete()
   }
 
@@ -417,7 +414,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     guard let call = calls[callID], call.serial == serial else { return }
     switch result {
     case .success(let payload) where payload.count > limits.maxFrameSize - limits.maxMetaSize:
-      finish(callID: callID, error: Self.oversizedResponse(payload.count, limit: limits.maxFrameSize - limits.maxMetaSize))
+      finish(
+        callID: callID, error: Self.oversizedResponse(payload.count, limit: limits.maxFrameSize - limits.maxMetaSize))
     case .success(let payload):
       finish(callID: callID, status: Dms_Rpc_V1_Status(), payload: payload)
     case .failure(let error):
@@ -538,20 +536,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// Flushes once per read batch, or once per event-loop tick for writes that come
   /// from handlers finishing outside one.
   private func requestFlush() {
-    flushNeeded = true
-    guard !inReadBatch, !flushScheduled, let context else { return }
-    flushScheduled = true
+    guard flushes.didWrite(), let context else { return }
     let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
     context.eventLoop.execute {
-      bound.value.flushScheduled = false
-      bound.value.flushIfNeeded()
+      let handler = bound.value
+      if handler.flushes.scheduledFlushRuns() { handler.context?.flush() }
     }
-  }
-
-  private func flushIfNeeded() {
-    guard flushNeeded, let context else { return }
-    flushNeeded = false
-    context.flush()
   }
 
   // MARK: Lifecycle
@@ -583,7 +573,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       parked.removeAll()
       parkedHead = 0
       parkedBytes = 0
-      flushIfNeeded()
+      if flushes.takePending() { context.flush() }
       graceTimer = schedule(after: timeouts.shutdownGrace) { handler in
         handler.logger.info("closing a connection whose calls outran the shutdown grace period")
         handler.close()
@@ -603,7 +593,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private func close() {
     guard phase != .closed, let context else { return }
     phase = .closed
-    flushNeeded = false
+    _ = flushes.takePending()
     context.flush()
     context.close(promise: nil)
   }
