@@ -6,7 +6,9 @@ import PackageDescription
 //   DMSMessages   generated *.pb.swift and the FileDescriptorSet (SwiftProtobuf)
 //   DMSRPC        status codes, RPCError, metadata, method descriptors, router
 //   DMSStubs      generated service protocols, registrations and typed clients
-//   DMSServices   one folder per service area (Health, Reflection, ...)
+//   DMSDomain     settings value types and validation rules by spec ID (pure Swift)
+//   DMSStorage    store protocols, SQLite (GRDB) backend, migrations, secrets at rest
+//   DMSServices   one folder per service area (Health, Reflection, Companies, ...)
 //   DMSServer     NIO bootstrap, connections, dispatch, limits, deadlines, TLS
 //   DMSClient     the client library: connection, multiplexing, deadlines, retries
 //   dms-settingsd, dmsctl   the executables
@@ -26,6 +28,13 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    .package(
+      url: "https://github.com/apple/swift-configuration",
+      from: "1.4.0",
+      traits: [.defaults, "CommandLineArguments"]
+    ),
   ],
   targets: [
     .target(
@@ -50,9 +59,25 @@ let package = Package(
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]
     ),
+    .target(name: "DMSDomain"),
+    .target(
+      name: "DMSStorage",
+      dependencies: [
+        "DMSDomain",
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
     .target(
       name: "DMSServices",
-      dependencies: ["DMSRPC", "DMSStubs", "DMSMessages"]
+      dependencies: [
+        "DMSRPC", "DMSStubs", "DMSMessages", "DMSDomain", "DMSStorage",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "CryptoExtras", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
     ),
     .target(
       name: "DMSServer",
@@ -80,7 +105,8 @@ let package = Package(
     .executableTarget(
       name: "dms-settingsd",
       dependencies: [
-        "DMSServer", "DMSServices",
+        "DMSServer", "DMSServices", "DMSStorage", "DMSDomain",
+        .product(name: "Configuration", package: "swift-configuration"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -103,9 +129,18 @@ let package = Package(
       ]
     ),
     .testTarget(
+      name: "DMSDomainTests",
+      dependencies: ["DMSDomain"]
+    ),
+    .testTarget(
+      name: "DMSStorageTests",
+      dependencies: ["DMSStorage", "DMSDomain", .product(name: "GRDB", package: "GRDB.swift")]
+    ),
+    .testTarget(
       name: "DMSEndToEndTests",
       dependencies: [
-        "DMSServer", "DMSServices", "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages", "DMSWire",
+        "DMSServer", "DMSServices", "DMSStorage", "DMSDomain", "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages",
+        "DMSWire",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
