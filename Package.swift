@@ -134,13 +134,18 @@ let package = Package(
     ),
     .testTarget(
       name: "DMSStorageTests",
-      dependencies: ["DMSStorage", "DMSDomain", .product(name: "GRDB", package: "GRDB.swift")]
+      dependencies: [
+        "DMSStorage", "DMSDomain",
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ]
     ),
     .testTarget(
       name: "DMSEndToEndTests",
       dependencies: [
         "DMSServer", "DMSServices", "DMSStorage", "DMSDomain", "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages",
         "DMSWire",
+        .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),

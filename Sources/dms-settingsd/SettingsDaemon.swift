@@ -1,94 +1,109 @@
 import ArgumentParser
+import Configuration
+import DMSDomain
 import DMSRPC
 import DMSServer
 import DMSServices
+import DMSStorage
+import Foundation
 import Logging
-import NIOSSL
 import ServiceLifecycle
+import SystemPackage
 
 /// `dms-settingsd`: the DMS settings server.
 @main
 struct SettingsDaemon: AsyncParsableCommand {
-  static let version = "0.1.0"
+  static let version = "0.2.0"
 
   static let configuration = CommandConfiguration(
     commandName: "dms-settingsd",
     abstract: "The DMS settings server: DMS RPC over TCP.",
+    discussion: """
+      Configuration comes from a JSON file (--config or DMS_CONFIG), then environment
+      variables, then the command line, each overriding the one before. Every key is
+      in docs/CONFIGURATION.md; on the command line a key is written --key-with-dashes
+      (server.port: --server-port 7411), in the environment KEY_WITH_UNDERSCORES
+      (SERVER_PORT=7411). A bad value stops start-up naming the key (CFG-10).
+      """,
     version: version
   )
 
-  @Option(help: "Address to listen on.")
-  var host = "127.0.0.1"
+  @Option(help: "A JSON configuration file (default: DMS_CONFIG, else none).")
+  var config: String?
 
-  @Option(help: "Port to listen on (0 picks a free one).")
-  var port = ServerConfiguration.defaultPort
+  @Option(help: "Address to listen on (server.host).")
+  var host: String?
 
-  @Option(help: "PEM certificate chain; with --tls-key, serves TLS.")
-  var tlsCertificate: String?
+  @Option(help: "Port to listen on; 0 picks a free one (server.port).")
+  var port: Int?
 
-  @Option(help: "PEM private key of the certificate.")
-  var tlsKey: String?
+  @Option(help: "The data folder: database and master key (storage.data-directory).")
+  var dataDirectory: String?
 
-  @Option(help: "Calls open at once per connection.")
-  var maxConcurrentCalls = 128
+  @Option(help: "Log level (log.level): trace, debug, info, notice, warning, error, critical.")
+  var logLevel: String?
 
-  @Option(help: "Largest meta + payload of one frame, in bytes.")
-  var maxFrameSize = 4 << 20
-
-  @Option(help: "Seconds a connection with no open call is kept.")
-  var idleTimeout = 300
-
-  @Option(help: "Seconds open calls may run after SIGTERM.")
-  var shutdownGrace = 10
-
-  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-  var logLevel = "info"
-
-  func validate() throws {
-    guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, not \(port)") }
-    guard (tlsCertificate == nil) == (tlsKey == nil) else {
-      throw ValidationError("--tls-certificate and --tls-key go together")
-    }
-    guard maxConcurrentCalls >= 1 else { throw ValidationError("--max-concurrent-calls must be at least 1") }
-    guard maxFrameSize >= 65536 else { throw ValidationError("--max-frame-size must be at least 65536") }
-    guard Logger.Level(rawValue: logLevel) != nil else {
-      throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-    }
-  }
+  @Argument(parsing: .allUnrecognized, help: "Any other configuration key, as --key value.")
+  var keys: [String] = []
 
   func run() async throws {
-    let level = Logger.Level(rawValue: logLevel) ?? .info
+    let loaded: DaemonConfiguration
+    let reader: ConfigReader
+    do {
+      reader = try await makeReader()
+      loaded = try DaemonConfiguration.load(from: reader, serverName: "dms-settingsd/\(Self.version)")
+    } catch let error as ConfigurationError {
+      FileHandle.standardError.write(Data("dms-settingsd: \(error.description)\n".utf8))
+      throw ExitCode(78)  // EX_CONFIG
+    }
+    let level = loaded.logLevel
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)
       handler.logLevel = level
       return handler
     }
-    let logger = Logger(label: "dms-settingsd")
+    var logger = Logger(label: "dms-settingsd")
+    logger.logLevel = level
 
-    var tls: TLSConfiguration?
-    if let tlsCertificate, let tlsKey {
-      tls = TLSConfiguration.makeServerConfiguration(
-        certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { .certificate($0) },
-        privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem))
-      )
+    let store: SQLiteSettingsStore
+    do {
+      let (key, source) = try MasterKey.load(base64: loaded.masterKeyBase64, path: loaded.masterKeyFile)
+      switch source {
+      case .environment: logger.info("master key from the environment (storage.master-key)")
+      case .existingFile(let path): logger.info("master key from \(path)")
+      case .createdFile(let path): logger.notice("created a new master key in \(path) (mode 0600): back it up")
+      }
+      let path = (loaded.dataDirectory as NSString).appendingPathComponent("settings.sqlite")
+      store = try SQLiteSettingsStore(path: path, secrets: SecretBox(key: key), logger: logger)
+      logger.info("storage: SQLite at \(path)")
+      try await CompanyModeMigration.run(store: store, configuration: loaded.deployment, logger: logger)
+    } catch let error as CompanyModeMigration.RefusedSwitch {
+      logger.critical("\(error.description)")
+      throw ExitCode(78)
+    } catch let error as MasterKeyError {
+      logger.critical("\(error.description)")
+      throw ExitCode(78)
     }
-    let configuration = ServerConfiguration(
-      host: host,
-      port: port,
-      tls: tls,
-      limits: .init(maxFrameSize: maxFrameSize, maxConcurrentCalls: maxConcurrentCalls),
-      timeouts: .init(idle: .seconds(idleTimeout), shutdownGrace: .seconds(shutdownGrace)),
-      serverName: "dms-settingsd/\(Self.version)"
-    )
 
-    let health = HealthService()
+    let health = HealthService(services: ["dms.settings.v1.storage"])
+    let events = SettingsEventBus()
     var router = Router()
+    SettingsServices.register(
+      into: &router, store: store, configuration: loaded.deployment, events: events,
+      serverVersion: Self.version, logger: logger)
     BuiltinServices.register(into: &router, health: health)
+    logger.info(
+      "mode: \(loaded.deployment.mode == .multiCompany ? "multi-company" : "single-company") (CFG-1)",
+      metadata: ["ksef-work-mode": "\(loaded.deployment.ksefWorkMode.rawValue)"])
+
     let server = RPCServer(
-      configuration: configuration,
+      configuration: loaded.server,
       router: router,
       logger: logger,
-      onShutdown: { health.shutDown() }
+      onShutdown: {
+        health.shutDown()
+        events.finishAll()
+      }
     )
     let group = ServiceGroup(
       configuration: .init(
@@ -98,5 +113,27 @@ struct SettingsDaemon: AsyncParsableCommand {
       )
     )
     try await group.run()
+  }
+
+  /// Command line (options, then forwarded keys) over environment over file.
+  private func makeReader() async throws -> ConfigReader {
+    var values: [AbsoluteConfigKey: ConfigValue] = [:]
+    if let host { values["server.host"] = ConfigValue(.string(host), isSecret: false) }
+    if let port { values["server.port"] = ConfigValue(.string(String(port)), isSecret: false) }
+    if let dataDirectory { values["storage.data-directory"] = ConfigValue(.string(dataDirectory), isSecret: false) }
+    if let logLevel { values["log.level"] = ConfigValue(.string(logLevel), isSecret: false) }
+    var providers: [any ConfigProvider] = [
+      InMemoryProvider(name: "options", values: values),
+      CommandLineArgumentsProvider(arguments: ["dms-settingsd"] + keys),
+      EnvironmentVariablesProvider(secretsSpecifier: .specific(["STORAGE_MASTER_KEY"])),
+    ]
+    if let path = config ?? ProcessInfo.processInfo.environment["DMS_CONFIG"] {
+      do {
+        providers.append(try await FileProvider<JSONSnapshot>(filePath: FilePath(path)))
+      } catch {
+        throw ConfigurationError(description: "the configuration file \(path) cannot be read as JSON: \(error)")
+      }
+    }
+    return ConfigReader(providers: providers)
   }
 }

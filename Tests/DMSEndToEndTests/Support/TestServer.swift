@@ -1,7 +1,11 @@
+import Crypto
 import DMSClient
+import DMSDomain
 import DMSRPC
 import DMSServer
 import DMSServices
+import DMSStorage
+import Foundation
 import Logging
 import NIOCore
 import SwiftProtobuf
@@ -12,27 +16,53 @@ struct TestServer {
   let port: Int
   let health: HealthService
   let probe: TestService.Probe
+  /// The data folder (SQLite database) the settings services use.
+  let dataDirectory: String
+  let store: SQLiteSettingsStore
   private let task: Task<Void, any Error>
 
   /// Starts a server; `configure` adjusts its configuration.
   static func start(
     port: Int = 0,
+    deployment: DeploymentConfiguration = DeploymentConfiguration(mode: .multiCompany),
+    dataDirectory: String? = nil,
     _ configure: (inout ServerConfiguration) -> Void = { _ in }
   ) async throws -> TestServer {
     var configuration = ServerConfiguration(host: "127.0.0.1", port: port, serverName: "dms-settingsd-test")
     configure(&configuration)
-    let health = HealthService()
-    let probe = TestService.Probe()
-    var router = Router()
-    for method in TestService.methods(probe: probe) { router.register(method) }
-    BuiltinServices.register(into: &router, health: health)
     var logger = Logger(label: "test-server")
     logger.logLevel = .critical
+    let dataDirectory = dataDirectory ?? Self.temporaryDirectory()
+    let store = try SQLiteSettingsStore(
+      path: (dataDirectory as NSString).appendingPathComponent("settings.sqlite"),
+      secrets: SecretBox(key: testMasterKey),
+      logger: logger)
+    try await CompanyModeMigration.run(store: store, configuration: deployment, logger: logger)
+    let health = HealthService()
+    let probe = TestService.Probe()
+    let events = SettingsEventBus()
+    var router = Router()
+    for method in TestService.methods(probe: probe) { router.register(method) }
+    SettingsServices.register(
+      into: &router, store: store, configuration: deployment, events: events, serverVersion: "test", logger: logger)
+    BuiltinServices.register(into: &router, health: health)
     let server = RPCServer(
-      configuration: configuration, router: router, logger: logger, onShutdown: { health.shutDown() })
+      configuration: configuration, router: router, logger: logger,
+      onShutdown: {
+        health.shutDown()
+        events.finishAll()
+      })
     let task = Task { try await server.run() }
     let address = try await server.localAddress()
-    return TestServer(server: server, port: address.port!, health: health, probe: probe, task: task)
+    return TestServer(
+      server: server, port: address.port!, health: health, probe: probe, dataDirectory: dataDirectory, store: store,
+      task: task)
+  }
+
+  static func temporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("dms-e2e-\(UUID().uuidString)").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
   }
 
   /// Shuts down gracefully and waits until `run()` returned.
@@ -59,12 +89,16 @@ struct TestServer {
   }
 }
 
+/// One master key for the test process.
+let testMasterKey = SymmetricKey(size: .bits256)
+
 /// Runs `body` with a started server, and stops the server afterwards.
 func withTestServer<T>(
+  deployment: DeploymentConfiguration = DeploymentConfiguration(mode: .multiCompany),
   _ configure: (inout ServerConfiguration) -> Void = { _ in },
   _ body: (TestServer) async throws -> T
 ) async throws -> T {
-  let server = try await TestServer.start(configure)
+  let server = try await TestServer.start(deployment: deployment, configure)
   do {
     let result = try await body(server)
     try await server.stop()

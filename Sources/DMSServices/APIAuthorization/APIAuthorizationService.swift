@@ -1,0 +1,115 @@
+import DMSDomain
+import DMSMessages
+import DMSRPC
+import DMSStorage
+import DMSStubs
+import Logging
+
+/// `dms.settings.v1.ApiAuthorization`: the default ERP operator of single-company
+/// mode, APIAUTH-1 … APIAUTH-5. Stored under the single company.
+public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceProtocol {
+  private let store: any SettingsStore
+  private let configuration: DeploymentConfiguration
+  private let events: SettingsEventBus
+  private let audit: SecretAudit
+
+  /// The service over `store`.
+  public init(
+    store: any SettingsStore, configuration: DeploymentConfiguration, events: SettingsEventBus, logger: Logger
+  ) {
+    self.store = store
+    self.configuration = configuration
+    self.events = events
+    self.audit = SecretAudit(logger: logger)
+  }
+
+  private func requireSingleCompany() throws {
+    try requireMode(.singleCompany, current: configuration.mode, area: "API authorization (ApiAuthorization)")
+  }
+
+  private func message(_ stored: Stored<APIAuthorization>?) -> Dms_Settings_V1_ApiAuthorizationSettings {
+    var message = Dms_Settings_V1_ApiAuthorizationSettings()
+    if let stored {
+      message.companyName = stored.value.companyName
+      message.operatorLogin = stored.value.operatorLogin
+      message.passwordSet = stored.secretsSet.contains(APIAuthorization.passwordField)
+      message.revision = stored.revision
+    }
+    return message
+  }
+
+  public func get(
+    request: Dms_Settings_V1_GetApiAuthorizationRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_ApiAuthorizationSettings {
+    try requireSingleCompany()
+    guard let key = try await SingleCompany.key(in: store, configuration: configuration) else { return message(nil) }
+    return message(try await store.scoped(to: key).read(APIAuthorization.self))
+  }
+
+  public func update(
+    request: Dms_Settings_V1_UpdateApiAuthorizationRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_ApiAuthorizationSettings {
+    try requireSingleCompany()
+    let input = request.settings
+    let value = APIAuthorization(companyName: input.companyName, operatorLogin: input.operatorLogin)
+    var v = Validator()
+    let change = secretChange(
+      request.hasPassword ? request.password : nil, field: "password", rule: "APIAUTH-3", into: &v)
+    try v.check()
+    var newPassword: String?
+    if case .set(let password) = change { newPassword = password }
+    do {
+      try value.validate(password: newPassword)
+    } catch {
+      throw ValidationFailure(
+        error.violations.map {
+          RuleViolation(
+            field: $0.field == "password" ? "password" : "settings.\($0.field)", rule: $0.rule, message: $0.message)
+        })
+    }
+    let secrets = [APIAuthorization.passwordField: change]
+    let stored: Stored<APIAuthorization>
+    if let key = try await SingleCompany.key(in: store, configuration: configuration) {
+      stored = try await store.scoped(to: key).write(value, secrets: secrets, expectedRevision: input.revision)
+    } else {
+      guard input.revision == 0 else {
+        throw StoreError(.staleRevision, "API authorization was never saved (revision 0)", currentRevision: 0)
+      }
+      stored = try await store.createCompany(code: configuration.singleCompanyCode, document: value, secrets: secrets).1
+    }
+    events.publish(
+      SettingsChange(
+        kind: stored.revision == 1 ? .created : .updated, company: configuration.singleCompanyCode,
+        area: APIAuthorization.area, revision: stored.revision))
+    return message(stored)
+  }
+
+  public func revealPassword(
+    request: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_RevealSecretResponse {
+    try requireSingleCompany()
+    var response = Dms_Settings_V1_RevealSecretResponse()
+    guard let key = try await SingleCompany.key(in: store, configuration: configuration) else { return response }
+    let value = try await store.scoped(to: key).revealSecret(
+      APIAuthorization.self, field: APIAuthorization.passwordField)
+    audit.revealed(
+      company: key.code, area: APIAuthorization.area, field: APIAuthorization.passwordField, reason: request.reason,
+      context: context)
+    response.set = value != nil
+    response.value = value ?? ""
+    return response
+  }
+}
+
+/// The one company of single-company mode.
+enum SingleCompany {
+  /// The registered company (there is at most one in single-company mode), or nil
+  /// before the first save.
+  static func key(in store: any SettingsStore, configuration: DeploymentConfiguration) async throws -> CompanyKey? {
+    if let key = try await store.company(code: configuration.singleCompanyCode) { return key }
+    return try await store.companies().first
+  }
+}

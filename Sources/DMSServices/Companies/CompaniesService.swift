@@ -1,0 +1,257 @@
+import DMSDomain
+import DMSMessages
+import DMSRPC
+import DMSStorage
+import DMSStubs
+import Logging
+
+/// `dms.settings.v1.Companies`: the ERP connections of multi-company mode,
+/// ERP-1 … ERP-19.
+public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
+  private let store: any SettingsStore
+  private let configuration: DeploymentConfiguration
+  private let events: SettingsEventBus
+  private let audit: SecretAudit
+
+  /// The service over `store`.
+  public init(
+    store: any SettingsStore,
+    configuration: DeploymentConfiguration,
+    events: SettingsEventBus,
+    logger: Logger
+  ) {
+    self.store = store
+    self.configuration = configuration
+    self.events = events
+    self.audit = SecretAudit(logger: logger)
+  }
+
+  private func requireMultiCompany() throws {
+    try requireMode(.multiCompany, current: configuration.mode, area: "ERP connections (Companies)")
+  }
+
+  private func existing(_ code: String, field: String = "short_name") async throws -> CompanyKey {
+    guard !code.isEmpty else {
+      throw ValidationFailure([RuleViolation(field: field, rule: "ERP-3", message: "is required")])
+    }
+    guard let key = try await store.company(code: code) else {
+      throw RPCError(code: .notFound, message: "no company with the short name \(code)")
+    }
+    return key
+  }
+
+  public func list(
+    request: Dms_Settings_V1_ListCompaniesRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_ListCompaniesResponse {
+    try requireMultiCompany()
+    var response = Dms_Settings_V1_ListCompaniesResponse()
+    for key in try await store.companies() {
+      guard let stored = try await store.scoped(to: key).read(Company.self) else { continue }
+      var summary = Dms_Settings_V1_CompanySummary()
+      summary.shortName = stored.value.code
+      summary.name = stored.value.name
+      summary.mode = stored.value.mode.message
+      summary.revision = stored.revision
+      response.companies.append(summary)
+    }
+    return response
+  }
+
+  public func get(
+    request: Dms_Settings_V1_GetCompanyRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_Company {
+    try requireMultiCompany()
+    let key = try await existing(request.shortName)
+    guard let stored = try await store.scoped(to: key).read(Company.self) else {
+      throw RPCError(code: .notFound, message: "no company with the short name \(request.shortName)")
+    }
+    return Company.message(stored)
+  }
+
+  /// The domain value and secret changes of a request, validated (ERP-1 … ERP-17).
+  private func prepare(
+    _ message: Dms_Settings_V1_Company,
+    secrets: Dms_Settings_V1_CompanySecrets,
+    centers: [String],
+    previous: Company?
+  ) throws -> (Company, [String: SecretChange]) {
+    var v = Validator()
+    var company = Company(message: message, validator: &v)
+    var changes: [String: SecretChange] = [:]
+    let inputs: [(Company.Secret, Dms_Settings_V1_SecretInput?, String, String)] = [
+      (
+        .connectionPassword, secrets.hasConnectionPassword ? secrets.connectionPassword : nil,
+        "secrets.connection_password", "ERP-4"
+      ),
+      (
+        .altumConfigurationPassword, secrets.hasAltumConfigurationPassword ? secrets.altumConfigurationPassword : nil,
+        "secrets.altum_configuration_password", "ERP-4"
+      ),
+      (
+        .operatorPassword, secrets.hasOperatorPassword ? secrets.operatorPassword : nil, "secrets.operator_password",
+        "ERP-9"
+      ),
+      (.ksefToken, secrets.hasKsefToken ? secrets.ksefToken : nil, "secrets.ksef_token", "ERP-14"),
+    ]
+    for (secret, input, field, rule) in inputs {
+      changes[secret.rawValue] = secretChange(input, field: field, rule: rule, into: &v)
+    }
+    let keyChange = secretChange(
+      secrets.hasEdeliveryPrivateKey ? secrets.edeliveryPrivateKey : nil, field: "secrets.edelivery_private_key",
+      rule: "ERP-17", maxLength: TextLimits.pem, into: &v)
+    changes[Company.Secret.eDeliveryPrivateKey.rawValue] = keyChange
+    switch keyChange {
+    case .set(let pem):
+      if let fingerprint = PrivateKeyInspector.fingerprint(pem: pem) {
+        company.eDeliveryKeyFingerprint = fingerprint
+      } else if !pem.isEmpty {
+        v.add(
+          "secrets.edelivery_private_key", "ERP-17",
+          "must be an RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key in PEM")
+      }
+    case .clear:
+      company.eDeliveryKeyFingerprint = ""
+    case .keep:
+      company.eDeliveryKeyFingerprint = previous?.eDeliveryKeyFingerprint ?? ""
+    }
+    if company.altumConfiguration == nil, case .set = changes[Company.Secret.altumConfigurationPassword.rawValue] {
+      v.add("secrets.altum_configuration_password", "ERP-4", "needs altum_configuration")
+    }
+    do {
+      company = try company.validated(centers: centers)
+    } catch {
+      throw ValidationFailure(
+        v.violations
+          + error.violations.map { RuleViolation(field: "company.\($0.field)", rule: $0.rule, message: $0.message) })
+    }
+    try v.check()
+    return (company, changes)
+  }
+
+  public func create(
+    request: Dms_Settings_V1_CreateCompanyRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_Company {
+    try requireMultiCompany()
+    let (company, secrets) = try prepare(request.company, secrets: request.secrets, centers: [], previous: nil)
+    let (_, stored) = try await store.createCompany(code: company.code, document: company, secrets: secrets)
+    events.publish(SettingsChange(kind: .created, company: company.code, area: Company.area, revision: stored.revision))
+    return Company.message(stored)
+  }
+
+  public func update(
+    request: Dms_Settings_V1_UpdateCompanyRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_Company {
+    try requireMultiCompany()
+    try requireRevision(request.company.revision, field: "company.revision")
+    let key = try await existing(request.company.shortName, field: "company.short_name")
+    let scoped = store.scoped(to: key)
+    let previous = try await scoped.read(Company.self)
+    let centers = try await scoped.read(CompanyCenters.self)?.value.centers ?? []
+    var (company, secrets) = try prepare(
+      request.company, secrets: request.secrets, centers: centers, previous: previous?.value)
+    company.code = key.code  // the short name as registered; it cannot change case by update
+    let stored = try await scoped.write(company, secrets: secrets, expectedRevision: request.company.revision)
+    events.publish(SettingsChange(kind: .updated, company: key.code, area: Company.area, revision: stored.revision))
+    return Company.message(stored)
+  }
+
+  public func delete(
+    request: Dms_Settings_V1_DeleteCompanyRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_DeleteCompanyResponse {
+    try requireMultiCompany()
+    try requireRevision(request.revision)
+    let key = try await existing(request.shortName)
+    try await store.deleteCompany(key, checking: Company.self, expectedRevision: request.revision)
+    events.publish(SettingsChange(kind: .deleted, company: key.code, area: Company.area, revision: 0))
+    return Dms_Settings_V1_DeleteCompanyResponse()
+  }
+
+  public func setCenters(
+    request: Dms_Settings_V1_SetCentersRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_Centers {
+    try requireMultiCompany()
+    var v = Validator()
+    v.require(request.centers.count <= 10_000, "centers", "ERP-7", "must hold at most 10,000 centers")
+    for (index, center) in request.centers.enumerated() {
+      v.requireText(center, "centers[\(index)]", "ERP-7")
+    }
+    v.require(Set(request.centers).count == request.centers.count, "centers", "ERP-7", "must not repeat a center")
+    try v.check()
+    let key = try await existing(request.shortName)
+    let scoped = store.scoped(to: key)
+    // The connector's list replaces the previous one: last writer wins, retried
+    // once if another publish slipped in between the read and the write.
+    for attempt in 0..<2 {
+      let revision = try await scoped.read(CompanyCenters.self)?.revision ?? 0
+      do {
+        let stored = try await scoped.write(
+          CompanyCenters(centers: request.centers), secrets: [:], expectedRevision: revision)
+        events.publish(
+          SettingsChange(kind: .updated, company: key.code, area: CompanyCenters.area, revision: stored.revision))
+        var response = Dms_Settings_V1_Centers()
+        response.centers = stored.value.centers
+        return response
+      } catch let error as StoreError where error.kind == .staleRevision && attempt == 0 {
+        continue
+      }
+    }
+    throw RPCError(code: .aborted, message: "the centers changed concurrently; publish again")
+  }
+
+  public func listCenters(
+    request: Dms_Settings_V1_ListCentersRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_Centers {
+    try requireMultiCompany()
+    let key = try await existing(request.shortName)
+    var response = Dms_Settings_V1_Centers()
+    response.centers = try await store.scoped(to: key).read(CompanyCenters.self)?.value.centers ?? []
+    return response
+  }
+
+  public func revealSecret(
+    request: Dms_Settings_V1_RevealCompanySecretRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_RevealSecretResponse {
+    try requireMultiCompany()
+    guard let secret = Company.Secret(request.field) else {
+      throw ValidationFailure([
+        RuleViolation(
+          field: "field", rule: "",
+          message:
+            "must name a secret: CONNECTION_PASSWORD, ALTUM_CONFIGURATION_PASSWORD, OPERATOR_PASSWORD, KSEF_TOKEN, EDELIVERY_PRIVATE_KEY"
+        )
+      ])
+    }
+    return try await reveal(secret, company: request.shortName, reason: request.reason, context: context)
+  }
+
+  public func downloadPrivateKey(
+    request: Dms_Settings_V1_DownloadPrivateKeyRequest,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_RevealSecretResponse {
+    try requireMultiCompany()
+    return try await reveal(.eDeliveryPrivateKey, company: request.shortName, reason: request.reason, context: context)
+  }
+
+  private func reveal(
+    _ secret: Company.Secret,
+    company: String,
+    reason: String,
+    context: ServerContext
+  ) async throws -> Dms_Settings_V1_RevealSecretResponse {
+    let key = try await existing(company)
+    let value = try await store.scoped(to: key).revealSecret(Company.self, field: secret.rawValue)
+    audit.revealed(company: key.code, area: Company.area, field: secret.rawValue, reason: reason, context: context)
+    var response = Dms_Settings_V1_RevealSecretResponse()
+    response.set = value != nil
+    response.value = value ?? ""
+    return response
+  }
+}

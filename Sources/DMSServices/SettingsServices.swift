@@ -1,0 +1,24 @@
+import DMSDomain
+import DMSRPC
+import DMSStorage
+import Logging
+
+/// The settings services of this build, wired to one store.
+public enum SettingsServices {
+  /// Registers every settings service with `router`.
+  public static func register(
+    into router: inout Router,
+    store: any SettingsStore,
+    configuration: DeploymentConfiguration,
+    events: SettingsEventBus,
+    serverVersion: String,
+    logger: Logger
+  ) {
+    router.register(ServerInfoService(configuration: configuration, serverVersion: serverVersion))
+    router.register(CompaniesService(store: store, configuration: configuration, events: events, logger: logger))
+    router.register(
+      SharedSettingsService(store: store, choices: configuration.sharedChoices, events: events))
+    router.register(APIAuthorizationService(store: store, configuration: configuration, events: events, logger: logger))
+    router.register(SettingsEventsService(bus: events))
+  }
+}

@@ -1,0 +1,111 @@
+import Configuration
+import DMSDomain
+import DMSServer
+import Foundation
+import Logging
+import NIOSSL
+
+/// Everything `dms-settingsd` reads at start-up: listening, storage, and the
+/// deployment configuration (CFG-1 … CFG-8). Every key is in docs/CONFIGURATION.md.
+struct DaemonConfiguration {
+  var server: ServerConfiguration
+  var logLevel: Logger.Level
+  var dataDirectory: String
+  var masterKeyFile: String
+  var masterKeyBase64: String?
+  var deployment: DeploymentConfiguration
+
+  /// Reads and checks every key; the first bad value throws `ConfigurationError`.
+  static func load(from reader: ConfigReader, serverName: String) throws -> DaemonConfiguration {
+    let values = ConfigValues(reader: reader)
+
+    // Listening
+    var server = ServerConfiguration(serverName: serverName)
+    server.host = values.string("server.host", default: "127.0.0.1")
+    server.port = try values.int("server.port", default: ServerConfiguration.defaultPort, range: 0...65535)
+    server.limits.maxConcurrentCalls = try values.int(
+      "server.max-concurrent-calls", default: 128, range: 1...65535)
+    server.limits.maxFrameSize = try values.int(
+      "server.max-frame-size", default: 4 << 20, range: (64 << 10)...(64 << 20))
+    server.timeouts.idle = .seconds(try values.int("server.idle-timeout", default: 300, range: 1...86_400))
+    server.timeouts.shutdownGrace = .seconds(try values.int("server.shutdown-grace", default: 10, range: 0...3600))
+    let certificate = values.optionalString("server.tls.certificate")
+    let key = values.optionalString("server.tls.key")
+    switch (certificate, key) {
+    case (nil, nil):
+      break
+    case (let certificate?, let key?):
+      do {
+        server.tls = TLSConfiguration.makeServerConfiguration(
+          certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+          privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+      } catch {
+        throw ConfigurationError(
+          description:
+            "server.tls.certificate \(certificate) / server.tls.key \(key): cannot load them as PEM (\(error))")
+      }
+    default:
+      throw ConfigurationError(
+        description: "server.tls.certificate and server.tls.key go together: set both or neither")
+    }
+    let levelText = values.string("log.level", default: "info")
+    guard let logLevel = Logger.Level(rawValue: levelText.lowercased()) else {
+      throw ConfigurationError.badValue(
+        "log.level", levelText, allowed: Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+    }
+
+    // Storage
+    let dataDirectory = values.string("storage.data-directory", default: "data")
+    let masterKeyFile = values.string(
+      "storage.master-key-file", default: (dataDirectory as NSString).appendingPathComponent("master.key"))
+
+    // Deployment configuration, CFG-1 … CFG-8
+    var deployment = DeploymentConfiguration()
+    deployment.mode = try values.bool("settings.multi-company", default: false) ? .multiCompany : .singleCompany
+    deployment.ksefWorkMode = try values.choice("settings.ksef-work-mode", default: .demo)
+    deployment.deleteMailsAfterSending = try values.bool("settings.delete-mails-after-sending", default: false)
+    deployment.useNewModeOfDocumentPermissions = try values.bool(
+      "settings.use-new-mode-of-document-permissions", default: false)
+    deployment.destinationAttachmentWorkflow = try values.choice(
+      "settings.destination-attachment-workflow", default: .database)
+    deployment.destinationAttachmentsRepository = try values.choice(
+      "settings.destination-attachments-repository", default: .database)
+    deployment.useRepository = try values.bool("settings.use-repository", default: false)
+    deployment.eDeliveryEnvironment = try values.choice("settings.edelivery-environment", default: .production)
+
+    let versionTexts = values.list(
+      "settings.api-versions", default: SharedSettings.Choices.defaults.apiVersions.map(String.init))
+    var versions: [Int] = []
+    for text in versionTexts {
+      guard let version = Int(text), version > 0 else {
+        throw ConfigurationError.badValue(
+          "settings.api-versions", versionTexts.joined(separator: ","),
+          allowed: "a comma-separated list of API versions such as 20232,20240,20241")
+      }
+      versions.append(version)
+    }
+    let modes = values.list(
+      "settings.document-control-modes", default: SharedSettings.Choices.defaults.documentControlModes)
+    guard !versions.isEmpty else {
+      throw ConfigurationError.badValue("settings.api-versions", "", allowed: "at least one API version")
+    }
+    guard !modes.isEmpty else {
+      throw ConfigurationError.badValue("settings.document-control-modes", "", allowed: "at least one mode")
+    }
+    deployment.sharedChoices = SharedSettings.Choices(apiVersions: versions, documentControlModes: modes)
+    let code = values.string("settings.single-company-code", default: "MAIN")
+    guard Company.isValidCode(code) else {
+      throw ConfigurationError.badValue(
+        "settings.single-company-code", code, allowed: "1 to 5 letters, digits, '-' or '_' (a short name, ERP-3)")
+    }
+    deployment.singleCompanyCode = code
+
+    return DaemonConfiguration(
+      server: server,
+      logLevel: logLevel,
+      dataDirectory: dataDirectory,
+      masterKeyFile: masterKeyFile,
+      masterKeyBase64: values.optionalString("storage.master-key"),
+      deployment: deployment)
+  }
+}
