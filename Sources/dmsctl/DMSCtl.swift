@@ -12,15 +12,17 @@ struct DMSCtl: AsyncParsableCommand {
         dmsctl --server 127.0.0.1:7411 info   =   dmsctl info --server 127.0.0.1:7411
       """,
     version: "0.1.0",
-    subcommands: [Info.self, Ping.self, Methods.self, Call.self]
+    subcommands: [
+      Info.self, Ping.self, Methods.self, Call.self, Companies.self, Shared.self, APIAuth.self, Watch.self,
+    ]
   )
 
   static func main() async {
     await main(Self.movingConnectionOptions(Array(CommandLine.arguments.dropFirst())))
   }
 
-  /// Connection options written before the command, moved after it, where the
-  /// command's parser reads them.
+  /// Connection options written before the command, moved to the end, where the
+  /// (sub)command's parser reads them.
   static func movingConnectionOptions(_ arguments: [String]) -> [String] {
     let withValue: Set = ["--server", "--ca", "--server-name", "--timeout"]
     let flags: Set = ["--json", "--tls"]
@@ -40,6 +42,6 @@ struct DMSCtl: AsyncParsableCommand {
       }
     }
     guard !leading.isEmpty, index < arguments.count else { return arguments }
-    return [arguments[index]] + leading + arguments[(index + 1)...]
+    return Array(arguments[index...]) + leading
   }
 }

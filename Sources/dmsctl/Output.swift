@@ -1,6 +1,7 @@
 import ArgumentParser
 import DMSRPC
 import Foundation
+import SwiftProtobuf
 
 /// Printing for people (tables) and for scripts (JSON).
 enum Output {
@@ -59,4 +60,29 @@ struct StandardError: TextOutputStream {
   mutating func write(_ string: String) {
     FileHandle.standardError.write(Data(string.utf8))
   }
+}
+
+extension Output {
+  /// Protobuf JSON with the field names of the .proto.
+  static var protoJSON: JSONEncodingOptions {
+    var options = JSONEncodingOptions()
+    options.preserveProtoFieldNames = true
+    return options
+  }
+
+  /// Prints a message as protobuf JSON (field names as in the .proto).
+  static func message(_ message: some SwiftProtobuf.Message) throws {
+    print(try message.jsonString(options: protoJSON))
+  }
+
+  /// Prints field/value pairs as a two-column table.
+  static func fields(_ pairs: [(String, String)]) {
+    table(["FIELD", "VALUE"], pairs.map { [$0.0, $0.1] })
+  }
+
+  /// "yes"/"no" for people.
+  static func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
+
+  /// How a secret reads in a table: never its value.
+  static func secret(_ set: Bool) -> String { set ? "(set)" : "(not set)" }
 }

@@ -1,8 +1,11 @@
 import ArgumentParser
 import DMSClient
+import DMSMessages
+import DMSStubs
 import DMSWire
+import Foundation
 
-/// `dmsctl info`: the server's SETTINGS.
+/// `dmsctl info`: the server's SETTINGS and, where served, ServerInfo.
 struct Info: AsyncParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Connect and print the server's name, version and limits.")
 
@@ -12,6 +15,8 @@ struct Info: AsyncParsableCommand {
     let (host, port) = try connection.endpoint()
     try await connection.withClient { client in
       let settings = try await client.serverSettings()
+      // ServerInfo is a settings service: a server without it still answers info.
+      let info = try? await Dms_Settings_V1_ServerInfo.Client(client).get(options: connection.callOptions)
       if connection.json {
         Output.json([
           "server": settings.server,
@@ -21,6 +26,8 @@ struct Info: AsyncParsableCommand {
           "max_concurrent_calls": Int(settings.maxConcurrentCalls),
           "idle_timeout_ms": Int(settings.idleTimeoutMs),
           "features": settings.features,
+          "server_info": info.flatMap { try? $0.jsonUTF8Data(options: Output.protoJSON) }
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) } ?? NSNull(),
         ])
       } else {
         Output.table(
@@ -33,9 +40,25 @@ struct Info: AsyncParsableCommand {
             ["max concurrent calls", "\(settings.maxConcurrentCalls)"],
             ["idle timeout", "\(settings.idleTimeoutMs) ms"],
             ["features", settings.features.joined(separator: ", ")],
-          ]
+          ] + (info.map(Self.rows) ?? [])
         )
       }
     }
+  }
+
+  static func rows(_ info: Dms_Settings_V1_ServerInfoResponse) -> [[String]] {
+    [
+      ["server version", info.serverVersion],
+      ["mode (CFG-1)", info.mode == .multiCompany ? "multi-company" : "single-company"],
+      ["KSeF work mode (CFG-2)", info.ksefWorkMode],
+      ["delete mails after sending (CFG-3)", Output.yesNo(info.deleteMailsAfterSending)],
+      ["new document permissions (CFG-4)", Output.yesNo(info.useNewModeOfDocumentPermissions)],
+      ["attachment workflow files (CFG-5)", info.destinationAttachmentWorkflow],
+      ["repository files (CFG-6)", info.destinationAttachmentsRepository],
+      ["use repository (CFG-7)", Output.yesNo(info.useRepository)],
+      ["e-Delivery environment (CFG-8)", info.edeliveryEnvironment],
+      ["API versions (ERP-S1)", info.supportedApiVersions.map(String.init).joined(separator: ", ")],
+      ["document control modes (ERP-S2)", info.documentControlModes.joined(separator: ", ")],
+    ] + (info.singleCompanyCode.isEmpty ? [] : [["single company", info.singleCompanyCode]])
   }
 }

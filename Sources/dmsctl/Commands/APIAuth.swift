@@ -1,0 +1,61 @@
+import ArgumentParser
+import DMSClient
+import DMSMessages
+import DMSStubs
+
+/// `dmsctl api-auth`: the default ERP operator (single-company mode).
+struct APIAuth: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "api-auth",
+    abstract: "API authorization of single-company mode (APIAUTH-1 … 5).",
+    subcommands: [Show.self, Set.self]
+  )
+
+  static func printSettings(_ settings: Dms_Settings_V1_ApiAuthorizationSettings, json: Bool) throws {
+    if json { return try Output.message(settings) }
+    Output.fields([
+      ("company name (APIAUTH-1)", settings.companyName),
+      ("operator login (APIAUTH-2)", settings.operatorLogin),
+      ("password (APIAUTH-3)", Output.secret(settings.passwordSet)),
+      ("revision", String(settings.revision)),
+    ])
+  }
+
+  struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the API authorization.")
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+      try await connection.withClient { client in
+        try printSettings(
+          try await Dms_Settings_V1_ApiAuthorization.Client(client).get(options: connection.callOptions),
+          json: connection.json)
+      }
+    }
+  }
+
+  struct Set: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Save the API authorization (APIAUTH-5: the three values together, with the revision read).")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "APIAUTH-1: the ERP company name.") var companyName: String?
+    @Option(help: "APIAUTH-2: the default ERP operator's login.") var operatorLogin: String?
+    @Option(help: "APIAUTH-3: the operator's password (secret).") var password: String?
+
+    func run() async throws {
+      try await connection.withClient { client in
+        let auth = Dms_Settings_V1_ApiAuthorization.Client(client)
+        var request = Dms_Settings_V1_UpdateApiAuthorizationRequest()
+        request.settings = try await auth.get(options: connection.callOptions)
+        if let companyName { request.settings.companyName = companyName }
+        if let operatorLogin { request.settings.operatorLogin = operatorLogin }
+        if let password {
+          var input = Dms_Settings_V1_SecretInput()
+          input.set = password
+          request.password = input
+        }
+        try printSettings(try await auth.update(request, options: connection.callOptions), json: connection.json)
+      }
+    }
+  }
+}

@@ -1,0 +1,299 @@
+import ArgumentParser
+import DMSClient
+import DMSMessages
+import DMSRPC
+import DMSStubs
+import Foundation
+
+/// `dmsctl companies`: ERP connections (multi-company mode).
+struct Companies: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "ERP connections of multi-company mode (spec ERP-1 … ERP-19).",
+    subcommands: [List.self, Show.self, Add.self, Set.self, Remove.self, Reveal.self, Centers.self]
+  )
+
+  /// The fields of a company, as flags; unset flags leave a field as it is.
+  struct CompanyFields: ParsableArguments {
+    @Option(help: "ERP-1: ERP_XL, OPTIMA, ALTUM, ENTERPRISE, STANDALONE.") var mode: String?
+    @Option(help: "ERP-2: the company's name.") var name: String?
+    @Option(help: "ERP-4: the ERP database server.") var dbServer: String?
+    @Option(help: "ERP-4: the ERP database's name.") var dbName: String?
+    @Option(help: "ERP-4: SQL or INTEGRATED.") var dbAuth: String?
+    @Option(help: "ERP-4: the SQL login.") var dbUser: String?
+    @Option(help: "ERP-4: the SQL login's password (secret).") var dbPassword: String?
+    @Option(help: "ERP-5.") var licenseKeyName: String?
+    @Option(help: "ERP-6: the mapped ERP database (company name).") var mappedDatabase: String?
+    @Option(help: "ERP-7: one of the company's centers.") var defaultCenter: String?
+    @Option(help: "ERP-8.") var operatorLogin: String?
+    @Option(help: "ERP-9 (secret).") var operatorPassword: String?
+    @Option(help: "ERP-10: true or false.") var useDomain: Bool?
+    @Option(help: "ERP-11.") var domainName: String?
+    @Option(help: "ERP-12 (\"All\" allowed).") var domainGroup: String?
+    @Option(help: "ERP-13: the company's NIP.") var nip: String?
+    @Option(help: "ERP-14: the KSeF token (secret).") var ksefToken: String?
+    @Option(help: "ERP-15: AE:PL-NNNNN-NNNNN-XXXXX-NN.") var edeliveryAddress: String?
+    @Option(help: "ERP-16.") var edeliverySystemName: String?
+    @Option(help: "ERP-17: a file holding the private key in PEM (secret).") var edeliveryPrivateKeyFile: String?
+    @Option(
+      name: .customLong("clear"),
+      help: "Remove a secret: db-password, operator-password, ksef-token, edelivery-private-key. Repeatable.")
+    var clear: [String] = []
+
+    static let modes: [String: Dms_Settings_V1_ERPMode] = [
+      "ERP_XL": .erpXl, "OPTIMA": .optima, "ALTUM": .altum, "ENTERPRISE": .enterprise, "STANDALONE": .standalone,
+    ]
+    static let authentications: [String: Dms_Settings_V1_ConnectionAuthentication] = [
+      "SQL": .sql, "INTEGRATED": .integrated,
+    ]
+
+    func apply(to company: inout Dms_Settings_V1_Company, secrets: inout Dms_Settings_V1_CompanySecrets) throws {
+      if let mode {
+        guard let value = Self.modes[mode.uppercased()] else {
+          throw ValidationError("--mode must be ERP_XL, OPTIMA, ALTUM, ENTERPRISE or STANDALONE")
+        }
+        company.mode = value
+      }
+      if let name { company.name = name }
+      if let dbServer { company.connection.server = dbServer }
+      if let dbName { company.connection.database = dbName }
+      if let dbAuth {
+        guard let value = Self.authentications[dbAuth.uppercased()] else {
+          throw ValidationError("--db-auth must be SQL or INTEGRATED")
+        }
+        company.connection.authentication = value
+      }
+      if let dbUser { company.connection.user = dbUser }
+      if let licenseKeyName { company.licenseKeyName = licenseKeyName }
+      if let mappedDatabase { company.mappedDatabase = mappedDatabase }
+      if let defaultCenter { company.defaultCenter = defaultCenter }
+      if let operatorLogin { company.operatorLogin = operatorLogin }
+      if let useDomain { company.useDomain = useDomain }
+      if let domainName { company.domainName = domainName }
+      if let domainGroup { company.domainGroup = domainGroup }
+      if let nip { company.nip = nip }
+      if let edeliveryAddress { company.edeliveryAddress = edeliveryAddress }
+      if let edeliverySystemName { company.edeliverySystemName = edeliverySystemName }
+      func set(_ value: String) -> Dms_Settings_V1_SecretInput {
+        var input = Dms_Settings_V1_SecretInput()
+        input.set = value
+        return input
+      }
+      if let dbPassword { secrets.connectionPassword = set(dbPassword) }
+      if let operatorPassword { secrets.operatorPassword = set(operatorPassword) }
+      if let ksefToken { secrets.ksefToken = set(ksefToken) }
+      if let edeliveryPrivateKeyFile {
+        guard let pem = try? String(contentsOfFile: edeliveryPrivateKeyFile, encoding: .utf8) else {
+          throw ValidationError("--edelivery-private-key-file: cannot read \(edeliveryPrivateKeyFile)")
+        }
+        secrets.edeliveryPrivateKey = set(pem)
+      }
+      var clearInput = Dms_Settings_V1_SecretInput()
+      clearInput.clear = true
+      for name in clear {
+        switch name {
+        case "db-password": secrets.connectionPassword = clearInput
+        case "operator-password": secrets.operatorPassword = clearInput
+        case "ksef-token": secrets.ksefToken = clearInput
+        case "edelivery-private-key": secrets.edeliveryPrivateKey = clearInput
+        default:
+          throw ValidationError(
+            "--clear takes db-password, operator-password, ksef-token or edelivery-private-key (got \(name))")
+        }
+      }
+    }
+  }
+
+  static func modeName(_ mode: Dms_Settings_V1_ERPMode) -> String {
+    CompanyFields.modes.first { $0.value == mode }?.key ?? "UNSPECIFIED"
+  }
+
+  static func printCompany(_ company: Dms_Settings_V1_Company, json: Bool) throws {
+    if json { return try Output.message(company) }
+    Output.fields([
+      ("short name (ERP-3)", company.shortName),
+      ("mode (ERP-1)", modeName(company.mode)),
+      ("name (ERP-2)", company.name),
+      ("connection (ERP-4)", "\(company.connection.server) / \(company.connection.database)"),
+      ("  authentication", company.connection.authentication == .integrated ? "INTEGRATED" : "SQL"),
+      ("  user", company.connection.user),
+      ("  password", Output.secret(company.connection.passwordSet)),
+      ("license key name (ERP-5)", company.licenseKeyName),
+      ("mapped database (ERP-6)", company.mappedDatabase),
+      ("default center (ERP-7)", company.defaultCenter),
+      ("operator login (ERP-8)", company.operatorLogin),
+      ("operator password (ERP-9)", Output.secret(company.operatorPasswordSet)),
+      ("use domain (ERP-10)", Output.yesNo(company.useDomain)),
+      ("domain (ERP-11)", company.domainName),
+      ("domain group (ERP-12)", company.domainGroup),
+      ("NIP (ERP-13)", company.nip),
+      ("KSeF token (ERP-14)", Output.secret(company.ksefTokenSet)),
+      ("e-Delivery address (ERP-15)", company.edeliveryAddress),
+      ("e-Delivery system (ERP-16)", company.edeliverySystemName),
+      (
+        "e-Delivery key (ERP-17)",
+        company.edeliveryPrivateKeySet ? company.edeliveryKeyFingerprint : Output.secret(false)
+      ),
+      ("revision", String(company.revision)),
+    ])
+  }
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the companies.")
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+      try await connection.withClient { client in
+        let list = try await Dms_Settings_V1_Companies.Client(client).list(options: connection.callOptions)
+        if connection.json { return try Output.message(list) }
+        Output.table(
+          ["SHORT NAME", "NAME", "MODE", "REVISION"],
+          list.companies.map { [$0.shortName, $0.name, modeName($0.mode), String($0.revision)] })
+      }
+    }
+  }
+
+  struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one company.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The short name.") var shortName: String
+
+    func run() async throws {
+      try await connection.withClient { client in
+        var request = Dms_Settings_V1_GetCompanyRequest()
+        request.shortName = shortName
+        try printCompany(
+          try await Dms_Settings_V1_Companies.Client(client).get(request, options: connection.callOptions),
+          json: connection.json)
+      }
+    }
+  }
+
+  struct Add: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add a company.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The short name (ERP-3): at most 5 characters.") var shortName: String
+    @OptionGroup var fields: CompanyFields
+
+    func run() async throws {
+      var company = Dms_Settings_V1_Company()
+      company.shortName = shortName
+      company.mode = .erpXl
+      company.connection.authentication = .sql
+      var secrets = Dms_Settings_V1_CompanySecrets()
+      try fields.apply(to: &company, secrets: &secrets)
+      var request = Dms_Settings_V1_CreateCompanyRequest()
+      request.company = company
+      request.secrets = secrets
+      try await connection.withClient { client in
+        try printCompany(
+          try await Dms_Settings_V1_Companies.Client(client).create(request, options: connection.callOptions),
+          json: connection.json)
+      }
+    }
+  }
+
+  struct Set: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Change fields of a company (reads it, applies the flags, saves with the revision read).")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The short name.") var shortName: String
+    @OptionGroup var fields: CompanyFields
+
+    func run() async throws {
+      try await connection.withClient { client in
+        let companies = Dms_Settings_V1_Companies.Client(client)
+        var get = Dms_Settings_V1_GetCompanyRequest()
+        get.shortName = shortName
+        var company = try await companies.get(get, options: connection.callOptions)
+        var secrets = Dms_Settings_V1_CompanySecrets()
+        try fields.apply(to: &company, secrets: &secrets)
+        var request = Dms_Settings_V1_UpdateCompanyRequest()
+        request.company = company
+        request.secrets = secrets
+        try printCompany(try await companies.update(request, options: connection.callOptions), json: connection.json)
+      }
+    }
+  }
+
+  struct Remove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "rm", abstract: "Delete a company and everything stored under it (ERP-19).")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The short name.") var shortName: String
+    @Option(help: "The revision you read (default: the current one).") var revision: Int64?
+
+    func run() async throws {
+      try await connection.withClient { client in
+        let companies = Dms_Settings_V1_Companies.Client(client)
+        var request = Dms_Settings_V1_DeleteCompanyRequest()
+        request.shortName = shortName
+        if let revision {
+          request.revision = revision
+        } else {
+          var get = Dms_Settings_V1_GetCompanyRequest()
+          get.shortName = shortName
+          request.revision = try await companies.get(get, options: connection.callOptions).revision
+        }
+        _ = try await companies.delete(request, options: connection.callOptions)
+        if connection.json { Output.json(["deleted": shortName]) } else { print("deleted \(shortName)") }
+      }
+    }
+  }
+
+  struct Reveal: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print one secret (the server logs the reveal).")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The short name.") var shortName: String
+    @Argument(
+      help: "connection-password, altum-configuration-password, operator-password, ksef-token, edelivery-private-key.")
+    var field: String
+    @Option(help: "Why, for the audit log.") var reason = ""
+
+    func run() async throws {
+      let fields: [String: Dms_Settings_V1_CompanySecretField] = [
+        "connection-password": .connectionPassword, "altum-configuration-password": .altumConfigurationPassword,
+        "operator-password": .operatorPassword, "ksef-token": .ksefToken, "edelivery-private-key": .edeliveryPrivateKey,
+      ]
+      guard let secretField = fields[field] else {
+        throw ValidationError("FIELD must be one of \(fields.keys.sorted().joined(separator: ", "))")
+      }
+      try await connection.withClient { client in
+        var request = Dms_Settings_V1_RevealCompanySecretRequest()
+        request.shortName = shortName
+        request.field = secretField
+        request.reason = reason
+        let response = try await Dms_Settings_V1_Companies.Client(client).revealSecret(
+          request, options: connection.callOptions)
+        if connection.json { return try Output.message(response) }
+        print(response.set ? response.value : "(not set)")
+      }
+    }
+  }
+
+  struct Centers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "List a company's centers (ERP-7), or publish them with --set.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The short name.") var shortName: String
+    @Option(help: "Publish this comma-separated list of centers.") var set: String?
+
+    func run() async throws {
+      try await connection.withClient { client in
+        let companies = Dms_Settings_V1_Companies.Client(client)
+        let centers: Dms_Settings_V1_Centers
+        if let set {
+          var request = Dms_Settings_V1_SetCentersRequest()
+          request.shortName = shortName
+          request.centers = set.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+          centers = try await companies.setCenters(request, options: connection.callOptions)
+        } else {
+          var request = Dms_Settings_V1_ListCentersRequest()
+          request.shortName = shortName
+          centers = try await companies.listCenters(request, options: connection.callOptions)
+        }
+        if connection.json { return try Output.message(centers) }
+        for center in centers.centers { print(center) }
+      }
+    }
+  }
+}
