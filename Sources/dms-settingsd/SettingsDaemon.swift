@@ -85,7 +85,7 @@ struct SettingsDaemon: AsyncParsableCommand {
       throw ExitCode(78)
     }
 
-    let health = HealthService(services: ["dms.settings.v1.storage"])
+    let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
     let events = SettingsEventBus()
     var router = Router()
     SettingsServices.register(

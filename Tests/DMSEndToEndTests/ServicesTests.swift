@@ -1,6 +1,7 @@
 import DMSClient
 import DMSMessages
 import DMSRPC
+import DMSServices
 import DMSStubs
 import SwiftProtobuf
 import Testing
@@ -17,6 +18,10 @@ struct ServicesTests {
       server.health.setStatus(.notServing)
       #expect(try await health.check().status == .notServing)
 
+      var storage = Dms_Rpc_V1_HealthCheckRequest()
+      storage.service = "dms.settings.v1.storage"
+      #expect(try await health.check(storage).status == .serving, "the storage answers its probe")
+
       var request = Dms_Rpc_V1_HealthCheckRequest()
       request.service = "dms.nope.v1.Nope"
       await #expect {
@@ -26,6 +31,18 @@ struct ServicesTests {
       }
       await client.close()
     }
+  }
+
+  @Test("a service whose probe fails is NOT_SERVING")
+  func failingProbe() async throws {
+    let health = HealthService(probes: ["dms.settings.v1.storage": { false }])
+    var request = Dms_Rpc_V1_HealthCheckRequest()
+    request.service = "dms.settings.v1.storage"
+    let context = ServerContext(
+      method: Dms_Rpc_V1_Health.Method.check, metadata: [:], requestID: "t", deadline: nil, peer: "test")
+    #expect(try await health.check(request: request, context: context).status == .notServing)
+    request.service = ""
+    #expect(try await health.check(request: request, context: context).status == .serving)
   }
 
   @Test("Health/Watch streams the status, then each change, until cancelled")

@@ -19,12 +19,15 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
   }
 
   private let state: Mutex<State>
+  private let probes: [String: @Sendable () async -> Bool]
 
-  /// A health service reporting SERVING for the server and for `services`.
-  public init(services: [String] = []) {
+  /// A health service reporting SERVING for the server and for `services`; a service
+  /// with a probe (such as the storage's) is SERVING when its probe answers true.
+  public init(services: [String] = [], probes: [String: @Sendable () async -> Bool] = [:]) {
     var statuses: [String: Status] = ["": .serving]
-    for service in services { statuses[service] = .serving }
+    for service in services + probes.keys { statuses[service] = .serving }
     state = Mutex(State(statuses: statuses))
+    self.probes = probes
   }
 
   /// Sets the status of `service` ("" = the server) and tells its watchers.
@@ -59,7 +62,10 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
     request: Dms_Rpc_V1_HealthCheckRequest,
     context: ServerContext
   ) async throws -> Dms_Rpc_V1_HealthCheckResponse {
-    let status = status(of: request.service)
+    var status = status(of: request.service)
+    if status == .serving, let probe = probes[request.service], await !probe() {
+      status = .notServing
+    }
     guard status != .serviceUnknown else {
       throw RPCError(code: .notFound, message: "no service named \"\(request.service)\"")
     }

@@ -94,7 +94,36 @@ struct CompaniesTests {
     }
   }
 
-  @Test("ERP-13: a NIP is stored as its 10 digits")
+  @Test("ERP-4, ERP-5, ERP-6, ERP-8, ERP-10, ERP-11, ERP-12, ERP-16: every field round-trips as saved")
+  func fieldsRoundTrip() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      var company = companyMessage("ALT")
+      company.mode = .altum
+      company.altumConfiguration.server = "cfg01"
+      company.altumConfiguration.database = "CDN_KNF_Konfiguracja"
+      company.altumConfiguration.authentication = .integrated
+      company.licenseKeyName = "KLUCZ-01"
+      company.mappedDatabase = "Firma Demo"
+      company.operatorLogin = "ADMIN"
+      company.useDomain = true
+      company.domainName = "corp.local"
+      company.domainGroup = "All"
+      company.edeliveryAddress = "AE:PL-12345-67890-ABCDE-12"
+      company.edeliverySystemName = "DMS"
+      var request = Dms_Settings_V1_CreateCompanyRequest()
+      request.company = company
+      request.secrets.altumConfigurationPassword = secret("cfg-pass")
+      let created = try await Dms_Settings_V1_Companies.Client(client).create(request)
+      var expected = company
+      expected.revision = 1
+      expected.altumConfiguration.passwordSet = true
+      #expect(created == expected)
+      await client.close()
+    }
+  }
+
+  @Test("ERP-13 (INT-1): a NIP is stored as its 10 digits")
   func nipNormalized() async throws {
     try await withTestServer { server async throws in
       let client = server.client()

@@ -9,7 +9,7 @@ import Testing
 /// The shared section (ERP-S1 … S3), API authorization (APIAUTH-1 … 5) and ServerInfo.
 @Suite("Shared section, API authorization, server info")
 struct SharedAndAuthorizationTests {
-  @Test("ERP-S1 … ERP-S3: defaults, update with revisions, closed lists")
+  @Test("ERP-S1, ERP-S2, ERP-S3: defaults, update with revisions, closed lists")
   func shared() async throws {
     try await withTestServer { server async throws in
       let client = server.client()
@@ -39,7 +39,7 @@ struct SharedAndAuthorizationTests {
 
   static let single = DeploymentConfiguration(mode: .singleCompany)
 
-  @Test("APIAUTH-1 … APIAUTH-5: the three values are saved together; the password is write-only")
+  @Test("APIAUTH-1, APIAUTH-2, APIAUTH-3, APIAUTH-5: the three values are saved together; the password is write-only")
   func apiAuthorization() async throws {
     try await withTestServer(deployment: Self.single) { server async throws in
       let client = server.client()
@@ -96,7 +96,7 @@ struct SharedAndAuthorizationTests {
     }
   }
 
-  @Test("CFG-1 … CFG-8: ServerInfo reports the configuration in force")
+  @Test("CFG-1, CFG-2, CFG-3, CFG-4, CFG-5, CFG-6, CFG-7, CFG-8: ServerInfo reports the configuration in force")
   func serverInfo() async throws {
     let deployment = DeploymentConfiguration(
       mode: .multiCompany, ksefWorkMode: .production, deleteMailsAfterSending: true,

@@ -38,7 +38,7 @@ struct TestServer {
       secrets: SecretBox(key: testMasterKey),
       logger: logger)
     try await CompanyModeMigration.run(store: store, configuration: deployment, logger: logger)
-    let health = HealthService()
+    let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
     let probe = TestService.Probe()
     let events = SettingsEventBus()
     var router = Router()
