@@ -19,6 +19,7 @@ let package = Package(
     .library(name: "DMSClient", targets: ["DMSClient", "DMSStubs", "DMSRPC", "DMSMessages"]),
     .executable(name: "dms-settingsd", targets: ["dms-settingsd"]),
     .executable(name: "dmsctl", targets: ["dmsctl"]),
+    .executable(name: "dms-bench", targets: ["dms-bench"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -35,6 +36,7 @@ let package = Package(
       from: "1.4.0",
       traits: [.defaults, "CommandLineArguments"]
     ),
+    .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
   ],
   targets: [
     .target(
@@ -118,6 +120,16 @@ let package = Package(
       dependencies: [
         "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .executableTarget(
+      name: "dms-bench",
+      dependencies: [
+        "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Histogram", package: "hdrhistogram-swift"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]
     ),

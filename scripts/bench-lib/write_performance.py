@@ -1,0 +1,128 @@
+"""Rewrites the results table of docs/PERFORMANCE.md from one scripts/bench run.
+
+    python3 write_performance.py RESULTS_DIR docs/PERFORMANCE.md
+
+RESULTS_DIR holds the JSON records the run wrote (ours, grpc-swift-2's, Redis's CSV,
+memory, CPU) and machine.json. Only the part between the BEGIN/END markers changes.
+"""
+
+import csv
+import glob
+import json
+import os
+import sys
+
+BEGIN = "<!-- BEGIN scripts/bench results -->"
+END = "<!-- END scripts/bench results -->"
+
+
+def load(directory, name):
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def redis(directory, name):
+    """{test: {rps, p50_us}} from a redis-benchmark --csv file."""
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+        return {}
+    rows = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            rows[row["test"]] = {"rps": float(row["rps"]), "p50_us": float(row["p50_latency_ms"]) * 1000}
+    return rows
+
+
+def fmt_rate(value):
+    return "—" if value is None else "{:,.0f}".format(value)
+
+
+def fmt_us(value):
+    return "—" if value is None else "{:,.1f}".format(value)
+
+
+def ratio(ours, theirs):
+    if ours is None or theirs in (None, 0):
+        return "—"
+    return "{:.2f}×".format(ours / theirs)
+
+
+def main():
+    directory, document = sys.argv[1], sys.argv[2]
+    machine = load(directory, "machine.json") or {}
+    ours = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "W*.json"))}
+    grpc = {os.path.basename(p)[5:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "grpc-W*.json"))}
+    r1 = redis(directory, "redis-c1.csv")
+    r64 = redis(directory, "redis-c64.csv")
+    rp = redis(directory, "redis-c50-P16.csv")
+    memory = load(directory, "memory.json") or {}
+    cpu = load(directory, "cpu.json") or {}
+
+    def o(name, key):
+        return ours.get(name, {}).get(key)
+
+    def g(name, key):
+        return grpc.get(name, {}).get(key)
+
+    rows = [
+        ("W1", "Health/Check, 1 connection × 1 in flight", "W1"),
+        ("W2", "Health/Check, 1 connection × 64 in flight", "W2"),
+        ("W3", "Health/Check, 64 connections × 1 in flight", "W3"),
+        ("W4", "Health/Check, 50 connections × 16 in flight", "W4"),
+        ("W5", "Companies/Get, 10 companies stored, 1 × 1", "W5-10"),
+        ("W5", "Companies/Get, 10,000 companies stored, 1 × 1", "W5-10000"),
+        ("W6", "Companies/Update (durable commit), 1 × 16", "W6"),
+        ("W7", "Health/Check over TLS, 1 × 64", "W7"),
+    ]
+    redis_peer = {
+        "W1": ("GET -c 1", r1.get("GET")),
+        "W2": ("GET -c 64", r64.get("GET")),
+        "W3": ("GET -c 64", r64.get("GET")),
+        "W4": ("GET -c 50 -P 16", rp.get("GET")),
+    }
+    lines = []
+    lines.append("Run of {} on {} ({} cores, {} memory); {} s per workload after a {} s warm-up.".format(
+        machine.get("date", "?"), machine.get("host", "?"), machine.get("cores", "?"), machine.get("memory", "?"),
+        machine.get("duration", "?"), machine.get("warmup", "?")))
+    lines.append("")
+    lines.append("| workload | shape | calls/s | p50 µs | p99 µs | grpc-swift-2 calls/s | p50 µs | ratio calls/s | "
+                 "ratio p50 | Redis | calls/s | p50 µs | ratio calls/s | ratio p50 |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    for workload, shape, key in rows:
+        peer, rdata = redis_peer.get(workload, ("", None))
+        rrate = rdata["rps"] if rdata else None
+        rp50 = rdata["p50_us"] if rdata else None
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            workload, shape, fmt_rate(o(key, "calls_per_second")), fmt_us(o(key, "p50_us")), fmt_us(o(key, "p99_us")),
+            fmt_rate(g(key, "calls_per_second")), fmt_us(g(key, "p50_us")),
+            ratio(o(key, "calls_per_second"), g(key, "calls_per_second")),
+            ratio(o(key, "p50_us"), g(key, "p50_us")),
+            peer or "—", fmt_rate(rrate), fmt_us(rp50),
+            ratio(o(key, "calls_per_second"), rrate), ratio(o(key, "p50_us"), rp50)))
+    if r1.get("PING_MBULK"):
+        lines.append("")
+        lines.append("Redis `PING_MBULK -c 1`: {} calls/s, p50 {} µs.".format(
+            fmt_rate(r1["PING_MBULK"]["rps"]), fmt_us(r1["PING_MBULK"]["p50_us"])))
+    lines.append("")
+    lines.append("| resource | value |")
+    lines.append("|---|---:|")
+    if memory:
+        lines.append("| server RSS, idle | {:,} KiB |".format(memory["rss_idle_kib"]))
+        lines.append("| server RSS, 1,000 idle connections | {:,} KiB |".format(memory["rss_1000_kib"]))
+        lines.append("| server RSS, 10,000 idle connections | {:,} KiB |".format(memory["rss_10000_kib"]))
+        lines.append("| RSS per idle connection | {:,} bytes |".format(memory["bytes_per_connection"]))
+    if cpu:
+        lines.append("| server CPU time per 100k calls (W2) | {:.3f} s |".format(cpu["cpu_seconds_per_100k"]))
+
+    text = open(document).read() if os.path.exists(document) else BEGIN + "\n" + END + "\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(document, "w") as f:
+        f.write(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
+
+
+if __name__ == "__main__":
+    main()
