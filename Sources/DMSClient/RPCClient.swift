@@ -22,6 +22,11 @@ public final class RPCClient: RPCCaller, Sendable {
   public let configuration: ClientConfiguration
   private let group: any EventLoopGroup
   private let state = Mutex(State.idle)
+  /// The event loop every connection of this client runs on.
+  public let eventLoop: any EventLoop
+  /// Runs tasks on `eventLoop`: a task preferring it calls without thread hops
+  /// (`withTaskExecutorPreference(client.taskExecutor) { ... }`).
+  public let taskExecutor: EventLoopTaskExecutor
 
   private enum State {
     case idle
@@ -37,6 +42,8 @@ public final class RPCClient: RPCCaller, Sendable {
   ) {
     self.configuration = configuration
     self.group = eventLoopGroup
+    self.eventLoop = eventLoopGroup.next()
+    self.taskExecutor = EventLoopTaskExecutor(eventLoop: eventLoop)
   }
 
   /// The server's SETTINGS (connecting if need be).
@@ -144,7 +151,7 @@ public final class RPCClient: RPCCaller, Sendable {
 
   /// The current connection, or the one being made (one attempt series at a time).
   private func connectFuture() -> EventLoopFuture<ClientConnection> {
-    let loop = group.next()
+    let loop = eventLoop
     let promise = loop.makePromise(of: ClientConnection.self)
     let existing: EventLoopFuture<ClientConnection>? = state.withLock { state in
       switch state {
@@ -185,7 +192,7 @@ public final class RPCClient: RPCCaller, Sendable {
         try await Task.sleep(for: configuration.backoff.delay(beforeAttempt: attempt))
       }
       do {
-        return try await ClientConnection.connect(configuration: configuration, group: group)
+        return try await ClientConnection.connect(configuration: configuration, eventLoop: eventLoop)
       } catch let error as RPCError where error.code != .unavailable {
         throw error  // the server answered and refused: retrying will not help
       } catch {

@@ -30,6 +30,12 @@ public protocol SettingsStore: Sendable {
     expectedRevision: Int64
   ) async throws
 
+  /// Every company's document of `type`, in code order, read in one pass (the
+  /// administrator's company list). Companies without one are left out.
+  func documentOfEveryCompany<Document: SettingsDocument>(
+    _ type: Document.Type
+  ) async throws -> [(CompanyKey, Stored<Document>)]
+
   /// The store of one company's settings: it reaches nothing else.
   func scoped(to company: CompanyKey) -> any CompanyScopedStore
 

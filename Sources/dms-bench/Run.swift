@@ -51,7 +51,7 @@ struct Run: AsyncParsableCommand {
       for (connectionIndex, client) in clients.enumerated() {
         for slot in 0..<inFlight {
           let worker = connectionIndex * inFlight + slot
-          group.addTask {
+          group.addTask(executorPreference: client.taskExecutor) {
             var histogram = Histogram<UInt64>(
               highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             var errors = 0

@@ -29,6 +29,26 @@ struct ClientTests {
     }
   }
 
+  @Test("calls from tasks preferring the client's executor run on its event loop, without hops")
+  func taskExecutorPreference() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      try await withThrowingTaskGroup(of: Bool.self) { group in
+        for _ in 0..<8 {
+          group.addTask(executorPreference: client.taskExecutor) {
+            for _ in 0..<100 {
+              _ = try await Dms_Rpc_V1_Health.Client(client).check()
+              guard client.eventLoop.inEventLoop else { return false }
+            }
+            return true
+          }
+        }
+        for try await onLoop in group { #expect(onLoop, "resumed on the connection's event loop") }
+      }
+      await client.close()
+    }
+  }
+
   @Test("the client keeps to the server's concurrency limit: no spurious failures")
   func keepsToLimit() async throws {
     try await withTestServer({ $0.limits.maxConcurrentCalls = 2 }) { server async throws in

@@ -110,6 +110,21 @@ struct StoreConformanceTests {
     #expect(try await store.scoped(to: again).read(CompanyCenters.self) == nil)
   }
 
+  @Test("every company's document in one read, in code order, with its secrets' presence", arguments: backends)
+  func documentOfEveryCompany(backend: Backend) async throws {
+    let (store, _) = try backend.make()
+    let field = Company.Secret.ksefToken.rawValue
+    _ = try await store.createCompany(code: "Beta", document: company("Beta"), secrets: [field: .set("t")])
+    _ = try await store.createCompany(code: "alpha", document: company("alpha"), secrets: [:])
+    let (gamma, _) = try await store.createCompany(
+      code: "GAMMA", document: CompanyCenters(centers: ["X"]), secrets: [:])
+    let all = try await store.documentOfEveryCompany(Company.self)
+    #expect(all.map(\.0.code) == ["alpha", "Beta"], "GAMMA has no company document")
+    #expect(all.map(\.1.secretsSet) == [[], [field]])
+    #expect(all.allSatisfy { $0.1.revision == 1 })
+    #expect(try await store.documentOfEveryCompany(CompanyCenters.self).map(\.0) == [gamma])
+  }
+
   @Test("the shared section has its own revisions", arguments: backends)
   func shared(backend: Backend) async throws {
     let (store, _) = try backend.make()

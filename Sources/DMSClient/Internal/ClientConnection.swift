@@ -33,11 +33,10 @@ final class ClientConnection: Sendable {
   /// Connects, exchanges prefaces and waits for the server's SETTINGS.
   static func connect(
     configuration: ClientConfiguration,
-    group: any EventLoopGroup
+    eventLoop loop: any EventLoop
   ) async throws -> ClientConnection {
     let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
     let usableFlag = UsableFlag()
-    let loop = group.next()
     let settingsPromise = loop.makePromise(of: Dms_Rpc_V1_Settings.self)
     let channel = try await ClientBootstrap(group: loop)
       .connectTimeout(TimeAmount(configuration.connectTimeout))
@@ -112,8 +111,14 @@ final class ClientConnection: Sendable {
     let handler = self.handler
     let timeout = options.timeout
     return try await withTaskCancellationHandler {
-      handler.eventLoop.execute {
+      if handler.eventLoop.inEventLoop {
+        // Already on the connection's thread (a task preferring the client's
+        // executor): start the call right here.
         handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(promise))
+      } else {
+        handler.eventLoop.execute {
+          handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(promise))
+        }
       }
       return try await promise.futureResult.get()
     } onCancel: {

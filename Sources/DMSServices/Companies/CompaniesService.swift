@@ -46,8 +46,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   ) async throws -> Dms_Settings_V1_ListCompaniesResponse {
     try requireMultiCompany()
     var response = Dms_Settings_V1_ListCompaniesResponse()
-    for key in try await store.companies() {
-      guard let stored = try await store.scoped(to: key).read(Company.self) else { continue }
+    for (_, stored) in try await store.documentOfEveryCompany(Company.self) {
       var summary = Dms_Settings_V1_CompanySummary()
       summary.shortName = stored.value.code
       summary.name = stored.value.name

@@ -106,6 +106,32 @@ public final class SQLiteSettingsStore: SettingsStore {
     }
   }
 
+  public func documentOfEveryCompany<Document: SettingsDocument>(
+    _ type: Document.Type
+  ) async throws -> [(CompanyKey, Stored<Document>)] {
+    let rows = try await pool.read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT c.id, c.code, d.revision, d.body, d.updated_at,
+            (SELECT group_concat(s.field, char(31)) FROM company_secret s
+              WHERE s.company_id = c.id AND s.area = d.area) AS secrets
+          FROM company c JOIN company_document d ON d.company_id = c.id AND d.area = ?
+          ORDER BY c.code_key
+          """,
+        arguments: [Document.area])
+    }
+    return try rows.map { row in
+      let secrets = (row["secrets"] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
+      return (
+        CompanyKey(id: row["id"], code: row["code"]),
+        Stored(
+          value: try decode(type, row["body"]), revision: row["revision"], secretsSet: Set(secrets),
+          updatedAt: row["updated_at"])
+      )
+    }
+  }
+
   public func scoped(to company: CompanyKey) -> any CompanyScopedStore {
     SQLiteCompanyStore(store: self, company: company)
   }
