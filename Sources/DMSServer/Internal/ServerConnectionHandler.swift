@@ -306,7 +306,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
     guard let meta = decodeMeta(Dms_Rpc_V1_CallMeta.self, of: frame) else { return }
     let requestID = meta.metadata[MetadataKey.requestID] ?? makeRequestID()
-    let trailers = [MetadataKey.requestID: requestID]
+    var trailers: [String: String] { [MetadataKey.requestID: requestID] }
 
     guard phase == .open else {
       writeEnd(
@@ -417,7 +417,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       finish(
         callID: callID, error: Self.oversizedResponse(payload.count, limit: limits.maxFrameSize - limits.maxMetaSize))
     case .success(let payload):
-      finish(callID: callID, status: Dms_Rpc_V1_Status(), payload: payload)
+      finishOK(callID: callID, payload: payload)
     case .failure(let error):
       finish(callID: callID, error: error)
     }
@@ -459,6 +459,19 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     var status = status
     status.trailers[MetadataKey.requestID] = call.requestID
     writeEnd(callID: callID, status: status, payload: payload)
+    afterFinish()
+  }
+
+  /// The hot path: an OK END whose Status holds only the request id, encoded here
+  /// without building a `Status` message and its map.
+  private func finishOK(callID: UInt32, payload: [UInt8]) {
+    guard let call = calls.removeValue(forKey: callID) else { return }
+    call.deadlineTimer?.cancel()
+    writeOKEnd(callID: callID, requestID: call.requestID, payload: payload)
+    afterFinish()
+  }
+
+  private func afterFinish() {
     if calls.isEmpty { lastCallEnded = .now() }
     if phase == .draining {
       closeIfDrained()
@@ -492,6 +505,56 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     buffer.writeBytes(meta)
     buffer.writeBytes(payload)
     write(buffer)
+  }
+
+  /// Writes END with `Status { trailers: {"request-id": requestID} }` (code OK is the
+  /// default, so it is not on the wire), encoded by hand as protobuf.
+  private func writeOKEnd(callID: UInt32, requestID: String, payload: [UInt8]) {
+    let key = MetadataKey.requestID.utf8
+    let value = requestID.utf8
+    // Map entry: field 1 (key), field 2 (value), both length-delimited.
+    let entryLength = 1 + Self.varintSize(key.count) + key.count + 1 + Self.varintSize(value.count) + value.count
+    let metaLength = 1 + Self.varintSize(entryLength) + entryLength
+    guard metaLength <= limits.maxMetaSize else {
+      // A client's request id too long to echo: the general path trims it.
+      var status = Dms_Rpc_V1_Status()
+      status.trailers[MetadataKey.requestID] = requestID
+      writeEnd(callID: callID, status: status, payload: payload)
+      return
+    }
+    var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + metaLength + payload.count)
+    FrameHeader.write(
+      type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count,
+      into: &buffer)
+    buffer.writeInteger(UInt8(0x22))  // field 4 (trailers), length-delimited
+    Self.writeVarint(entryLength, into: &buffer)
+    buffer.writeInteger(UInt8(0x0A))  // entry field 1 (key)
+    Self.writeVarint(key.count, into: &buffer)
+    buffer.writeString(MetadataKey.requestID)
+    buffer.writeInteger(UInt8(0x12))  // entry field 2 (value)
+    Self.writeVarint(value.count, into: &buffer)
+    buffer.writeString(requestID)
+    buffer.writeBytes(payload)
+    write(buffer)
+  }
+
+  private static func varintSize(_ value: Int) -> Int {
+    var size = 1
+    var rest = value >> 7
+    while rest > 0 {
+      size += 1
+      rest >>= 7
+    }
+    return size
+  }
+
+  private static func writeVarint(_ value: Int, into buffer: inout ByteBuffer) {
+    var rest = UInt64(value)
+    while rest >= 0x80 {
+      buffer.writeInteger(UInt8(truncatingIfNeeded: rest) | 0x80)
+      rest >>= 7
+    }
+    buffer.writeInteger(UInt8(rest))
   }
 
   /// The status's bytes, trimmed to `limit` (the meta limit both sides keep): a
