@@ -81,22 +81,27 @@ final class ClientConnection: Sendable {
   }
 
   private func callFrame(
-    callID: UInt32, method: MethodDescriptor, request: [UInt8], options: CallOptions, userAgent: String
+    callID: UInt32,
+    method: MethodDescriptor,
+    request: [UInt8],
+    options: CallOptions,
+    userAgent: String
   ) throws -> ByteBuffer {
-    var meta = Dms_Rpc_V1_CallMeta()
-    meta.method = method.fullName
+    var metadata = options.metadata
+    if metadata[MetadataKey.userAgent] == nil { metadata[MetadataKey.userAgent] = userAgent }
+    var timeoutMs: UInt32 = 0
     if let timeout = options.timeout {
-      let ms = max(1, TimeAmount(timeout).nanoseconds / 1_000_000)
-      meta.timeoutMs = UInt32(clamping: ms)
+      timeoutMs = UInt32(clamping: max(1, TimeAmount(timeout).nanoseconds / 1_000_000))
     }
-    meta.metadata = options.metadata
-    if meta.metadata[MetadataKey.userAgent] == nil { meta.metadata[MetadataKey.userAgent] = userAgent }
-    let metaBytes: [UInt8] = try meta.serializedBytes()
-    var frame = channel.allocator.buffer(capacity: FrameHeader.size + metaBytes.count + request.count)
+    let metaLength = MetaEncoder.callMetaSize(method: method.fullName, timeoutMs: timeoutMs, metadata: metadata)
+    guard metaLength <= Int(UInt16.max) else {
+      throw RPCError(code: .invalidArgument, message: "the call's metadata is too large (\(metaLength) bytes)")
+    }
+    var frame = channel.allocator.buffer(capacity: FrameHeader.size + metaLength + request.count)
     FrameHeader.write(
-      type: .call, flags: .endStream, callID: callID, metaLength: metaBytes.count, payloadLength: request.count,
+      type: .call, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: request.count,
       into: &frame)
-    frame.writeBytes(metaBytes)
+    MetaEncoder.writeCallMeta(method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, into: &frame)
     frame.writeBytes(request)
     return frame
   }

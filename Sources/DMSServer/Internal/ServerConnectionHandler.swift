@@ -507,14 +507,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     write(buffer)
   }
 
-  /// Writes END with `Status { trailers: {"request-id": requestID} }` (code OK is the
-  /// default, so it is not on the wire), encoded by hand as protobuf.
+  /// Writes an OK END whose Status holds only the request id.
   private func writeOKEnd(callID: UInt32, requestID: String, payload: [UInt8]) {
-    let key = MetadataKey.requestID.utf8
-    let value = requestID.utf8
-    // Map entry: field 1 (key), field 2 (value), both length-delimited.
-    let entryLength = 1 + Self.varintSize(key.count) + key.count + 1 + Self.varintSize(value.count) + value.count
-    let metaLength = 1 + Self.varintSize(entryLength) + entryLength
+    let metaLength = MetaEncoder.okStatusSize(requestID: requestID)
     guard metaLength <= limits.maxMetaSize else {
       // A client's request id too long to echo: the general path trims it.
       var status = Dms_Rpc_V1_Status()
@@ -526,35 +521,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     FrameHeader.write(
       type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count,
       into: &buffer)
-    buffer.writeInteger(UInt8(0x22))  // field 4 (trailers), length-delimited
-    Self.writeVarint(entryLength, into: &buffer)
-    buffer.writeInteger(UInt8(0x0A))  // entry field 1 (key)
-    Self.writeVarint(key.count, into: &buffer)
-    buffer.writeString(MetadataKey.requestID)
-    buffer.writeInteger(UInt8(0x12))  // entry field 2 (value)
-    Self.writeVarint(value.count, into: &buffer)
-    buffer.writeString(requestID)
+    MetaEncoder.writeOKStatus(requestID: requestID, into: &buffer)
     buffer.writeBytes(payload)
     write(buffer)
-  }
-
-  private static func varintSize(_ value: Int) -> Int {
-    var size = 1
-    var rest = value >> 7
-    while rest > 0 {
-      size += 1
-      rest >>= 7
-    }
-    return size
-  }
-
-  private static func writeVarint(_ value: Int, into buffer: inout ByteBuffer) {
-    var rest = UInt64(value)
-    while rest >= 0x80 {
-      buffer.writeInteger(UInt8(truncatingIfNeeded: rest) | 0x80)
-      rest >>= 7
-    }
-    buffer.writeInteger(UInt8(rest))
   }
 
   /// The status's bytes, trimmed to `limit` (the meta limit both sides keep): a

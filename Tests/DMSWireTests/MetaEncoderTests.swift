@@ -1,0 +1,32 @@
+import DMSWire
+import NIOCore
+import Testing
+
+@Suite("Meta encoding")
+struct MetaEncoderTests {
+  @Test("CallMeta is encoded as protobuf: the PROTOCOL.md worked example, byte for byte")
+  func callMetaWorkedExample() {
+    var buffer = ByteBuffer()
+    MetaEncoder.writeCallMeta(method: "/dms.rpc.v1.Health/Check", timeoutMs: 0, metadata: [:], into: &buffer)
+    #expect(Array(buffer.readableBytesView) == [0x0A, 0x18] + Array("/dms.rpc.v1.Health/Check".utf8))
+    #expect(MetaEncoder.callMetaSize(method: "/dms.rpc.v1.Health/Check", timeoutMs: 0, metadata: [:]) == 26)
+  }
+
+  @Test("timeout and metadata: sizes match what is written", arguments: [0, 1, 127, 128, 300_000, UInt32.max])
+  func sizes(timeout: UInt32) {
+    let metadata = ["user-agent": "dmsctl/0.1.0", "company": "ACME", "long": String(repeating: "x", count: 300)]
+    var buffer = ByteBuffer()
+    MetaEncoder.writeCallMeta(method: "/a.B/C", timeoutMs: timeout, metadata: metadata, into: &buffer)
+    #expect(buffer.readableBytes == MetaEncoder.callMetaSize(method: "/a.B/C", timeoutMs: timeout, metadata: metadata))
+  }
+
+  @Test("an OK Status is the request-id trailer alone")
+  func okStatus() {
+    var buffer = ByteBuffer()
+    MetaEncoder.writeOKStatus(requestID: "r-1", into: &buffer)
+    #expect(
+      Array(buffer.readableBytesView) == [0x22, 0x11, 0x0A, 0x0A] + Array("request-id".utf8) + [0x12, 0x03]
+        + Array("r-1".utf8))
+    #expect(MetaEncoder.okStatusSize(requestID: "r-1") == buffer.readableBytes)
+  }
+}
