@@ -9,6 +9,8 @@ struct SQLiteCompanyStore: CompanyScopedStore {
 
   func read<Document: SettingsDocument>(_ type: Document.Type) async throws -> Stored<Document>? {
     let id = company.id
+    if let entry = store.cache.document(companyID: id, area: Document.area) { return entry.stored(type) }
+    let generation = store.cache.generation
     let result = try await store.pool.read { db -> (Row, [String])? in
       guard
         let row = try Row.fetchOne(
@@ -19,10 +21,15 @@ struct SQLiteCompanyStore: CompanyScopedStore {
         db, sql: "SELECT field FROM company_secret WHERE company_id = ? AND area = ?", arguments: [id, Document.area])
       return (row, fields)
     }
-    guard let (row, fields) = result else { return nil }
-    return Stored(
+    guard let (row, fields) = result else {
+      store.cache.fillDocument(companyID: id, area: Document.area, .absent, generation: generation)
+      return nil
+    }
+    let stored = Stored(
       value: try store.decode(type, row["body"]), revision: row["revision"], secretsSet: Set(fields),
       updatedAt: row["updated_at"])
+    store.cache.fillDocument(companyID: id, area: Document.area, ReadCache.Entry(stored), generation: generation)
+    return stored
   }
 
   func write<Document: SettingsDocument>(
@@ -31,9 +38,11 @@ struct SQLiteCompanyStore: CompanyScopedStore {
     expectedRevision: Int64
   ) async throws -> Stored<Document> {
     let body = try store.encode(document)
-    return try await store.pool.write { db in
+    let stored = try await store.pool.write { db in
       try self.write(document, body: body, secrets: secrets, expectedRevision: expectedRevision, in: db)
     }
+    store.cache.documentWritten(companyID: company.id, area: Document.area, ReadCache.Entry(stored))
+    return stored
   }
 
   /// The write inside a transaction that is already open (also used by
@@ -98,6 +107,7 @@ struct SQLiteCompanyStore: CompanyScopedStore {
       try db.execute(
         sql: "DELETE FROM company_document WHERE company_id = ? AND area = ?", arguments: [id, Document.area])
     }
+    store.cache.documentRemoved(companyID: id, area: Document.area)
   }
 
   func revealSecret<Document: SettingsDocument>(_ type: Document.Type, field: String) async throws -> String? {

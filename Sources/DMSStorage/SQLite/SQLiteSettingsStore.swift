@@ -11,6 +11,7 @@ import Logging
 public final class SQLiteSettingsStore: SettingsStore {
   let pool: DatabasePool
   let secrets: SecretBox
+  let cache = ReadCache()
   private let encoder: JSONEncoder
   private let decoder = JSONDecoder()
 
@@ -55,12 +56,16 @@ public final class SQLiteSettingsStore: SettingsStore {
   }
 
   public func company(code: String) async throws -> CompanyKey? {
-    let key = Company.codeKey(code)
-    return try await pool.read { db in
-      try Row.fetchOne(db, sql: "SELECT id, code FROM company WHERE code_key = ?", arguments: [key]).map {
+    let codeKey = Company.codeKey(code)
+    if let key = cache.company(codeKey: codeKey) { return key }
+    let generation = cache.generation
+    let key = try await pool.read { db in
+      try Row.fetchOne(db, sql: "SELECT id, code FROM company WHERE code_key = ?", arguments: [codeKey]).map {
         CompanyKey(id: $0["id"], code: $0["code"])
       }
     }
+    if let key { cache.fillCompany(codeKey: codeKey, key, generation: generation) }
+    return key
   }
 
   public func createCompany<Document: SettingsDocument>(
@@ -70,7 +75,7 @@ public final class SQLiteSettingsStore: SettingsStore {
   ) async throws -> (CompanyKey, Stored<Document>) {
     let body = try encode(document)
     let key = Company.codeKey(code)
-    return try await pool.write { db in
+    let created = try await pool.write { db in
       if try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE code_key = ?", arguments: [key]) == true {
         throw StoreError(.alreadyExists, "a company with the short name \(code) exists (short names ignore case)")
       }
@@ -82,6 +87,9 @@ public final class SQLiteSettingsStore: SettingsStore {
       let stored = try scope.write(document, body: body, secrets: changes, expectedRevision: 0, in: db)
       return (company, stored)
     }
+    cache.companyCreated(codeKey: key, created.0)
+    cache.documentWritten(companyID: created.0.id, area: Document.area, ReadCache.Entry(created.1))
+    return created
   }
 
   public func deleteCompany<Document: SettingsDocument>(
@@ -104,6 +112,7 @@ public final class SQLiteSettingsStore: SettingsStore {
       // ON DELETE CASCADE removes every row partitioned under the company.
       try db.execute(sql: "DELETE FROM company WHERE id = ?", arguments: [company.id])
     }
+    cache.companyDeleted(company, codeKey: Company.codeKey(company.code))
   }
 
   public func documentOfEveryCompany<Document: SettingsDocument>(
@@ -139,13 +148,21 @@ public final class SQLiteSettingsStore: SettingsStore {
   // MARK: Shared section
 
   public func readShared<Document: SettingsDocument>(_ type: Document.Type) async throws -> Stored<Document>? {
+    if let entry = cache.document(companyID: ReadCache.shared, area: Document.area) { return entry.stored(type) }
+    let generation = cache.generation
     let row = try await pool.read { db in
       try Row.fetchOne(
         db, sql: "SELECT revision, body, updated_at FROM shared_document WHERE area = ?", arguments: [Document.area])
     }
-    guard let row else { return nil }
-    return Stored(
+    guard let row else {
+      cache.fillDocument(companyID: ReadCache.shared, area: Document.area, .absent, generation: generation)
+      return nil
+    }
+    let stored = Stored(
       value: try decode(type, row["body"]), revision: row["revision"], secretsSet: [], updatedAt: row["updated_at"])
+    cache.fillDocument(
+      companyID: ReadCache.shared, area: Document.area, ReadCache.Entry(stored), generation: generation)
+    return stored
   }
 
   public func writeShared<Document: SettingsDocument>(
@@ -153,7 +170,7 @@ public final class SQLiteSettingsStore: SettingsStore {
     expectedRevision: Int64
   ) async throws -> Stored<Document> {
     let body = try encode(document)
-    return try await pool.write { db in
+    let stored = try await pool.write { db in
       let current =
         try Int64.fetchOne(db, sql: "SELECT revision FROM shared_document WHERE area = ?", arguments: [Document.area])
         ?? 0
@@ -172,6 +189,8 @@ public final class SQLiteSettingsStore: SettingsStore {
         arguments: [Document.area, current + 1, body, now])
       return Stored(value: document, revision: current + 1, secretsSet: [], updatedAt: now)
     }
+    cache.documentWritten(companyID: ReadCache.shared, area: Document.area, ReadCache.Entry(stored))
+    return stored
   }
 
   // MARK: Server-wide values
@@ -201,5 +220,23 @@ extension SQLiteSettingsStore {
   /// diagnostics.
   public func synchronousMode() async throws -> Int {
     try await pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+  }
+}
+
+extension ReadCache.Entry {
+  /// The entry of a stored document.
+  init<Document: Sendable>(_ stored: Stored<Document>) {
+    self.init(
+      value: stored.value, revision: stored.revision, secretsSet: stored.secretsSet, updatedAt: stored.updatedAt)
+  }
+
+  /// "There is no such document."
+  static let absent = ReadCache.Entry(
+    value: nil, revision: 0, secretsSet: [], updatedAt: Date(timeIntervalSince1970: 0))
+
+  /// The stored document, or nil when absent (or, defensively, of another type).
+  func stored<Document>(_ type: Document.Type) -> Stored<Document>? {
+    guard let value = value as? Document else { return nil }
+    return Stored(value: value, revision: revision, secretsSet: secretsSet, updatedAt: updatedAt)
   }
 }

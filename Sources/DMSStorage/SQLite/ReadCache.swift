@@ -1,0 +1,95 @@
+import Foundation
+import Synchronization
+
+/// Decoded settings documents and the code → company registry, kept in memory so a
+/// read costs no database round trip and does not slow down as companies are added.
+///
+/// Only this process writes the database, so the cache stays exact: writers update it
+/// after their transaction commits; readers fill it from the database only if no
+/// write happened meanwhile (the generation did not move), so a slow reader never
+/// puts back a value older than one a writer stored.
+final class ReadCache: Sendable {
+  /// A cached document (or the fact that there is none).
+  struct Entry: Sendable {
+    /// nil: the document does not exist.
+    let value: (any Sendable)?
+    let revision: Int64
+    let secretsSet: Set<String>
+    let updatedAt: Date
+  }
+
+  /// The shared section's documents live under this pseudo company id.
+  static let shared: Int64 = 0
+
+  private struct State {
+    var generation: UInt64 = 0
+    var companies: [String: CompanyKey] = [:]
+    var documents: [Int64: [String: Entry]] = [:]
+  }
+
+  private let state = Mutex(State())
+
+  /// The generation to pass back to the `fill` calls of a read.
+  var generation: UInt64 { state.withLock { $0.generation } }
+
+  // MARK: Registry
+
+  func company(codeKey: String) -> CompanyKey? {
+    state.withLock { $0.companies[codeKey] }
+  }
+
+  func fillCompany(codeKey: String, _ key: CompanyKey, generation: UInt64) {
+    state.withLock { state in
+      if state.generation == generation { state.companies[codeKey] = key }
+    }
+  }
+
+  /// A company was created (after commit).
+  func companyCreated(codeKey: String, _ key: CompanyKey) {
+    state.withLock { state in
+      state.generation &+= 1
+      state.companies[codeKey] = key
+    }
+  }
+
+  /// A company was deleted (after commit): forget it and all its documents.
+  func companyDeleted(_ key: CompanyKey, codeKey: String) {
+    state.withLock { state in
+      state.generation &+= 1
+      state.companies[codeKey] = nil
+      state.documents[key.id] = nil
+    }
+  }
+
+  // MARK: Documents
+
+  func document(companyID: Int64, area: String) -> Entry? {
+    state.withLock { $0.documents[companyID]?[area] }
+  }
+
+  func fillDocument(companyID: Int64, area: String, _ entry: Entry, generation: UInt64) {
+    state.withLock { state in
+      if state.generation == generation { state.documents[companyID, default: [:]][area] = entry }
+    }
+  }
+
+  /// A document was removed (after commit): the next read asks the database.
+  func documentRemoved(companyID: Int64, area: String) {
+    state.withLock { state in
+      state.generation &+= 1
+      state.documents[companyID]?[area] = nil
+    }
+  }
+
+  /// A document was written (after commit). A newer revision already
+  /// cached (a later write that updated the cache first) is kept.
+  func documentWritten(companyID: Int64, area: String, _ entry: Entry) {
+    state.withLock { state in
+      state.generation &+= 1
+      if let current = state.documents[companyID]?[area], current.value != nil, current.revision > entry.revision {
+        return
+      }
+      state.documents[companyID, default: [:]][area] = entry
+    }
+  }
+}
