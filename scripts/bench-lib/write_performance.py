@@ -54,6 +54,7 @@ def main():
     directory, document = sys.argv[1], sys.argv[2]
     machine = load(directory, "machine.json") or {}
     ours = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "W*.json"))}
+    # The W5 rounds (w5-*) are summarized in W5-10.json and W5-10000.json.
     grpc = {os.path.basename(p)[5:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "grpc-W*.json"))}
     r1 = redis(directory, "redis-c1.csv")
     r64 = redis(directory, "redis-c64.csv")
@@ -106,6 +107,38 @@ def main():
         lines.append("")
         lines.append("Redis `PING_MBULK -c 1`: {} calls/s, p50 {} µs.".format(
             fmt_rate(r1["PING_MBULK"]["rps"]), fmt_us(r1["PING_MBULK"]["p50_us"])))
+    lines.append("")
+    lines.append("Ratios are ours ÷ the peer's: higher is better for calls/s, lower for latency.")
+    lines.append("")
+    lines.append("| target | this run | |")
+    lines.append("|---|---:|---|")
+
+    def target(name, value, goal, higher_is_better):
+        if value is None:
+            lines.append("| {} | — | not measured |".format(name))
+            return
+        met = value >= goal if higher_is_better else value <= goal
+        lines.append("| {} | {:.2f} | {} |".format(name, value, "met" if met else "**missed**"))
+
+    def div(a, b):
+        return None if a is None or b in (None, 0) else a / b
+
+    target("W2 calls/s ≥ 5 × grpc-swift-2", div(o("W2", "calls_per_second"), g("W2", "calls_per_second")), 5, True)
+    target("W1 p50 ≤ 0.1 × grpc-swift-2", div(o("W1", "p50_us"), g("W1", "p50_us")), 0.1, False)
+    r1get = r1.get("GET")
+    target("W1 p50 ≤ 1.5 × Redis GET -c 1", div(o("W1", "p50_us"), r1get and r1get["p50_us"]), 1.5, False)
+    r64get = r64.get("GET")
+    target("W3 calls/s ≥ 1.0 × Redis GET -c 64", div(o("W3", "calls_per_second"), r64get and r64get["rps"]), 1.0, True)
+    rpget = rp.get("GET")
+    target("W4 calls/s ≥ 0.5 × Redis GET -c 50 -P 16", div(o("W4", "calls_per_second"), rpget and rpget["rps"]), 0.5, True)
+    target("W5 p50, 10,000 ÷ 10 companies ≤ 1.1", div(o("W5-10000", "p50_us"), o("W5-10", "p50_us")), 1.1, False)
+    if memory:
+        target("RSS per idle connection ≤ 16 KiB (KiB)", memory["bytes_per_connection"] / 1024, 16, False)
+    w5rounds = [ours.get(k, {}).get("rounds_p50_us") for k in ("W5-10", "W5-10000")]
+    if all(w5rounds):
+        lines.append("")
+        lines.append("W5 rounds, p50 µs: 10 companies {}; 10,000 companies {}.".format(
+            ", ".join("%.1f" % v for v in w5rounds[0]), ", ".join("%.1f" % v for v in w5rounds[1])))
     lines.append("")
     lines.append("| resource | value |")
     lines.append("|---|---:|")
