@@ -5,19 +5,29 @@ import NIOCore
 /// the request id (every successful END). Byte for byte what a protobuf library
 /// writes for the same values (frame.proto's field numbers).
 public enum MetaEncoder {
-  /// The encoded size of `CallMeta { method, timeout_ms, metadata }`.
-  public static func callMetaSize(method: String, timeoutMs: UInt32, metadata: [String: String]) -> Int {
+  /// The encoded size of `CallMeta { method, timeout_ms, metadata }`; `extra` is one
+  /// more metadata entry (the user agent), written unless `metadata` has its key.
+  public static func callMetaSize(
+    method: String,
+    timeoutMs: UInt32,
+    metadata: [String: String],
+    extra: (key: String, value: String)? = nil
+  ) -> Int {
     var size = lengthDelimitedSize(method.utf8.count)
     if timeoutMs > 0 { size += 1 + varintSize(UInt64(timeoutMs)) }
     for (key, value) in metadata { size += lengthDelimitedSize(entrySize(key: key, value: value)) }
+    if let extra, metadata[extra.key] == nil {
+      size += lengthDelimitedSize(entrySize(key: extra.key, value: extra.value))
+    }
     return size
   }
 
-  /// Writes `CallMeta { method, timeout_ms, metadata }`.
+  /// Writes `CallMeta { method, timeout_ms, metadata }` (and `extra`, as above).
   public static func writeCallMeta(
     method: String,
     timeoutMs: UInt32,
     metadata: [String: String],
+    extra: (key: String, value: String)? = nil,
     into buffer: inout ByteBuffer
   ) {
     writeString(field: 1, method, into: &buffer)
@@ -26,6 +36,9 @@ public enum MetaEncoder {
       writeVarint(UInt64(timeoutMs), into: &buffer)
     }
     for (key, value) in metadata { writeEntry(field: 3, key: key, value: value, into: &buffer) }
+    if let extra, metadata[extra.key] == nil {
+      writeEntry(field: 3, key: extra.key, value: extra.value, into: &buffer)
+    }
   }
 
   /// The encoded size of `Status { trailers: {"request-id": requestID} }`.

@@ -20,6 +20,21 @@ struct MetaEncoderTests {
     #expect(buffer.readableBytes == MetaEncoder.callMetaSize(method: "/a.B/C", timeoutMs: timeout, metadata: metadata))
   }
 
+  @Test("the extra entry (user agent) is written unless the metadata has its key")
+  func extraEntry() {
+    var with = ByteBuffer()
+    let extra = (key: "user-agent", value: "x/1")
+    MetaEncoder.writeCallMeta(method: "/a.B/C", timeoutMs: 0, metadata: [:], extra: extra, into: &with)
+    #expect(with.readableBytes == MetaEncoder.callMetaSize(method: "/a.B/C", timeoutMs: 0, metadata: [:], extra: extra))
+    var overridden = ByteBuffer()
+    MetaEncoder.writeCallMeta(
+      method: "/a.B/C", timeoutMs: 0, metadata: ["user-agent": "y/2"], extra: extra, into: &overridden)
+    var plain = ByteBuffer()
+    MetaEncoder.writeCallMeta(method: "/a.B/C", timeoutMs: 0, metadata: ["user-agent": "y/2"], into: &plain)
+    #expect(overridden == plain)
+    #expect(with.readableBytes == plain.readableBytes)
+  }
+
   @Test("an OK Status is the request-id trailer alone")
   func okStatus() {
     var buffer = ByteBuffer()

@@ -87,13 +87,14 @@ final class ClientConnection: Sendable {
     options: CallOptions,
     userAgent: String
   ) throws -> ByteBuffer {
-    var metadata = options.metadata
-    if metadata[MetadataKey.userAgent] == nil { metadata[MetadataKey.userAgent] = userAgent }
+    let metadata = options.metadata
+    let extra = (key: MetadataKey.userAgent, value: userAgent)
     var timeoutMs: UInt32 = 0
     if let timeout = options.timeout {
       timeoutMs = UInt32(clamping: max(1, TimeAmount(timeout).nanoseconds / 1_000_000))
     }
-    let metaLength = MetaEncoder.callMetaSize(method: method.fullName, timeoutMs: timeoutMs, metadata: metadata)
+    let metaLength = MetaEncoder.callMetaSize(
+      method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra)
     guard metaLength <= Int(UInt16.max) else {
       throw RPCError(code: .invalidArgument, message: "the call's metadata is too large (\(metaLength) bytes)")
     }
@@ -101,7 +102,8 @@ final class ClientConnection: Sendable {
     FrameHeader.write(
       type: .call, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: request.count,
       into: &frame)
-    MetaEncoder.writeCallMeta(method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, into: &frame)
+    MetaEncoder.writeCallMeta(
+      method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra, into: &frame)
     frame.writeBytes(request)
     return frame
   }
