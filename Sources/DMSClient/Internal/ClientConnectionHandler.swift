@@ -21,7 +21,11 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       switch self {
       case .unary(let promise): promise.fail(error)
       case .stream(let deliver):
-        deliver(.failure(error as? RPCError ?? RPCError(code: .unavailable, message: "\(error)")))
+        // Streams are not retried: a call the server did not run fails with its status.
+        let rpcError =
+          (error as? RPCError) ?? (error as? RetryableCallError)?.rpcError
+          ?? RPCError(code: .unavailable, message: "\(error)")
+        deliver(.failure(rpcError))
       }
     }
   }
