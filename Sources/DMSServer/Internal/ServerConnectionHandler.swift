@@ -304,7 +304,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       goAwayAndClose(code: .invalidArgument, reason: "CALL reuses the id \(callID) of an open call")
       return
     }
-    guard let meta = decodeMeta(Dms_Rpc_V1_CallMeta.self, of: frame) else { return }
+    let meta: CallMetaFields
+    do {
+      meta = try MetaDecoder.callMeta(frame.meta)
+    } catch {
+      goAwayAndClose(code: .invalidArgument, reason: "undecodable CALL meta on call id \(callID)")
+      return
+    }
     let requestID = meta.metadata[MetadataKey.requestID] ?? makeRequestID()
     var trailers: [String: String] { [MetadataKey.requestID: requestID] }
 
@@ -353,7 +359,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private func startCall(
     callID: UInt32,
     method: MethodDescriptor,
-    meta: Dms_Rpc_V1_CallMeta,
+    meta: CallMetaFields,
     requestID: String,
     prepared: PreparedCall
   ) {

@@ -1,0 +1,98 @@
+import NIOCore
+
+/// The fields of a CALL's `CallMeta` (frame.proto).
+public struct CallMetaFields: Sendable, Equatable {
+  /// `/package.Service/Method`.
+  public var method: String
+  /// 0: no deadline.
+  public var timeoutMs: UInt32
+  /// Lower-case keys.
+  public var metadata: [String: String]
+
+  /// Fields.
+  public init(method: String = "", timeoutMs: UInt32 = 0, metadata: [String: String] = [:]) {
+    self.method = method
+    self.timeoutMs = timeoutMs
+    self.metadata = metadata
+  }
+}
+
+/// Decodes `CallMeta` straight from the frame's bytes: the server's per-call hot path,
+/// without a protobuf message value. Accepts what a protobuf decoder accepts (fields in
+/// any order, repeated scalars last-wins, unknown fields skipped) and refuses what it
+/// refuses (truncated values, invalid UTF-8, wrong wire types for known fields).
+public enum MetaDecoder {
+  /// The bytes are not a `CallMeta`.
+  public struct Malformed: Error, Sendable {}
+
+  /// Decodes a serialized `CallMeta`.
+  public static func callMeta(_ bytes: ByteBuffer) throws(Malformed) -> CallMetaFields {
+    var reader = bytes
+    var fields = CallMetaFields()
+    while reader.readableBytes > 0 {
+      let key = try readVarint(&reader)
+      switch (key >> 3, key & 7) {
+      case (1, 2):
+        fields.method = try readString(&reader)
+      case (2, 0):
+        fields.timeoutMs = UInt32(truncatingIfNeeded: try readVarint(&reader))
+      case (3, 2):
+        var entry = try readSlice(&reader)
+        var entryKey = ""
+        var entryValue = ""
+        while entry.readableBytes > 0 {
+          let entryTag = try readVarint(&entry)
+          switch (entryTag >> 3, entryTag & 7) {
+          case (1, 2): entryKey = try readString(&entry)
+          case (2, 2): entryValue = try readString(&entry)
+          default: try skip(wireType: entryTag & 7, field: entryTag >> 3, &entry)
+          }
+        }
+        fields.metadata[entryKey] = entryValue
+      case (1...3, _):
+        throw Malformed()
+      default:
+        try skip(wireType: key & 7, field: key >> 3, &reader)
+      }
+    }
+    return fields
+  }
+
+  private static func readVarint(_ buffer: inout ByteBuffer) throws(Malformed) -> UInt64 {
+    var result: UInt64 = 0
+    var shift: UInt64 = 0
+    while true {
+      guard shift < 64, let byte = buffer.readInteger(as: UInt8.self) else { throw Malformed() }
+      result |= UInt64(byte & 0x7F) << shift
+      if byte & 0x80 == 0 { return result }
+      shift += 7
+    }
+  }
+
+  private static func readSlice(_ buffer: inout ByteBuffer) throws(Malformed) -> ByteBuffer {
+    let length = try readVarint(&buffer)
+    guard length <= UInt64(buffer.readableBytes), let slice = buffer.readSlice(length: Int(length)) else {
+      throw Malformed()
+    }
+    return slice
+  }
+
+  private static func readString(_ buffer: inout ByteBuffer) throws(Malformed) -> String {
+    let slice = try readSlice(&buffer)
+    guard let string = slice.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) else {
+      throw Malformed()
+    }
+    return string
+  }
+
+  private static func skip(wireType: UInt64, field: UInt64, _ buffer: inout ByteBuffer) throws(Malformed) {
+    guard field > 0 else { throw Malformed() }
+    switch wireType {
+    case 0: _ = try readVarint(&buffer)
+    case 1: guard buffer.readSlice(length: 8) != nil else { throw Malformed() }
+    case 2: _ = try readSlice(&buffer)
+    case 5: guard buffer.readSlice(length: 4) != nil else { throw Malformed() }
+    default: throw Malformed()
+    }
+  }
+}

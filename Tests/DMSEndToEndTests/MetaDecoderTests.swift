@@ -1,0 +1,54 @@
+import DMSMessages
+import DMSWire
+import NIOCore
+import SwiftProtobuf
+import Testing
+
+/// The server's hand-written CallMeta decoder agrees with swift-protobuf.
+@Suite("CallMeta decoding")
+struct MetaDecoderTests {
+  @Test("random CallMeta values decode as swift-protobuf encodes them")
+  func agreesWithSwiftProtobuf() throws {
+    var random = SystemRandomNumberGenerator()
+    let alphabet = Array("abcXYZ019/-._ żółć€😀")
+    func text(_ maxLength: Int) -> String {
+      String((0..<Int.random(in: 0...maxLength, using: &random)).map { _ in alphabet.randomElement(using: &random)! })
+    }
+    for _ in 0..<2_000 {
+      var meta = Dms_Rpc_V1_CallMeta()
+      meta.method = text(40)
+      meta.timeoutMs = Bool.random(using: &random) ? UInt32.random(in: 0...UInt32.max, using: &random) : 0
+      for _ in 0..<Int.random(in: 0...4, using: &random) { meta.metadata[text(12)] = text(30) }
+      let bytes: [UInt8] = try meta.serializedBytes()
+      let decoded = try MetaDecoder.callMeta(ByteBuffer(bytes: bytes))
+      #expect(decoded == CallMetaFields(method: meta.method, timeoutMs: meta.timeoutMs, metadata: meta.metadata))
+    }
+  }
+
+  @Test("unknown fields of every wire type are skipped")
+  func unknownFields() throws {
+    var meta = Dms_Rpc_V1_CallMeta()
+    meta.method = "/a.B/C"
+    var bytes: [UInt8] = try meta.serializedBytes()
+    bytes += [0x48, 0x96, 0x01]  // field 9, varint
+    bytes += [0x52, 0x02, 0x61, 0x62]  // field 10, bytes
+    bytes += [0x5D, 1, 2, 3, 4]  // field 11, fixed32
+    bytes += [0x61, 1, 2, 3, 4, 5, 6, 7, 8]  // field 12, fixed64
+    #expect(try MetaDecoder.callMeta(ByteBuffer(bytes: bytes)).method == "/a.B/C")
+    #expect(try Dms_Rpc_V1_CallMeta(serializedBytes: bytes).method == "/a.B/C")
+  }
+
+  @Test(
+    "malformed meta is refused, as swift-protobuf refuses it",
+    arguments: [
+      [0x0A, 0x05, 0x61],  // string runs past the end
+      [0x0A, 0x02, 0xC3, 0x28],  // invalid UTF-8
+      [0x10],  // truncated varint
+      [0x0F, 0x01],  // wire type 7
+      [0x1A, 0x03, 0x0A, 0x05, 0x61],  // map entry runs past its end
+    ] as [[UInt8]])
+  func malformed(bytes: [UInt8]) {
+    #expect(throws: MetaDecoder.Malformed.self) { _ = try MetaDecoder.callMeta(ByteBuffer(bytes: bytes)) }
+    #expect(throws: (any Error).self) { _ = try Dms_Rpc_V1_CallMeta(serializedBytes: bytes) }
+  }
+}
