@@ -114,22 +114,20 @@ final class ClientConnection: Sendable {
   {
     let callID = makeCallID()
     let frame = try callFrame(callID: callID, method: method, request: request, options: options, userAgent: userAgent)
+    let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
     let handler = self.handler
     let timeout = options.timeout
     return try await withTaskCancellationHandler {
-      // The handler resumes the continuation with the END payload or the error;
-      // no promise or future in between.
-      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer, any Error>) in
-        if handler.eventLoop.inEventLoop {
-          // Already on the connection's thread (a task preferring the client's
-          // executor): start the call right here.
-          handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(continuation))
-        } else {
-          handler.eventLoop.execute {
-            handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(continuation))
-          }
+      if handler.eventLoop.inEventLoop {
+        // Already on the connection's thread (a task preferring the client's
+        // executor): start the call right here.
+        handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(promise))
+      } else {
+        handler.eventLoop.execute {
+          handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(promise))
         }
       }
+      return try await promise.futureResult.get()
     } onCancel: {
       handler.eventLoop.execute {
         handler.value.cancel(callID: callID, error: RPCError(code: .cancelled, message: "the call was cancelled"))

@@ -13,13 +13,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   /// How a call's frames reach its caller.
   enum Receiver {
     /// A unary call: the END payload, or the error.
-    case unary(CheckedContinuation<ByteBuffer, any Error>)
+    case unary(EventLoopPromise<ByteBuffer>)
     /// A streaming call: each MESSAGE payload, then nil at an OK END (errors thrown).
     case stream(@Sendable (Result<ByteBuffer?, RPCError>) -> Void)
 
     func fail(_ error: any Error) {
       switch self {
-      case .unary(let continuation): continuation.resume(throwing: error)
+      case .unary(let promise): promise.fail(error)
       case .stream(let deliver):
         // Streams are not retried: a call the server did not run fails with its status.
         let rpcError =
@@ -222,7 +222,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       call.timer?.cancel()
       if status.code == StatusCode.ok.rawValue {
         switch call.receiver {
-        case .unary(let continuation): continuation.resume(returning: frame.payload)
+        case .unary(let promise): promise.succeed(frame.payload)
         case .stream(let deliver): deliver(.success(nil))
         }
       } else {
