@@ -20,7 +20,6 @@ import Synchronization
 public final class RPCClient: RPCCaller, Sendable {
   /// The client's configuration.
   public let configuration: ClientConfiguration
-  private let group: any EventLoopGroup
   private let state = Mutex(State.idle)
   /// The event loop every connection of this client runs on.
   public let eventLoop: any EventLoop
@@ -41,7 +40,6 @@ public final class RPCClient: RPCCaller, Sendable {
     eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
   ) {
     self.configuration = configuration
-    self.group = eventLoopGroup
     self.eventLoop = eventLoopGroup.next()
     self.taskExecutor = EventLoopTaskExecutor(eventLoop: eventLoop)
   }

@@ -103,13 +103,3 @@ public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceP
     return response
   }
 }
-
-/// The one company of single-company mode.
-enum SingleCompany {
-  /// The registered company (there is at most one in single-company mode), or nil
-  /// before the first save.
-  static func key(in store: any SettingsStore, configuration: DeploymentConfiguration) async throws -> CompanyKey? {
-    if let key = try await store.company(code: configuration.singleCompanyCode) { return key }
-    return try await store.companies().first
-  }
-}
