@@ -17,6 +17,36 @@ public struct CallMetaFields: Sendable, Equatable {
   }
 }
 
+/// The last `CallMeta` a connection decoded, kept with its bytes: a client sends the
+/// same meta (method, user agent) call after call, and a repeat costs a comparison of
+/// bytes instead of a decode. Used on one connection's event loop.
+public struct CallMetaCache {
+  /// Meta longer than this is decoded every time (and not kept).
+  public static let maxCachedSize = 512
+
+  private var bytes: [UInt8] = []
+  private var fields: CallMetaFields?
+
+  /// An empty cache.
+  public init() {}
+
+  /// The fields of `meta`: the kept ones when its bytes are the kept bytes, else a
+  /// fresh decode (which is then kept).
+  public mutating func decode(_ meta: ByteBuffer) throws(MetaDecoder.Malformed) -> CallMetaFields {
+    if let fields, meta.readableBytes == bytes.count,
+      meta.withUnsafeReadableBytes({ new in bytes.withUnsafeBytes { new.elementsEqual($0) } })
+    {
+      return fields
+    }
+    let decoded = try MetaDecoder.callMeta(meta)
+    if meta.readableBytes <= Self.maxCachedSize {
+      bytes = Array(meta.readableBytesView)
+      fields = decoded
+    }
+    return decoded
+  }
+}
+
 /// Decodes `CallMeta` straight from the frame's bytes: the server's per-call hot path,
 /// without a protobuf message value. Accepts what a protobuf decoder accepts (fields in
 /// any order, repeated scalars last-wins, unknown fields skipped) and refuses what it
@@ -56,6 +86,29 @@ public enum MetaDecoder {
       }
     }
     return fields
+  }
+
+  /// The `code` of a serialized `Status`, read without decoding the rest: a client
+  /// decodes the whole message (message, violations, trailers) only when the code is
+  /// not OK. The other fields are checked for framing (lengths, wire types), not
+  /// decoded. An int32 is sign-extended on the wire; its low 32 bits are the code.
+  public static func statusCode(_ bytes: ByteBuffer) throws(Malformed) -> Int32 {
+    var reader = bytes
+    var code: Int32 = 0
+    while reader.readableBytes > 0 {
+      let key = try readVarint(&reader)
+      switch (key >> 3, key & 7) {
+      case (1, 0):
+        code = Int32(truncatingIfNeeded: try readVarint(&reader))
+      case (2...4, 2):
+        _ = try readSlice(&reader)
+      case (1...4, _):
+        throw Malformed()
+      default:
+        try skip(wireType: key & 7, field: key >> 3, &reader)
+      }
+    }
+    return code
   }
 
   private static func readVarint(_ buffer: inout ByteBuffer) throws(Malformed) -> UInt64 {

@@ -25,6 +25,27 @@ struct MetaDecoderTests {
     }
   }
 
+  @Test("the per-connection cache answers as a fresh decode does, for repeats, changes and long meta")
+  func cacheAgreesWithDecoder() throws {
+    var metas: [[UInt8]] = []
+    for index in 0..<4 {
+      var meta = Dms_Rpc_V1_CallMeta()
+      meta.method = "/a.B/M\(index % 2)"
+      meta.metadata["user-agent"] = "test/1"
+      if index == 2 { meta.timeoutMs = 250 }
+      if index == 3 { meta.metadata["long"] = String(repeating: "x", count: CallMetaCache.maxCachedSize) }
+      metas.append(try meta.serializedBytes())
+    }
+    var cache = CallMetaCache()
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<500 {
+      let bytes = metas.randomElement(using: &random)!
+      let buffer = ByteBuffer(bytes: bytes)
+      #expect(try cache.decode(buffer) == MetaDecoder.callMeta(buffer))
+    }
+    #expect(throws: MetaDecoder.Malformed.self) { _ = try cache.decode(ByteBuffer(bytes: [0x0A, 0x05, 0x61])) }
+  }
+
   @Test("unknown fields of every wire type are skipped")
   func unknownFields() throws {
     var meta = Dms_Rpc_V1_CallMeta()
@@ -50,5 +71,37 @@ struct MetaDecoderTests {
   func malformed(bytes: [UInt8]) {
     #expect(throws: MetaDecoder.Malformed.self) { _ = try MetaDecoder.callMeta(ByteBuffer(bytes: bytes)) }
     #expect(throws: (any Error).self) { _ = try Dms_Rpc_V1_CallMeta(serializedBytes: bytes) }
+  }
+
+  @Test("a Status's code reads as swift-protobuf decodes it, negative codes included")
+  func statusCode() throws {
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<2_000 {
+      var status = Dms_Rpc_V1_Status()
+      status.code = Bool.random(using: &random) ? Int32.random(in: .min ... .max, using: &random) : 0
+      status.message = String(repeating: "ż", count: Int.random(in: 0...20, using: &random))
+      for index in 0..<Int.random(in: 0...3, using: &random) {
+        var violation = Dms_Rpc_V1_FieldViolation()
+        violation.field = "f\(index)"
+        violation.rule = "R-\(index)"
+        status.violations.append(violation)
+      }
+      status.trailers["request-id"] = "r-\(Int.random(in: 0...1_000_000, using: &random))"
+      let bytes: [UInt8] = try status.serializedBytes()
+      #expect(try MetaDecoder.statusCode(ByteBuffer(bytes: bytes)) == status.code)
+    }
+  }
+
+  @Test(
+    "a malformed Status is refused",
+    arguments: [
+      [0x08],  // truncated varint
+      [0x0A, 0x01],  // code with the wrong wire type
+      [0x12, 0x05, 0x61],  // message runs past the end
+      [0x22, 0x7F],  // trailer entry runs past the end
+      [0x07],  // field 0
+    ] as [[UInt8]])
+  func malformedStatus(bytes: [UInt8]) {
+    #expect(throws: MetaDecoder.Malformed.self) { _ = try MetaDecoder.statusCode(ByteBuffer(bytes: bytes)) }
   }
 }

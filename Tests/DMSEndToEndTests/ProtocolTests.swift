@@ -245,6 +245,40 @@ struct ProtocolTests {
     }
   }
 
+  @Test("a handler that answers immediately runs on the event loop, in no task; nil falls back to a task")
+  func immediateHandlers() async throws {
+    try await withTestServer { server async throws in
+      let (connection, _) = try await RawConnection.open(port: server.port)
+      var batch = ByteBuffer()
+      // Immediate answers, task answers and an immediate error, pipelined in one write.
+      let requests = ["now", "async", "refuse", "now", "async"]
+      for (index, value) in requests.enumerated() {
+        var frame = try RawFrame.call(
+          id: UInt32(index + 1), method: TestService.whereRun.fullName, request: Google_Protobuf_StringValue(value),
+          metadata: ["request-id": "where-\(index + 1)"])
+        batch.writeBuffer(&frame)
+      }
+      try await connection.send(batch)
+      var answers: [UInt32: String] = [:]
+      for _ in requests {
+        let end = try await connection.readFrame()
+        let status = try RawFrame.status(of: end)
+        #expect(status.trailers["request-id"] == "where-\(end.callID)")
+        if status.code == 0 {
+          answers[end.callID] = try Google_Protobuf_StringValue(serializedBytes: Array(end.payload.readableBytesView))
+            .value
+        } else {
+          #expect(status.code == StatusCode.notFound.rawValue)
+          answers[end.callID] = status.message
+        }
+      }
+      #expect(
+        answers == [
+          1: "immediate, no task", 2: "task", 3: "refused immediately", 4: "immediate, no task", 5: "task",
+        ])
+    }
+  }
+
   @Test("a passed deadline cancels the handler and ends DEADLINE_EXCEEDED")
   func deadline() async throws {
     try await withTestServer { server async throws in

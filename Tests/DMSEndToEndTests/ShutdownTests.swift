@@ -14,9 +14,11 @@ struct ShutdownTests {
     let server = try await TestServer.start()
     let (connection, _) = try await RawConnection.open(port: server.port)
     var sleep = Google_Protobuf_UInt32Value()
-    sleep.value = 300
+    sleep.value = 1_000
     try await connection.send(RawFrame.call(id: 1, method: TestService.sleep.fullName, request: sleep))
-    try await Task.sleep(for: .milliseconds(50))
+    // Wait for the handler to start (not a fixed time: tests run in parallel, and a
+    // loaded machine can take longer than any guess).
+    while !server.probe.startedTags.contains("sleep 1000") { try await Task.sleep(for: .milliseconds(5)) }
 
     server.server.beginGracefulShutdown()
     let goAwayFrame = try await connection.readFrame()
@@ -85,7 +87,7 @@ struct ShutdownTests {
     var sleep = Google_Protobuf_UInt32Value()
     sleep.value = 400
     async let running: Google_Protobuf_Empty = client.unary(TestService.sleep, request: sleep, options: CallOptions())
-    try await Task.sleep(for: .milliseconds(50))
+    while !first.probe.startedTags.contains("sleep 400") { try await Task.sleep(for: .milliseconds(5)) }
     // Waits in the client's queue: the server allows one call at a time.
     async let queued = Dms_Rpc_V1_Health.Client(client).check()
     try await Task.sleep(for: .milliseconds(50))

@@ -217,16 +217,29 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       guard let call = calls[frame.callID], case .stream(let deliver) = call.receiver else { return }
       deliver(.success(frame.payload))
     case .end:
-      guard let status = decodeMeta(Dms_Rpc_V1_Status.self, frame) else { return }
+      // Only the code is read for an OK END (the hot path); an error's Status is
+      // decoded whole for its message, violations and trailers.
+      let code: Int32
+      do {
+        code = try MetaDecoder.statusCode(frame.meta)
+      } catch {
+        fatalProtocolError("undecodable END meta from the server")
+        return
+      }
+      var status: Dms_Rpc_V1_Status?
+      if code != StatusCode.ok.rawValue {
+        guard let decoded = decodeMeta(Dms_Rpc_V1_Status.self, frame) else { return }
+        status = decoded
+      }
       guard let call = calls.removeValue(forKey: frame.callID) else { return }
       call.timer?.cancel()
-      if status.code == StatusCode.ok.rawValue {
+      if let status {
+        call.receiver.fail(RPCError(wireStatus: status))
+      } else {
         switch call.receiver {
         case .unary(let promise): promise.succeed(frame.payload)
         case .stream(let deliver): deliver(.success(nil))
         }
-      } else {
-        call.receiver.fail(RPCError(wireStatus: status))
       }
       startQueued()
       if phase == .goingAway, calls.isEmpty { context?.close(promise: nil) }

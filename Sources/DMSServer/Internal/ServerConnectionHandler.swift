@@ -48,6 +48,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private var processing = false
   private var readPending = false
   private var flushes = WriteCoalescer()
+  /// Frames written since the last flush, in one buffer: one allocation and one
+  /// pipeline write per batch of answers, not one per frame.
+  private var outbound: ByteBuffer?
+  /// The CallMeta of the previous CALL, and the method it named.
+  private var metaCache = CallMetaCache()
+  private var lastMethod: RPCMethod?
 
   private var prefaceTimer: Scheduled<Void>?
   private var idleTimer: Scheduled<Void>?
@@ -136,7 +142,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
-    if flushes.endReadBatch() { context.flush() }
+    if flushes.endReadBatch() { flushNow() }
     context.fireChannelReadComplete()
   }
 
@@ -306,7 +312,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
     let meta: CallMetaFields
     do {
-      meta = try MetaDecoder.callMeta(frame.meta)
+      meta = try metaCache.decode(frame.meta)
     } catch {
       goAwayAndClose(code: .invalidArgument, reason: "undecodable CALL meta on call id \(callID)")
       return
@@ -334,7 +340,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         payload: [])
       return
     }
-    guard let method = shared.router.method(named: meta.method) else {
+    let method: RPCMethod
+    if let last = lastMethod, last.descriptor.fullName == meta.method {
+      method = last
+    } else if let found = shared.router.method(named: meta.method) {
+      method = found
+      lastMethod = found
+    } else {
       logger.debug("unknown method", metadata: ["method": "\(meta.method)", "request-id": "\(requestID)"])
       writeEnd(
         callID: callID,
@@ -363,28 +375,40 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     requestID: String,
     prepared: PreparedCall
   ) {
-    nextSerial &+= 1
-    let serial = nextSerial
-    var deadline: ContinuousClock.Instant?
-    var timer: Scheduled<Void>?
-    if meta.timeoutMs > 0 {
-      let timeout = Duration.milliseconds(Int64(meta.timeoutMs))
-      deadline = .now + timeout
-      timer = schedule(after: timeout) { handler in
-        handler.expire(callID: callID, serial: serial)
-      }
+    if logger.logLevel <= .debug {
+      logger.debug("call", metadata: ["method": "\(method)", "call-id": "\(callID)", "request-id": "\(requestID)"])
     }
+    let timeout = meta.timeoutMs > 0 ? Duration.milliseconds(Int64(meta.timeoutMs)) : nil
     let callContext = ServerContext(
       method: method,
       metadata: meta.metadata,
       requestID: requestID,
-      deadline: deadline,
+      deadline: timeout.map { .now + $0 },
       peer: peer
     )
-    calls[callID] = OpenCall(serial: serial, requestID: requestID, task: nil, deadlineTimer: timer)
-    if logger.logLevel <= .debug {
-      logger.debug("call", metadata: ["method": "\(method)", "call-id": "\(callID)", "request-id": "\(requestID)"])
+    // A handler that answers without suspending answers here: no task, no timer.
+    do {
+      if let payload = try prepared.runImmediately(context: callContext) {
+        writeResult(callID: callID, requestID: requestID, result: .success(payload))
+        if calls.isEmpty { lastCallEnded = .now() }
+        return
+      }
+    } catch {
+      let rpcError = Self.callError(error, method: method, requestID: requestID, logger: logger)
+      writeResult(callID: callID, requestID: requestID, result: .failure(rpcError))
+      if calls.isEmpty { lastCallEnded = .now() }
+      return
     }
+
+    nextSerial &+= 1
+    let serial = nextSerial
+    var timer: Scheduled<Void>?
+    if let timeout {
+      timer = schedule(after: timeout) { handler in
+        handler.expire(callID: callID, serial: serial)
+      }
+    }
+    calls[callID] = OpenCall(serial: serial, requestID: requestID, task: nil, deadlineTimer: timer)
 
     let eventLoop = context.eventLoop
     let bound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -395,15 +419,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       do {
         result = .success(try await prepared.run(context: callContext, sink: sink))
       } catch {
-        let rpcError = RPCError(from: error)
-        if rpcError.code == .internal {
-          logger.error(
-            "handler failed",
-            metadata: [
-              "method": "\(method)", "request-id": "\(requestID)", "error": "\(String(reflecting: type(of: error)))",
-            ]
-          )
-        }
+        let rpcError = ServerConnectionHandler.callError(error, method: method, requestID: requestID, logger: logger)
         result = .failure(rpcError)
       }
       if eventLoop.inEventLoop {
@@ -416,16 +432,41 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     if calls[callID]?.serial == serial { calls[callID]!.task = task }
   }
 
+  /// The error a handler's throw ends its call with; an INTERNAL one is logged (by
+  /// its type only: the message may hold what must not be logged).
+  private static func callError(
+    _ error: any Error, method: MethodDescriptor, requestID: String, logger: Logger
+  ) -> RPCError {
+    let rpcError = RPCError(from: error)
+    if rpcError.code == .internal {
+      logger.error(
+        "handler failed",
+        metadata: [
+          "method": "\(method)", "request-id": "\(requestID)", "error": "\(String(reflecting: type(of: error)))",
+        ]
+      )
+    }
+    return rpcError
+  }
+
   private func complete(callID: UInt32, serial: UInt64, result: Result<[UInt8], RPCError>) {
     guard let call = calls[callID], call.serial == serial else { return }
+    calls.removeValue(forKey: callID)
+    call.deadlineTimer?.cancel()
+    writeResult(callID: callID, requestID: call.requestID, result: result)
+    afterFinish()
+  }
+
+  /// Writes the END of a call that ran to its end.
+  private func writeResult(callID: UInt32, requestID: String, result: Result<[UInt8], RPCError>) {
+    let limit = limits.maxFrameSize - limits.maxMetaSize
     switch result {
-    case .success(let payload) where payload.count > limits.maxFrameSize - limits.maxMetaSize:
-      finish(
-        callID: callID, error: Self.oversizedResponse(payload.count, limit: limits.maxFrameSize - limits.maxMetaSize))
+    case .success(let payload) where payload.count > limit:
+      writeEnd(callID: callID, requestID: requestID, error: Self.oversizedResponse(payload.count, limit: limit))
     case .success(let payload):
-      finishOK(callID: callID, payload: payload)
+      writeOKEnd(callID: callID, requestID: requestID, payload: payload)
     case .failure(let error):
-      finish(callID: callID, error: error)
+      writeEnd(callID: callID, requestID: requestID, error: error)
     }
   }
 
@@ -449,31 +490,18 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     FrameHeader.write(type: .message, callID: callID, metaLength: 0, payloadLength: bytes.count, into: &buffer)
     buffer.writeBytes(bytes)
     let promise = context.eventLoop.makePromise(of: Void.self)
+    writeOutbound()
     context.write(wrapOutboundOut(buffer), promise: promise)
     requestFlush()
     return promise.futureResult
   }
 
+  /// Ends an open call early (cancelled, deadline passed, response too large).
   private func finish(callID: UInt32, error: RPCError) {
-    finish(callID: callID, status: error.wireStatus, payload: [])
-  }
-
-  private func finish(callID: UInt32, status: Dms_Rpc_V1_Status, payload: [UInt8]) {
     guard let call = calls.removeValue(forKey: callID) else { return }
     call.deadlineTimer?.cancel()
     call.task?.cancel()
-    var status = status
-    status.trailers[MetadataKey.requestID] = call.requestID
-    writeEnd(callID: callID, status: status, payload: payload)
-    afterFinish()
-  }
-
-  /// The hot path: an OK END whose Status holds only the request id, encoded here
-  /// without building a `Status` message and its map.
-  private func finishOK(callID: UInt32, payload: [UInt8]) {
-    guard let call = calls.removeValue(forKey: callID) else { return }
-    call.deadlineTimer?.cancel()
-    writeOKEnd(callID: callID, requestID: call.requestID, payload: payload)
+    writeEnd(callID: callID, requestID: call.requestID, error: error)
     afterFinish()
   }
 
@@ -502,18 +530,23 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
   // MARK: Writing
 
-  private func writeEnd(callID: UInt32, status: Dms_Rpc_V1_Status, payload: [UInt8]) {
-    let meta = Self.serialize(status, limit: limits.maxMetaSize)
-    var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + meta.count + payload.count)
-    FrameHeader.write(
-      type: .end, flags: .endStream, callID: callID, metaLength: meta.count, payloadLength: payload.count,
-      into: &buffer)
-    buffer.writeBytes(meta)
-    buffer.writeBytes(payload)
-    write(buffer)
+  /// Writes an error END, its Status carrying the request id.
+  private func writeEnd(callID: UInt32, requestID: String, error: RPCError) {
+    var status = error.wireStatus
+    status.trailers[MetadataKey.requestID] = requestID
+    writeEnd(callID: callID, status: status, payload: [])
   }
 
-  /// Writes an OK END whose Status holds only the request id.
+  private func writeEnd(callID: UInt32, status: Dms_Rpc_V1_Status, payload: [UInt8]) {
+    let meta = Self.serialize(status, limit: limits.maxMetaSize)
+    appendFrame(type: .end, flags: .endStream, callID: callID, metaLength: meta.count, payloadLength: payload.count) {
+      $0.writeBytes(meta)
+      $0.writeBytes(payload)
+    }
+  }
+
+  /// The hot path: an OK END whose Status holds only the request id, encoded here
+  /// without building a `Status` message and its map.
   private func writeOKEnd(callID: UInt32, requestID: String, payload: [UInt8]) {
     let metaLength = MetaEncoder.okStatusSize(requestID: requestID)
     guard metaLength <= limits.maxMetaSize else {
@@ -523,13 +556,47 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       writeEnd(callID: callID, status: status, payload: payload)
       return
     }
-    var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + metaLength + payload.count)
+    appendFrame(type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count) {
+      MetaEncoder.writeOKStatus(requestID: requestID, into: &$0)
+      $0.writeBytes(payload)
+    }
+  }
+
+  /// Appends a frame to `outbound`; `body` writes its meta and payload.
+  private func appendFrame(
+    type: FrameType, flags: FrameFlags, callID: UInt32, metaLength: Int, payloadLength: Int,
+    _ body: (inout ByteBuffer) -> Void
+  ) {
+    guard let context else { return }
+    let size = FrameHeader.size + metaLength + payloadLength
+    if let pending = outbound, pending.writableBytes < size, size > Self.outboundChunk {
+      // A large frame goes in a buffer of its own, not into a growing copy.
+      context.write(wrapOutboundOut(pending), promise: nil)
+      outbound = nil
+    }
+    if outbound == nil {
+      outbound = context.channel.allocator.buffer(capacity: max(size, Self.outboundChunk))
+    }
     FrameHeader.write(
-      type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count,
-      into: &buffer)
-    MetaEncoder.writeOKStatus(requestID: requestID, into: &buffer)
-    buffer.writeBytes(payload)
-    write(buffer)
+      type: type, flags: flags, callID: callID, metaLength: metaLength, payloadLength: payloadLength,
+      into: &outbound!)
+    body(&outbound!)
+    requestFlush()
+  }
+
+  /// The first capacity of `outbound`.
+  private static let outboundChunk = 4096
+
+  /// Hands `outbound` to the channel (not yet flushed).
+  private func writeOutbound() {
+    guard let pending = outbound, let context else { return }
+    outbound = nil
+    context.write(wrapOutboundOut(pending), promise: nil)
+  }
+
+  private func flushNow() {
+    writeOutbound()
+    context?.flush()
   }
 
   /// The status's bytes, trimmed to `limit` (the meta limit both sides keep): a
@@ -556,17 +623,18 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   }
 
   private func writeFrame(type: FrameType, flags: FrameFlags, callID: UInt32, meta: [UInt8], payload: ByteBuffer) {
-    var buffer = context.channel.allocator.buffer(capacity: FrameHeader.size + meta.count + payload.readableBytes)
-    FrameHeader.write(
-      type: type, flags: flags, callID: callID, metaLength: meta.count, payloadLength: payload.readableBytes,
-      into: &buffer)
-    buffer.writeBytes(meta)
-    buffer.writeImmutableBuffer(payload)
-    write(buffer)
+    appendFrame(type: type, flags: flags, callID: callID, metaLength: meta.count, payloadLength: payload.readableBytes)
+    {
+      $0.writeBytes(meta)
+      $0.writeImmutableBuffer(payload)
+    }
   }
 
+  /// Writes bytes that are not one frame (the preface, a refusal), in order with
+  /// the frames around them.
   private func write(_ buffer: ByteBuffer) {
     guard let context else { return }
+    writeOutbound()
     context.write(wrapOutboundOut(buffer), promise: nil)
     requestFlush()
   }
@@ -578,7 +646,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
     context.eventLoop.execute {
       let handler = bound.value
-      if handler.flushes.scheduledFlushRuns() { handler.context?.flush() }
+      if handler.flushes.scheduledFlushRuns() { handler.flushNow() }
     }
   }
 
@@ -611,7 +679,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       parked.removeAll()
       parkedHead = 0
       parkedBytes = 0
-      if flushes.takePending() { context.flush() }
+      if flushes.takePending() { flushNow() }
       graceTimer = schedule(after: timeouts.shutdownGrace) { handler in
         handler.logger.info("closing a connection whose calls outran the shutdown grace period")
         handler.close()
@@ -632,7 +700,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     guard phase != .closed, let context else { return }
     phase = .closed
     _ = flushes.takePending()
-    context.flush()
+    flushNow()
     context.close(promise: nil)
   }
 

@@ -58,6 +58,21 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
     state.withLock { $0.statuses[service] } ?? .serviceUnknown
   }
 
+  /// Answers on the event loop unless the service has a probe to wait for.
+  public func checkImmediately(
+    request: Dms_Rpc_V1_HealthCheckRequest,
+    context: ServerContext
+  ) throws -> Dms_Rpc_V1_HealthCheckResponse? {
+    guard probes[request.service] == nil else { return nil }
+    let status = status(of: request.service)
+    guard status != .serviceUnknown else {
+      throw RPCError(code: .notFound, message: "no service named \"\(request.service)\"")
+    }
+    var response = Dms_Rpc_V1_HealthCheckResponse()
+    response.status = status
+    return response
+  }
+
   public func check(
     request: Dms_Rpc_V1_HealthCheckRequest,
     context: ServerContext

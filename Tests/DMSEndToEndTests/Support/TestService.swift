@@ -25,6 +25,10 @@ enum TestService {
   static let manyViolations = descriptor("ManyViolations", "google.protobuf.UInt32Value", "google.protobuf.Empty")
   /// `/dms.test.v1.Test/Fail`: throws a non-RPC error.
   static let fail = descriptor("Fail", "google.protobuf.Empty", "google.protobuf.Empty")
+  /// `/dms.test.v1.Test/Where`: says where it ran: "immediate, no task" (answered on
+  /// the event loop), or "task" when the request is "async" (the immediate handler
+  /// passes); "refuse" fails NOT_FOUND from the immediate handler.
+  static let whereRun = descriptor("Where", "google.protobuf.StringValue", "google.protobuf.StringValue")
 
   /// What the test handlers saw.
   final class Probe: Sendable {
@@ -43,6 +47,7 @@ enum TestService {
     [
       .unary(echo) { (request: Google_Protobuf_BytesValue, _) in request },
       .unary(sleep) { (request: Google_Protobuf_UInt32Value, _) in
+        probe.started("sleep \(request.value)")
         try await Task.sleep(for: .milliseconds(Int(request.value)))
         return Google_Protobuf_Empty()
       },
@@ -78,6 +83,20 @@ enum TestService {
         )
       },
       .unary(fail) { (_: Google_Protobuf_Empty, _) -> Google_Protobuf_Empty in throw Boom() },
+      .unary(
+        whereRun,
+        immediate: { (request: Google_Protobuf_StringValue, _) -> Google_Protobuf_StringValue? in
+          switch request.value {
+          case "async": return nil
+          case "refuse": throw RPCError(code: .notFound, message: "refused immediately")
+          default:
+            let inTask = withUnsafeCurrentTask { $0 != nil }
+            return Google_Protobuf_StringValue(inTask ? "immediate, in a task" : "immediate, no task")
+          }
+        }
+      ) { (_: Google_Protobuf_StringValue, _) in
+        Google_Protobuf_StringValue("task")
+      },
     ]
   }
 }

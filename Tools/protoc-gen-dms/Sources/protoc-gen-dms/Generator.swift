@@ -138,6 +138,12 @@ struct DMSServiceGenerator: CodeGenerator {
             p.print(
               "func \(memberName(method))(request: \(req), context: ServerContext) async throws -> \(resp)"
             )
+            p.print(
+              "/// Answers `/\(service.fullName)/\(method.name)` without suspending, on the connection's",
+              "/// event loop, or returns nil to have `\(memberName(method))(request:context:)` run in a task.",
+              "/// The default returns nil; implement it where an answer needs no waiting (a cached read).",
+              "func \(memberName(method))Immediately(request: \(req), context: ServerContext) throws -> \(resp)?"
+            )
           }
         }
       }
@@ -177,6 +183,17 @@ struct DMSServiceGenerator: CodeGenerator {
     p.print("")
     p.print("extension \(ns).ServiceProtocol {")
     p.withIndentation { p in
+      for method in service.methods where !method.serverStreaming {
+        let req = namer.fullName(message: method.inputType)
+        let resp = namer.fullName(message: method.outputType)
+        p.print("/// Nil: `\(memberName(method))(request:context:)` answers, in a task.")
+        p.print(
+          "public func \(memberName(method))Immediately(request: \(req), context: ServerContext) throws -> \(resp)? {"
+        )
+        p.printIndented("nil")
+        p.print("}")
+        p.print("")
+      }
       p.print("/// The service's methods, ready for a `Router`.")
       p.print("public var rpcMethods: [RPCMethod] {")
       p.withIndentation { p in
@@ -193,7 +210,14 @@ struct DMSServiceGenerator: CodeGenerator {
                 "try await self.\(name)(request: request, responses: responses, context: context)"
               )
             } else {
-              p.print(".unary(\(ns).Method.\(name)) { (request: \(req), context) in")
+              p.print(".unary(")
+              p.printIndented(
+                "\(ns).Method.\(name),",
+                "immediate: { (request: \(req), context) in",
+                "  try self.\(name)Immediately(request: request, context: context)",
+                "}"
+              )
+              p.print(") { (request: \(req), context) in")
               p.printIndented("try await self.\(name)(request: request, context: context)")
             }
             p.print("},")

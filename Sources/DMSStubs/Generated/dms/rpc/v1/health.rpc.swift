@@ -37,6 +37,10 @@ public enum Dms_Rpc_V1_Health {
   public protocol ServiceProtocol: RPCService {
     /// Handles `/dms.rpc.v1.Health/Check`.
     func check(request: Dms_Rpc_V1_HealthCheckRequest, context: ServerContext) async throws -> Dms_Rpc_V1_HealthCheckResponse
+    /// Answers `/dms.rpc.v1.Health/Check` without suspending, on the connection's
+    /// event loop, or returns nil to have `check(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func checkImmediately(request: Dms_Rpc_V1_HealthCheckRequest, context: ServerContext) throws -> Dms_Rpc_V1_HealthCheckResponse?
     /// Handles `/dms.rpc.v1.Health/Watch`.
     func watch(
       request: Dms_Rpc_V1_HealthCheckRequest,
@@ -72,10 +76,20 @@ public enum Dms_Rpc_V1_Health {
 }
 
 extension Dms_Rpc_V1_Health.ServiceProtocol {
+  /// Nil: `check(request:context:)` answers, in a task.
+  public func checkImmediately(request: Dms_Rpc_V1_HealthCheckRequest, context: ServerContext) throws -> Dms_Rpc_V1_HealthCheckResponse? {
+    nil
+  }
+
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
-      .unary(Dms_Rpc_V1_Health.Method.check) { (request: Dms_Rpc_V1_HealthCheckRequest, context) in
+      .unary(
+        Dms_Rpc_V1_Health.Method.check,
+        immediate: { (request: Dms_Rpc_V1_HealthCheckRequest, context) in
+          try self.checkImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Rpc_V1_HealthCheckRequest, context) in
         try await self.check(request: request, context: context)
       },
       .serverStreaming(Dms_Rpc_V1_Health.Method.watch) { (request: Dms_Rpc_V1_HealthCheckRequest, responses, context) in

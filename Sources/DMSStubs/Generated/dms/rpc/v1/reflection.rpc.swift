@@ -37,8 +37,16 @@ public enum Dms_Rpc_V1_Reflection {
   public protocol ServiceProtocol: RPCService {
     /// Handles `/dms.rpc.v1.Reflection/ListMethods`.
     func listMethods(request: Dms_Rpc_V1_ListMethodsRequest, context: ServerContext) async throws -> Dms_Rpc_V1_ListMethodsResponse
+    /// Answers `/dms.rpc.v1.Reflection/ListMethods` without suspending, on the connection's
+    /// event loop, or returns nil to have `listMethods(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func listMethodsImmediately(request: Dms_Rpc_V1_ListMethodsRequest, context: ServerContext) throws -> Dms_Rpc_V1_ListMethodsResponse?
     /// Handles `/dms.rpc.v1.Reflection/GetFileDescriptorSet`.
     func getFileDescriptorSet(request: Dms_Rpc_V1_GetFileDescriptorSetRequest, context: ServerContext) async throws -> Dms_Rpc_V1_GetFileDescriptorSetResponse
+    /// Answers `/dms.rpc.v1.Reflection/GetFileDescriptorSet` without suspending, on the connection's
+    /// event loop, or returns nil to have `getFileDescriptorSet(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func getFileDescriptorSetImmediately(request: Dms_Rpc_V1_GetFileDescriptorSetRequest, context: ServerContext) throws -> Dms_Rpc_V1_GetFileDescriptorSetResponse?
   }
 
   /// A typed client of `dms.rpc.v1.Reflection` over any connection.
@@ -68,13 +76,33 @@ public enum Dms_Rpc_V1_Reflection {
 }
 
 extension Dms_Rpc_V1_Reflection.ServiceProtocol {
+  /// Nil: `listMethods(request:context:)` answers, in a task.
+  public func listMethodsImmediately(request: Dms_Rpc_V1_ListMethodsRequest, context: ServerContext) throws -> Dms_Rpc_V1_ListMethodsResponse? {
+    nil
+  }
+
+  /// Nil: `getFileDescriptorSet(request:context:)` answers, in a task.
+  public func getFileDescriptorSetImmediately(request: Dms_Rpc_V1_GetFileDescriptorSetRequest, context: ServerContext) throws -> Dms_Rpc_V1_GetFileDescriptorSetResponse? {
+    nil
+  }
+
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
-      .unary(Dms_Rpc_V1_Reflection.Method.listMethods) { (request: Dms_Rpc_V1_ListMethodsRequest, context) in
+      .unary(
+        Dms_Rpc_V1_Reflection.Method.listMethods,
+        immediate: { (request: Dms_Rpc_V1_ListMethodsRequest, context) in
+          try self.listMethodsImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Rpc_V1_ListMethodsRequest, context) in
         try await self.listMethods(request: request, context: context)
       },
-      .unary(Dms_Rpc_V1_Reflection.Method.getFileDescriptorSet) { (request: Dms_Rpc_V1_GetFileDescriptorSetRequest, context) in
+      .unary(
+        Dms_Rpc_V1_Reflection.Method.getFileDescriptorSet,
+        immediate: { (request: Dms_Rpc_V1_GetFileDescriptorSetRequest, context) in
+          try self.getFileDescriptorSetImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Rpc_V1_GetFileDescriptorSetRequest, context) in
         try await self.getFileDescriptorSet(request: request, context: context)
       },
     ]

@@ -45,10 +45,22 @@ public enum Dms_Settings_V1_ApiAuthorization {
   public protocol ServiceProtocol: RPCService {
     /// Handles `/dms.settings.v1.ApiAuthorization/Get`.
     func get(request: Dms_Settings_V1_GetApiAuthorizationRequest, context: ServerContext) async throws -> Dms_Settings_V1_ApiAuthorizationSettings
+    /// Answers `/dms.settings.v1.ApiAuthorization/Get` without suspending, on the connection's
+    /// event loop, or returns nil to have `get(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func getImmediately(request: Dms_Settings_V1_GetApiAuthorizationRequest, context: ServerContext) throws -> Dms_Settings_V1_ApiAuthorizationSettings?
     /// Handles `/dms.settings.v1.ApiAuthorization/Update`.
     func update(request: Dms_Settings_V1_UpdateApiAuthorizationRequest, context: ServerContext) async throws -> Dms_Settings_V1_ApiAuthorizationSettings
+    /// Answers `/dms.settings.v1.ApiAuthorization/Update` without suspending, on the connection's
+    /// event loop, or returns nil to have `update(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func updateImmediately(request: Dms_Settings_V1_UpdateApiAuthorizationRequest, context: ServerContext) throws -> Dms_Settings_V1_ApiAuthorizationSettings?
     /// Handles `/dms.settings.v1.ApiAuthorization/RevealPassword`.
     func revealPassword(request: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest, context: ServerContext) async throws -> Dms_Settings_V1_RevealSecretResponse
+    /// Answers `/dms.settings.v1.ApiAuthorization/RevealPassword` without suspending, on the connection's
+    /// event loop, or returns nil to have `revealPassword(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func revealPasswordImmediately(request: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse?
   }
 
   /// A typed client of `dms.settings.v1.ApiAuthorization` over any connection.
@@ -86,16 +98,46 @@ public enum Dms_Settings_V1_ApiAuthorization {
 }
 
 extension Dms_Settings_V1_ApiAuthorization.ServiceProtocol {
+  /// Nil: `get(request:context:)` answers, in a task.
+  public func getImmediately(request: Dms_Settings_V1_GetApiAuthorizationRequest, context: ServerContext) throws -> Dms_Settings_V1_ApiAuthorizationSettings? {
+    nil
+  }
+
+  /// Nil: `update(request:context:)` answers, in a task.
+  public func updateImmediately(request: Dms_Settings_V1_UpdateApiAuthorizationRequest, context: ServerContext) throws -> Dms_Settings_V1_ApiAuthorizationSettings? {
+    nil
+  }
+
+  /// Nil: `revealPassword(request:context:)` answers, in a task.
+  public func revealPasswordImmediately(request: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse? {
+    nil
+  }
+
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
-      .unary(Dms_Settings_V1_ApiAuthorization.Method.get) { (request: Dms_Settings_V1_GetApiAuthorizationRequest, context) in
+      .unary(
+        Dms_Settings_V1_ApiAuthorization.Method.get,
+        immediate: { (request: Dms_Settings_V1_GetApiAuthorizationRequest, context) in
+          try self.getImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_GetApiAuthorizationRequest, context) in
         try await self.get(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_ApiAuthorization.Method.update) { (request: Dms_Settings_V1_UpdateApiAuthorizationRequest, context) in
+      .unary(
+        Dms_Settings_V1_ApiAuthorization.Method.update,
+        immediate: { (request: Dms_Settings_V1_UpdateApiAuthorizationRequest, context) in
+          try self.updateImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_UpdateApiAuthorizationRequest, context) in
         try await self.update(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_ApiAuthorization.Method.revealPassword) { (request: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest, context) in
+      .unary(
+        Dms_Settings_V1_ApiAuthorization.Method.revealPassword,
+        immediate: { (request: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest, context) in
+          try self.revealPasswordImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest, context) in
         try await self.revealPassword(request: request, context: context)
       },
     ]

@@ -93,22 +93,58 @@ public enum Dms_Settings_V1_Companies {
   public protocol ServiceProtocol: RPCService {
     /// Handles `/dms.settings.v1.Companies/List`.
     func list(request: Dms_Settings_V1_ListCompaniesRequest, context: ServerContext) async throws -> Dms_Settings_V1_ListCompaniesResponse
+    /// Answers `/dms.settings.v1.Companies/List` without suspending, on the connection's
+    /// event loop, or returns nil to have `list(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func listImmediately(request: Dms_Settings_V1_ListCompaniesRequest, context: ServerContext) throws -> Dms_Settings_V1_ListCompaniesResponse?
     /// Handles `/dms.settings.v1.Companies/Get`.
     func get(request: Dms_Settings_V1_GetCompanyRequest, context: ServerContext) async throws -> Dms_Settings_V1_Company
+    /// Answers `/dms.settings.v1.Companies/Get` without suspending, on the connection's
+    /// event loop, or returns nil to have `get(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func getImmediately(request: Dms_Settings_V1_GetCompanyRequest, context: ServerContext) throws -> Dms_Settings_V1_Company?
     /// Handles `/dms.settings.v1.Companies/Create`.
     func create(request: Dms_Settings_V1_CreateCompanyRequest, context: ServerContext) async throws -> Dms_Settings_V1_Company
+    /// Answers `/dms.settings.v1.Companies/Create` without suspending, on the connection's
+    /// event loop, or returns nil to have `create(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func createImmediately(request: Dms_Settings_V1_CreateCompanyRequest, context: ServerContext) throws -> Dms_Settings_V1_Company?
     /// Handles `/dms.settings.v1.Companies/Update`.
     func update(request: Dms_Settings_V1_UpdateCompanyRequest, context: ServerContext) async throws -> Dms_Settings_V1_Company
+    /// Answers `/dms.settings.v1.Companies/Update` without suspending, on the connection's
+    /// event loop, or returns nil to have `update(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func updateImmediately(request: Dms_Settings_V1_UpdateCompanyRequest, context: ServerContext) throws -> Dms_Settings_V1_Company?
     /// Handles `/dms.settings.v1.Companies/Delete`.
     func delete(request: Dms_Settings_V1_DeleteCompanyRequest, context: ServerContext) async throws -> Dms_Settings_V1_DeleteCompanyResponse
+    /// Answers `/dms.settings.v1.Companies/Delete` without suspending, on the connection's
+    /// event loop, or returns nil to have `delete(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func deleteImmediately(request: Dms_Settings_V1_DeleteCompanyRequest, context: ServerContext) throws -> Dms_Settings_V1_DeleteCompanyResponse?
     /// Handles `/dms.settings.v1.Companies/SetCenters`.
     func setCenters(request: Dms_Settings_V1_SetCentersRequest, context: ServerContext) async throws -> Dms_Settings_V1_Centers
+    /// Answers `/dms.settings.v1.Companies/SetCenters` without suspending, on the connection's
+    /// event loop, or returns nil to have `setCenters(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func setCentersImmediately(request: Dms_Settings_V1_SetCentersRequest, context: ServerContext) throws -> Dms_Settings_V1_Centers?
     /// Handles `/dms.settings.v1.Companies/ListCenters`.
     func listCenters(request: Dms_Settings_V1_ListCentersRequest, context: ServerContext) async throws -> Dms_Settings_V1_Centers
+    /// Answers `/dms.settings.v1.Companies/ListCenters` without suspending, on the connection's
+    /// event loop, or returns nil to have `listCenters(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func listCentersImmediately(request: Dms_Settings_V1_ListCentersRequest, context: ServerContext) throws -> Dms_Settings_V1_Centers?
     /// Handles `/dms.settings.v1.Companies/RevealSecret`.
     func revealSecret(request: Dms_Settings_V1_RevealCompanySecretRequest, context: ServerContext) async throws -> Dms_Settings_V1_RevealSecretResponse
+    /// Answers `/dms.settings.v1.Companies/RevealSecret` without suspending, on the connection's
+    /// event loop, or returns nil to have `revealSecret(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func revealSecretImmediately(request: Dms_Settings_V1_RevealCompanySecretRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse?
     /// Handles `/dms.settings.v1.Companies/DownloadPrivateKey`.
     func downloadPrivateKey(request: Dms_Settings_V1_DownloadPrivateKeyRequest, context: ServerContext) async throws -> Dms_Settings_V1_RevealSecretResponse
+    /// Answers `/dms.settings.v1.Companies/DownloadPrivateKey` without suspending, on the connection's
+    /// event loop, or returns nil to have `downloadPrivateKey(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func downloadPrivateKeyImmediately(request: Dms_Settings_V1_DownloadPrivateKeyRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse?
   }
 
   /// A typed client of `dms.settings.v1.Companies` over any connection.
@@ -194,34 +230,124 @@ public enum Dms_Settings_V1_Companies {
 }
 
 extension Dms_Settings_V1_Companies.ServiceProtocol {
+  /// Nil: `list(request:context:)` answers, in a task.
+  public func listImmediately(request: Dms_Settings_V1_ListCompaniesRequest, context: ServerContext) throws -> Dms_Settings_V1_ListCompaniesResponse? {
+    nil
+  }
+
+  /// Nil: `get(request:context:)` answers, in a task.
+  public func getImmediately(request: Dms_Settings_V1_GetCompanyRequest, context: ServerContext) throws -> Dms_Settings_V1_Company? {
+    nil
+  }
+
+  /// Nil: `create(request:context:)` answers, in a task.
+  public func createImmediately(request: Dms_Settings_V1_CreateCompanyRequest, context: ServerContext) throws -> Dms_Settings_V1_Company? {
+    nil
+  }
+
+  /// Nil: `update(request:context:)` answers, in a task.
+  public func updateImmediately(request: Dms_Settings_V1_UpdateCompanyRequest, context: ServerContext) throws -> Dms_Settings_V1_Company? {
+    nil
+  }
+
+  /// Nil: `delete(request:context:)` answers, in a task.
+  public func deleteImmediately(request: Dms_Settings_V1_DeleteCompanyRequest, context: ServerContext) throws -> Dms_Settings_V1_DeleteCompanyResponse? {
+    nil
+  }
+
+  /// Nil: `setCenters(request:context:)` answers, in a task.
+  public func setCentersImmediately(request: Dms_Settings_V1_SetCentersRequest, context: ServerContext) throws -> Dms_Settings_V1_Centers? {
+    nil
+  }
+
+  /// Nil: `listCenters(request:context:)` answers, in a task.
+  public func listCentersImmediately(request: Dms_Settings_V1_ListCentersRequest, context: ServerContext) throws -> Dms_Settings_V1_Centers? {
+    nil
+  }
+
+  /// Nil: `revealSecret(request:context:)` answers, in a task.
+  public func revealSecretImmediately(request: Dms_Settings_V1_RevealCompanySecretRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse? {
+    nil
+  }
+
+  /// Nil: `downloadPrivateKey(request:context:)` answers, in a task.
+  public func downloadPrivateKeyImmediately(request: Dms_Settings_V1_DownloadPrivateKeyRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse? {
+    nil
+  }
+
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
-      .unary(Dms_Settings_V1_Companies.Method.list) { (request: Dms_Settings_V1_ListCompaniesRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.list,
+        immediate: { (request: Dms_Settings_V1_ListCompaniesRequest, context) in
+          try self.listImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_ListCompaniesRequest, context) in
         try await self.list(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_Companies.Method.get) { (request: Dms_Settings_V1_GetCompanyRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.get,
+        immediate: { (request: Dms_Settings_V1_GetCompanyRequest, context) in
+          try self.getImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_GetCompanyRequest, context) in
         try await self.get(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_Companies.Method.create) { (request: Dms_Settings_V1_CreateCompanyRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.create,
+        immediate: { (request: Dms_Settings_V1_CreateCompanyRequest, context) in
+          try self.createImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_CreateCompanyRequest, context) in
         try await self.create(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_Companies.Method.update) { (request: Dms_Settings_V1_UpdateCompanyRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.update,
+        immediate: { (request: Dms_Settings_V1_UpdateCompanyRequest, context) in
+          try self.updateImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_UpdateCompanyRequest, context) in
         try await self.update(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_Companies.Method.delete) { (request: Dms_Settings_V1_DeleteCompanyRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.delete,
+        immediate: { (request: Dms_Settings_V1_DeleteCompanyRequest, context) in
+          try self.deleteImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_DeleteCompanyRequest, context) in
         try await self.delete(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_Companies.Method.setCenters) { (request: Dms_Settings_V1_SetCentersRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.setCenters,
+        immediate: { (request: Dms_Settings_V1_SetCentersRequest, context) in
+          try self.setCentersImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_SetCentersRequest, context) in
         try await self.setCenters(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_Companies.Method.listCenters) { (request: Dms_Settings_V1_ListCentersRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.listCenters,
+        immediate: { (request: Dms_Settings_V1_ListCentersRequest, context) in
+          try self.listCentersImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_ListCentersRequest, context) in
         try await self.listCenters(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_Companies.Method.revealSecret) { (request: Dms_Settings_V1_RevealCompanySecretRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.revealSecret,
+        immediate: { (request: Dms_Settings_V1_RevealCompanySecretRequest, context) in
+          try self.revealSecretImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_RevealCompanySecretRequest, context) in
         try await self.revealSecret(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_Companies.Method.downloadPrivateKey) { (request: Dms_Settings_V1_DownloadPrivateKeyRequest, context) in
+      .unary(
+        Dms_Settings_V1_Companies.Method.downloadPrivateKey,
+        immediate: { (request: Dms_Settings_V1_DownloadPrivateKeyRequest, context) in
+          try self.downloadPrivateKeyImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_DownloadPrivateKeyRequest, context) in
         try await self.downloadPrivateKey(request: request, context: context)
       },
     ]

@@ -29,6 +29,10 @@ public enum Dms_Settings_V1_ServerInfo {
   public protocol ServiceProtocol: RPCService {
     /// Handles `/dms.settings.v1.ServerInfo/Get`.
     func get(request: Dms_Settings_V1_GetServerInfoRequest, context: ServerContext) async throws -> Dms_Settings_V1_ServerInfoResponse
+    /// Answers `/dms.settings.v1.ServerInfo/Get` without suspending, on the connection's
+    /// event loop, or returns nil to have `get(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func getImmediately(request: Dms_Settings_V1_GetServerInfoRequest, context: ServerContext) throws -> Dms_Settings_V1_ServerInfoResponse?
   }
 
   /// A typed client of `dms.settings.v1.ServerInfo` over any connection.
@@ -50,10 +54,20 @@ public enum Dms_Settings_V1_ServerInfo {
 }
 
 extension Dms_Settings_V1_ServerInfo.ServiceProtocol {
+  /// Nil: `get(request:context:)` answers, in a task.
+  public func getImmediately(request: Dms_Settings_V1_GetServerInfoRequest, context: ServerContext) throws -> Dms_Settings_V1_ServerInfoResponse? {
+    nil
+  }
+
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
-      .unary(Dms_Settings_V1_ServerInfo.Method.get) { (request: Dms_Settings_V1_GetServerInfoRequest, context) in
+      .unary(
+        Dms_Settings_V1_ServerInfo.Method.get,
+        immediate: { (request: Dms_Settings_V1_GetServerInfoRequest, context) in
+          try self.getImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_GetServerInfoRequest, context) in
         try await self.get(request: request, context: context)
       },
     ]

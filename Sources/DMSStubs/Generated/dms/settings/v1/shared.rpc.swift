@@ -37,8 +37,16 @@ public enum Dms_Settings_V1_SharedSettings {
   public protocol ServiceProtocol: RPCService {
     /// Handles `/dms.settings.v1.SharedSettings/Get`.
     func get(request: Dms_Settings_V1_GetSharedSettingsRequest, context: ServerContext) async throws -> Dms_Settings_V1_Shared
+    /// Answers `/dms.settings.v1.SharedSettings/Get` without suspending, on the connection's
+    /// event loop, or returns nil to have `get(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func getImmediately(request: Dms_Settings_V1_GetSharedSettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_Shared?
     /// Handles `/dms.settings.v1.SharedSettings/Update`.
     func update(request: Dms_Settings_V1_UpdateSharedSettingsRequest, context: ServerContext) async throws -> Dms_Settings_V1_Shared
+    /// Answers `/dms.settings.v1.SharedSettings/Update` without suspending, on the connection's
+    /// event loop, or returns nil to have `update(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func updateImmediately(request: Dms_Settings_V1_UpdateSharedSettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_Shared?
   }
 
   /// A typed client of `dms.settings.v1.SharedSettings` over any connection.
@@ -68,13 +76,33 @@ public enum Dms_Settings_V1_SharedSettings {
 }
 
 extension Dms_Settings_V1_SharedSettings.ServiceProtocol {
+  /// Nil: `get(request:context:)` answers, in a task.
+  public func getImmediately(request: Dms_Settings_V1_GetSharedSettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_Shared? {
+    nil
+  }
+
+  /// Nil: `update(request:context:)` answers, in a task.
+  public func updateImmediately(request: Dms_Settings_V1_UpdateSharedSettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_Shared? {
+    nil
+  }
+
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
-      .unary(Dms_Settings_V1_SharedSettings.Method.get) { (request: Dms_Settings_V1_GetSharedSettingsRequest, context) in
+      .unary(
+        Dms_Settings_V1_SharedSettings.Method.get,
+        immediate: { (request: Dms_Settings_V1_GetSharedSettingsRequest, context) in
+          try self.getImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_GetSharedSettingsRequest, context) in
         try await self.get(request: request, context: context)
       },
-      .unary(Dms_Settings_V1_SharedSettings.Method.update) { (request: Dms_Settings_V1_UpdateSharedSettingsRequest, context) in
+      .unary(
+        Dms_Settings_V1_SharedSettings.Method.update,
+        immediate: { (request: Dms_Settings_V1_UpdateSharedSettingsRequest, context) in
+          try self.updateImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_UpdateSharedSettingsRequest, context) in
         try await self.update(request: request, context: context)
       },
     ]
