@@ -72,7 +72,7 @@ public final class RPCClient: RPCCaller, Sendable {
     }
   }
 
-  public func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+  public nonisolated(nonsending) func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
     _ method: MethodDescriptor,
     request: Request,
     options: CallOptions
@@ -94,6 +94,55 @@ public final class RPCClient: RPCCaller, Sendable {
         if attempt > configuration.maxRetries { throw error.rpcError }
       }
     }
+  }
+
+  /// Makes one call of `method` per request, all at once on this client's
+  /// connection: their CALL frames leave together (pipelined, one write when the
+  /// server's concurrency limit allows) and the task waits once for all of them.
+  /// For many small calls at a time (a screen's worth of settings, a load
+  /// generator) this saves a suspension and a wake-up per call.
+  ///
+  /// Returns each call's result, in the order of `requests`; a call fails alone
+  /// (its `RPCError`), as it would made by itself. Calls a GOAWAY says were not run
+  /// are retried, as `unary` retries them. Throws only when no call could be made
+  /// (no connection, a request that does not serialize).
+  public nonisolated(nonsending) func unaryBatch<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+    _ method: MethodDescriptor,
+    requests: [Request],
+    options: CallOptions = CallOptions()
+  ) async throws -> [Result<Response, RPCError>] {
+    let payloads: [[UInt8]] = try requests.map { try $0.serializedBytes() }
+    var results = [Result<Response, RPCError>?](repeating: nil, count: requests.count)
+    var pending = Array(payloads.indices)
+    var attempt = 0
+    while !pending.isEmpty {
+      let connection = try await connection()
+      let outcomes = try await connection.unaryBatch(
+        method: method, requests: pending.map { payloads[$0] }, options: options, userAgent: configuration.userAgent)
+      var retry: [Int] = []
+      for (index, outcome) in zip(pending, outcomes) {
+        switch outcome {
+        case .success(let payload):
+          do {
+            results[index] = .success(try payload.withUnsafeReadableBytes { try Response.decode(from: $0) })
+          } catch {
+            results[index] = .failure(
+              RPCError(code: .internal, message: "the response does not decode as \(method.responseType)"))
+          }
+        case .failure(let error as RetryableCallError):
+          if attempt < configuration.maxRetries {
+            retry.append(index)
+          } else {
+            results[index] = .failure(error.rpcError)
+          }
+        case .failure(let error):
+          results[index] = .failure((error as? RPCError) ?? RPCError(code: .unavailable, message: "\(error)"))
+        }
+      }
+      attempt += 1
+      pending = retry
+    }
+    return results.map { $0! }
   }
 
   public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
@@ -140,7 +189,7 @@ public final class RPCClient: RPCCaller, Sendable {
 
   // MARK: Connection management
 
-  private func connection() async throws -> ClientConnection {
+  private nonisolated(nonsending) func connection() async throws -> ClientConnection {
     if case .ready(let connection) = state.withLock({ $0 }), connection.isUsable {
       return connection
     }

@@ -27,7 +27,7 @@ public protocol RPCCaller: Sendable {
   /// Makes a unary call.
   ///
   /// - Throws: `RPCError` with the call's status when it is not OK.
-  func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+  nonisolated(nonsending) func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
     _ method: MethodDescriptor,
     request: Request,
     options: CallOptions

@@ -59,7 +59,7 @@ public enum MetaEncoder {
   }
 
   /// Tag (one byte for fields 1…15), length, bytes.
-  private static func lengthDelimitedSize(_ count: Int) -> Int {
+  static func lengthDelimitedSize(_ count: Int) -> Int {
     1 + varintSize(UInt64(count)) + count
   }
 

@@ -25,6 +25,12 @@ struct Run: AsyncParsableCommand {
   @Option(help: "call, get-company or update-company.") var workload = Workload.call
   @Option(help: "Connections.") var connections = 1
   @Option(help: "Calls in flight per connection.") var inFlight = 1
+  @Option(
+    help: """
+      Calls sent together and waited for together (pipelined, as redis-benchmark -P), \
+      with RPCClient.unaryBatch; divides --in-flight (workload call).
+      """)
+  var batch = 1
   @Option(help: "Seconds measured.") var duration = 10.0
   @Option(help: "Seconds run before measuring.") var warmup = 2.0
   @Option(help: "The method (workload call).") var method = "/dms.rpc.v1.Health/Check"
@@ -36,6 +42,8 @@ struct Run: AsyncParsableCommand {
   func validate() throws {
     guard connections >= 1, inFlight >= 1 else { throw ValidationError("--connections and --in-flight must be ≥ 1") }
     guard duration > 0, warmup >= 0 else { throw ValidationError("--duration must be > 0, --warmup ≥ 0") }
+    guard batch >= 1, inFlight % batch == 0 else { throw ValidationError("--batch must be ≥ 1 and divide --in-flight") }
+    guard batch == 1 || workload == .call else { throw ValidationError("--batch > 1 needs --workload call") }
   }
 
   func run() async throws {
@@ -49,8 +57,9 @@ struct Run: AsyncParsableCommand {
 
     let result = try await withThrowingTaskGroup(of: WorkerResult.self) { group in
       for (connectionIndex, client) in clients.enumerated() {
-        for slot in 0..<inFlight {
-          let worker = connectionIndex * inFlight + slot
+        let workers = inFlight / batch
+        for slot in 0..<workers {
+          let worker = connectionIndex * workers + slot
           group.addTask(executorPreference: client.taskExecutor) {
             var histogram = Histogram<UInt64>(
               highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
@@ -59,17 +68,20 @@ struct Run: AsyncParsableCommand {
             while true {
               let before = clock.now
               if before >= stopAt { break }
+              let succeeded: Int
               do {
-                try await operation.call(client, &state)
+                succeeded = try await operation.call(client, &state)
               } catch {
-                if before >= measureFrom { errors += 1 }
+                if before >= measureFrom { errors += batch }
                 continue
               }
               if before >= measureFrom {
                 let elapsed = clock.now - before
                 let nanoseconds =
                   elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-                _ = histogram.record(UInt64(max(0, nanoseconds)))
+                errors += batch - succeeded
+                // Each call of a batch took the batch's round trip.
+                if succeeded > 0 { _ = histogram.record(UInt64(max(0, nanoseconds)), count: UInt64(succeeded)) }
               }
             }
             return WorkerResult(histogram: histogram, errors: errors)
@@ -100,11 +112,12 @@ struct Run: AsyncParsableCommand {
     func micros(_ percentile: Double) -> Double {
       Double(result.histogram.valueAtPercentile(percentile)) / 1000
     }
-    let shape = "\(connections) connection\(connections == 1 ? "" : "s") × \(inFlight) in flight"
+    let batches = batch > 1 ? " (batches of \(batch))" : ""
+    let shape = "\(connections) connection\(connections == 1 ? "" : "s") × \(inFlight) in flight\(batches)"
     let what = workload == .call ? method : workload.rawValue
     if json {
       let record: [String: Any] = [
-        "label": label, "workload": what, "connections": connections, "in_flight": inFlight,
+        "label": label, "workload": what, "connections": connections, "in_flight": inFlight, "batch": batch,
         "duration_s": duration, "calls": calls, "errors": result.errors, "calls_per_second": rate,
         "p50_us": micros(50), "p90_us": micros(90), "p99_us": micros(99), "p999_us": micros(99.9),
         "max_us": Double(result.histogram.max) / 1000,
@@ -126,7 +139,8 @@ struct Run: AsyncParsableCommand {
   /// What one worker does: prepare once, then call repeatedly.
   struct Operation: Sendable {
     let prepare: @Sendable (RPCClient, Int) async throws -> WorkerState
-    let call: @Sendable (RPCClient, inout WorkerState) async throws -> Void
+    /// Makes one call (or one batch); returns how many succeeded.
+    let call: nonisolated(nonsending) @Sendable (RPCClient, inout WorkerState) async throws -> Int
   }
 
   /// A worker's own state (the revision it last saved, for update-company).
@@ -140,7 +154,7 @@ struct Run: AsyncParsableCommand {
       guard let entry = ServiceCatalog.methods.first(where: { $0.descriptor.fullName == method }) else {
         throw ValidationError("unknown method \(method)")
       }
-      return try Self.callOperation(entry.descriptor, entry.requestType, entry.responseType, json: data)
+      return try Self.callOperation(entry.descriptor, entry.requestType, entry.responseType, json: data, batch: batch)
     case .getCompany:
       let count = companies
       return Operation(
@@ -149,6 +163,7 @@ struct Run: AsyncParsableCommand {
           var request = Dms_Settings_V1_GetCompanyRequest()
           request.shortName = Seed.code(Int.random(in: 1...count))
           _ = try await Dms_Settings_V1_Companies.Client(client).get(request)
+          return 1
         })
     case .updateCompany:
       return Operation(
@@ -167,6 +182,7 @@ struct Run: AsyncParsableCommand {
           request.company = state.company!
           request.company.licenseKeyName = "KEY-\(request.company.revision)"
           state.company = try await Dms_Settings_V1_Companies.Client(client).update(request)
+          return 1
         })
     }
   }
@@ -175,13 +191,24 @@ struct Run: AsyncParsableCommand {
     _ descriptor: MethodDescriptor,
     _ requestType: Request.Type,
     _ responseType: Response.Type,
-    json: String
+    json: String,
+    batch: Int
   ) throws -> Operation {
     let request = try Request(jsonString: json)
+    if batch > 1 {
+      let requests = Array(repeating: request, count: batch)
+      return Operation(
+        prepare: { _, _ in WorkerState() },
+        call: { client, _ in
+          let results: [Result<Response, RPCError>] = try await client.unaryBatch(descriptor, requests: requests)
+          return results.count { if case .success = $0 { true } else { false } }
+        })
+    }
     return Operation(
       prepare: { _, _ in WorkerState() },
       call: { client, _ in
         let _: Response = try await client.unary(descriptor, request: request, options: CallOptions())
+        return 1
       })
   }
 }

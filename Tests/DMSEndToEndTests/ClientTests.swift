@@ -246,4 +246,93 @@ struct ClientTests {
     }
     await client.close()
   }
+
+  // MARK: Batches
+
+  @Test("a batch of calls returns each response in the order of its request")
+  func batchOrder() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let requests = (0..<200).map { Google_Protobuf_BytesValue(Data("call-\($0)".utf8)) }
+      let results: [Result<Google_Protobuf_BytesValue, RPCError>] = try await client.unaryBatch(
+        TestService.echo, requests: requests)
+      #expect(try results.map { try $0.get() } == requests)
+      let none: [Result<Google_Protobuf_BytesValue, RPCError>] = try await client.unaryBatch(
+        TestService.echo, requests: [Google_Protobuf_BytesValue]())
+      #expect(none.isEmpty)
+      await client.close()
+    }
+  }
+
+  @Test("a call of a batch fails alone, with its own status")
+  func batchErrors() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let requests: [Google_Protobuf_StringValue] = ["now", "refuse", "async", "refuse"]
+      let results: [Result<Google_Protobuf_StringValue, RPCError>] = try await client.unaryBatch(
+        TestService.whereRun, requests: requests)
+      #expect(try results[0].get().value == "immediate, no task")
+      #expect(try results[2].get().value == "task")
+      for index in [1, 3] {
+        guard case .failure(let error) = results[index] else {
+          Issue.record("call \(index) should have failed")
+          continue
+        }
+        #expect(error.code == .notFound)
+        #expect(error.message == "refused immediately")
+        #expect(error.trailers[MetadataKey.requestID]?.isEmpty == false)
+      }
+      await client.close()
+    }
+  }
+
+  @Test("a batch larger than the server's concurrency limit waits its turn: every call succeeds")
+  func batchOverLimit() async throws {
+    try await withTestServer({ $0.limits.maxConcurrentCalls = 3 }) { server async throws in
+      let client = server.client()
+      let requests = (0..<50).map { Google_Protobuf_BytesValue(Data([UInt8($0)])) }
+      let results: [Result<Google_Protobuf_BytesValue, RPCError>] = try await client.unaryBatch(
+        TestService.echo, requests: requests)
+      #expect(try results.map { try $0.get() } == requests)
+      await client.close()
+    }
+  }
+
+  @Test("a batch's deadline ends each of its calls DEADLINE_EXCEEDED")
+  func batchDeadline() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let requests: [Google_Protobuf_UInt32Value] = [5_000, 5_000]
+      let results: [Result<Google_Protobuf_Empty, RPCError>] = try await client.unaryBatch(
+        TestService.sleep, requests: requests, options: CallOptions(timeout: .milliseconds(100)))
+      for result in results {
+        guard case .failure(let error) = result else {
+          Issue.record("the call should have failed")
+          continue
+        }
+        #expect(error.code == .deadlineExceeded)
+      }
+      await client.close()
+    }
+  }
+
+  @Test("cancelling the task waiting for a batch sends CANCEL for each of its calls")
+  func batchCancellation() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let tags = ["batch-a", "batch-b", "batch-c"]
+      let task = Task {
+        let results: [Result<Google_Protobuf_Empty, RPCError>] = try await client.unaryBatch(
+          TestService.block, requests: tags.map { Google_Protobuf_StringValue($0) })
+        return results
+      }
+      try await eventually { tags.allSatisfy(server.probe.startedTags.contains) }
+      task.cancel()
+      let results = try await task.value
+      #expect(results.allSatisfy { if case .failure(let error) = $0 { error.code == .cancelled } else { false } })
+      try await eventually { tags.allSatisfy(server.probe.cancelledTags.contains) }
+      #expect(try await Dms_Rpc_V1_Health.Client(client).check().status == .serving)
+      await client.close()
+    }
+  }
 }

@@ -190,10 +190,25 @@ struct ProtocolTests {
   func madeRequestID() async throws {
     try await withTestServer { server async throws in
       let (connection, _) = try await RawConnection.open(port: server.port)
-      try await connection.send(RawFrame.call(id: 1, method: Dms_Rpc_V1_Health.Method.check.fullName, payload: []))
-      let status = try RawFrame.status(of: try await connection.readFrame())
-      #expect(status.code == 0)
-      #expect(!(status.trailers["request-id"] ?? "").isEmpty)
+      var batch = ByteBuffer()
+      for id in 1...300 {
+        var frame = try RawFrame.call(id: UInt32(id), method: Dms_Rpc_V1_Health.Method.check.fullName, payload: [])
+        batch.writeBuffer(&frame)
+      }
+      try await connection.send(batch)
+      var ids: [UInt32: String] = [:]
+      for _ in 1...300 {
+        let end = try await connection.readFrame()
+        let status = try RawFrame.status(of: end)
+        #expect(status.code == 0)
+        ids[end.callID] = status.trailers["request-id"] ?? ""
+      }
+      // "<connection prefix>-<counter>", both in hex: distinct, and one prefix.
+      let parts = ids.values.map { $0.split(separator: "-").map(String.init) }
+      #expect(Set(ids.values).count == 300)
+      #expect(parts.allSatisfy { $0.count == 2 && $0.allSatisfy { UInt32($0, radix: 16) != nil } })
+      #expect(Set(parts.map { $0.first ?? "" }).count == 1)
+      #expect(Set(parts.compactMap { $0.last.flatMap { UInt32($0, radix: 16) } }) == Set(1...300))
     }
   }
 

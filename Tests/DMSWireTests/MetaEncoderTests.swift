@@ -44,4 +44,35 @@ struct MetaEncoderTests {
         + Array("r-1".utf8))
     #expect(MetaEncoder.okStatusSize(requestID: "r-1") == buffer.readableBytes)
   }
+
+  @Test(
+    "FrameWriter's whole frames equal header, meta and payload written field by field",
+    arguments: [0, 1, 130, 20_000])
+  func wholeFrames(payloadSize: Int) {
+    let payload = (0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+    for requestID in ["", "r-1", "żółć-" + String(repeating: "9", count: 200)] {
+      var expected = ByteBuffer()
+      FrameHeader.write(
+        type: .end, flags: .endStream, callID: 0xDEAD_BEEF,
+        metaLength: MetaEncoder.okStatusSize(requestID: requestID), payloadLength: payload.count, into: &expected)
+      MetaEncoder.writeOKStatus(requestID: requestID, into: &expected)
+      expected.writeBytes(payload)
+      var written = ByteBuffer(bytes: [9, 9])  // after what is already there
+      FrameWriter.writeOKEnd(callID: 0xDEAD_BEEF, requestID: requestID, payload: payload, into: &written)
+      #expect(written.readBytes(length: 2) == [9, 9])
+      #expect(written == expected)
+      #expect(FrameWriter.okEndSize(requestID: requestID, payloadCount: payload.count) == expected.readableBytes)
+    }
+    var meta = ByteBuffer()
+    MetaEncoder.writeCallMeta(method: "/a.B/C", timeoutMs: 300, metadata: ["k": "v"], into: &meta)
+    var expected = ByteBuffer()
+    FrameHeader.write(
+      type: .call, flags: .endStream, callID: 7, metaLength: meta.readableBytes, payloadLength: payload.count,
+      into: &expected)
+    expected.writeImmutableBuffer(meta)
+    expected.writeBytes(payload)
+    var written = ByteBuffer()
+    FrameWriter.writeCall(callID: 7, meta: meta, request: payload, into: &written)
+    #expect(written == expected)
+  }
 }

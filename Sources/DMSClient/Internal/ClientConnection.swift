@@ -80,13 +80,8 @@ final class ClientConnection: Sendable {
     return id
   }
 
-  private func callFrame(
-    callID: UInt32,
-    method: MethodDescriptor,
-    request: [UInt8],
-    options: CallOptions,
-    userAgent: String
-  ) throws -> ByteBuffer {
+  /// The encoded `CallMeta` of a call.
+  private func callMeta(method: MethodDescriptor, options: CallOptions, userAgent: String) throws -> ByteBuffer {
     let metadata = options.metadata
     let extra = (key: MetadataKey.userAgent, value: userAgent)
     var timeoutMs: UInt32 = 0
@@ -98,18 +93,29 @@ final class ClientConnection: Sendable {
     guard metaLength <= Int(UInt16.max) else {
       throw RPCError(code: .invalidArgument, message: "the call's metadata is too large (\(metaLength) bytes)")
     }
-    var frame = channel.allocator.buffer(capacity: FrameHeader.size + metaLength + request.count)
-    FrameHeader.write(
-      type: .call, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: request.count,
-      into: &frame)
+    var meta = channel.allocator.buffer(capacity: metaLength)
     MetaEncoder.writeCallMeta(
-      method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra, into: &frame)
-    frame.writeBytes(request)
+      method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra, into: &meta)
+    return meta
+  }
+
+  private func callFrame(
+    callID: UInt32,
+    method: MethodDescriptor,
+    request: [UInt8],
+    options: CallOptions,
+    userAgent: String
+  ) throws -> ByteBuffer {
+    let meta = try callMeta(method: method, options: options, userAgent: userAgent)
+    var frame = channel.allocator.buffer(capacity: FrameHeader.size + meta.readableBytes + request.count)
+    FrameWriter.writeCall(callID: callID, meta: meta, request: request, into: &frame)
     return frame
   }
 
   /// Makes a unary call; returns the response payload.
-  func unary(method: MethodDescriptor, request: [UInt8], options: CallOptions, userAgent: String) async throws
+  nonisolated(nonsending) func unary(
+    method: MethodDescriptor, request: [UInt8], options: CallOptions, userAgent: String
+  ) async throws
     -> ByteBuffer
   {
     let callID = makeCallID()
@@ -127,10 +133,53 @@ final class ClientConnection: Sendable {
           handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(promise))
         }
       }
-      return try await promise.futureResult.get()
+      return try await valueOf(promise.futureResult)
     } onCancel: {
       handler.eventLoop.execute {
         handler.value.cancel(callID: callID, error: RPCError(code: .cancelled, message: "the call was cancelled"))
+      }
+    }
+  }
+
+  /// Makes one unary call per request, all at once: their frames are made here in
+  /// one buffer and leave in one write when the server's limit allows. Returns each
+  /// call's response payload or error, in the order of `requests`.
+  nonisolated(nonsending) func unaryBatch(
+    method: MethodDescriptor, requests: [[UInt8]], options: CallOptions, userAgent: String
+  ) async throws -> [Result<ByteBuffer, any Error>] {
+    guard !requests.isEmpty else { return [] }
+    // Every call of the batch has the same meta: encoded once.
+    let meta = try callMeta(method: method, options: options, userAgent: userAgent)
+    let size = requests.reduce(0) { $0 + FrameHeader.size + meta.readableBytes + $1.count }
+    var frames = channel.allocator.buffer(capacity: size)
+    var calls: [(callID: UInt32, frame: ByteBuffer)] = []
+    calls.reserveCapacity(requests.count)
+    for request in requests {
+      let callID = makeCallID()
+      let start = frames.writerIndex
+      FrameWriter.writeCall(callID: callID, meta: meta, request: request, into: &frames)
+      calls.append((callID, frames.getSlice(at: start, length: frames.writerIndex - start)!))
+    }
+    let promise = channel.eventLoop.makePromise(of: [Result<ByteBuffer, any Error>].self)
+    let handler = self.handler
+    let timeout = options.timeout
+    let callIDs = calls.map(\.callID)
+    let start: @Sendable () -> Void = { [frames, calls] in
+      let batch = UnaryBatch(count: calls.count, promise: promise)
+      handler.value.startBatch(batch, frames: frames, calls: calls, timeout: timeout)
+    }
+    return try await withTaskCancellationHandler {
+      if handler.eventLoop.inEventLoop {
+        start()
+      } else {
+        handler.eventLoop.execute(start)
+      }
+      return try await valueOf(promise.futureResult)
+    } onCancel: {
+      handler.eventLoop.execute {
+        for callID in callIDs {
+          handler.value.cancel(callID: callID, error: RPCError(code: .cancelled, message: "the call was cancelled"))
+        }
       }
     }
   }
@@ -168,6 +217,14 @@ final class ClientConnection: Sendable {
 
   func close() async {
     try? await channel.close()
+  }
+}
+
+/// The future's value, waited for on the caller's executor: `EventLoopFuture.get()`
+/// is a plain `nonisolated` async function, and entering it costs a task switch.
+private nonisolated(nonsending) func valueOf<Value: Sendable>(_ future: EventLoopFuture<Value>) async throws -> Value {
+  try await withUnsafeThrowingContinuation { continuation in
+    future.whenComplete { continuation.resume(with: $0) }
   }
 }
 

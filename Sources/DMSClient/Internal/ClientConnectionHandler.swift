@@ -16,10 +16,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     case unary(EventLoopPromise<ByteBuffer>)
     /// A streaming call: each MESSAGE payload, then nil at an OK END (errors thrown).
     case stream(@Sendable (Result<ByteBuffer?, RPCError>) -> Void)
+    /// One unary call of a batch: its result goes to the batch's slot `index`.
+    case batch(UnaryBatch, index: Int)
 
     func fail(_ error: any Error) {
       switch self {
       case .unary(let promise): promise.fail(error)
+      case .batch(let batch, let index): batch.complete(index, .failure(error))
       case .stream(let deliver):
         // Streams are not retried: a call the server did not run fails with its status.
         let rpcError =
@@ -68,6 +71,26 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   // MARK: Calls (called on the event loop)
+
+  /// Starts a batch of unary calls. When they all fit under the concurrency limit
+  /// their frames go out as one write (`frames`, one buffer); otherwise each call
+  /// starts or queues on its own (`calls`, slices of that buffer).
+  func startBatch(
+    _ batch: UnaryBatch, frames: ByteBuffer, calls: [(callID: UInt32, frame: ByteBuffer)], timeout: Duration?
+  ) {
+    guard phase == .ready, queueHead == queue.count, calls.count + self.calls.count <= maxConcurrentCalls,
+      timeout == nil
+    else {
+      for (index, call) in calls.enumerated() {
+        start(callID: call.callID, frame: call.frame, timeout: timeout, receiver: .batch(batch, index: index))
+      }
+      return
+    }
+    for (index, call) in calls.enumerated() {
+      self.calls[call.callID] = OpenCall(receiver: .batch(batch, index: index), timer: nil)
+    }
+    write(frames)
+  }
 
   /// Starts a call, or queues it while the server's concurrency limit is reached.
   func start(callID: UInt32, frame: ByteBuffer, timeout: Duration?, receiver: Receiver) {
@@ -239,6 +262,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         switch call.receiver {
         case .unary(let promise): promise.succeed(frame.payload)
         case .stream(let deliver): deliver(.success(nil))
+        case .batch(let batch, let index): batch.complete(index, .success(frame.payload))
         }
       }
       startQueued()
@@ -328,5 +352,26 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       let handler = bound.value
       if handler.flushes.scheduledFlushRuns() { handler.context?.flush() }
     }
+  }
+}
+
+/// The calls of one `RPCClient.unaryBatch`: collects their results on the event loop
+/// and completes its promise when the last one arrives.
+final class UnaryBatch {
+  private var results: [Result<ByteBuffer, any Error>?]
+  private var remaining: Int
+  private let promise: EventLoopPromise<[Result<ByteBuffer, any Error>]>
+
+  init(count: Int, promise: EventLoopPromise<[Result<ByteBuffer, any Error>]>) {
+    self.results = Array(repeating: nil, count: count)
+    self.remaining = count
+    self.promise = promise
+  }
+
+  func complete(_ index: Int, _ result: Result<ByteBuffer, any Error>) {
+    guard results[index] == nil else { return }
+    results[index] = result
+    remaining -= 1
+    if remaining == 0 { promise.succeed(results.map { $0! }) }
   }
 }

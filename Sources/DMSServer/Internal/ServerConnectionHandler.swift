@@ -41,7 +41,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private var highestCallID: UInt32 = 0
   private var peer = "?"
   /// Request ids the server makes: a random prefix per connection, then a counter.
-  private let requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+  private let requestIDPrefix = Array((String(UInt32.random(in: 0...UInt32.max), radix: 16) + "-").utf8)
   private var requestIDCounter: UInt32 = 0
   private var nextSerial: UInt64 = 0
 
@@ -525,8 +525,23 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// without a system call: the connection's random prefix and a counter.
   private func makeRequestID() -> String {
     requestIDCounter &+= 1
-    return requestIDPrefix + "-" + String(requestIDCounter, radix: 16)
+    let counter = requestIDCounter
+    let digits = max(1, (32 - counter.leadingZeroBitCount + 3) / 4)
+    return String(unsafeUninitializedCapacity: requestIDPrefix.count + digits) { out in
+      var index = 0
+      for byte in requestIDPrefix {
+        out[index] = byte
+        index += 1
+      }
+      for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+        out[index] = Self.hexDigits[Int((counter >> UInt32(shift)) & 0xF)]
+        index += 1
+      }
+      return index
+    }
   }
+
+  private static let hexDigits = Array("0123456789abcdef".utf8)
 
   // MARK: Writing
 
@@ -556,10 +571,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       writeEnd(callID: callID, status: status, payload: payload)
       return
     }
-    appendFrame(type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count) {
-      MetaEncoder.writeOKStatus(requestID: requestID, into: &$0)
-      $0.writeBytes(payload)
-    }
+    guard prepareOutbound(for: FrameWriter.okEndSize(requestID: requestID, payloadCount: payload.count)) else { return }
+    FrameWriter.writeOKEnd(callID: callID, requestID: requestID, payload: payload, into: &outbound!)
+    requestFlush()
   }
 
   /// Appends a frame to `outbound`; `body` writes its meta and payload.
@@ -567,8 +581,18 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     type: FrameType, flags: FrameFlags, callID: UInt32, metaLength: Int, payloadLength: Int,
     _ body: (inout ByteBuffer) -> Void
   ) {
-    guard let context else { return }
-    let size = FrameHeader.size + metaLength + payloadLength
+    guard prepareOutbound(for: FrameHeader.size + metaLength + payloadLength) else { return }
+    FrameHeader.write(
+      type: type, flags: flags, callID: callID, metaLength: metaLength, payloadLength: payloadLength,
+      into: &outbound!)
+    body(&outbound!)
+    requestFlush()
+  }
+
+  /// Makes `outbound` ready for a frame of `size` bytes; false once the handler is
+  /// removed.
+  private func prepareOutbound(for size: Int) -> Bool {
+    guard let context else { return false }
     if let pending = outbound, pending.writableBytes < size, size > Self.outboundChunk {
       // A large frame goes in a buffer of its own, not into a growing copy.
       context.write(wrapOutboundOut(pending), promise: nil)
@@ -577,11 +601,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     if outbound == nil {
       outbound = context.channel.allocator.buffer(capacity: max(size, Self.outboundChunk))
     }
-    FrameHeader.write(
-      type: type, flags: flags, callID: callID, metaLength: metaLength, payloadLength: payloadLength,
-      into: &outbound!)
-    body(&outbound!)
-    requestFlush()
+    return true
   }
 
   /// The first capacity of `outbound`.

@@ -17,7 +17,7 @@ final class RawConnection: Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
       var incoming = unwrapInboundIn(data)
-      state.withLock { $0.bytes.writeBuffer(&incoming) }
+      _ = state.withLock { $0.bytes.writeBuffer(&incoming) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -169,7 +169,7 @@ struct DMSServiceGenerator: CodeGenerator {
             p.print(") -> RPCResponseStream<\(resp)> {")
             p.printIndented("caller.serverStreaming(Method.\(name), request: request, options: options)")
           } else {
-            p.print("public func \(name)(")
+            p.print("public nonisolated(nonsending) func \(name)(")
             p.printIndented("_ request: \(req) = \(req)(),", "options: CallOptions = CallOptions()")
             p.print(") async throws -> \(resp) {")
             p.printIndented("try await caller.unary(Method.\(name), request: request, options: options)")

@@ -58,7 +58,7 @@ public enum Dms_Rpc_V1_Health {
     public init(_ caller: Caller) { self.caller = caller }
 
     /// Calls `/dms.rpc.v1.Health/Check`.
-    public func check(
+    public nonisolated(nonsending) func check(
       _ request: Dms_Rpc_V1_HealthCheckRequest = Dms_Rpc_V1_HealthCheckRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Rpc_V1_HealthCheckResponse {

@@ -58,7 +58,7 @@ public enum Dms_Rpc_V1_Reflection {
     public init(_ caller: Caller) { self.caller = caller }
 
     /// Calls `/dms.rpc.v1.Reflection/ListMethods`.
-    public func listMethods(
+    public nonisolated(nonsending) func listMethods(
       _ request: Dms_Rpc_V1_ListMethodsRequest = Dms_Rpc_V1_ListMethodsRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Rpc_V1_ListMethodsResponse {
@@ -66,7 +66,7 @@ public enum Dms_Rpc_V1_Reflection {
     }
 
     /// Calls `/dms.rpc.v1.Reflection/GetFileDescriptorSet`.
-    public func getFileDescriptorSet(
+    public nonisolated(nonsending) func getFileDescriptorSet(
       _ request: Dms_Rpc_V1_GetFileDescriptorSetRequest = Dms_Rpc_V1_GetFileDescriptorSetRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Rpc_V1_GetFileDescriptorSetResponse {

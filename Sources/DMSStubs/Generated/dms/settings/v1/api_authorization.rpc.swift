@@ -72,7 +72,7 @@ public enum Dms_Settings_V1_ApiAuthorization {
     public init(_ caller: Caller) { self.caller = caller }
 
     /// Calls `/dms.settings.v1.ApiAuthorization/Get`.
-    public func get(
+    public nonisolated(nonsending) func get(
       _ request: Dms_Settings_V1_GetApiAuthorizationRequest = Dms_Settings_V1_GetApiAuthorizationRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_ApiAuthorizationSettings {
@@ -80,7 +80,7 @@ public enum Dms_Settings_V1_ApiAuthorization {
     }
 
     /// Calls `/dms.settings.v1.ApiAuthorization/Update`.
-    public func update(
+    public nonisolated(nonsending) func update(
       _ request: Dms_Settings_V1_UpdateApiAuthorizationRequest = Dms_Settings_V1_UpdateApiAuthorizationRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_ApiAuthorizationSettings {
@@ -88,7 +88,7 @@ public enum Dms_Settings_V1_ApiAuthorization {
     }
 
     /// Calls `/dms.settings.v1.ApiAuthorization/RevealPassword`.
-    public func revealPassword(
+    public nonisolated(nonsending) func revealPassword(
       _ request: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest = Dms_Settings_V1_RevealApiAuthorizationPasswordRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_RevealSecretResponse {

@@ -156,7 +156,7 @@ public enum Dms_Settings_V1_Companies {
     public init(_ caller: Caller) { self.caller = caller }
 
     /// Calls `/dms.settings.v1.Companies/List`.
-    public func list(
+    public nonisolated(nonsending) func list(
       _ request: Dms_Settings_V1_ListCompaniesRequest = Dms_Settings_V1_ListCompaniesRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_ListCompaniesResponse {
@@ -164,7 +164,7 @@ public enum Dms_Settings_V1_Companies {
     }
 
     /// Calls `/dms.settings.v1.Companies/Get`.
-    public func get(
+    public nonisolated(nonsending) func get(
       _ request: Dms_Settings_V1_GetCompanyRequest = Dms_Settings_V1_GetCompanyRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_Company {
@@ -172,7 +172,7 @@ public enum Dms_Settings_V1_Companies {
     }
 
     /// Calls `/dms.settings.v1.Companies/Create`.
-    public func create(
+    public nonisolated(nonsending) func create(
       _ request: Dms_Settings_V1_CreateCompanyRequest = Dms_Settings_V1_CreateCompanyRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_Company {
@@ -180,7 +180,7 @@ public enum Dms_Settings_V1_Companies {
     }
 
     /// Calls `/dms.settings.v1.Companies/Update`.
-    public func update(
+    public nonisolated(nonsending) func update(
       _ request: Dms_Settings_V1_UpdateCompanyRequest = Dms_Settings_V1_UpdateCompanyRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_Company {
@@ -188,7 +188,7 @@ public enum Dms_Settings_V1_Companies {
     }
 
     /// Calls `/dms.settings.v1.Companies/Delete`.
-    public func delete(
+    public nonisolated(nonsending) func delete(
       _ request: Dms_Settings_V1_DeleteCompanyRequest = Dms_Settings_V1_DeleteCompanyRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_DeleteCompanyResponse {
@@ -196,7 +196,7 @@ public enum Dms_Settings_V1_Companies {
     }
 
     /// Calls `/dms.settings.v1.Companies/SetCenters`.
-    public func setCenters(
+    public nonisolated(nonsending) func setCenters(
       _ request: Dms_Settings_V1_SetCentersRequest = Dms_Settings_V1_SetCentersRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_Centers {
@@ -204,7 +204,7 @@ public enum Dms_Settings_V1_Companies {
     }
 
     /// Calls `/dms.settings.v1.Companies/ListCenters`.
-    public func listCenters(
+    public nonisolated(nonsending) func listCenters(
       _ request: Dms_Settings_V1_ListCentersRequest = Dms_Settings_V1_ListCentersRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_Centers {
@@ -212,7 +212,7 @@ public enum Dms_Settings_V1_Companies {
     }
 
     /// Calls `/dms.settings.v1.Companies/RevealSecret`.
-    public func revealSecret(
+    public nonisolated(nonsending) func revealSecret(
       _ request: Dms_Settings_V1_RevealCompanySecretRequest = Dms_Settings_V1_RevealCompanySecretRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_RevealSecretResponse {
@@ -220,7 +220,7 @@ public enum Dms_Settings_V1_Companies {
     }
 
     /// Calls `/dms.settings.v1.Companies/DownloadPrivateKey`.
-    public func downloadPrivateKey(
+    public nonisolated(nonsending) func downloadPrivateKey(
       _ request: Dms_Settings_V1_DownloadPrivateKeyRequest = Dms_Settings_V1_DownloadPrivateKeyRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_RevealSecretResponse {

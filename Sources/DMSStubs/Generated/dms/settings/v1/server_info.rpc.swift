@@ -44,7 +44,7 @@ public enum Dms_Settings_V1_ServerInfo {
     public init(_ caller: Caller) { self.caller = caller }
 
     /// Calls `/dms.settings.v1.ServerInfo/Get`.
-    public func get(
+    public nonisolated(nonsending) func get(
       _ request: Dms_Settings_V1_GetServerInfoRequest = Dms_Settings_V1_GetServerInfoRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_ServerInfoResponse {

@@ -58,7 +58,7 @@ public enum Dms_Settings_V1_SharedSettings {
     public init(_ caller: Caller) { self.caller = caller }
 
     /// Calls `/dms.settings.v1.SharedSettings/Get`.
-    public func get(
+    public nonisolated(nonsending) func get(
       _ request: Dms_Settings_V1_GetSharedSettingsRequest = Dms_Settings_V1_GetSharedSettingsRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_Shared {
@@ -66,7 +66,7 @@ public enum Dms_Settings_V1_SharedSettings {
     }
 
     /// Calls `/dms.settings.v1.SharedSettings/Update`.
-    public func update(
+    public nonisolated(nonsending) func update(
       _ request: Dms_Settings_V1_UpdateSharedSettingsRequest = Dms_Settings_V1_UpdateSharedSettingsRequest(),
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_Shared {
