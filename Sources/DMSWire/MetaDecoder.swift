@@ -7,13 +7,21 @@ public struct CallMetaFields: Sendable, Equatable {
   /// 0: no deadline.
   public var timeoutMs: UInt32
   /// Lower-case keys.
-  public var metadata: [String: String]
+  public var metadata: [String: String] {
+    didSet { requestID = metadata[Self.requestIDKey] }
+  }
+  /// The `request-id` entry of `metadata`, looked up once per decode (a cached
+  /// meta's is not looked up again).
+  public private(set) var requestID: String?
+
+  static let requestIDKey = "request-id"
 
   /// Fields.
   public init(method: String = "", timeoutMs: UInt32 = 0, metadata: [String: String] = [:]) {
     self.method = method
     self.timeoutMs = timeoutMs
     self.metadata = metadata
+    self.requestID = metadata[Self.requestIDKey]
   }
 }
 
@@ -34,7 +42,7 @@ public struct CallMetaCache {
   /// fresh decode (which is then kept).
   public mutating func decode(_ meta: ByteBuffer) throws(MetaDecoder.Malformed) -> CallMetaFields {
     if let fields, meta.readableBytes == bytes.count,
-      meta.withUnsafeReadableBytes({ new in bytes.withUnsafeBytes { new.elementsEqual($0) } })
+      meta.withUnsafeReadableBytes({ new in bytes.withUnsafeBytes { Self.equal(new, $0) } })
     {
       return fields
     }
@@ -44,6 +52,28 @@ public struct CallMetaCache {
       fields = decoded
     }
     return decoded
+  }
+
+  /// Whether two byte ranges of the same length are equal, compared eight bytes at a
+  /// time.
+  private static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    guard let x = a.baseAddress, let y = b.baseAddress else { return a.count == b.count }
+    var offset = 0
+    while offset + 8 <= a.count {
+      if x.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        != y.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+      {
+        return false
+      }
+      offset += 8
+    }
+    while offset < a.count {
+      if x.load(fromByteOffset: offset, as: UInt8.self) != y.load(fromByteOffset: offset, as: UInt8.self) {
+        return false
+      }
+      offset += 1
+    }
+    return true
   }
 }
 
@@ -58,14 +88,16 @@ public enum MetaDecoder {
   /// Decodes a serialized `CallMeta`.
   public static func callMeta(_ bytes: ByteBuffer) throws(Malformed) -> CallMetaFields {
     var reader = bytes
-    var fields = CallMetaFields()
+    var method = ""
+    var timeoutMs: UInt32 = 0
+    var metadata: [String: String] = [:]
     while reader.readableBytes > 0 {
       let key = try readVarint(&reader)
       switch (key >> 3, key & 7) {
       case (1, 2):
-        fields.method = try readString(&reader)
+        method = try readString(&reader)
       case (2, 0):
-        fields.timeoutMs = UInt32(truncatingIfNeeded: try readVarint(&reader))
+        timeoutMs = UInt32(truncatingIfNeeded: try readVarint(&reader))
       case (3, 2):
         var entry = try readSlice(&reader)
         var entryKey = ""
@@ -78,14 +110,14 @@ public enum MetaDecoder {
           default: try skip(wireType: entryTag & 7, field: entryTag >> 3, &entry)
           }
         }
-        fields.metadata[entryKey] = entryValue
+        metadata[entryKey] = entryValue
       case (1...3, _):
         throw Malformed()
       default:
         try skip(wireType: key & 7, field: key >> 3, &reader)
       }
     }
-    return fields
+    return CallMetaFields(method: method, timeoutMs: timeoutMs, metadata: metadata)
   }
 
   /// The `code` of a serialized `Status`, read without decoding the rest: a client

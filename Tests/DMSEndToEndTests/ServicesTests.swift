@@ -45,6 +45,26 @@ struct ServicesTests {
     #expect(try await health.check(request: request, context: context).status == .serving)
   }
 
+  @Test("Health/Check's immediate answer follows status changes; a probed service waits for its probe")
+  func immediateHealth() throws {
+    let health = HealthService(probes: ["dms.settings.v1.storage": { true }])
+    let context = ServerContext(
+      method: Dms_Rpc_V1_Health.Method.check, metadata: [:], requestID: "t", deadline: nil, peer: "test")
+    var request = Dms_Rpc_V1_HealthCheckRequest()
+    #expect(try health.checkImmediately(request: request, context: context)?.status == .serving)
+    health.setStatus(.notServing)
+    #expect(try health.checkImmediately(request: request, context: context)?.status == .notServing)
+    health.setStatus(.serving)
+    #expect(try health.checkImmediately(request: request, context: context)?.status == .serving)
+    request.service = "dms.settings.v1.storage"
+    #expect(try health.checkImmediately(request: request, context: context) == nil, "the probe runs in a task")
+    request.service = "dms.nope.v1.Nope"
+    #expect(throws: RPCError.self) { _ = try health.checkImmediately(request: request, context: context) }
+    health.shutDown()
+    request.service = ""
+    #expect(try health.checkImmediately(request: request, context: context)?.status == .notServing)
+  }
+
   @Test("Health/Watch streams the status, then each change, until cancelled")
   func healthWatch() async throws {
     try await withTestServer { server async throws in

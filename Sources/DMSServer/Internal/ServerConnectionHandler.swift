@@ -317,7 +317,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       goAwayAndClose(code: .invalidArgument, reason: "undecodable CALL meta on call id \(callID)")
       return
     }
-    let requestID = meta.metadata[MetadataKey.requestID] ?? makeRequestID()
+    let requestID = meta.requestID ?? makeRequestID()
     var trailers: [String: String] { [MetadataKey.requestID: requestID] }
 
     guard phase == .open else {

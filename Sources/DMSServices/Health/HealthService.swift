@@ -19,6 +19,9 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
   }
 
   private let state: Mutex<State>
+  /// The "" service's status, mirrored out of `state` for lock-free reads.
+  private let serverStatus = Atomic<Int>(Status.serving.rawValue)
+  private let serverHasProbe: Bool
   private let probes: [String: @Sendable () async -> Bool]
 
   /// A health service reporting SERVING for the server and for `services`; a service
@@ -28,12 +31,14 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
     for service in services + probes.keys { statuses[service] = .serving }
     state = Mutex(State(statuses: statuses))
     self.probes = probes
+    self.serverHasProbe = probes[""] != nil
   }
 
   /// Sets the status of `service` ("" = the server) and tells its watchers.
   public func setStatus(_ status: Status, for service: String = "") {
     state.withLock { state in
       state.statuses[service] = status
+      if service.isEmpty { serverStatus.store(status.rawValue, ordering: .relaxed) }
       for watcher in state.watchers.values where watcher.service == service {
         watcher.continuation.yield(status)
       }
@@ -45,6 +50,7 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
   public func shutDown() {
     state.withLock { state in
       for service in state.statuses.keys { state.statuses[service] = .notServing }
+      serverStatus.store(Status.notServing.rawValue, ordering: .relaxed)
       for watcher in state.watchers.values {
         watcher.continuation.yield(.notServing)
         watcher.continuation.finish()
@@ -63,6 +69,13 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
     request: Dms_Rpc_V1_HealthCheckRequest,
     context: ServerContext
   ) throws -> Dms_Rpc_V1_HealthCheckResponse? {
+    // The server's own status (the check load balancers and clients make all day)
+    // needs no dictionary lookups.
+    if request.service.isEmpty, !serverHasProbe {
+      var response = Dms_Rpc_V1_HealthCheckResponse()
+      response.status = Status(rawValue: serverStatus.load(ordering: .relaxed)) ?? .unknown
+      return response
+    }
     guard probes[request.service] == nil else { return nil }
     let status = status(of: request.service)
     guard status != .serviceUnknown else {
