@@ -112,37 +112,54 @@ public final class RPCClient: RPCCaller, Sendable {
     options: CallOptions = CallOptions()
   ) async throws -> [Result<Response, RPCError>] {
     let payloads: [[UInt8]] = try requests.map { try $0.serializedBytes() }
-    var results = [Result<Response, RPCError>?](repeating: nil, count: requests.count)
-    var pending = Array(payloads.indices)
-    var attempt = 0
-    while !pending.isEmpty {
-      let connection = try await connection()
-      let outcomes = try await connection.unaryBatch(
-        method: method, requests: pending.map { payloads[$0] }, options: options, userAgent: configuration.userAgent)
-      var retry: [Int] = []
-      for (index, outcome) in zip(pending, outcomes) {
-        switch outcome {
-        case .success(let payload):
-          do {
-            results[index] = .success(try payload.withUnsafeReadableBytes { try Response.decode(from: $0) })
-          } catch {
-            results[index] = .failure(
-              RPCError(code: .internal, message: "the response does not decode as \(method.responseType)"))
-          }
-        case .failure(let error as RetryableCallError):
-          if attempt < configuration.maxRetries {
-            retry.append(index)
-          } else {
-            results[index] = .failure(error.rpcError)
-          }
-        case .failure(let error):
-          results[index] = .failure((error as? RPCError) ?? RPCError(code: .unavailable, message: "\(error)"))
-        }
+    // The first round: every call. Later rounds (rare): the calls a GOAWAY refused.
+    var results: [Result<Response, RPCError>] = []
+    results.reserveCapacity(requests.count)
+    var retry: [Int] = []
+    let first = try await connection().unaryBatch(
+      method: method, requests: payloads, options: options, userAgent: configuration.userAgent)
+    for (index, outcome) in first.enumerated() {
+      let result = Self.batchResult(outcome, method: method, as: Response.self, retryable: configuration.maxRetries > 0)
+      if let result {
+        results.append(result)
+      } else {
+        results.append(.failure(RPCError(code: .unavailable, message: "not run")))  // replaced below
+        retry.append(index)
+      }
+    }
+    var attempt = 1
+    while !retry.isEmpty {
+      let outcomes = try await connection().unaryBatch(
+        method: method, requests: retry.map { payloads[$0] }, options: options, userAgent: configuration.userAgent)
+      var again: [Int] = []
+      for (index, outcome) in zip(retry, outcomes) {
+        let result = Self.batchResult(
+          outcome, method: method, as: Response.self, retryable: attempt < configuration.maxRetries)
+        if let result { results[index] = result } else { again.append(index) }
       }
       attempt += 1
-      pending = retry
+      retry = again
     }
-    return results.map { $0! }
+    return results
+  }
+
+  /// One batch call's result; nil when it is to be retried (a GOAWAY said it was
+  /// not run, and `retryable`).
+  private static func batchResult<Response: SwiftProtobuf.Message>(
+    _ outcome: Result<ByteBuffer, any Error>, method: MethodDescriptor, as: Response.Type, retryable: Bool
+  ) -> Result<Response, RPCError>? {
+    switch outcome {
+    case .success(let payload):
+      do {
+        return .success(try payload.withUnsafeReadableBytes { try Response.decode(from: $0) })
+      } catch {
+        return .failure(RPCError(code: .internal, message: "the response does not decode as \(method.responseType)"))
+      }
+    case .failure(let error as RetryableCallError):
+      return retryable ? nil : .failure(error.rpcError)
+    case .failure(let error):
+      return .failure((error as? RPCError) ?? RPCError(code: .unavailable, message: "\(error)"))
+    }
   }
 
   public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(

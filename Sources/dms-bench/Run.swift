@@ -201,7 +201,11 @@ struct Run: AsyncParsableCommand {
         prepare: { _, _ in WorkerState() },
         call: { client, _ in
           let results: [Result<Response, RPCError>] = try await client.unaryBatch(descriptor, requests: requests)
-          return results.count { if case .success = $0 { true } else { false } }
+          var succeeded = 0
+          for result in results {
+            if case .success = result { succeeded += 1 }
+          }
+          return succeeded
         })
     }
     return Operation(

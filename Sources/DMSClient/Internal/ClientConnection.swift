@@ -75,8 +75,15 @@ final class ClientConnection: Sendable {
   }
 
   private func makeCallID() -> UInt32 {
-    let id = nextCallID.wrappingAdd(1, ordering: .relaxed).oldValue
-    if id >= UInt32.max - 1 { usable.value.store(false, ordering: .relaxed) }
+    makeCallIDs(count: 1)
+  }
+
+  /// `count` consecutive call ids; returns the first.
+  private func makeCallIDs(count: Int) -> UInt32 {
+    let id = nextCallID.wrappingAdd(UInt32(count), ordering: .relaxed).oldValue
+    // Ids must not wrap: the connection takes no new calls near the end of the range
+    // (callers go to a new connection).
+    if UInt64(id) + UInt64(count) >= UInt64(UInt32.max) - (1 << 20) { usable.value.store(false, ordering: .relaxed) }
     return id
   }
 
@@ -152,21 +159,21 @@ final class ClientConnection: Sendable {
     let meta = try callMeta(method: method, options: options, userAgent: userAgent)
     let size = requests.reduce(0) { $0 + FrameHeader.size + meta.readableBytes + $1.count }
     var frames = channel.allocator.buffer(capacity: size)
-    var calls: [(callID: UInt32, frame: ByteBuffer)] = []
-    calls.reserveCapacity(requests.count)
-    for request in requests {
-      let callID = makeCallID()
-      let start = frames.writerIndex
-      FrameWriter.writeCall(callID: callID, meta: meta, request: request, into: &frames)
-      calls.append((callID, frames.getSlice(at: start, length: frames.writerIndex - start)!))
+    // Consecutive call ids; each frame's end offset, for starting calls one by one.
+    let firstCallID = makeCallIDs(count: requests.count)
+    var ends: [Int] = []
+    ends.reserveCapacity(requests.count)
+    for (offset, request) in requests.enumerated() {
+      FrameWriter.writeCall(callID: firstCallID &+ UInt32(offset), meta: meta, request: request, into: &frames)
+      ends.append(frames.writerIndex)
     }
     let promise = channel.eventLoop.makePromise(of: [Result<ByteBuffer, any Error>].self)
     let handler = self.handler
     let timeout = options.timeout
-    let callIDs = calls.map(\.callID)
-    let start: @Sendable () -> Void = { [frames, calls] in
-      let batch = UnaryBatch(count: calls.count, promise: promise)
-      handler.value.startBatch(batch, frames: frames, calls: calls, timeout: timeout)
+    let count = requests.count
+    let start: @Sendable () -> Void = { [frames, ends] in
+      let batch = UnaryBatch(count: count, promise: promise)
+      handler.value.startBatch(batch, firstCallID: firstCallID, frames: frames, frameEnds: ends, timeout: timeout)
     }
     return try await withTaskCancellationHandler {
       if handler.eventLoop.inEventLoop {
@@ -177,8 +184,9 @@ final class ClientConnection: Sendable {
       return try await valueOf(promise.futureResult)
     } onCancel: {
       handler.eventLoop.execute {
-        for callID in callIDs {
-          handler.value.cancel(callID: callID, error: RPCError(code: .cancelled, message: "the call was cancelled"))
+        for offset in 0..<count {
+          handler.value.cancel(
+            callID: firstCallID &+ UInt32(offset), error: RPCError(code: .cancelled, message: "the call was cancelled"))
         }
       }
     }

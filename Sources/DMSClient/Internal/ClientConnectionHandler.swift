@@ -76,18 +76,22 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   /// their frames go out as one write (`frames`, one buffer); otherwise each call
   /// starts or queues on its own (`calls`, slices of that buffer).
   func startBatch(
-    _ batch: UnaryBatch, frames: ByteBuffer, calls: [(callID: UInt32, frame: ByteBuffer)], timeout: Duration?
+    _ batch: UnaryBatch, firstCallID: UInt32, frames: ByteBuffer, frameEnds: [Int], timeout: Duration?
   ) {
-    guard phase == .ready, queueHead == queue.count, calls.count + self.calls.count <= maxConcurrentCalls,
+    guard phase == .ready, queueHead == queue.count, frameEnds.count + calls.count <= maxConcurrentCalls,
       timeout == nil
     else {
-      for (index, call) in calls.enumerated() {
-        start(callID: call.callID, frame: call.frame, timeout: timeout, receiver: .batch(batch, index: index))
+      var from = frames.readerIndex
+      for (index, end) in frameEnds.enumerated() {
+        let frame = frames.getSlice(at: from, length: end - from)!
+        from = end
+        start(
+          callID: firstCallID &+ UInt32(index), frame: frame, timeout: timeout, receiver: .batch(batch, index: index))
       }
       return
     }
-    for (index, call) in calls.enumerated() {
-      self.calls[call.callID] = OpenCall(receiver: .batch(batch, index: index), timer: nil)
+    for index in frameEnds.indices {
+      calls[firstCallID &+ UInt32(index)] = OpenCall(receiver: .batch(batch, index: index), timer: nil)
     }
     write(frames)
   }
