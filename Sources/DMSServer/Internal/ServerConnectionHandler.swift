@@ -58,6 +58,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private var prefaceTimer: Scheduled<Void>?
   private var idleTimer: Scheduled<Void>?
   private var lastCallEnded = NIODeadline.now()
+  /// A call answered immediately since `lastCallEnded` was last brought up to date
+  /// (once per read batch, not once per call: reading the clock costs).
+  private var immediateCallEnded = false
+  /// Whether each call is logged (at debug level).
+  private let logsCalls: Bool
   private var stallTimer: Scheduled<Void>?
   private var partialSince: NIODeadline?
   private var graceTimer: Scheduled<Void>?
@@ -69,6 +74,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       maxMetaSize: shared.configuration.limits.maxMetaSize
     )
     self.logger = shared.logger
+    self.logsCalls = shared.logger.logLevel <= .debug
   }
 
   private var limits: ServerConfiguration.Limits { shared.configuration.limits }
@@ -191,6 +197,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       handle(frame)
     }
     if let buffer = inbound, buffer.readableBytes == 0 { inbound = nil }
+    noteImmediateCallsEnded()
     watchForStall()
   }
 
@@ -375,7 +382,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     requestID: String,
     prepared: PreparedCall
   ) {
-    if logger.logLevel <= .debug {
+    if logsCalls {
       logger.debug("call", metadata: ["method": "\(method)", "call-id": "\(callID)", "request-id": "\(requestID)"])
     }
     let timeout = meta.timeoutMs > 0 ? Duration.milliseconds(Int64(meta.timeoutMs)) : nil
@@ -390,13 +397,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     do {
       if let payload = try prepared.runImmediately(context: callContext) {
         writeResult(callID: callID, requestID: requestID, result: .success(payload))
-        if calls.isEmpty { lastCallEnded = .now() }
+        immediateCallEnded = true
         return
       }
     } catch {
       let rpcError = Self.callError(error, method: method, requestID: requestID, logger: logger)
       writeResult(callID: callID, requestID: requestID, result: .failure(rpcError))
-      if calls.isEmpty { lastCallEnded = .now() }
+      immediateCallEnded = true
       return
     }
 
@@ -505,7 +512,14 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     afterFinish()
   }
 
+  private func noteImmediateCallsEnded() {
+    guard immediateCallEnded else { return }
+    immediateCallEnded = false
+    if calls.isEmpty { lastCallEnded = .now() }
+  }
+
   private func afterFinish() {
+    immediateCallEnded = false
     if calls.isEmpty { lastCallEnded = .now() }
     if phase == .draining {
       closeIfDrained()
@@ -727,6 +741,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private func scheduleIdleCheck(after delay: Duration) {
     idleTimer = schedule(after: delay) { handler in
       guard handler.phase == .open else { return }
+      handler.noteImmediateCallsEnded()
       let idleFor = NIODeadline.now() - handler.lastCallEnded
       let limit = TimeAmount(handler.timeouts.idle)
       if handler.calls.isEmpty, idleFor >= limit {
