@@ -85,7 +85,7 @@ public final class RPCClient: RPCCaller, Sendable {
         let payload = try await connection.unary(
           method: method, request: bytes, options: options, userAgent: configuration.userAgent)
         do {
-          return try payload.withUnsafeReadableBytes { try Response.decode(from: $0) }
+          return try Response(decoding: payload)
         } catch {
           throw RPCError(code: .internal, message: "the response does not decode as \(method.responseType)")
         }
@@ -151,7 +151,7 @@ public final class RPCClient: RPCCaller, Sendable {
     switch outcome {
     case .success(let payload):
       do {
-        return .success(try payload.withUnsafeReadableBytes { try Response.decode(from: $0) })
+        return .success(try Response(decoding: payload))
       } catch {
         return .failure(RPCError(code: .internal, message: "the response does not decode as \(method.responseType)"))
       }
@@ -176,7 +176,7 @@ public final class RPCClient: RPCCaller, Sendable {
       switch result {
       case .success(.some(let payload)):
         do {
-          continuation.yield(try payload.withUnsafeReadableBytes { try Response.decode(from: $0) })
+          continuation.yield(try Response(decoding: payload))
         } catch {
           continuation.finish(
             throwing: RPCError(code: .internal, message: "a message does not decode as \(method.responseType)"))
@@ -289,5 +289,17 @@ private final class CancelHolder: Sendable {
       return state.cancel
     }
     cancel?()
+  }
+}
+
+extension SwiftProtobuf.Message {
+  /// Decodes a response in place from the frame's bytes. The closure returns nothing,
+  /// so `withUnsafeReadableBytes` is specialized even where `Self` is not known at
+  /// compile time (a generic caller pays no metadata lookups for it).
+  init(decoding payload: ByteBuffer) throws {
+    self.init()
+    try payload.withUnsafeReadableBytes { (bytes: UnsafeRawBufferPointer) throws -> Void in
+      try self.merge(serializedBytes: bytes.bytes)
+    }
   }
 }
