@@ -8,14 +8,32 @@ public struct RPCMethod: Sendable {
   /// The method.
   public let descriptor: MethodDescriptor
   private let prepareCall: @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
+  private let immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)?
 
-  /// A method whose request is decoded by `prepare`.
+  /// A method whose request is decoded by `prepare`; `immediate`, if given, decodes
+  /// it and answers without suspending, or returns nil (see `answerImmediately`).
   public init(
     descriptor: MethodDescriptor,
+    immediate: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)? = nil,
     prepare: @escaping @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
   ) {
     self.descriptor = descriptor
     self.prepareCall = prepare
+    self.immediateAnswer = immediate
+  }
+
+  /// Whether the method may answer without a task (`answerImmediately`).
+  public var answersImmediately: Bool { immediateAnswer != nil }
+
+  /// Decodes the request and runs the method's immediate handler, on the caller's
+  /// thread (the connection's event loop): the response's bytes, or nil when the
+  /// call needs `prepare` and a task after all. No allocation beyond the handler's.
+  ///
+  /// - Throws: `RPCError` INVALID_ARGUMENT when the payload is not a request; the
+  ///   handler's error as thrown.
+  public func answerImmediately(payload: UnsafeRawBufferPointer, context: ServerContext) throws -> [UInt8]? {
+    guard let immediateAnswer else { return nil }
+    return try immediateAnswer(payload, context)
   }
 
   /// Decodes the request from `payload` (read in place: the bytes are not copied) and
@@ -26,10 +44,7 @@ public struct RPCMethod: Sendable {
     do {
       return try prepareCall(payload)
     } catch {
-      throw RPCError(
-        code: .invalidArgument,
-        message: "the request payload does not decode as \(descriptor.requestType)"
-      )
+      throw .undecodableRequest(descriptor)
     }
   }
 
@@ -44,8 +59,20 @@ public struct RPCMethod: Sendable {
     immediate: (@Sendable (Request, ServerContext) throws -> Response?)? = nil,
     handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
   ) -> RPCMethod {
-    RPCMethod(descriptor: descriptor) { payload in
-      PreparedCall(UnaryCall(request: try Request.decode(from: payload), immediate: immediate, handler: handler))
+    var answer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)?
+    if let immediate {
+      answer = { payload, context in
+        let request: Request
+        do {
+          request = try Request.decode(from: payload)
+        } catch {
+          throw RPCError.undecodableRequest(descriptor)
+        }
+        return try immediate(request, context)?.serializedBytes()
+      }
+    }
+    return RPCMethod(descriptor: descriptor, immediate: answer) { payload in
+      PreparedCall(UnaryCall(request: try Request.decode(from: payload), handler: handler))
     }
   }
 
@@ -69,16 +96,8 @@ public struct RPCMethod: Sendable {
 /// What a prepared call runs. `RPCMethod.unary` makes one per call; a test or a
 /// hand-written method may make its own.
 public protocol CallBody: Sendable {
-  /// Answers without suspending, or returns nil to have `run` called in a task. Runs
-  /// on the connection's event loop: it must not block.
-  func runImmediately(context: ServerContext) throws -> [UInt8]?
   /// Runs the handler; returns the END frame's payload (empty for streaming calls).
   func run(context: ServerContext, sink: any ResponseSink) async throws -> [UInt8]
-}
-
-extension CallBody {
-  /// Never answers immediately.
-  public func runImmediately(context: ServerContext) throws -> [UInt8]? { nil }
 }
 
 /// A call whose request is decoded, ready to run.
@@ -95,35 +114,20 @@ public struct PreparedCall: Sendable {
     self.body = ClosureCall(body: body)
   }
 
-  /// Tries to answer without suspending; nil: call `run`.
-  public func runImmediately(context: ServerContext) throws -> [UInt8]? {
-    try body.runImmediately(context: context)
-  }
-
   /// Runs the handler; returns the END frame's payload (empty for streaming calls).
   public func run(context: ServerContext, sink: any ResponseSink) async throws -> [UInt8] {
     try await body.run(context: context, sink: sink)
   }
 }
 
-/// A unary call: the decoded request and the method's handlers, in one allocation.
+/// A unary call: the decoded request and the method's handler, in one allocation.
 private final class UnaryCall<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>: CallBody {
   let request: Request
-  let immediate: (@Sendable (Request, ServerContext) throws -> Response?)?
   let handler: @Sendable (Request, ServerContext) async throws -> Response
 
-  init(
-    request: Request,
-    immediate: (@Sendable (Request, ServerContext) throws -> Response?)?,
-    handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
-  ) {
+  init(request: Request, handler: @escaping @Sendable (Request, ServerContext) async throws -> Response) {
     self.request = request
-    self.immediate = immediate
     self.handler = handler
-  }
-
-  func runImmediately(context: ServerContext) throws -> [UInt8]? {
-    try immediate?(request, context)?.serializedBytes()
   }
 
   func run(context: ServerContext, sink: any ResponseSink) async throws -> [UInt8] {
@@ -144,5 +148,12 @@ extension SwiftProtobuf.Message {
   public static func decode(from bytes: UnsafeRawBufferPointer) throws -> Self {
     // A span over the bytes: no `Data` (and no allocation) around them.
     try Self(serializedBytes: bytes.bytes)
+  }
+}
+
+extension RPCError {
+  /// INVALID_ARGUMENT: the payload is not a request of `method`.
+  static func undecodableRequest(_ method: MethodDescriptor) -> RPCError {
+    RPCError(code: .invalidArgument, message: "the request payload does not decode as \(method.requestType)")
   }
 }

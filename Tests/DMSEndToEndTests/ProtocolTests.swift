@@ -216,11 +216,20 @@ struct ProtocolTests {
   func undecodablePayload() async throws {
     try await withTestServer { server async throws in
       let (connection, _) = try await RawConnection.open(port: server.port)
-      try await connection.send(
-        RawFrame.call(id: 3, method: Dms_Rpc_V1_Health.Method.check.fullName, payload: [0x0A, 0xFF, 0x01]))
-      let status = try RawFrame.status(of: try await connection.readFrame())
-      #expect(status.code == StatusCode.invalidArgument.rawValue)
-      #expect(status.message.contains("dms.rpc.v1.HealthCheckRequest"))
+      // One method answered on the event loop (Health/Check), one in a task (Echo).
+      for (id, method, type) in [
+        (UInt32(3), Dms_Rpc_V1_Health.Method.check.fullName, "dms.rpc.v1.HealthCheckRequest"),
+        (UInt32(5), TestService.echo.fullName, "google.protobuf.BytesValue"),
+      ] {
+        try await connection.send(
+          RawFrame.call(id: id, method: method, payload: [0x0A, 0xFF, 0x01], metadata: ["request-id": "bad-\(id)"]))
+        let end = try await connection.readFrame()
+        let status = try RawFrame.status(of: end)
+        #expect(end.callID == id)
+        #expect(status.code == StatusCode.invalidArgument.rawValue)
+        #expect(status.message.contains(type))
+        #expect(status.trailers["request-id"] == "bad-\(id)")
+      }
     }
   }
 

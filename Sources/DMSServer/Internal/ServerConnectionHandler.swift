@@ -361,6 +361,36 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         payload: [])
       return
     }
+    if logsCalls {
+      logger.debug(
+        "call", metadata: ["method": "\(method.descriptor)", "call-id": "\(callID)", "request-id": "\(requestID)"])
+    }
+    let timeout = meta.timeoutMs > 0 ? Duration.milliseconds(Int64(meta.timeoutMs)) : nil
+    let callContext = ServerContext(
+      method: method.descriptor,
+      metadata: meta.metadata,
+      requestID: requestID,
+      deadline: timeout.map { .now + $0 },
+      peer: peer
+    )
+    // A handler that answers without suspending answers here: no task, no timer.
+    if method.answersImmediately {
+      do {
+        let answer = try frame.payload.withUnsafeReadableBytes { bytes in
+          try method.answerImmediately(payload: bytes, context: callContext)
+        }
+        if let answer {
+          writeResult(callID: callID, requestID: requestID, result: .success(answer))
+          immediateCallEnded = true
+          return
+        }
+      } catch {
+        let rpcError = Self.callError(error, method: method.descriptor, requestID: requestID, logger: logger)
+        writeResult(callID: callID, requestID: requestID, result: .failure(rpcError))
+        immediateCallEnded = true
+        return
+      }
+    }
     let prepared: PreparedCall
     do {
       prepared = try frame.payload.withUnsafeReadableBytes { bytes throws(RPCError) in
@@ -372,41 +402,19 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       writeEnd(callID: callID, status: error.wireStatus, payload: [])
       return
     }
-    startCall(callID: callID, method: method.descriptor, meta: meta, requestID: requestID, prepared: prepared)
+    startCall(
+      callID: callID, method: method.descriptor, context: callContext, timeout: timeout, requestID: requestID,
+      prepared: prepared)
   }
 
   private func startCall(
     callID: UInt32,
     method: MethodDescriptor,
-    meta: CallMetaFields,
+    context callContext: ServerContext,
+    timeout: Duration?,
     requestID: String,
     prepared: PreparedCall
   ) {
-    if logsCalls {
-      logger.debug("call", metadata: ["method": "\(method)", "call-id": "\(callID)", "request-id": "\(requestID)"])
-    }
-    let timeout = meta.timeoutMs > 0 ? Duration.milliseconds(Int64(meta.timeoutMs)) : nil
-    let callContext = ServerContext(
-      method: method,
-      metadata: meta.metadata,
-      requestID: requestID,
-      deadline: timeout.map { .now + $0 },
-      peer: peer
-    )
-    // A handler that answers without suspending answers here: no task, no timer.
-    do {
-      if let payload = try prepared.runImmediately(context: callContext) {
-        writeResult(callID: callID, requestID: requestID, result: .success(payload))
-        immediateCallEnded = true
-        return
-      }
-    } catch {
-      let rpcError = Self.callError(error, method: method, requestID: requestID, logger: logger)
-      writeResult(callID: callID, requestID: requestID, result: .failure(rpcError))
-      immediateCallEnded = true
-      return
-    }
-
     nextSerial &+= 1
     let serial = nextSerial
     var timer: Scheduled<Void>?
