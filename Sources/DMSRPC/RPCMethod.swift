@@ -146,8 +146,10 @@ private struct ClosureCall: CallBody {
 extension SwiftProtobuf.Message {
   /// Decodes a message from bytes it reads in place, without copying them.
   public static func decode(from bytes: UnsafeRawBufferPointer) throws -> Self {
+    // An empty payload is the default message (a common request: no fields set).
+    guard !bytes.isEmpty else { return Self() }
     // A span over the bytes: no `Data` (and no allocation) around them.
-    try Self(serializedBytes: bytes.bytes)
+    return try Self(serializedBytes: bytes.bytes)
   }
 }
 

@@ -247,6 +247,32 @@ struct ClientTests {
     await client.close()
   }
 
+  @Test("calls alternating methods, metadata and deadlines each carry their own meta")
+  func metaPerCall() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      for round in 0..<20 {
+        let echo: Google_Protobuf_BytesValue = try await client.unary(
+          TestService.echo, request: Google_Protobuf_BytesValue(Data([UInt8(round)])), options: CallOptions())
+        #expect(echo.value == Data([UInt8(round)]))
+        let options =
+          round % 3 == 0
+          ? CallOptions(metadata: ["request-id": "mine-\(round)"])
+          : round % 3 == 1 ? CallOptions(timeout: .seconds(5)) : CallOptions()
+        do {
+          let _: Google_Protobuf_StringValue = try await client.unary(
+            TestService.whereRun, request: Google_Protobuf_StringValue("refuse"), options: options)
+          Issue.record("the call should have failed")
+        } catch let error as RPCError {
+          #expect(error.code == .notFound)
+          let requestID = error.trailers[MetadataKey.requestID] ?? ""
+          #expect(round % 3 == 0 ? requestID == "mine-\(round)" : !requestID.hasPrefix("mine"))
+        }
+      }
+      await client.close()
+    }
+  }
+
   // MARK: Batches
 
   @Test("a batch of calls returns each response in the order of its request")

@@ -14,6 +14,7 @@ final class ClientConnection: Sendable {
   private let handler: NIOLoopBound<ClientConnectionHandler>
   private let usable: UsableFlag
   private let nextCallID = Atomic<UInt32>(1)
+  private let lastPlainMeta = Mutex<(method: MethodDescriptor, userAgent: String, meta: ByteBuffer)?>(nil)
 
   private init(
     channel: any Channel,
@@ -87,8 +88,19 @@ final class ClientConnection: Sendable {
     return id
   }
 
-  /// The encoded `CallMeta` of a call.
+  /// The encoded `CallMeta` of a call. The meta of a call with no metadata and no
+  /// timeout (most calls) is kept for the next call of the same method.
   private func callMeta(method: MethodDescriptor, options: CallOptions, userAgent: String) throws -> ByteBuffer {
+    let plain = options.metadata.isEmpty && options.timeout == nil
+    if plain, let kept = lastPlainMeta.withLock({ $0 }), kept.method == method, kept.userAgent == userAgent {
+      return kept.meta
+    }
+    let meta = try encodeCallMeta(method: method, options: options, userAgent: userAgent)
+    if plain { lastPlainMeta.withLock { $0 = (method, userAgent, meta) } }
+    return meta
+  }
+
+  private func encodeCallMeta(method: MethodDescriptor, options: CallOptions, userAgent: String) throws -> ByteBuffer {
     let metadata = options.metadata
     let extra = (key: MetadataKey.userAgent, value: userAgent)
     var timeoutMs: UInt32 = 0
