@@ -106,4 +106,37 @@ struct ShutdownTests {
     await client.close()
     try await secondServer.stop()
   }
+
+  @Test("a batch's calls a GOAWAY says were not run are retried on a new connection; the open one finishes")
+  func batchRetriesAfterGoAway() async throws {
+    let first = try await TestServer.start { $0.limits.maxConcurrentCalls = 1 }
+    let port = first.port
+    let client = first.client {
+      $0.connectAttempts = 50; $0.backoff.initial = .milliseconds(20)
+    }
+    #expect(try await client.serverSettings().maxConcurrentCalls == 1)
+
+    // The server allows one call at a time: the first runs, the other two wait in the
+    // client's queue.
+    let requests: [Google_Protobuf_UInt32Value] = [401, 402, 403]
+    async let results: [Result<Google_Protobuf_Empty, RPCError>] = client.unaryBatch(
+      TestService.sleep, requests: requests)
+    while !first.probe.startedTags.contains("sleep 401") { try await Task.sleep(for: .milliseconds(5)) }
+
+    first.server.beginGracefulShutdown()
+    var second: TestServer?
+    for _ in 0..<200 where second == nil {
+      second = try? await TestServer.start(port: port)
+      if second == nil { try await Task.sleep(for: .milliseconds(10)) }
+    }
+    let secondServer = try #require(second)
+    let outcome = try await results
+    #expect(outcome.count == 3)
+    for result in outcome { _ = try result.get() }
+    #expect(first.probe.startedTags.filter { $0.hasPrefix("sleep") } == ["sleep 401"], "ran once, on the first server")
+    #expect(Set(secondServer.probe.startedTags) == ["sleep 402", "sleep 403"], "retried on the second")
+    try await first.waitUntilStopped()
+    await client.close()
+    try await secondServer.stop()
+  }
 }
