@@ -77,7 +77,7 @@ public final class RPCClient: RPCCaller, Sendable {
     request: Request,
     options: CallOptions
   ) async throws -> Response {
-    let bytes: [UInt8] = try request.serializedBytes()
+    let bytes = try request.wireBytes()
     var attempt = 0
     while true {
       let connection = try await connection()
@@ -111,7 +111,7 @@ public final class RPCClient: RPCCaller, Sendable {
     requests: [Request],
     options: CallOptions = CallOptions()
   ) async throws -> [Result<Response, RPCError>] {
-    let payloads: [[UInt8]] = try requests.map { try $0.serializedBytes() }
+    let payloads = try requests.map { try $0.wireBytes() }
     // The first round: every call. Later rounds (rare): the calls a GOAWAY refused.
     var results: [Result<Response, RPCError>] = []
     results.reserveCapacity(requests.count)
@@ -189,7 +189,7 @@ public final class RPCClient: RPCCaller, Sendable {
       }
     }
     let start: @Sendable (ClientConnection) throws -> Void = { [configuration] connection in
-      let bytes: [UInt8] = try request.serializedBytes()
+      let bytes = try request.wireBytes()
       let cancel = try connection.serverStreaming(
         method: method, request: bytes, options: options, userAgent: configuration.userAgent, deliver: deliver)
       cancelHolder.set(cancel)

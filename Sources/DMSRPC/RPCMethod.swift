@@ -68,7 +68,7 @@ public struct RPCMethod: Sendable {
         } catch {
           throw RPCError.undecodableRequest(descriptor)
         }
-        return try immediate(request, context)?.serializedBytes()
+        return try immediate(request, context)?.wireBytes()
       }
     }
     return RPCMethod(descriptor: descriptor, immediate: answer) { payload in
@@ -131,7 +131,7 @@ private final class UnaryCall<Request: SwiftProtobuf.Message, Response: SwiftPro
   }
 
   func run(context: ServerContext, sink: any ResponseSink) async throws -> [UInt8] {
-    try await handler(request, context).serializedBytes()
+    try await handler(request, context).wireBytes()
   }
 }
 
@@ -144,6 +144,15 @@ private struct ClosureCall: CallBody {
 }
 
 extension SwiftProtobuf.Message {
+  /// The message's protobuf encoding, as `serializedBytes()` makes it, but into a
+  /// byte type of this module, so that swift-protobuf's generic serializer (not
+  /// specialized across the module boundary) makes its buffer through non-generic
+  /// code: no generic metadata lookups per call.
+  public func wireBytes() throws -> [UInt8] {
+    let bytes: EncodedBytes = try serializedBytes()
+    return bytes.array
+  }
+
   /// Decodes a message from bytes it reads in place, without copying them.
   public static func decode(from bytes: UnsafeRawBufferPointer) throws -> Self {
     // An empty payload is the default message (a common request: no fields set).
@@ -157,5 +166,28 @@ extension RPCError {
   /// INVALID_ARGUMENT: the payload is not a request of `method`.
   static func undecodableRequest(_ method: MethodDescriptor) -> RPCError {
     RPCError(code: .invalidArgument, message: "the request payload does not decode as \(method.requestType)")
+  }
+}
+
+/// The buffer `wireBytes()` has swift-protobuf encode into.
+private struct EncodedBytes: SwiftProtobufContiguousBytes {
+  var array: [UInt8]
+
+  init(repeating: UInt8, count: Int) {
+    array = [UInt8](repeating: repeating, count: count)
+  }
+
+  init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
+    array = Array(sequence)
+  }
+
+  var count: Int { array.count }
+
+  func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    try array.withUnsafeBytes(body)
+  }
+
+  mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+    try array.withUnsafeMutableBytes(body)
   }
 }

@@ -15,6 +15,6 @@ public struct ResponseStreamWriter<Response: SwiftProtobuf.Message>: Sendable {
 
   /// Sends `response` as the stream's next message.
   public func send(_ response: Response) async throws {
-    try await sink.send(try response.serializedBytes())
+    try await sink.send(try response.wireBytes())
   }
 }

@@ -28,12 +28,23 @@ public struct CallMetaFields: Sendable, Equatable {
 /// The last `CallMeta` a connection decoded, kept with its bytes: a client sends the
 /// same meta (method, user agent) call after call, and a repeat costs a comparison of
 /// bytes instead of a decode. Used on one connection's event loop.
-public struct CallMetaCache {
+///
+/// `resolved` holds what the user made of the kept fields (the server: the method they
+/// name); it is dropped whenever the kept fields change.
+public struct CallMetaCache<Resolved> {
   /// Meta longer than this is decoded every time (and not kept).
-  public static let maxCachedSize = 512
+  public static var maxCachedSize: Int { 512 }
 
   private var bytes: [UInt8] = []
   private var fields: CallMetaFields?
+  private var kept: Resolved?
+
+  /// What was made of the kept fields; nil after a decode that did not repeat them.
+  /// Setting it is ignored while no fields are kept.
+  public var resolved: Resolved? {
+    get { kept }
+    set { if fields != nil { kept = newValue } }
+  }
 
   /// An empty cache.
   public init() {}
@@ -46,10 +57,20 @@ public struct CallMetaCache {
     {
       return fields
     }
-    let decoded = try MetaDecoder.callMeta(meta)
+    kept = nil
+    let decoded: CallMetaFields
+    do {
+      decoded = try MetaDecoder.callMeta(meta)
+    } catch {
+      fields = nil
+      throw error
+    }
     if meta.readableBytes <= Self.maxCachedSize {
       bytes = Array(meta.readableBytesView)
       fields = decoded
+    } else {
+      bytes = []
+      fields = nil
     }
     return decoded
   }

@@ -1,4 +1,5 @@
 import DMSMessages
+import DMSRPC
 import DMSWire
 import NIOCore
 import SwiftProtobuf
@@ -33,17 +34,22 @@ struct MetaDecoderTests {
       meta.method = "/a.B/M\(index % 2)"
       meta.metadata["user-agent"] = "test/1"
       if index == 2 { meta.timeoutMs = 250 }
-      if index == 3 { meta.metadata["long"] = String(repeating: "x", count: CallMetaCache.maxCachedSize) }
+      if index == 3 { meta.metadata["long"] = String(repeating: "x", count: CallMetaCache<String>.maxCachedSize) }
       metas.append(try meta.serializedBytes())
     }
-    var cache = CallMetaCache()
+    var cache = CallMetaCache<String>()
     var random = SystemRandomNumberGenerator()
     for _ in 0..<500 {
       let bytes = metas.randomElement(using: &random)!
       let buffer = ByteBuffer(bytes: bytes)
-      #expect(try cache.decode(buffer) == MetaDecoder.callMeta(buffer))
+      let fields = try cache.decode(buffer)
+      #expect(try fields == MetaDecoder.callMeta(buffer))
+      // What was resolved for a meta comes back only for that meta, never another's.
+      if let resolved = cache.resolved { #expect(resolved == fields.method) }
+      cache.resolved = fields.method
     }
     #expect(throws: MetaDecoder.Malformed.self) { _ = try cache.decode(ByteBuffer(bytes: [0x0A, 0x05, 0x61])) }
+    #expect(cache.resolved == nil)
   }
 
   @Test("unknown fields of every wire type are skipped")
@@ -103,5 +109,19 @@ struct MetaDecoderTests {
     ] as [[UInt8]])
   func malformedStatus(bytes: [UInt8]) {
     #expect(throws: MetaDecoder.Malformed.self) { _ = try MetaDecoder.statusCode(ByteBuffer(bytes: bytes)) }
+  }
+
+  @Test("wireBytes() is byte for byte serializedBytes(), empty messages included")
+  func wireBytes() throws {
+    #expect(try Dms_Rpc_V1_HealthCheckRequest().wireBytes() == [])
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<200 {
+      var status = Dms_Rpc_V1_Status()
+      status.code = Int32.random(in: -5...16, using: &random)
+      status.message = String(repeating: "ą", count: Int.random(in: 0...300, using: &random))
+      status.trailers["request-id"] = "r-\(UInt64.random(in: 0...UInt64.max, using: &random))"
+      let expected: [UInt8] = try status.serializedBytes()
+      #expect(try status.wireBytes() == expected)
+    }
   }
 }

@@ -52,8 +52,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// pipeline write per batch of answers, not one per frame.
   private var outbound: ByteBuffer?
   /// The CallMeta of the previous CALL, and the method it named.
-  private var metaCache = CallMetaCache()
-  private var lastMethod: RPCMethod?
+  private var metaCache = CallMetaCache<RPCMethod>()
 
   private var prefaceTimer: Scheduled<Void>?
   private var idleTimer: Scheduled<Void>?
@@ -348,11 +347,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       return
     }
     let method: RPCMethod
-    if let last = lastMethod, last.descriptor.fullName == meta.method {
-      method = last
+    if let cached = metaCache.resolved {
+      method = cached
     } else if let found = shared.router.method(named: meta.method) {
       method = found
-      lastMethod = found
+      metaCache.resolved = found
     } else {
       logger.debug("unknown method", metadata: ["method": "\(meta.method)", "request-id": "\(requestID)"])
       writeEnd(
