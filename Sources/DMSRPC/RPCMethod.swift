@@ -5,10 +5,32 @@ import SwiftProtobuf
 ///
 /// Generated code makes these (`ServiceProtocol.rpcMethods`); tests may make their own.
 public struct RPCMethod: Sendable {
+  /// The descriptor and the handlers, in one shared object: the server copies the
+  /// method of every call, and a copy is then one reference count, not three.
+  private final class Storage: Sendable {
+    let descriptor: MethodDescriptor
+    let prepareCall: @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
+    let immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)?
+
+    init(
+      descriptor: MethodDescriptor,
+      prepareCall: @escaping @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall,
+      immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)?
+    ) {
+      self.descriptor = descriptor
+      self.prepareCall = prepareCall
+      self.immediateAnswer = immediateAnswer
+    }
+  }
+
+  private let storage: Storage
+
   /// The method.
-  public let descriptor: MethodDescriptor
-  private let prepareCall: @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
-  private let immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)?
+  public var descriptor: MethodDescriptor { storage.descriptor }
+  private var prepareCall: @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall { storage.prepareCall }
+  private var immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)? {
+    storage.immediateAnswer
+  }
 
   /// A method whose request is decoded by `prepare`; `immediate`, if given, decodes
   /// it and answers without suspending, or returns nil (see `answerImmediately`).
@@ -17,9 +39,7 @@ public struct RPCMethod: Sendable {
     immediate: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)? = nil,
     prepare: @escaping @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
   ) {
-    self.descriptor = descriptor
-    self.prepareCall = prepare
-    self.immediateAnswer = immediate
+    storage = Storage(descriptor: descriptor, prepareCall: prepare, immediateAnswer: immediate)
   }
 
   /// Whether the method may answer without a task (`answerImmediately`).
