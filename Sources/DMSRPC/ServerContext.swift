@@ -1,16 +1,38 @@
 /// What a handler knows about the call it serves, besides the request.
 public struct ServerContext: Sendable {
-  /// The method called.
-  public let method: MethodDescriptor
-  /// The call's metadata (lower-case keys).
-  public let metadata: [String: String]
+  /// What the calls of one connection that carry the same meta share: the method, the
+  /// metadata and the peer. The server keeps one per repeated meta, so that making a
+  /// call's context costs one reference count, not one per field.
+  public final class Origin: Sendable {
+    /// The method called.
+    public let method: MethodDescriptor
+    /// The calls' metadata (lower-case keys).
+    public let metadata: [String: String]
+    /// The peer's address, for logs.
+    public let peer: String
+
+    /// An origin.
+    public init(method: MethodDescriptor, metadata: [String: String], peer: String) {
+      self.method = method
+      self.metadata = metadata
+      self.peer = peer
+    }
+  }
+
+  /// The method, metadata and peer, shared with the connection's calls of the same meta.
+  public let origin: Origin
   /// The request id: the client's `request-id`, or one the server made.
   public let requestID: String
   /// When the call's deadline passes, if it has one. The server cancels the handler
   /// then; a handler may also use it to bound its own waits.
   public let deadline: ContinuousClock.Instant?
+
+  /// The method called.
+  public var method: MethodDescriptor { origin.method }
+  /// The call's metadata (lower-case keys).
+  public var metadata: [String: String] { origin.metadata }
   /// The peer's address, for logs.
-  public let peer: String
+  public var peer: String { origin.peer }
 
   /// A context; made by the server for each call.
   public init(
@@ -20,10 +42,13 @@ public struct ServerContext: Sendable {
     deadline: ContinuousClock.Instant?,
     peer: String
   ) {
-    self.method = method
-    self.metadata = metadata
+    self.init(origin: Origin(method: method, metadata: metadata, peer: peer), requestID: requestID, deadline: deadline)
+  }
+
+  /// A context for a call from `origin`.
+  public init(origin: Origin, requestID: String, deadline: ContinuousClock.Instant?) {
+    self.origin = origin
     self.requestID = requestID
     self.deadline = deadline
-    self.peer = peer
   }
 }

@@ -273,6 +273,30 @@ struct ClientTests {
     }
   }
 
+  @Test("each call's context carries its own metadata and request id, however the calls before it looked")
+  func contextPerCall() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      // Repeats of one meta (the server reuses what it made of it) between changes.
+      var seenIDs = Set<String>()
+      for (index, tag) in ["a", "a", "a", "b", "b", "-", "a", "a"].enumerated() {
+        var metadata: [String: String] = [:]
+        if tag != "-" { metadata["x-test"] = tag }
+        let ownID = index % 4 == 3
+        if ownID { metadata["request-id"] = "ctx-\(index)" }
+        let answer: Google_Protobuf_StringValue = try await client.unary(
+          TestService.whereRun, request: Google_Protobuf_StringValue("context"),
+          options: CallOptions(metadata: metadata))
+        let parts = answer.value.split(separator: " ").map(String.init)
+        #expect(parts.count == 4)
+        #expect(parts.prefix(3) == [TestService.whereRun.fullName, tag, "peer"])
+        if ownID { #expect(parts.last == "ctx-\(index)") }
+        #expect(seenIDs.insert(parts.last ?? "").inserted, "a request id of its own")
+      }
+      await client.close()
+    }
+  }
+
   // MARK: Batches
 
   @Test("a batch of calls returns each response in the order of its request")

@@ -51,8 +51,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// Frames written since the last flush, in one buffer: one allocation and one
   /// pipeline write per batch of answers, not one per frame.
   private var outbound: ByteBuffer?
-  /// The CallMeta of the previous CALL, and the method it named.
-  private var metaCache = CallMetaCache<RPCMethod>()
+  /// The CallMeta of the previous CALL, the method it named and the context origin
+  /// made for it.
+  private var metaCache = CallMetaCache<(method: RPCMethod, origin: ServerContext.Origin)>()
 
   private var prefaceTimer: Scheduled<Void>?
   private var idleTimer: Scheduled<Void>?
@@ -347,11 +348,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       return
     }
     let method: RPCMethod
+    let origin: ServerContext.Origin
     if let cached = metaCache.resolved {
-      method = cached
+      (method, origin) = cached
     } else if let found = shared.router.method(named: meta.method) {
       method = found
-      metaCache.resolved = found
+      origin = ServerContext.Origin(method: found.descriptor, metadata: meta.metadata, peer: peer)
+      metaCache.resolved = (found, origin)
     } else {
       logger.debug("unknown method", metadata: ["method": "\(meta.method)", "request-id": "\(requestID)"])
       writeEnd(
@@ -365,13 +368,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         "call", metadata: ["method": "\(method.descriptor)", "call-id": "\(callID)", "request-id": "\(requestID)"])
     }
     let timeout = meta.timeoutMs > 0 ? Duration.milliseconds(Int64(meta.timeoutMs)) : nil
-    let callContext = ServerContext(
-      method: method.descriptor,
-      metadata: meta.metadata,
-      requestID: requestID,
-      deadline: timeout.map { .now + $0 },
-      peer: peer
-    )
+    let callContext = ServerContext(origin: origin, requestID: requestID, deadline: timeout.map { .now + $0 })
     // A handler that answers without suspending answers here: no task, no timer.
     if method.answersImmediately {
       do {

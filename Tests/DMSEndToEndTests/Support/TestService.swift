@@ -85,10 +85,14 @@ enum TestService {
       .unary(fail) { (_: Google_Protobuf_Empty, _) -> Google_Protobuf_Empty in throw Boom() },
       .unary(
         whereRun,
-        immediate: { (request: Google_Protobuf_StringValue, _) -> Google_Protobuf_StringValue? in
+        immediate: { (request: Google_Protobuf_StringValue, context) -> Google_Protobuf_StringValue? in
           switch request.value {
           case "async": return nil
           case "refuse": throw RPCError(code: .notFound, message: "refused immediately")
+          case "context":
+            let peer = context.peer.contains("127.0.0.1") ? "peer" : "no peer: \(context.peer)"
+            return Google_Protobuf_StringValue(
+              "\(context.method.fullName) \(context.metadata["x-test"] ?? "-") \(peer) \(context.requestID)")
           default:
             let inTask = withUnsafeCurrentTask { $0 != nil }
             return Google_Protobuf_StringValue(inTask ? "immediate, in a task" : "immediate, no task")
