@@ -47,7 +47,7 @@ public struct RPCMethod: Sendable {
 
   /// Decodes the request and runs the method's immediate handler, on the caller's
   /// thread (the connection's event loop): the response's bytes, or nil when the
-  /// call needs `prepare` and a task after all. No allocation beyond the handler's.
+  /// call needs `prepare` and a task after all. No per-call object is made for it.
   ///
   /// - Throws: `RPCError` INVALID_ARGUMENT when the payload is not a request; the
   ///   handler's error as thrown.

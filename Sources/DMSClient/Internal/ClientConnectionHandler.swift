@@ -72,9 +72,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   // MARK: Calls (called on the event loop)
 
-  /// Starts a batch of unary calls. When they all fit under the concurrency limit
-  /// their frames go out as one write (`frames`, one buffer); otherwise each call
-  /// starts or queues on its own (`calls`, slices of that buffer).
+  /// Starts a batch of unary calls with consecutive ids from `firstCallID`. When they
+  /// all fit under the concurrency limit their frames go out as one write (`frames`,
+  /// one buffer); otherwise each call starts or queues on its own (its frame a slice
+  /// of that buffer, ending at its `frameEnds` offset).
   func startBatch(
     _ batch: UnaryBatch, firstCallID: UInt32, frames: ByteBuffer, frameEnds: [Int], timeout: Duration?
   ) {
