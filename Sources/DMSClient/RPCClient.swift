@@ -112,33 +112,28 @@ public final class RPCClient: RPCCaller, Sendable {
     options: CallOptions = CallOptions()
   ) async throws -> [Result<Response, RPCError>] {
     let payloads = try requests.map { try $0.wireBytes() }
-    // The first round: every call. Later rounds (rare): the calls a GOAWAY refused.
     var results: [Result<Response, RPCError>] = []
     results.reserveCapacity(requests.count)
-    var retry: [Int] = []
-    let first = try await connection().unaryBatch(
-      method: method, requests: payloads, options: options, userAgent: configuration.userAgent)
-    for (index, outcome) in first.enumerated() {
-      let result = Self.batchResult(outcome, method: method, as: Response.self, retryable: configuration.maxRetries > 0)
-      if let result {
-        results.append(result)
-      } else {
-        results.append(.failure(RPCError(code: .unavailable, message: "not run")))  // replaced below
-        retry.append(index)
-      }
-    }
-    var attempt = 1
-    while !retry.isEmpty {
+    // The first round sends every call; later rounds (rare), the calls a GOAWAY refused.
+    var round = Array(payloads.indices)
+    var attempt = 0
+    while !round.isEmpty {
       let outcomes = try await connection().unaryBatch(
-        method: method, requests: retry.map { payloads[$0] }, options: options, userAgent: configuration.userAgent)
-      var again: [Int] = []
-      for (index, outcome) in zip(retry, outcomes) {
-        let result = Self.batchResult(
-          outcome, method: method, as: Response.self, retryable: attempt < configuration.maxRetries)
-        if let result { results[index] = result } else { again.append(index) }
+        method: method, requests: attempt == 0 ? payloads : round.map { payloads[$0] }, options: options,
+        userAgent: configuration.userAgent)
+      var refused: [Int] = []
+      for (index, outcome) in zip(round, outcomes) {
+        let retryable = attempt < configuration.maxRetries
+        guard let result = Self.batchResult(outcome, method: method, as: Response.self, retryable: retryable) else {
+          refused.append(index)
+          // Its place, filled when the retry answers.
+          if attempt == 0 { results.append(.failure(RPCError(code: .unavailable, message: "not run"))) }
+          continue
+        }
+        if attempt == 0 { results.append(result) } else { results[index] = result }
       }
       attempt += 1
-      retry = again
+      round = refused
     }
     return results
   }

@@ -90,15 +90,13 @@ public final class HealthService: Dms_Rpc_V1_Health.ServiceProtocol {
     request: Dms_Rpc_V1_HealthCheckRequest,
     context: ServerContext
   ) async throws -> Dms_Rpc_V1_HealthCheckResponse {
-    var status = status(of: request.service)
-    if status == .serving, let probe = probes[request.service], await !probe() {
-      status = .notServing
-    }
-    guard status != .serviceUnknown else {
-      throw RPCError(code: .notFound, message: "no service named \"\(request.service)\"")
-    }
+    if let answer = try checkImmediately(request: request, context: context) { return answer }
+    // A service with a probe: SERVING only while the probe says so.
     var response = Dms_Rpc_V1_HealthCheckResponse()
-    response.status = status
+    response.status = status(of: request.service)
+    if response.status == .serving, let probe = probes[request.service], await !probe() {
+      response.status = .notServing
+    }
     return response
   }
 
