@@ -118,17 +118,35 @@ public final class RPCClient: RPCCaller, Sendable {
     var round = Array(payloads.indices)
     var attempt = 0
     while !round.isEmpty {
-      let outcomes = try await connection().unaryBatch(
+      let outcome = try await connection().unaryBatch(
         method: method, requests: attempt == 0 ? payloads : round.map { payloads[$0] }, options: options,
         userAgent: configuration.userAgent)
+      let retryable = attempt < configuration.maxRetries
       var refused: [Int] = []
-      for (index, outcome) in zip(round, outcomes) {
-        let retryable = attempt < configuration.maxRetries
-        guard let result = Self.batchResult(outcome, method: method, as: Response.self, retryable: retryable) else {
-          refused.append(index)
-          // Its place, filled when the retry answers.
-          if attempt == 0 { results.append(.failure(RPCError(code: .unavailable, message: "not run"))) }
-          continue
+      // Decoded here, in one loop, rather than in a function per call: generic code
+      // that is not specialized looks up `Result<Response, RPCError>`'s metadata once
+      // per function entry.
+      for (position, index) in round.enumerated() {
+        let result: Result<Response, RPCError>
+        if let failure = outcome.failures.isEmpty ? nil : outcome.failures[position] {
+          switch failure {
+          case let error as RetryableCallError where retryable:
+            refused.append(index)
+            // Its place, filled when the retry answers.
+            if attempt == 0 { results.append(.failure(error.rpcError)) }
+            continue
+          case let error as RetryableCallError:
+            result = .failure(error.rpcError)
+          case let error:
+            result = .failure((error as? RPCError) ?? RPCError(code: .unavailable, message: "\(error)"))
+          }
+        } else {
+          do {
+            result = .success(try Response(decoding: outcome.payloads[position]))
+          } catch {
+            result = .failure(
+              RPCError(code: .internal, message: "the response does not decode as \(method.responseType)"))
+          }
         }
         if attempt == 0 { results.append(result) } else { results[index] = result }
       }
@@ -136,25 +154,6 @@ public final class RPCClient: RPCCaller, Sendable {
       round = refused
     }
     return results
-  }
-
-  /// One batch call's result; nil when it is to be retried (a GOAWAY said it was
-  /// not run, and `retryable`).
-  private static func batchResult<Response: SwiftProtobuf.Message>(
-    _ outcome: Result<ByteBuffer, any Error>, method: MethodDescriptor, as: Response.Type, retryable: Bool
-  ) -> Result<Response, RPCError>? {
-    switch outcome {
-    case .success(let payload):
-      do {
-        return .success(try Response(decoding: payload))
-      } catch {
-        return .failure(RPCError(code: .internal, message: "the response does not decode as \(method.responseType)"))
-      }
-    case .failure(let error as RetryableCallError):
-      return retryable ? nil : .failure(error.rpcError)
-    case .failure(let error):
-      return .failure((error as? RPCError) ?? RPCError(code: .unavailable, message: "\(error)"))
-    }
   }
 
   public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(

@@ -146,22 +146,61 @@ public enum MetaDecoder {
   /// not OK. The other fields are checked for framing (lengths, wire types), not
   /// decoded. An int32 is sign-extended on the wire; its low 32 bits are the code.
   public static func statusCode(_ bytes: ByteBuffer) throws(Malformed) -> Int32 {
-    var reader = bytes
-    var code: Int32 = 0
-    while reader.readableBytes > 0 {
-      let key = try readVarint(&reader)
-      switch (key >> 3, key & 7) {
-      case (1, 0):
-        code = Int32(truncatingIfNeeded: try readVarint(&reader))
-      case (2...4, 2):
-        _ = try readSlice(&reader)
-      case (1...4, _):
-        throw Malformed()
-      default:
-        try skip(wireType: key & 7, field: key >> 3, &reader)
+    // Read in place from the buffer's memory: copying the buffer to read from it, and
+    // a slice per skipped field, each cost a reference count.
+    try bytes.withUnsafeReadableBytes { (raw) throws(Malformed) -> Int32 in
+      var reader = RawReader(raw)
+      var code: Int32 = 0
+      while !reader.isAtEnd {
+        let key = try reader.varint()
+        switch (key >> 3, key & 7) {
+        case (1, 0):
+          code = Int32(truncatingIfNeeded: try reader.varint())
+        case (2...4, 2):
+          try reader.skip(Int(clamping: try reader.varint()))
+        case (1...4, _):
+          throw Malformed()
+        default:
+          guard key >> 3 > 0 else { throw Malformed() }
+          switch key & 7 {
+          case 0: _ = try reader.varint()
+          case 1: try reader.skip(8)
+          case 2: try reader.skip(Int(clamping: try reader.varint()))
+          case 5: try reader.skip(4)
+          default: throw Malformed()
+          }
+        }
+      }
+      return code
+    }
+  }
+
+  /// A cursor over protobuf bytes in memory.
+  private struct RawReader {
+    let bytes: UnsafeRawBufferPointer
+    var offset = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var isAtEnd: Bool { offset >= bytes.count }
+
+    mutating func varint() throws(Malformed) -> UInt64 {
+      var result: UInt64 = 0
+      var shift: UInt64 = 0
+      while true {
+        guard shift < 64, offset < bytes.count else { throw Malformed() }
+        let byte = bytes[offset]
+        offset += 1
+        result |= UInt64(byte & 0x7F) << shift
+        if byte & 0x80 == 0 { return result }
+        shift += 7
       }
     }
-    return code
+
+    mutating func skip(_ count: Int) throws(Malformed) {
+      guard count <= bytes.count - offset else { throw Malformed() }
+      offset += count
+    }
   }
 
   private static func readVarint(_ buffer: inout ByteBuffer) throws(Malformed) -> UInt64 {

@@ -98,6 +98,23 @@ struct MetaDecoderTests {
     }
   }
 
+  @Test("a Status's unknown fields of every wire type are skipped, as swift-protobuf skips them")
+  func statusUnknownFields() throws {
+    let bytes: [UInt8] = [
+      0x29, 1, 2, 3, 4, 5, 6, 7, 8,  // field 5, fixed64
+      0x08, 0x07,  // code 7
+      0x35, 1, 2, 3, 4,  // field 6, fixed32
+      0x38, 0x96, 0x01,  // field 7, varint
+      0x42, 0x02, 0x61, 0x62,  // field 8, length-delimited
+    ]
+    #expect(try Dms_Rpc_V1_Status(serializedBytes: bytes).code == 7)
+    #expect(try MetaDecoder.statusCode(ByteBuffer(bytes: bytes)) == 7)
+    for truncated in [[0x29, 1, 2], [0x35, 1], [0x42, 0x05, 0x61]] as [[UInt8]] {
+      #expect(throws: MetaDecoder.Malformed.self) { _ = try MetaDecoder.statusCode(ByteBuffer(bytes: truncated)) }
+      #expect(throws: (any Error).self) { _ = try Dms_Rpc_V1_Status(serializedBytes: truncated) }
+    }
+  }
+
   @Test(
     "a malformed Status is refused",
     arguments: [

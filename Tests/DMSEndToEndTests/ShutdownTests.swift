@@ -75,6 +75,28 @@ struct ShutdownTests {
     try await eventually { server.probe.cancelledTags.contains("grace") }
   }
 
+  @Test("a batch cut off by the grace period: its finished call keeps its answer, the open one fails UNAVAILABLE")
+  func batchCutOff() async throws {
+    let server = try await TestServer.start { $0.timeouts.shutdownGrace = .milliseconds(200) }
+    let client = server.client { $0.connectAttempts = 1 }
+    let requests: [Google_Protobuf_UInt32Value] = [1, 5_000]
+    async let results: [Result<Google_Protobuf_Empty, RPCError>] = client.unaryBatch(
+      TestService.sleep, requests: requests)
+    try await eventually { server.probe.startedTags.contains("sleep 5000") }
+    server.server.beginGracefulShutdown()
+    let outcome = try await results
+    #expect(outcome.count == 2)
+    _ = try outcome[0].get()
+    guard case .failure(let error) = outcome[1] else {
+      Issue.record("the open call should have failed")
+      return
+    }
+    // The GOAWAY counted it as run (it is not retried); the connection then closed.
+    #expect(error.code == .unavailable)
+    try await server.waitUntilStopped()
+    await client.close()
+  }
+
   @Test("a call a GOAWAY says was not run is retried on a new connection; the open one finishes")
   func clientRetriesAfterGoAway() async throws {
     let first = try await TestServer.start { $0.limits.maxConcurrentCalls = 1 }

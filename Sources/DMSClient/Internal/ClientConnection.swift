@@ -162,11 +162,11 @@ final class ClientConnection: Sendable {
 
   /// Makes one unary call per request, all at once: their frames are made here in
   /// one buffer and leave in one write when the server's limit allows. Returns each
-  /// call's response payload or error, in the order of `requests`.
+  /// call's response payload or error, by the index of its request.
   nonisolated(nonsending) func unaryBatch(
     method: MethodDescriptor, requests: [[UInt8]], options: CallOptions, userAgent: String
-  ) async throws -> [Result<ByteBuffer, any Error>] {
-    guard !requests.isEmpty else { return [] }
+  ) async throws -> BatchOutcome {
+    guard !requests.isEmpty else { return BatchOutcome(payloads: [], failures: [:]) }
     // Every call of the batch has the same meta: encoded once.
     let meta = try callMeta(method: method, options: options, userAgent: userAgent)
     let size = requests.reduce(0) { $0 + FrameHeader.size + meta.readableBytes + $1.count }
@@ -179,7 +179,7 @@ final class ClientConnection: Sendable {
       FrameWriter.writeCall(callID: firstCallID &+ UInt32(offset), meta: meta, request: request, into: &frames)
       ends.append(frames.writerIndex)
     }
-    let promise = channel.eventLoop.makePromise(of: [Result<ByteBuffer, any Error>].self)
+    let promise = channel.eventLoop.makePromise(of: BatchOutcome.self)
     let handler = self.handler
     let timeout = options.timeout
     let count = requests.count

@@ -22,7 +22,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     func fail(_ error: any Error) {
       switch self {
       case .unary(let promise): promise.fail(error)
-      case .batch(let batch, let index): batch.complete(index, .failure(error))
+      case .batch(let batch, let index): batch.fail(index, error)
       case .stream(let deliver):
         // Streams are not retried: a call the server did not run fails with its status.
         let rpcError =
@@ -45,6 +45,19 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     var timer: Scheduled<Void>?
   }
 
+  /// A batch started whole: its calls are the ids `firstCallID ..< firstCallID +
+  /// batch.count`, open while the batch says so (no entry per call in `calls`).
+  private struct OpenBatch {
+    let firstCallID: UInt32
+    let batch: UnaryBatch
+
+    /// The index in the batch of `callID`, if it is one of the batch's ids.
+    func index(of callID: UInt32) -> Int? {
+      let offset = callID &- firstCallID
+      return offset < UInt32(batch.count) ? Int(offset) : nil
+    }
+  }
+
   private enum Phase { case awaitingPreface, awaitingSettings, ready, goingAway, closed }
 
   private let decoder: FrameDecoder
@@ -55,6 +68,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   private var inbound: ByteBuffer?
   private var maxConcurrentCalls = 1
   private var calls: [UInt32: OpenCall] = [:]
+  private var batches: [OpenBatch] = []
+  /// The open calls of `batches`.
+  private var batchCallsOpen = 0
   private var queue: [PendingCall] = []
   private var queueHead = 0
   private var pings: [UInt64: EventLoopPromise<Void>] = [:]
@@ -72,14 +88,18 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   // MARK: Calls (called on the event loop)
 
+  /// Calls sent and not yet answered (or cancelled).
+  private var openCalls: Int { calls.count + batchCallsOpen }
+
   /// Starts a batch of unary calls with consecutive ids from `firstCallID`. When they
   /// all fit under the concurrency limit their frames go out as one write (`frames`,
-  /// one buffer); otherwise each call starts or queues on its own (its frame a slice
-  /// of that buffer, ending at its `frameEnds` offset).
+  /// one buffer) and the batch is one entry of the call table; otherwise each call
+  /// starts or queues on its own (its frame a slice of that buffer, ending at its
+  /// `frameEnds` offset).
   func startBatch(
     _ batch: UnaryBatch, firstCallID: UInt32, frames: ByteBuffer, frameEnds: [Int], timeout: Duration?
   ) {
-    guard phase == .ready, queueHead == queue.count, frameEnds.count + calls.count <= maxConcurrentCalls,
+    guard phase == .ready, queueHead == queue.count, frameEnds.count + openCalls <= maxConcurrentCalls,
       timeout == nil
     else {
       var from = frames.readerIndex
@@ -91,16 +111,37 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       }
       return
     }
-    for index in frameEnds.indices {
-      calls[firstCallID &+ UInt32(index)] = OpenCall(receiver: .batch(batch, index: index), timer: nil)
-    }
+    batches.append(OpenBatch(firstCallID: firstCallID, batch: batch))
+    batchCallsOpen += batch.count
     write(frames)
+  }
+
+  /// The open batch call `callID`, if it is one: where its batch is in `batches`, and
+  /// its index in the batch.
+  private func openBatchCall(_ callID: UInt32) -> (slot: Int, index: Int)? {
+    for slot in batches.indices {
+      if let index = batches[slot].index(of: callID) {
+        return batches[slot].batch.isOpen(index) ? (slot, index) : nil
+      }
+    }
+    return nil
+  }
+
+  /// Ends the open batch call at `slot`, `index` with `result`.
+  private func endBatchCall(slot: Int, index: Int, _ result: Result<ByteBuffer, any Error>) {
+    let batch = batches[slot].batch
+    switch result {
+    case .success(let payload): batch.succeed(index, payload)
+    case .failure(let error): batch.fail(index, error)
+    }
+    batchCallsOpen -= 1
+    if batch.remaining == 0 { batches.remove(at: slot) }
   }
 
   /// Starts a call, or queues it while the server's concurrency limit is reached.
   func start(callID: UInt32, frame: ByteBuffer, timeout: Duration?, receiver: Receiver) {
     switch phase {
-    case .ready where calls.count < maxConcurrentCalls && queueHead == queue.count:
+    case .ready where openCalls < maxConcurrentCalls && queueHead == queue.count:
       send(PendingCall(callID: callID, frame: frame, receiver: receiver, timeout: timeout))
     case .ready, .awaitingPreface, .awaitingSettings:
       queue.append(PendingCall(callID: callID, frame: frame, receiver: receiver, timeout: timeout))
@@ -125,9 +166,18 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   /// Cancels an open or queued call: CANCEL to the server, `error` to the caller.
   func cancel(callID: UInt32, error: RPCError) {
-    if let call = calls.removeValue(forKey: callID) {
+    let wasOpen: Bool
+    if !batches.isEmpty, let (slot, index) = openBatchCall(callID) {
+      endBatchCall(slot: slot, index: index, .failure(error))
+      wasOpen = true
+    } else if let call = calls.removeValue(forKey: callID) {
       call.timer?.cancel()
       call.receiver.fail(error)
+      wasOpen = true
+    } else {
+      wasOpen = false
+    }
+    if wasOpen {
       var frame = ByteBuffer()
       FrameHeader.write(type: .cancel, callID: callID, metaLength: 0, payloadLength: 0, into: &frame)
       write(frame)
@@ -154,7 +204,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   private func startQueued() {
-    while phase == .ready, calls.count < maxConcurrentCalls, queueHead < queue.count {
+    while phase == .ready, openCalls < maxConcurrentCalls, queueHead < queue.count {
       let next = queue[queueHead]
       queueHead += 1
       send(next)
@@ -259,19 +309,24 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         guard let decoded = decodeMeta(Dms_Rpc_V1_Status.self, frame) else { return }
         status = decoded
       }
-      guard let call = calls.removeValue(forKey: frame.callID) else { return }
-      call.timer?.cancel()
-      if let status {
-        call.receiver.fail(RPCError(wireStatus: status))
+      if !batches.isEmpty, let (slot, index) = openBatchCall(frame.callID) {
+        endBatchCall(
+          slot: slot, index: index, status.map { .failure(RPCError(wireStatus: $0)) } ?? .success(frame.payload))
       } else {
-        switch call.receiver {
-        case .unary(let promise): promise.succeed(frame.payload)
-        case .stream(let deliver): deliver(.success(nil))
-        case .batch(let batch, let index): batch.complete(index, .success(frame.payload))
+        guard let call = calls.removeValue(forKey: frame.callID) else { return }
+        call.timer?.cancel()
+        if let status {
+          call.receiver.fail(RPCError(wireStatus: status))
+        } else {
+          switch call.receiver {
+          case .unary(let promise): promise.succeed(frame.payload)
+          case .stream(let deliver): deliver(.success(nil))
+          case .batch(let batch, let index): batch.succeed(index, frame.payload)
+          }
         }
       }
       startQueued()
-      if phase == .goingAway, calls.isEmpty { context?.close(promise: nil) }
+      if phase == .goingAway, openCalls == 0 { context?.close(promise: nil) }
     case .ping:
       if frame.flags.contains(.ack) {
         var payload = frame.payload
@@ -304,10 +359,17 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       call.timer?.cancel()
       call.receiver.fail(refused)
     }
+    for slot in batches.indices.reversed() {
+      let open = batches[slot]
+      for index in 0..<open.batch.count
+      where open.batch.isOpen(index) && open.firstCallID &+ UInt32(index) > goAway.lastCallID {
+        endBatchCall(slot: slot, index: index, .failure(refused))
+      }
+    }
     for pending in queue[queueHead...] { pending.receiver.fail(refused) }
     queue.removeAll()
     queueHead = 0
-    if calls.isEmpty { context?.close(promise: nil) }
+    if openCalls == 0 { context?.close(promise: nil) }
   }
 
   private func decodeMeta<M: SwiftProtobuf.Message>(_ type: M.Type, _ frame: Frame) -> M? {
@@ -337,6 +399,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       call.timer?.cancel()
       call.receiver.fail(error)
     }
+    let openBatches = batches
+    batches.removeAll()
+    batchCallsOpen = 0
+    for open in openBatches {
+      for index in 0..<open.batch.count where open.batch.isOpen(index) { open.batch.fail(index, error) }
+    }
     // Queued calls were never sent: safe to retry.
     for pending in queue[queueHead...] { pending.receiver.fail(RetryableCallError(rpcError: error)) }
     queue.removeAll()
@@ -361,22 +429,59 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 }
 
 /// The calls of one `RPCClient.unaryBatch`: collects their results on the event loop
-/// and completes its promise when the last one arrives.
+/// and completes its promise when the last one ends.
 final class UnaryBatch {
-  private var results: [Result<ByteBuffer, any Error>?]
-  private var remaining: Int
-  private let promise: EventLoopPromise<[Result<ByteBuffer, any Error>]>
+  /// How many calls.
+  let count: Int
+  /// Calls not yet ended.
+  private(set) var remaining: Int
+  private var ended: [Bool]
+  private var payloads: [ByteBuffer]
+  private var failures: [Int: any Error] = [:]
+  private let promise: EventLoopPromise<BatchOutcome>
 
-  init(count: Int, promise: EventLoopPromise<[Result<ByteBuffer, any Error>]>) {
-    self.results = Array(repeating: nil, count: count)
+  init(count: Int, promise: EventLoopPromise<BatchOutcome>) {
+    self.count = count
     self.remaining = count
+    self.ended = Array(repeating: false, count: count)
+    self.payloads = Array(repeating: ByteBuffer(), count: count)
     self.promise = promise
   }
 
-  func complete(_ index: Int, _ result: Result<ByteBuffer, any Error>) {
-    guard results[index] == nil else { return }
-    results[index] = result
-    remaining -= 1
-    if remaining == 0 { promise.succeed(results.map { $0! }) }
+  /// Whether call `index` has not ended.
+  func isOpen(_ index: Int) -> Bool { !ended[index] }
+
+  /// Call `index` answered with `payload` (ignored when it had already ended).
+  func succeed(_ index: Int, _ payload: ByteBuffer) {
+    guard end(index) else { return }
+    payloads[index] = payload
+    finishIfDone()
   }
+
+  /// Call `index` failed (ignored when it had already ended).
+  func fail(_ index: Int, _ error: any Error) {
+    guard end(index) else { return }
+    failures[index] = error
+    finishIfDone()
+  }
+
+  private func end(_ index: Int) -> Bool {
+    guard !ended[index] else { return false }
+    ended[index] = true
+    remaining -= 1
+    return true
+  }
+
+  private func finishIfDone() {
+    if remaining == 0 { promise.succeed(BatchOutcome(payloads: payloads, failures: failures)) }
+  }
+}
+
+/// How the calls of a batch ended, by index: the response payload of each call that
+/// succeeded, and the error of each that failed (few: kept apart).
+struct BatchOutcome: Sendable {
+  /// Each successful call's payload (an empty buffer where the call failed).
+  var payloads: [ByteBuffer]
+  /// Each failed call's error.
+  var failures: [Int: any Error]
 }
