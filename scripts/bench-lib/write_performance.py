@@ -54,9 +54,12 @@ def main():
     directory, document = sys.argv[1], sys.argv[2]
     machine = load(directory, "machine.json") or {}
     ours = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "W*.json"))}
-    # The W5 rounds (w5-*) are summarized in W5-10.json and W5-10000.json.
+    # The W1 and W5 rounds (w1-*, w5-*) are summarized in W1.json, W5-10.json and
+    # W5-10000.json: each the round with the median p50, with every round's p50.
     grpc = {os.path.basename(p)[5:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "grpc-W*.json"))}
-    r1 = redis(directory, "redis-c1.csv")
+    # GET -c 1: the median round of those run alternating with W1.
+    r1 = {**redis(directory, "redis-c1-ping.csv"), **redis(directory, "redis-c1-get.csv")}
+    r1rounds = load(directory, "redis-c1-rounds.json")
     r64 = redis(directory, "redis-c64.csv")
     rp = redis(directory, "redis-c50-P16.csv")
     memory = load(directory, "memory.json") or {}
@@ -136,11 +139,19 @@ def main():
     target("W5 p50, 10,000 ÷ 10 companies ≤ 1.1", div(o("W5-10000", "p50_us"), o("W5-10", "p50_us")), 1.1, False)
     if memory:
         target("RSS per idle connection ≤ 16 KiB (KiB)", memory["bytes_per_connection"] / 1024, 16, False)
+    def series(values):
+        return ", ".join("%.1f" % v for v in values)
+
+    w1rounds = o("W1", "rounds_p50_us")
+    if w1rounds and r1rounds:
+        lines.append("")
+        lines.append("Rounds, in the order run (the median counts), p50 µs: W1 {}; Redis GET -c 1 {}.".format(
+            series(w1rounds), series(r1rounds)))
     w5rounds = [ours.get(k, {}).get("rounds_p50_us") for k in ("W5-10", "W5-10000")]
     if all(w5rounds):
         lines.append("")
         lines.append("W5 rounds, p50 µs: 10 companies {}; 10,000 companies {}.".format(
-            ", ".join("%.1f" % v for v in w5rounds[0]), ", ".join("%.1f" % v for v in w5rounds[1])))
+            series(w5rounds[0]), series(w5rounds[1])))
     lines.append("")
     lines.append("| resource | value |")
     lines.append("|---|---:|")

@@ -271,6 +271,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       guard let frame else { break }
       handle(frame)
     }
+    // Let go of a used-up receive buffer: NIO reuses it for the next read only when
+    // no one else holds it.
+    if let buffer = inbound, buffer.readableBytes == 0 { inbound = nil }
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
