@@ -10,12 +10,12 @@ public struct RPCMethod: Sendable {
   private final class Storage: Sendable {
     let descriptor: MethodDescriptor
     let prepareCall: @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
-    let immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)?
+    let immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)?
 
     init(
       descriptor: MethodDescriptor,
       prepareCall: @escaping @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall,
-      immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)?
+      immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)?
     ) {
       self.descriptor = descriptor
       self.prepareCall = prepareCall
@@ -28,7 +28,7 @@ public struct RPCMethod: Sendable {
   /// The method.
   public var descriptor: MethodDescriptor { storage.descriptor }
   private var prepareCall: @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall { storage.prepareCall }
-  private var immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)? {
+  private var immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)? {
     storage.immediateAnswer
   }
 
@@ -36,7 +36,7 @@ public struct RPCMethod: Sendable {
   /// it and answers without suspending, or returns nil (see `answerImmediately`).
   public init(
     descriptor: MethodDescriptor,
-    immediate: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)? = nil,
+    immediate: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)? = nil,
     prepare: @escaping @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
   ) {
     storage = Storage(descriptor: descriptor, prepareCall: prepare, immediateAnswer: immediate)
@@ -47,11 +47,12 @@ public struct RPCMethod: Sendable {
 
   /// Decodes the request and runs the method's immediate handler, on the caller's
   /// thread (the connection's event loop): the response's bytes, or nil when the
-  /// call needs `prepare` and a task after all. No per-call object is made for it.
+  /// call needs `prepare` and a task after all. No per-call object is made for it,
+  /// and a small response is held inline (no allocation either).
   ///
   /// - Throws: `RPCError` INVALID_ARGUMENT when the payload is not a request; the
   ///   handler's error as thrown.
-  public func answerImmediately(payload: UnsafeRawBufferPointer, context: ServerContext) throws -> [UInt8]? {
+  public func answerImmediately(payload: UnsafeRawBufferPointer, context: ServerContext) throws -> WireBytes? {
     guard let immediateAnswer else { return nil }
     return try immediateAnswer(payload, context)
   }
@@ -79,7 +80,7 @@ public struct RPCMethod: Sendable {
     immediate: (@Sendable (Request, ServerContext) throws -> Response?)? = nil,
     handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
   ) -> RPCMethod {
-    var answer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> [UInt8]?)?
+    var answer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)?
     if let immediate {
       answer = { payload, context in
         let request: Request
@@ -88,7 +89,7 @@ public struct RPCMethod: Sendable {
         } catch {
           throw RPCError.undecodableRequest(descriptor)
         }
-        return try immediate(request, context)?.wireBytes()
+        return try immediate(request, context)?.wireEncoding()
       }
     }
     return RPCMethod(descriptor: descriptor, immediate: answer) { payload in
@@ -169,8 +170,13 @@ extension SwiftProtobuf.Message {
   /// specialized across the module boundary) makes its buffer through non-generic
   /// code: no generic metadata lookups per call.
   public func wireBytes() throws -> [UInt8] {
-    let bytes: EncodedBytes = try serializedBytes()
-    return bytes.array
+    try wireEncoding().array
+  }
+
+  /// The message's protobuf encoding, as `wireBytes()` makes it, held inline when it
+  /// is small (`WireBytes.inlineCapacity`): no allocation for it.
+  public func wireEncoding() throws -> WireBytes {
+    try serializedBytes()
   }
 
   /// Decodes a message from bytes it reads in place, without copying them.
@@ -189,25 +195,50 @@ extension RPCError {
   }
 }
 
-/// The buffer `wireBytes()` has swift-protobuf encode into.
-private struct EncodedBytes: SwiftProtobufContiguousBytes {
-  var array: [UInt8]
+/// A message's protobuf encoding, made by swift-protobuf through `wireEncoding()`:
+/// up to `inlineCapacity` bytes are held in the value itself (an answer such as a
+/// health check's costs no allocation), more in an array.
+public struct WireBytes: SwiftProtobufContiguousBytes, Sendable {
+  /// The largest encoding held inline.
+  public static let inlineCapacity = 64
 
-  init(repeating: UInt8, count: Int) {
-    array = [UInt8](repeating: repeating, count: count)
+  private var small: InlineArray<64, UInt8>
+  private var smallCount: Int
+  private var large: [UInt8]?
+
+  public init(repeating: UInt8, count: Int) {
+    small = InlineArray(repeating: repeating)
+    if count <= Self.inlineCapacity {
+      smallCount = count
+      large = nil
+    } else {
+      smallCount = 0
+      large = [UInt8](repeating: repeating, count: count)
+    }
   }
 
-  init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
-    array = Array(sequence)
+  public init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
+    let bytes = Array(sequence)
+    self.init(repeating: 0, count: bytes.count)
+    bytes.withUnsafeBytes { source in withUnsafeMutableBytes { $0.copyMemory(from: source) } }
   }
 
-  var count: Int { array.count }
+  /// The number of bytes.
+  public var count: Int { large?.count ?? smallCount }
 
-  func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-    try array.withUnsafeBytes(body)
+  /// The bytes as an array.
+  public var array: [UInt8] { large ?? withUnsafeBytes { Array($0) } }
+
+  public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    if let large { return try large.withUnsafeBytes(body) }
+    return try Swift.withUnsafeBytes(of: small) { try body(UnsafeRawBufferPointer(rebasing: $0[..<smallCount])) }
   }
 
-  mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
-    try array.withUnsafeMutableBytes(body)
+  public mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+    if large != nil { return try large!.withUnsafeMutableBytes(body) }
+    let count = smallCount
+    return try Swift.withUnsafeMutableBytes(of: &small) {
+      try body(UnsafeMutableRawBufferPointer(rebasing: $0[..<count]))
+    }
   }
 }

@@ -11,30 +11,30 @@ public enum FrameWriter {
 
   /// Appends an OK END: header, `Status { trailers: {"request-id": requestID} }`,
   /// payload.
-  public static func writeOKEnd(callID: UInt32, requestID: String, payload: [UInt8], into buffer: inout ByteBuffer) {
+  public static func writeOKEnd(
+    callID: UInt32, requestID: String, payload: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
+  ) {
     let metaLength = MetaEncoder.okStatusSize(requestID: requestID)
     let size = FrameHeader.size + metaLength + payload.count
     var requestID = requestID
     requestID.withUTF8 { id in
-      payload.withUnsafeBytes { payload in
-        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-          var writer = RawWriter(raw.baseAddress!)
-          writer.header(
-            type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count)
-          writer.byte(4 << 3 | 2)  // trailers, a map entry
-          writer.varint(
-            UInt64(
-              MetaEncoder.lengthDelimitedSize(requestIDKey.utf8CodeUnitCount)
-                + MetaEncoder.lengthDelimitedSize(id.count)))
-          writer.byte(1 << 3 | 2)
-          writer.varint(UInt64(requestIDKey.utf8CodeUnitCount))
-          writer.bytes(UnsafeRawBufferPointer(start: requestIDKey.utf8Start, count: requestIDKey.utf8CodeUnitCount))
-          writer.byte(2 << 3 | 2)
-          writer.varint(UInt64(id.count))
-          writer.bytes(UnsafeRawBufferPointer(id))
-          writer.bytes(payload)
-          return size
-        }
+      _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+        var writer = RawWriter(raw.baseAddress!)
+        writer.header(
+          type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count)
+        writer.byte(4 << 3 | 2)  // trailers, a map entry
+        writer.varint(
+          UInt64(
+            MetaEncoder.lengthDelimitedSize(requestIDKey.utf8CodeUnitCount)
+              + MetaEncoder.lengthDelimitedSize(id.count)))
+        writer.byte(1 << 3 | 2)
+        writer.varint(UInt64(requestIDKey.utf8CodeUnitCount))
+        writer.bytes(UnsafeRawBufferPointer(start: requestIDKey.utf8Start, count: requestIDKey.utf8CodeUnitCount))
+        writer.byte(2 << 3 | 2)
+        writer.varint(UInt64(id.count))
+        writer.bytes(UnsafeRawBufferPointer(id))
+        writer.bytes(payload)
+        return size
       }
     }
   }

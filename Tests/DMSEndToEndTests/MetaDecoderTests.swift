@@ -1,6 +1,7 @@
 import DMSMessages
 import DMSRPC
 import DMSWire
+import Foundation
 import NIOCore
 import SwiftProtobuf
 import Testing
@@ -139,6 +140,18 @@ struct MetaDecoderTests {
       status.trailers["request-id"] = "r-\(UInt64.random(in: 0...UInt64.max, using: &random))"
       let expected: [UInt8] = try status.serializedBytes()
       #expect(try status.wireBytes() == expected)
+      let encoding = try status.wireEncoding()
+      #expect(encoding.count == expected.count)
+      #expect(encoding.withUnsafeBytes { Array($0) } == expected)
+    }
+    // Either side of the inline capacity: held inline up to it, in an array past it.
+    for size in [0, 1, WireBytes.inlineCapacity - 1, WireBytes.inlineCapacity, WireBytes.inlineCapacity + 1] {
+      let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
+      let value = Google_Protobuf_BytesValue(Data(bytes))
+      let expected: [UInt8] = try value.serializedBytes()
+      #expect(try value.wireEncoding().array == expected)
+      #expect(WireBytes(bytes).array == bytes)
+      #expect(WireBytes(bytes).count == size)
     }
   }
 }

@@ -58,7 +58,9 @@ struct MetaEncoderTests {
       MetaEncoder.writeOKStatus(requestID: requestID, into: &expected)
       expected.writeBytes(payload)
       var written = ByteBuffer(bytes: [9, 9])  // after what is already there
-      FrameWriter.writeOKEnd(callID: 0xDEAD_BEEF, requestID: requestID, payload: payload, into: &written)
+      payload.withUnsafeBytes {
+        FrameWriter.writeOKEnd(callID: 0xDEAD_BEEF, requestID: requestID, payload: $0, into: &written)
+      }
       #expect(written.readBytes(length: 2) == [9, 9])
       #expect(written == expected)
       #expect(FrameWriter.okEndSize(requestID: requestID, payloadCount: payload.count) == expected.readableBytes)

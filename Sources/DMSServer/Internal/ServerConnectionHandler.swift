@@ -408,7 +408,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
           try method.answerImmediately(payload: bytes, context: callContext)
         }
         if let answer {
-          writeResult(callID: callID, requestID: requestID, result: .success(answer))
+          writeAnswer(callID: callID, requestID: requestID, answer)
           immediateCallEnded = true
           return
         }
@@ -507,10 +507,21 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     case .success(let payload) where payload.count > limit:
       writeEnd(callID: callID, requestID: requestID, error: Self.oversizedResponse(payload.count, limit: limit))
     case .success(let payload):
-      writeOKEnd(callID: callID, requestID: requestID, payload: payload)
+      payload.withUnsafeBytes { writeOKEnd(callID: callID, requestID: requestID, payload: $0) }
     case .failure(let error):
       writeEnd(callID: callID, requestID: requestID, error: error)
     }
+  }
+
+  /// Writes the END of a call answered immediately (its response held inline when
+  /// small: written from there, never copied to an array).
+  private func writeAnswer(callID: UInt32, requestID: String, _ answer: WireBytes) {
+    let limit = limits.maxFrameSize - limits.maxMetaSize
+    guard answer.count <= limit else {
+      writeEnd(callID: callID, requestID: requestID, error: Self.oversizedResponse(answer.count, limit: limit))
+      return
+    }
+    answer.withUnsafeBytes { writeOKEnd(callID: callID, requestID: requestID, payload: $0) }
   }
 
   private static func oversizedResponse(_ size: Int, limit: Int) -> RPCError {
@@ -612,13 +623,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
   /// The hot path: an OK END whose Status holds only the request id, encoded here
   /// without building a `Status` message and its map.
-  private func writeOKEnd(callID: UInt32, requestID: String, payload: [UInt8]) {
+  private func writeOKEnd(callID: UInt32, requestID: String, payload: UnsafeRawBufferPointer) {
     let metaLength = MetaEncoder.okStatusSize(requestID: requestID)
     guard metaLength <= limits.maxMetaSize else {
       // A client's request id too long to echo: the general path trims it.
       var status = Dms_Rpc_V1_Status()
       status.trailers[MetadataKey.requestID] = requestID
-      writeEnd(callID: callID, status: status, payload: payload)
+      writeEnd(callID: callID, status: status, payload: Array(payload))
       return
     }
     guard prepareOutbound(for: FrameWriter.okEndSize(requestID: requestID, payloadCount: payload.count)) else { return }
@@ -642,6 +653,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// Makes `outbound` ready for a frame of `size` bytes; false once the handler is
   /// removed.
   private func prepareOutbound(for size: Int) -> Bool {
+    // The common case, checked without copying the buffer or the context (each copy
+    // a reference count): there is room in the batch's buffer.
+    if context != nil, let writable = outbound?.writableBytes, writable >= size { return true }
     guard let context else { return false }
     if let pending = outbound, pending.writableBytes < size, size > Self.outboundChunk {
       // A large frame goes in a buffer of its own, not into a growing copy.
