@@ -77,7 +77,7 @@ public final class RPCClient: RPCCaller, Sendable {
     request: Request,
     options: CallOptions
   ) async throws -> Response {
-    let bytes = try request.wireBytes()
+    let bytes = try request.wireEncoding()
     var attempt = 0
     while true {
       let connection = try await connection()
@@ -111,7 +111,10 @@ public final class RPCClient: RPCCaller, Sendable {
     requests: [Request],
     options: CallOptions = CallOptions()
   ) async throws -> [Result<Response, RPCError>] {
-    let payloads = try requests.map { try $0.wireBytes() }
+    // Each request's encoding, held inline when small: no allocation per call.
+    var payloads: [WireBytes] = []
+    payloads.reserveCapacity(requests.count)
+    for request in requests { payloads.append(try request.wireEncoding()) }
     var results: [Result<Response, RPCError>] = []
     results.reserveCapacity(requests.count)
     // The first round sends every call; later rounds (rare), the calls a GOAWAY refused.
@@ -183,7 +186,7 @@ public final class RPCClient: RPCCaller, Sendable {
       }
     }
     let start: @Sendable (ClientConnection) throws -> Void = { [configuration] connection in
-      let bytes = try request.wireBytes()
+      let bytes = try request.wireEncoding()
       let cancel = try connection.serverStreaming(
         method: method, request: bytes, options: options, userAgent: configuration.userAgent, deliver: deliver)
       cancelHolder.set(cancel)

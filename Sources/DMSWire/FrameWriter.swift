@@ -40,18 +40,18 @@ public enum FrameWriter {
   }
 
   /// Appends a CALL (with END_STREAM): header, the encoded `CallMeta`, the request.
-  public static func writeCall(callID: UInt32, meta: ByteBuffer, request: [UInt8], into buffer: inout ByteBuffer) {
+  public static func writeCall(
+    callID: UInt32, meta: ByteBuffer, request: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
+  ) {
     let size = FrameHeader.size + meta.readableBytes + request.count
     meta.withUnsafeReadableBytes { meta in
-      request.withUnsafeBytes { request in
-        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-          var writer = RawWriter(raw.baseAddress!)
-          writer.header(
-            type: .call, flags: .endStream, callID: callID, metaLength: meta.count, payloadLength: request.count)
-          writer.bytes(meta)
-          writer.bytes(request)
-          return size
-        }
+      _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+        var writer = RawWriter(raw.baseAddress!)
+        writer.header(
+          type: .call, flags: .endStream, callID: callID, metaLength: meta.count, payloadLength: request.count)
+        writer.bytes(meta)
+        writer.bytes(request)
+        return size
       }
     }
   }

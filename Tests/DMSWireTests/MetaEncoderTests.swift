@@ -74,7 +74,7 @@ struct MetaEncoderTests {
     expected.writeImmutableBuffer(meta)
     expected.writeBytes(payload)
     var written = ByteBuffer()
-    FrameWriter.writeCall(callID: 7, meta: meta, request: payload, into: &written)
+    payload.withUnsafeBytes { FrameWriter.writeCall(callID: 7, meta: meta, request: $0, into: &written) }
     #expect(written == expected)
   }
 }

@@ -121,19 +121,19 @@ final class ClientConnection: Sendable {
   private func callFrame(
     callID: UInt32,
     method: MethodDescriptor,
-    request: [UInt8],
+    request: WireBytes,
     options: CallOptions,
     userAgent: String
   ) throws -> ByteBuffer {
     let meta = try callMeta(method: method, options: options, userAgent: userAgent)
     var frame = channel.allocator.buffer(capacity: FrameHeader.size + meta.readableBytes + request.count)
-    FrameWriter.writeCall(callID: callID, meta: meta, request: request, into: &frame)
+    request.withUnsafeBytes { FrameWriter.writeCall(callID: callID, meta: meta, request: $0, into: &frame) }
     return frame
   }
 
   /// Makes a unary call; returns the response payload.
   nonisolated(nonsending) func unary(
-    method: MethodDescriptor, request: [UInt8], options: CallOptions, userAgent: String
+    method: MethodDescriptor, request: WireBytes, options: CallOptions, userAgent: String
   ) async throws
     -> ByteBuffer
   {
@@ -164,7 +164,7 @@ final class ClientConnection: Sendable {
   /// one buffer and leave in one write when the server's limit allows. Returns each
   /// call's response payload or error, by the index of its request.
   nonisolated(nonsending) func unaryBatch(
-    method: MethodDescriptor, requests: [[UInt8]], options: CallOptions, userAgent: String
+    method: MethodDescriptor, requests: [WireBytes], options: CallOptions, userAgent: String
   ) async throws -> BatchOutcome {
     guard !requests.isEmpty else { return BatchOutcome(payloads: [], failures: [:]) }
     // Every call of the batch has the same meta: encoded once.
@@ -176,7 +176,9 @@ final class ClientConnection: Sendable {
     var ends: [Int] = []
     ends.reserveCapacity(requests.count)
     for (offset, request) in requests.enumerated() {
-      FrameWriter.writeCall(callID: firstCallID &+ UInt32(offset), meta: meta, request: request, into: &frames)
+      request.withUnsafeBytes {
+        FrameWriter.writeCall(callID: firstCallID &+ UInt32(offset), meta: meta, request: $0, into: &frames)
+      }
       ends.append(frames.writerIndex)
     }
     let promise = channel.eventLoop.makePromise(of: BatchOutcome.self)
@@ -208,7 +210,7 @@ final class ClientConnection: Sendable {
   /// end, or the error. Returns a function that cancels the call.
   func serverStreaming(
     method: MethodDescriptor,
-    request: [UInt8],
+    request: WireBytes,
     options: CallOptions,
     userAgent: String,
     deliver: @escaping @Sendable (Result<ByteBuffer?, RPCError>) -> Void
