@@ -56,6 +56,7 @@ def main():
     ours = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "W*.json"))}
     # The W1 and W5 rounds (w1-*, w5-*) are summarized in W1.json, W5-10.json and
     # W5-10000.json: each the round with the median p50, with every round's p50.
+    # (grpc-w1-* are the W1 rounds, summarized in grpc-W1.json.)
     grpc = {os.path.basename(p)[5:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "grpc-W*.json"))}
     # GET -c 1: the median round of those run alternating with W1.
     r1 = {**redis(directory, "redis-c1-ping.csv"), **redis(directory, "redis-c1-get.csv")}
@@ -144,9 +145,10 @@ def main():
 
     w1rounds = o("W1", "rounds_p50_us")
     if w1rounds and r1rounds:
+        grpc_rounds = g("W1", "rounds_p50_us")
         lines.append("")
-        lines.append("Rounds, in the order run (the median counts), p50 µs: W1 {}; Redis GET -c 1 {}.".format(
-            series(w1rounds), series(r1rounds)))
+        lines.append("W1 rounds, in the order run (the median counts), p50 µs: ours {}; Redis GET -c 1 {}{}.".format(
+            series(w1rounds), series(r1rounds), "; grpc-swift-2 " + series(grpc_rounds) if grpc_rounds else ""))
     w5rounds = [ours.get(k, {}).get("rounds_p50_us") for k in ("W5-10", "W5-10000")]
     if all(w5rounds):
         lines.append("")
