@@ -97,6 +97,16 @@ struct ShutdownTests {
     await client.close()
   }
 
+  /// A second server on the port a shutting-down one listened on: the first stops
+  /// listening at once, but closing its socket takes a moment.
+  private func startAgain(port: Int) async throws -> TestServer {
+    for _ in 0..<200 {
+      if let server = try? await TestServer.start(port: port) { return server }
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    return try await TestServer.start(port: port)
+  }
+
   @Test("a call a GOAWAY says was not run is retried on a new connection; the open one finishes")
   func clientRetriesAfterGoAway() async throws {
     let first = try await TestServer.start { $0.limits.maxConcurrentCalls = 1 }
@@ -115,13 +125,7 @@ struct ShutdownTests {
     try await Task.sleep(for: .milliseconds(50))
 
     first.server.beginGracefulShutdown()
-    // The first server stops listening at once (closing its socket takes a moment).
-    var second: TestServer?
-    for _ in 0..<200 where second == nil {
-      second = try? await TestServer.start(port: port)
-      if second == nil { try await Task.sleep(for: .milliseconds(10)) }
-    }
-    let secondServer = try #require(second)
+    let secondServer = try await startAgain(port: port)
     #expect(try await queued.status == .serving, "retried against the second server")
     _ = try await running  // finished on the first server during its drain
     try await first.waitUntilStopped()
@@ -146,12 +150,7 @@ struct ShutdownTests {
     while !first.probe.startedTags.contains("sleep 401") { try await Task.sleep(for: .milliseconds(5)) }
 
     first.server.beginGracefulShutdown()
-    var second: TestServer?
-    for _ in 0..<200 where second == nil {
-      second = try? await TestServer.start(port: port)
-      if second == nil { try await Task.sleep(for: .milliseconds(10)) }
-    }
-    let secondServer = try #require(second)
+    let secondServer = try await startAgain(port: port)
     let outcome = try await results
     #expect(outcome.count == 3)
     for result in outcome { _ = try result.get() }
