@@ -161,14 +161,7 @@ public enum MetaDecoder {
         case (1...4, _):
           throw Malformed()
         default:
-          guard key >> 3 > 0 else { throw Malformed() }
-          switch key & 7 {
-          case 0: _ = try reader.varint()
-          case 1: try reader.skip(8)
-          case 2: try reader.skip(Int(clamping: try reader.varint()))
-          case 5: try reader.skip(4)
-          default: throw Malformed()
-          }
+          try reader.skipField(wireType: key & 7, field: key >> 3)
         }
       }
       return code
@@ -200,6 +193,18 @@ public enum MetaDecoder {
     mutating func skip(_ count: Int) throws(Malformed) {
       guard count <= bytes.count - offset else { throw Malformed() }
       offset += count
+    }
+
+    /// Skips an unknown field's value, as `MetaDecoder.skip` does.
+    mutating func skipField(wireType: UInt64, field: UInt64) throws(Malformed) {
+      guard field > 0 else { throw Malformed() }
+      switch wireType {
+      case 0: _ = try varint()
+      case 1: try skip(8)
+      case 2: try skip(Int(clamping: try varint()))
+      case 5: try skip(4)
+      default: throw Malformed()
+      }
     }
   }
 
