@@ -154,6 +154,21 @@ def main():
         lines.append("")
         lines.append("W5 rounds, p50 µs: 10 companies {}; 10,000 companies {}.".format(
             series(w5rounds[0]), series(w5rounds[1])))
+    commands = os.path.join(directory, "commands.txt")
+    if os.path.exists(commands):
+        counts, order = {}, []
+        for command in open(commands).read().splitlines():
+            if command not in counts:
+                order.append(command)
+            counts[command] = counts.get(command, 0) + 1
+        lines.append("")
+        lines.append("The commands of this run, in order (a repeated one once, with its count: the rounds "
+                     "alternate; ports shown as PORT, data folders as DATA):")
+        lines.append("")
+        lines.append("```sh")
+        for command in order:
+            lines.append(command + ("   # × %d" % counts[command] if counts[command] > 1 else ""))
+        lines.append("```")
     lines.append("")
     lines.append("| resource | value |")
     lines.append("|---|---:|")
