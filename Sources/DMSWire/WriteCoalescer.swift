@@ -7,6 +7,7 @@
 /// // channelRead:          coalescer.beginReadBatch()
 /// // channelReadComplete:  if coalescer.endReadBatch() { context.flush() }
 /// // after each write:     if coalescer.didWrite() { schedule on the loop: if coalescer.scheduledFlushRuns() { flush } }
+/// // or, for a lone write: if coalescer.didWriteAlone() { flush }
 /// ```
 public struct WriteCoalescer: Sendable {
   private var inReadBatch = false
@@ -33,6 +34,19 @@ public struct WriteCoalescer: Sendable {
     pending = true
     guard !inReadBatch, !scheduled else { return false }
     scheduled = true
+    return true
+  }
+
+  /// Records a write that should not wait for the end of the tick when nothing else
+  /// can join it (a client's only open call: one round trip is all there is to
+  /// save). Returns whether to flush now: outside a read batch, with no flush already
+  /// scheduled for this tick; otherwise the write joins the coming flush.
+  public mutating func didWriteAlone() -> Bool {
+    guard !inReadBatch, !scheduled else {
+      pending = true
+      return false
+    }
+    pending = false
     return true
   }
 

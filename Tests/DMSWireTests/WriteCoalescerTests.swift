@@ -38,4 +38,23 @@ struct WriteCoalescerTests {
     #expect(scheduled && flushAtEnd)
     #expect(!scheduledFlush, "already flushed")
   }
+
+  @Test("a lone write flushes at once, unless a read batch or a scheduled flush will take it")
+  func loneWrite() {
+    var coalescer = WriteCoalescer()
+    let now = coalescer.didWriteAlone()
+    let scheduledAfter = coalescer.scheduledFlushRuns()
+    #expect(now, "nothing else waits: flush now")
+    #expect(!scheduledAfter, "nothing left for a scheduled flush")
+
+    coalescer.beginReadBatch()
+    let inBatch = coalescer.didWriteAlone()
+    let atEnd = coalescer.endReadBatch()
+    #expect(!inBatch && atEnd, "inside a read batch it waits for the batch's flush")
+
+    let scheduled = coalescer.didWrite()
+    let joined = coalescer.didWriteAlone()
+    let flush = coalescer.scheduledFlushRuns()
+    #expect(scheduled && !joined && flush, "with a flush scheduled it joins that flush")
+  }
 }

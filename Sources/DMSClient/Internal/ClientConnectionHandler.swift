@@ -68,7 +68,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   // to it is held across a call out of the handler, so release builds skip Swift's
   // dynamic exclusivity checks on it (they cost about a tenth of the CPU of a call);
   // debug builds, which the tests run, keep them. The two lists must stay alike.
-  // `batchCallsOpen` counts the open calls of `batches`.
+  // `batchCallsOpen` counts the open calls of `batches`; `endsInReadBatch`, the calls
+  // the current (or last) read batch ended.
   #if DEBUG
     private var phase = Phase.awaitingPreface
     private var context: ChannelHandlerContext?
@@ -81,6 +82,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var queueHead = 0
     private var pings: [UInt64: EventLoopPromise<Void>] = [:]
     private var flushes = WriteCoalescer()
+    private var endsInReadBatch = 0
   #else
     @exclusivity(unchecked) private var phase = Phase.awaitingPreface
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
@@ -93,6 +95,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     @exclusivity(unchecked) private var queueHead = 0
     @exclusivity(unchecked) private var pings: [UInt64: EventLoopPromise<Void>] = [:]
     @exclusivity(unchecked) private var flushes = WriteCoalescer()
+    @exclusivity(unchecked) private var endsInReadBatch = 0
   #endif
 
   init(
@@ -132,7 +135,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
     batches.append(OpenBatch(firstCallID: firstCallID, batch: batch))
     batchCallsOpen += batch.count
-    write(frames)
+    write(frames, alone: openCalls == batch.count && endsInReadBatch <= batch.count)
   }
 
   /// The open batch call `callID`, if it is one: where its batch is in `batches`, and
@@ -180,7 +183,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       }
     }
     calls[call.callID] = OpenCall(receiver: call.receiver, timer: timer)
-    write(call.frame)
+    write(call.frame, alone: openCalls == 1 && endsInReadBatch <= 1)
   }
 
   /// Cancels an open or queued call: CANCEL to the server, `error` to the caller.
@@ -269,6 +272,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       inbound!.writeBuffer(&bytes)
     }
     flushes.beginReadBatch()
+    endsInReadBatch = 0
     while phase != .closed, inbound != nil, inbound!.readableBytes > 0 {
       if phase == .awaitingPreface {
         guard inbound!.readableBytes >= Preface.size else { break }
@@ -317,6 +321,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       guard let call = calls[frame.callID], case .stream(let deliver) = call.receiver else { return }
       deliver(.success(frame.payload))
     case .end:
+      endsInReadBatch += 1
       // Only the code is read for an OK END (the hot path); an error's Status is
       // decoded whole for its message, violations and trailers.
       let code: Int32
@@ -438,9 +443,19 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   // MARK: Writing
 
-  private func write(_ buffer: ByteBuffer) {
+  /// Writes `buffer`, flushed at the end of the read batch or the event-loop tick, or
+  /// at once when it is `alone` and nothing else waits for a flush: a lone call does
+  /// not wait for the tick to end (a task hop). A call is alone when it is the
+  /// connection's only open call and the last read batch ended at most one call (when
+  /// it ended many, their callers' next calls follow in this tick, and go out
+  /// together).
+  private func write(_ buffer: ByteBuffer, alone: Bool = false) {
     guard let context else { return }
     context.write(wrapOutboundOut(buffer), promise: nil)
+    if alone {
+      if flushes.didWriteAlone() { context.flush() }
+      return
+    }
     guard flushes.didWrite() else { return }
     let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
     context.eventLoop.execute {
