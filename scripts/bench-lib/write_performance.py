@@ -124,7 +124,8 @@ def main():
             lines.append("| {} | — | not measured |".format(name))
             return
         met = value >= goal if higher_is_better else value <= goal
-        lines.append("| {} | {:.2f} | {} |".format(name, value, "met" if met else "**missed**"))
+        # Three decimals: a ratio on its line must not print as the line itself.
+        lines.append("| {} | {:.3f} | {} |".format(name, value, "met" if met else "**missed**"))
 
     def div(a, b):
         return None if a is None or b in (None, 0) else a / b
