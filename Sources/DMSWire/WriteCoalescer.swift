@@ -37,10 +37,10 @@ public struct WriteCoalescer: Sendable {
     return true
   }
 
-  /// Records a write that should not wait for the end of the tick when nothing else
-  /// can join it (a client's only open call: one round trip is all there is to
-  /// save). Returns whether to flush now: outside a read batch, with no flush already
-  /// scheduled for this tick; otherwise the write joins the coming flush.
+  /// Records a write that should not wait for the end of the tick, because nothing
+  /// else is expected to join it (a client's only open call). Returns whether to flush
+  /// now: outside a read batch, with no flush already scheduled for this tick;
+  /// otherwise the write joins the coming flush.
   public mutating func didWriteAlone() -> Bool {
     guard !inReadBatch, !scheduled else {
       pending = true
