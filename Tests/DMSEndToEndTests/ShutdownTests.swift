@@ -107,14 +107,21 @@ struct ShutdownTests {
     return try await TestServer.start(port: port)
   }
 
-  @Test("a call a GOAWAY says was not run is retried on a new connection; the open one finishes")
-  func clientRetriesAfterGoAway() async throws {
-    let first = try await TestServer.start { $0.limits.maxConcurrentCalls = 1 }
-    let port = first.port
-    let client = first.client {
+  /// A server that allows one call at a time, and a client of it that keeps trying to
+  /// reconnect (to a second server on the same port).
+  private func oneCallAtATime() async throws -> (TestServer, RPCClient) {
+    let server = try await TestServer.start { $0.limits.maxConcurrentCalls = 1 }
+    let client = server.client {
       $0.connectAttempts = 50; $0.backoff.initial = .milliseconds(20)
     }
     #expect(try await client.serverSettings().maxConcurrentCalls == 1)
+    return (server, client)
+  }
+
+  @Test("a call a GOAWAY says was not run is retried on a new connection; the open one finishes")
+  func clientRetriesAfterGoAway() async throws {
+    let (first, client) = try await oneCallAtATime()
+    let port = first.port
 
     var sleep = Google_Protobuf_UInt32Value()
     sleep.value = 400
@@ -135,12 +142,8 @@ struct ShutdownTests {
 
   @Test("a batch's calls a GOAWAY says were not run are retried on a new connection; the open one finishes")
   func batchRetriesAfterGoAway() async throws {
-    let first = try await TestServer.start { $0.limits.maxConcurrentCalls = 1 }
+    let (first, client) = try await oneCallAtATime()
     let port = first.port
-    let client = first.client {
-      $0.connectAttempts = 50; $0.backoff.initial = .milliseconds(20)
-    }
-    #expect(try await client.serverSettings().maxConcurrentCalls == 1)
 
     // The server allows one call at a time: the first runs, the other two wait in the
     // client's queue.

@@ -408,7 +408,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
           try method.answerImmediately(payload: bytes, context: callContext)
         }
         if let answer {
-          writeAnswer(callID: callID, requestID: requestID, answer)
+          answer.withUnsafeBytes { writeResponse(callID: callID, requestID: requestID, payload: $0) }
           immediateCallEnded = true
           return
         }
@@ -502,26 +502,24 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
   /// Writes the END of a call that ran to its end.
   private func writeResult(callID: UInt32, requestID: String, result: Result<[UInt8], RPCError>) {
-    let limit = limits.maxFrameSize - limits.maxMetaSize
     switch result {
-    case .success(let payload) where payload.count > limit:
-      writeEnd(callID: callID, requestID: requestID, error: Self.oversizedResponse(payload.count, limit: limit))
     case .success(let payload):
-      payload.withUnsafeBytes { writeOKEnd(callID: callID, requestID: requestID, payload: $0) }
+      payload.withUnsafeBytes { writeResponse(callID: callID, requestID: requestID, payload: $0) }
     case .failure(let error):
       writeEnd(callID: callID, requestID: requestID, error: error)
     }
   }
 
-  /// Writes the END of a call answered immediately (its response held inline when
-  /// small: written from there, never copied to an array).
-  private func writeAnswer(callID: UInt32, requestID: String, _ answer: WireBytes) {
+  /// Writes a successful call's END, or RESOURCE_EXHAUSTED when the response is over
+  /// the frame limit. An immediate answer comes here from its `WireBytes` (held inline
+  /// when small: never copied to an array).
+  private func writeResponse(callID: UInt32, requestID: String, payload: UnsafeRawBufferPointer) {
     let limit = limits.maxFrameSize - limits.maxMetaSize
-    guard answer.count <= limit else {
-      writeEnd(callID: callID, requestID: requestID, error: Self.oversizedResponse(answer.count, limit: limit))
+    guard payload.count <= limit else {
+      writeEnd(callID: callID, requestID: requestID, error: Self.oversizedResponse(payload.count, limit: limit))
       return
     }
-    answer.withUnsafeBytes { writeOKEnd(callID: callID, requestID: requestID, payload: $0) }
+    writeOKEnd(callID: callID, requestID: requestID, payload: payload)
   }
 
   private static func oversizedResponse(_ size: Int, limit: Int) -> RPCError {
