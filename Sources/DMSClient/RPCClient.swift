@@ -24,7 +24,8 @@ public final class RPCClient: RPCCaller, Sendable {
   /// The event loop every connection of this client runs on.
   public let eventLoop: any EventLoop
   /// Runs tasks on `eventLoop`: a task preferring it calls without thread hops
-  /// (`withTaskExecutorPreference(client.taskExecutor) { ... }`).
+  /// (`withTaskExecutorPreference(client.taskExecutor) { ... }`). The clients on one
+  /// event loop share it (`EventLoopTaskExecutor.shared(for:)`).
   public let taskExecutor: EventLoopTaskExecutor
 
   private enum State {
@@ -41,7 +42,7 @@ public final class RPCClient: RPCCaller, Sendable {
   ) {
     self.configuration = configuration
     self.eventLoop = eventLoopGroup.next()
-    self.taskExecutor = EventLoopTaskExecutor(eventLoop: eventLoop)
+    self.taskExecutor = EventLoopTaskExecutor.shared(for: eventLoop)
   }
 
   /// The server's SETTINGS (connecting if need be).
@@ -253,7 +254,7 @@ public final class RPCClient: RPCCaller, Sendable {
         try await Task.sleep(for: configuration.backoff.delay(beforeAttempt: attempt))
       }
       do {
-        return try await ClientConnection.connect(configuration: configuration, eventLoop: eventLoop)
+        return try await ClientConnection.connect(configuration: configuration, executor: taskExecutor)
       } catch let error as RPCError where error.code != .unavailable {
         throw error  // the server answered and refused: retrying will not help
       } catch {

@@ -34,8 +34,9 @@ final class ClientConnection: Sendable {
   /// Connects, exchanges prefaces and waits for the server's SETTINGS.
   static func connect(
     configuration: ClientConfiguration,
-    eventLoop loop: any EventLoop
+    executor: EventLoopTaskExecutor
   ) async throws -> ClientConnection {
+    let loop = executor.eventLoop
     let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
     let usableFlag = UsableFlag()
     let settingsPromise = loop.makePromise(of: Dms_Rpc_V1_Settings.self)
@@ -54,6 +55,7 @@ final class ClientConnection: Sendable {
           try pipeline.addHandler(
             ClientConnectionHandler(
               maxFrameSize: configuration.maxFrameSize,
+              executor: executor,
               settingsPromise: settingsPromise,
               onUnusable: { usableFlag.value.store(false, ordering: .relaxed) }
             )
@@ -139,20 +141,20 @@ final class ClientConnection: Sendable {
   {
     let callID = makeCallID()
     let frame = try callFrame(callID: callID, method: method, request: request, options: options, userAgent: userAgent)
-    let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
     let handler = self.handler
     let timeout = options.timeout
     return try await withTaskCancellationHandler {
-      if handler.eventLoop.inEventLoop {
-        // Already on the connection's thread (a task preferring the client's
-        // executor): start the call right here.
-        handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(promise))
-      } else {
-        handler.eventLoop.execute {
-          handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(promise))
+      try await withUnsafeThrowingContinuation { continuation in
+        if handler.eventLoop.inEventLoop {
+          // Already on the connection's thread (a task preferring the client's
+          // executor): start the call right here.
+          handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(continuation))
+        } else {
+          handler.eventLoop.execute {
+            handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(continuation))
+          }
         }
       }
-      return try await valueOf(promise.futureResult)
     } onCancel: {
       handler.eventLoop.execute {
         handler.value.cancel(callID: callID, error: RPCError(code: .cancelled, message: "the call was cancelled"))

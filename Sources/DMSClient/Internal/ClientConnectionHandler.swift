@@ -12,8 +12,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   /// How a call's frames reach its caller.
   enum Receiver {
-    /// A unary call: the END payload, or the error.
-    case unary(EventLoopPromise<ByteBuffer>)
+    /// A unary call: the END payload, or the error, to the waiting task (no promise
+    /// and callback in between: the task resumes straight from the END frame).
+    case unary(UnsafeContinuation<ByteBuffer, any Error>)
     /// A streaming call: each MESSAGE payload, then nil at an OK END (errors thrown).
     case stream(@Sendable (Result<ByteBuffer?, RPCError>) -> Void)
     /// One unary call of a batch: its result goes to the batch's slot `index`.
@@ -21,7 +22,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     func fail(_ error: any Error) {
       switch self {
-      case .unary(let promise): promise.fail(error)
+      case .unary(let continuation): continuation.resume(throwing: error)
       case .batch(let batch, let index): batch.fail(index, error)
       case .stream(let deliver):
         // Streams are not retried: a call the server did not run fails with its status.
@@ -61,6 +62,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   private enum Phase { case awaitingPreface, awaitingSettings, ready, goingAway, closed }
 
   private let decoder: FrameDecoder
+  /// The client's executor: the tasks a read resumes run as `endHold(loneCallEnded:)`
+  /// says.
+  private let executor: EventLoopTaskExecutor
   private let settingsPromise: EventLoopPromise<Dms_Rpc_V1_Settings>
   private let onUnusable: @Sendable () -> Void
 
@@ -100,10 +104,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   init(
     maxFrameSize: Int,
+    executor: EventLoopTaskExecutor,
     settingsPromise: EventLoopPromise<Dms_Rpc_V1_Settings>,
     onUnusable: @escaping @Sendable () -> Void
   ) {
     self.decoder = FrameDecoder(maxFrameSize: maxFrameSize, maxMetaSize: 1 << 16)
+    self.executor = executor
     self.settingsPromise = settingsPromise
     self.onUnusable = onUnusable
   }
@@ -240,8 +246,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   // MARK: Channel events
 
   func handlerAdded(context: ChannelHandlerContext) {
+    executor.connectionAdded()
     self.context = context
     if context.channel.isActive { sendPreface() }
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    executor.connectionRemoved()
   }
 
   func channelActive(context: ChannelHandlerContext) {
@@ -265,6 +276,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    // The tasks this read's answers resume run as it ends (at once for a caller making
+    // one call at a time, otherwise with those of the loop's other connections).
+    executor.hold()
+    defer { executor.endHold(loneCallEnded: endsInReadBatch == 1 && openCalls == 0) }
     var bytes = unwrapInboundIn(data)
     if inbound == nil || inbound!.readableBytes == 0 {
       inbound = bytes
@@ -346,7 +361,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
           call.receiver.fail(RPCError(wireStatus: status))
         } else {
           switch call.receiver {
-          case .unary(let promise): promise.succeed(frame.payload)
+          case .unary(let continuation): continuation.resume(returning: frame.payload)
           case .stream(let deliver): deliver(.success(nil))
           case .batch(let batch, let index): batch.succeed(index, frame.payload)
           }
