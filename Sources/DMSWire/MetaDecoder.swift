@@ -108,37 +108,39 @@ public enum MetaDecoder {
 
   /// Decodes a serialized `CallMeta`.
   public static func callMeta(_ bytes: ByteBuffer) throws(Malformed) -> CallMetaFields {
-    var reader = bytes
-    var method = ""
-    var timeoutMs: UInt32 = 0
-    var metadata: [String: String] = [:]
-    while reader.readableBytes > 0 {
-      let key = try readVarint(&reader)
-      switch (key >> 3, key & 7) {
-      case (1, 2):
-        method = try readString(&reader)
-      case (2, 0):
-        timeoutMs = UInt32(truncatingIfNeeded: try readVarint(&reader))
-      case (3, 2):
-        var entry = try readSlice(&reader)
-        var entryKey = ""
-        var entryValue = ""
-        while entry.readableBytes > 0 {
-          let entryTag = try readVarint(&entry)
-          switch (entryTag >> 3, entryTag & 7) {
-          case (1, 2): entryKey = try readString(&entry)
-          case (2, 2): entryValue = try readString(&entry)
-          default: try skip(wireType: entryTag & 7, field: entryTag >> 3, &entry)
+    try bytes.withUnsafeReadableBytes { (raw) throws(Malformed) -> CallMetaFields in
+      var reader = RawReader(raw)
+      var method = ""
+      var timeoutMs: UInt32 = 0
+      var metadata: [String: String] = [:]
+      while !reader.isAtEnd {
+        let key = try reader.varint()
+        switch (key >> 3, key & 7) {
+        case (1, 2):
+          method = try reader.string()
+        case (2, 0):
+          timeoutMs = UInt32(truncatingIfNeeded: try reader.varint())
+        case (3, 2):
+          var entry = RawReader(try reader.lengthDelimited())
+          var entryKey = ""
+          var entryValue = ""
+          while !entry.isAtEnd {
+            let entryTag = try entry.varint()
+            switch (entryTag >> 3, entryTag & 7) {
+            case (1, 2): entryKey = try entry.string()
+            case (2, 2): entryValue = try entry.string()
+            default: try entry.skipField(wireType: entryTag & 7, field: entryTag >> 3)
+            }
           }
+          metadata[entryKey] = entryValue
+        case (1...3, _):
+          throw Malformed()
+        default:
+          try reader.skipField(wireType: key & 7, field: key >> 3)
         }
-        metadata[entryKey] = entryValue
-      case (1...3, _):
-        throw Malformed()
-      default:
-        try skip(wireType: key & 7, field: key >> 3, &reader)
       }
+      return CallMetaFields(method: method, timeoutMs: timeoutMs, metadata: metadata)
     }
-    return CallMetaFields(method: method, timeoutMs: timeoutMs, metadata: metadata)
   }
 
   /// The `code` of a serialized `Status`, read without decoding the rest: a client
@@ -157,7 +159,7 @@ public enum MetaDecoder {
         case (1, 0):
           code = Int32(truncatingIfNeeded: try reader.varint())
         case (2...4, 2):
-          try reader.skip(Int(clamping: try reader.varint()))
+          _ = try reader.lengthDelimited()
         case (1...4, _):
           throw Malformed()
         default:
@@ -195,54 +197,31 @@ public enum MetaDecoder {
       offset += count
     }
 
-    /// Skips an unknown field's value, as `MetaDecoder.skip` does.
+    /// A length-delimited value (its length a varint), in place.
+    mutating func lengthDelimited() throws(Malformed) -> UnsafeRawBufferPointer {
+      let length = try varint()
+      guard length <= UInt64(bytes.count - offset) else { throw Malformed() }
+      let start = offset
+      offset += Int(length)
+      return UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
+    }
+
+    /// A length-delimited value that must be UTF-8.
+    mutating func string() throws(Malformed) -> String {
+      guard let string = String(validating: try lengthDelimited(), as: UTF8.self) else { throw Malformed() }
+      return string
+    }
+
+    /// Skips an unknown field's value.
     mutating func skipField(wireType: UInt64, field: UInt64) throws(Malformed) {
       guard field > 0 else { throw Malformed() }
       switch wireType {
       case 0: _ = try varint()
       case 1: try skip(8)
-      case 2: try skip(Int(clamping: try varint()))
+      case 2: _ = try lengthDelimited()
       case 5: try skip(4)
       default: throw Malformed()
       }
-    }
-  }
-
-  private static func readVarint(_ buffer: inout ByteBuffer) throws(Malformed) -> UInt64 {
-    var result: UInt64 = 0
-    var shift: UInt64 = 0
-    while true {
-      guard shift < 64, let byte = buffer.readInteger(as: UInt8.self) else { throw Malformed() }
-      result |= UInt64(byte & 0x7F) << shift
-      if byte & 0x80 == 0 { return result }
-      shift += 7
-    }
-  }
-
-  private static func readSlice(_ buffer: inout ByteBuffer) throws(Malformed) -> ByteBuffer {
-    let length = try readVarint(&buffer)
-    guard length <= UInt64(buffer.readableBytes), let slice = buffer.readSlice(length: Int(length)) else {
-      throw Malformed()
-    }
-    return slice
-  }
-
-  private static func readString(_ buffer: inout ByteBuffer) throws(Malformed) -> String {
-    let slice = try readSlice(&buffer)
-    guard let string = slice.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) else {
-      throw Malformed()
-    }
-    return string
-  }
-
-  private static func skip(wireType: UInt64, field: UInt64, _ buffer: inout ByteBuffer) throws(Malformed) {
-    guard field > 0 else { throw Malformed() }
-    switch wireType {
-    case 0: _ = try readVarint(&buffer)
-    case 1: guard buffer.readSlice(length: 8) != nil else { throw Malformed() }
-    case 2: _ = try readSlice(&buffer)
-    case 5: guard buffer.readSlice(length: 4) != nil else { throw Malformed() }
-    default: throw Malformed()
     }
   }
 }

@@ -60,7 +60,7 @@ def main():
     grpc = {os.path.basename(p)[5:-5]: json.load(open(p)) for p in glob.glob(os.path.join(directory, "grpc-W*.json"))}
     # GET -c 1: the median round of those run alternating with W1.
     r1 = {**redis(directory, "redis-c1-ping.csv"), **redis(directory, "redis-c1-get.csv")}
-    r1rounds = load(directory, "redis-c1-rounds.json")
+    r1rounds = load(directory, "redis-c1-get-rounds.json")
     r64 = redis(directory, "redis-c64.csv")
     rp = redis(directory, "redis-c50-P16.csv")
     memory = load(directory, "memory.json") or {}

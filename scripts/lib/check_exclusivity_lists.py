@@ -21,9 +21,9 @@ def blocks(lines):
     while index < len(lines):
         if lines[index].strip() == "#if DEBUG":
             start = index
-            debug, release, branch = [], [], None
-            index += 1
+            debug, release = [], []
             branch = debug
+            index += 1
             while index < len(lines) and lines[index].strip() != "#endif":
                 if lines[index].strip() == "#else":
                     branch = release

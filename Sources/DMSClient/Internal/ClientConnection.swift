@@ -183,21 +183,21 @@ final class ClientConnection: Sendable {
       }
       ends.append(frames.writerIndex)
     }
-    let promise = channel.eventLoop.makePromise(of: BatchOutcome.self)
     let handler = self.handler
     let timeout = options.timeout
     let count = requests.count
-    let start: @Sendable () -> Void = { [frames, ends] in
-      let batch = UnaryBatch(count: count, promise: promise)
-      handler.value.startBatch(batch, firstCallID: firstCallID, frames: frames, frameEnds: ends, timeout: timeout)
-    }
-    return try await withTaskCancellationHandler {
-      if handler.eventLoop.inEventLoop {
-        start()
-      } else {
-        handler.eventLoop.execute(start)
+    return await withTaskCancellationHandler {
+      await withUnsafeContinuation { continuation in
+        let start: @Sendable () -> Void = { [frames, ends] in
+          let batch = UnaryBatch(count: count, continuation: continuation)
+          handler.value.startBatch(batch, firstCallID: firstCallID, frames: frames, frameEnds: ends, timeout: timeout)
+        }
+        if handler.eventLoop.inEventLoop {
+          start()
+        } else {
+          handler.eventLoop.execute(start)
+        }
       }
-      return try await valueOf(promise.futureResult)
     } onCancel: {
       handler.eventLoop.execute {
         for offset in 0..<count {
@@ -241,14 +241,6 @@ final class ClientConnection: Sendable {
 
   func close() async {
     try? await channel.close()
-  }
-}
-
-/// The future's value, waited for on the caller's executor: `EventLoopFuture.get()`
-/// is a plain `nonisolated` async function, and entering it costs a task switch.
-private nonisolated(nonsending) func valueOf<Value: Sendable>(_ future: EventLoopFuture<Value>) async throws -> Value {
-  try await withUnsafeThrowingContinuation { continuation in
-    future.whenComplete { continuation.resume(with: $0) }
   }
 }
 

@@ -481,7 +481,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 }
 
 /// The calls of one `RPCClient.unaryBatch`: collects their results on the event loop
-/// and completes its promise when the last one ends.
+/// and resumes the waiting task when the last one ends.
 final class UnaryBatch {
   /// How many calls.
   let count: Int
@@ -498,14 +498,14 @@ final class UnaryBatch {
     @exclusivity(unchecked) private var payloads: [ByteBuffer]
     @exclusivity(unchecked) private var failures: [Int: any Error] = [:]
   #endif
-  private let promise: EventLoopPromise<BatchOutcome>
+  private let continuation: UnsafeContinuation<BatchOutcome, Never>
 
-  init(count: Int, promise: EventLoopPromise<BatchOutcome>) {
+  init(count: Int, continuation: UnsafeContinuation<BatchOutcome, Never>) {
     self.count = count
     self.remaining = count
     self.ended = Array(repeating: false, count: count)
     self.payloads = Array(repeating: ByteBuffer(), count: count)
-    self.promise = promise
+    self.continuation = continuation
   }
 
   /// Whether call `index` has not ended.
@@ -533,7 +533,7 @@ final class UnaryBatch {
   }
 
   private func finishIfDone() {
-    if remaining == 0 { promise.succeed(BatchOutcome(payloads: payloads, failures: failures)) }
+    if remaining == 0 { continuation.resume(returning: BatchOutcome(payloads: payloads, failures: failures)) }
   }
 }
 
