@@ -6,6 +6,12 @@
  *   gcc -O2 -o w1_client scripts/bench-lib/w1_client.c
  *   ./w1_client ours PORT CALLS      # dms-settingsd: preface, SETTINGS, then CALL frames
  *   ./w1_client redis PORT CALLS     # Redis: GET key
+ *   W1_REARM=1 ./w1_client ...       # re-register the socket with epoll before each wait
+ *
+ * W1_REARM=1 does what redis-benchmark's event loop does per request (EPOLL_CTL_DEL, then
+ * EPOLL_CTL_ADD): the removed entry is freed after an RCU grace period, and a CPU with an
+ * RCU callback pending keeps its tick when it idles, which is cheaper to wake on a VM
+ * whose cpuidle governor otherwise stops the tick at every idle (docs/PERFORMANCE.md).
  *
  * Prints latency percentiles in microseconds (the first 1,000 calls are a warm-up).
  */
@@ -56,6 +62,7 @@ int main(int argc, char **argv) {
     unsigned length = ntohl(*(unsigned *)buffer);
     read_exactly(fd, buffer, length);
   }
+  int rearm = getenv("W1_REARM") != NULL;
   int epoll = epoll_create1(0);
   struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
   epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
@@ -83,6 +90,10 @@ int main(int argc, char **argv) {
     }
     long long start = now_ns();
     if (write(fd, frame, frame_length) != frame_length) { perror("write"); return 1; }
+    if (rearm) {
+      epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL);
+      epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+    }
     struct epoll_event ready;
     epoll_wait(epoll, &ready, 1, -1);
     if (read(fd, buffer, sizeof buffer) <= 0) { perror("read"); return 1; }

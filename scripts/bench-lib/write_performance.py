@@ -91,9 +91,10 @@ def main():
         "W4": ("GET -c 50 -P 16", rp.get("GET")),
     }
     lines = []
-    lines.append("Run of {} on {} ({} cores, {} memory); {} s per workload after a {} s warm-up.".format(
+    idle = ", cpuidle governor " + machine["idle"] if machine.get("idle") else ""
+    lines.append("Run of {} on {} ({} cores, {} memory{}); {} s per workload after a {} s warm-up.".format(
         machine.get("date", "?"), machine.get("host", "?"), machine.get("cores", "?"), machine.get("memory", "?"),
-        machine.get("duration", "?"), machine.get("warmup", "?")))
+        idle, machine.get("duration", "?"), machine.get("warmup", "?")))
     lines.append("")
     lines.append("| workload | shape | calls/s | p50 µs | p99 µs | grpc-swift-2 calls/s | p50 µs | ratio calls/s | "
                  "ratio p50 | Redis | calls/s | p50 µs | ratio calls/s | ratio p50 |")
