@@ -5,21 +5,18 @@ import SwiftProtobuf
 ///
 /// Generated code makes these (`ServiceProtocol.rpcMethods`); tests may make their own.
 public struct RPCMethod: Sendable {
-  /// The descriptor and the handlers, in one shared object: the server copies the
-  /// method of every call, and a copy is then one reference count, not three.
+  /// The descriptor and the handler, in one shared object: the server copies the
+  /// method of every call, and a copy is then one reference count, not two.
   private final class Storage: Sendable {
     let descriptor: MethodDescriptor
-    let prepareCall: @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
-    let immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)?
+    let begin: @Sendable (UnsafeRawBufferPointer, ServerContext) throws -> CallStart
 
     init(
       descriptor: MethodDescriptor,
-      prepareCall: @escaping @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall,
-      immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)?
+      begin: @escaping @Sendable (UnsafeRawBufferPointer, ServerContext) throws -> CallStart
     ) {
       self.descriptor = descriptor
-      self.prepareCall = prepareCall
-      self.immediateAnswer = immediateAnswer
+      self.begin = begin
     }
   }
 
@@ -27,73 +24,46 @@ public struct RPCMethod: Sendable {
 
   /// The method.
   public var descriptor: MethodDescriptor { storage.descriptor }
-  private var prepareCall: @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall { storage.prepareCall }
-  private var immediateAnswer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)? {
-    storage.immediateAnswer
-  }
 
-  /// A method whose request is decoded by `prepare`; `immediate`, if given, decodes
-  /// it and answers without suspending, or returns nil (see `answerImmediately`).
+  /// A method whose calls start with `begin`: it decodes the request from the payload
+  /// (read in place) and either answers at once, without suspending, or returns the
+  /// call to run in a task. It runs on the connection's event loop, so it must not
+  /// block. A payload that does not decode throws `RPCError.undecodableRequest`.
   public init(
     descriptor: MethodDescriptor,
-    immediate: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)? = nil,
-    prepare: @escaping @Sendable (UnsafeRawBufferPointer) throws -> PreparedCall
+    begin: @escaping @Sendable (UnsafeRawBufferPointer, ServerContext) throws -> CallStart
   ) {
-    storage = Storage(descriptor: descriptor, prepareCall: prepare, immediateAnswer: immediate)
+    storage = Storage(descriptor: descriptor, begin: begin)
   }
 
-  /// Whether the method may answer without a task (`answerImmediately`).
-  public var answersImmediately: Bool { immediateAnswer != nil }
-
-  /// Decodes the request and runs the method's immediate handler, on the caller's
-  /// thread (the connection's event loop): the response's bytes, or nil when the
-  /// call needs `prepare` and a task after all. No per-call object is made for it,
-  /// and a small response is held inline (no allocation either).
+  /// Starts a call: decodes the request from `payload` (once, read in place: the bytes
+  /// are not copied) and either answers it now (a method's immediate hook, on the
+  /// caller's thread, the connection's event loop) or returns the call, ready to run in
+  /// a task. A small immediate answer is held inline: no allocation for it.
   ///
-  /// - Throws: `RPCError` INVALID_ARGUMENT when the payload is not a request; the
-  ///   handler's error as thrown.
-  public func answerImmediately(payload: UnsafeRawBufferPointer, context: ServerContext) throws -> WireBytes? {
-    guard let immediateAnswer else { return nil }
-    return try immediateAnswer(payload, context)
-  }
-
-  /// Decodes the request from `payload` (read in place: the bytes are not copied) and
-  /// returns the call, ready to run.
-  ///
-  /// - Throws: `RPCError` INVALID_ARGUMENT when the payload is not a request.
-  public func prepare(payload: UnsafeRawBufferPointer) throws(RPCError) -> PreparedCall {
-    do {
-      return try prepareCall(payload)
-    } catch {
-      throw .undecodableRequest(descriptor)
-    }
+  /// - Throws: `RPCError` INVALID_ARGUMENT when the payload is not a request; an
+  ///   immediate hook's error as thrown.
+  public func begin(payload: UnsafeRawBufferPointer, context: ServerContext) throws -> CallStart {
+    try storage.begin(payload, context)
   }
 
   /// A unary method.
   ///
   /// `immediate`, when given, is tried first, on the connection's event loop, within
-  /// the read that delivered the call: it answers without suspending (a cached read,
-  /// a health check) or returns nil, and then `handler` runs in a task. A call it
-  /// answers costs no task at all.
+  /// the read that delivered the call: it answers without suspending or blocking (a
+  /// cached read, a health check) or returns nil, and then `handler` runs in a task off
+  /// the loop, with the request decoded once for both. A call it answers costs no task.
   public static func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
     _ descriptor: MethodDescriptor,
     immediate: (@Sendable (Request, ServerContext) throws -> Response?)? = nil,
     handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
   ) -> RPCMethod {
-    var answer: (@Sendable (UnsafeRawBufferPointer, ServerContext) throws -> WireBytes?)?
-    if let immediate {
-      answer = { payload, context in
-        let request: Request
-        do {
-          request = try Request.decode(from: payload)
-        } catch {
-          throw RPCError.undecodableRequest(descriptor)
-        }
-        return try immediate(request, context)?.wireEncoding()
+    RPCMethod(descriptor: descriptor) { payload, context in
+      let request: Request = try decodeRequest(payload, of: descriptor)
+      if let immediate, let answer = try immediate(request, context) {
+        return .answered(try answer.wireEncoding())
       }
-    }
-    return RPCMethod(descriptor: descriptor, immediate: answer) { payload in
-      PreparedCall(UnaryCall(request: try Request.decode(from: payload), handler: handler))
+      return .run(PreparedCall(UnaryCall(request: request, handler: handler)))
     }
   }
 
@@ -104,14 +74,33 @@ public struct RPCMethod: Sendable {
     _ descriptor: MethodDescriptor,
     handler: @escaping @Sendable (Request, ResponseStreamWriter<Response>, ServerContext) async throws -> Void
   ) -> RPCMethod {
-    RPCMethod(descriptor: descriptor) { payload in
-      let request = try Request.decode(from: payload)
-      return PreparedCall { context, sink in
-        try await handler(request, ResponseStreamWriter(sink: sink), context)
-        return []
-      }
+    RPCMethod(descriptor: descriptor) { payload, _ in
+      let request: Request = try decodeRequest(payload, of: descriptor)
+      return .run(
+        PreparedCall { context, sink in
+          try await handler(request, ResponseStreamWriter(sink: sink), context)
+          return []
+        })
     }
   }
+
+  private static func decodeRequest<Request: SwiftProtobuf.Message>(
+    _ payload: UnsafeRawBufferPointer, of descriptor: MethodDescriptor
+  ) throws(RPCError) -> Request {
+    do {
+      return try Request.decode(from: payload)
+    } catch {
+      throw .undecodableRequest(descriptor)
+    }
+  }
+}
+
+/// How a call starts (`RPCMethod.begin`): answered at once, or a call to run.
+public enum CallStart: Sendable {
+  /// The response's bytes: the call is over.
+  case answered(WireBytes)
+  /// The call, its request decoded, to run in a task.
+  case run(PreparedCall)
 }
 
 /// What a prepared call runs. `RPCMethod.unary` makes one per call; a test or a

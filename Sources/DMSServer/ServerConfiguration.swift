@@ -44,12 +44,24 @@ public struct ServerConfiguration: Sendable {
     /// Calls open at once on one connection; past it the connection is not read
     /// from until one ends. Default 128.
     public var maxConcurrentCalls: Int
+    /// Bytes one connection may hold for a client that does not read its answers:
+    /// answers not yet taken by the socket while it is full, and parked calls. The
+    /// connection is not read while its socket is full, so only answers to calls
+    /// already received pile up; past this bound it gets GOAWAY RESOURCE_EXHAUSTED
+    /// and is closed. Default 32 MiB (eight answers of the largest frame).
+    public var maxBufferedBytes: Int
 
     /// Limits with the documented defaults.
-    public init(maxFrameSize: Int = 4 << 20, maxMetaSize: Int = 16 << 10, maxConcurrentCalls: Int = 128) {
+    public init(
+      maxFrameSize: Int = 4 << 20,
+      maxMetaSize: Int = 16 << 10,
+      maxConcurrentCalls: Int = 128,
+      maxBufferedBytes: Int = 32 << 20
+    ) {
       self.maxFrameSize = maxFrameSize
       self.maxMetaSize = maxMetaSize
       self.maxConcurrentCalls = maxConcurrentCalls
+      self.maxBufferedBytes = maxBufferedBytes
     }
   }
 

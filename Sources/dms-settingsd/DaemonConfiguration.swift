@@ -27,6 +27,8 @@ struct DaemonConfiguration {
       "server.max-concurrent-calls", default: 128, range: 1...65535)
     server.limits.maxFrameSize = try values.int(
       "server.max-frame-size", default: 4 << 20, range: (64 << 10)...(64 << 20))
+    server.limits.maxBufferedBytes = try values.int(
+      "server.max-buffered-bytes", default: 32 << 20, range: (1 << 20)...(1 << 30))
     server.timeouts.idle = .seconds(try values.int("server.idle-timeout", default: 300, range: 1...86_400))
     server.timeouts.shutdownGrace = .seconds(try values.int("server.shutdown-grace", default: 10, range: 0...3600))
     let certificate = values.optionalString("server.tls.certificate")

@@ -269,7 +269,7 @@ struct ProtocolTests {
     }
   }
 
-  @Test("a handler that answers immediately runs on the event loop, in no task; nil falls back to a task")
+  @Test("a handler that answers immediately runs on the event loop, in no task; nil falls back to a task off the loop")
   func immediateHandlers() async throws {
     try await withTestServer { server async throws in
       let (connection, _) = try await RawConnection.open(port: server.port)

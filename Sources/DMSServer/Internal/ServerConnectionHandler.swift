@@ -8,9 +8,9 @@ import SwiftProtobuf
 
 /// One server-side connection: preface, framing, calls, limits and lifecycle.
 ///
-/// Everything here runs on the connection's event loop. Handlers run in tasks started
-/// with `Task.immediate`, so a handler that does not suspend runs to completion right
-/// here, with no executor hop; results come back through `NIOLoopBound`.
+/// Everything here runs on the connection's event loop. A method's immediate hook (a
+/// cached read, a health check) answers here, within the read; every other handler
+/// runs in a task off the loop, and its result comes back through `NIOLoopBound`.
 final class ServerConnectionHandler: ChannelDuplexHandler {
   typealias InboundIn = ByteBuffer
   typealias OutboundIn = ByteBuffer
@@ -51,8 +51,15 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   //   brought up to date (once per read batch, not once per call: reading the clock
   //   costs).
   // - `parked`: CALL frames read while `maxConcurrentCalls` calls were open, in arrival
-  //   order. They start as calls end. Frames behind them (CANCEL, PING) are still
+  //   order, copied out of the receive buffer (a parked frame does not pin a 64 KiB
+  //   read). They start as calls end. Frames behind them (CANCEL, PING) are still
   //   handled.
+  // - `writable`: the channel's writability (its write-buffer water marks). While it is
+  //   false the connection is not read: a client that does not read its answers sends
+  //   no more calls (TCP backpressure).
+  // - `unsentBytes`: bytes handed to the channel since it last became unwritable; with
+  //   the parked calls and the batch's buffer they must stay within
+  //   `limits.maxBufferedBytes`, or the connection is closed RESOURCE_EXHAUSTED.
   #if DEBUG
     private var logger: Logger
     private var phase = Phase.awaitingPreface
@@ -78,6 +85,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private var parked: [Frame] = []
     private var parkedHead = 0
     private var parkedBytes = 0
+    private var writable = true
+    private var unsentBytes = 0
   #else
     @exclusivity(unchecked) private var logger: Logger
     @exclusivity(unchecked) private var phase = Phase.awaitingPreface
@@ -103,6 +112,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     @exclusivity(unchecked) private var parked: [Frame] = []
     @exclusivity(unchecked) private var parkedHead = 0
     @exclusivity(unchecked) private var parkedBytes = 0
+    @exclusivity(unchecked) private var writable = true
+    @exclusivity(unchecked) private var unsentBytes = 0
   #endif
 
   init(shared: ConnectionShared) {
@@ -127,6 +138,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private var isPaused: Bool {
     parkedCount > 0 && (parkedBytes >= Self.parkWindow || parkedCount >= limits.maxConcurrentCalls)
   }
+
+  /// Whether reading from the socket waits: for a call to end, or for the client to
+  /// read the answers already sent.
+  private var readsWait: Bool { !writable || isPaused }
 
   // MARK: Channel events
 
@@ -185,11 +200,27 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   }
 
   func read(context: ChannelHandlerContext) {
-    if isPaused && phase != .closed {
+    if readsWait && phase != .closed {
       readPending = true
     } else {
       context.read()
     }
+  }
+
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    writable = context.channel.isWritable
+    if writable {
+      unsentBytes = 0
+      resumeReading()
+    }
+    context.fireChannelWritabilityChanged()
+  }
+
+  /// Reads again after a pause, once nothing makes reads wait.
+  private func resumeReading() {
+    guard readPending, !readsWait, phase != .closed, let context else { return }
+    readPending = false
+    context.read()
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -325,8 +356,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       goAwayAndClose(code: .invalidArgument, reason: "CALL reuses the id \(frame.callID) of an open call")
       return
     }
-    parked.append(frame)
+    // Copied: a slice would keep the whole receive buffer alive while it waits.
+    var copy = frame
+    copy.meta = context.channel.allocator.buffer(buffer: frame.meta)
+    copy.payload = context.channel.allocator.buffer(buffer: frame.payload)
+    parked.append(copy)
     parkedBytes += frame.meta.readableBytes + frame.payload.readableBytes
+    checkBufferedBytes()
   }
 
   /// Starts parked calls while there are free slots.
@@ -401,38 +437,28 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
     let timeout = meta.timeoutMs > 0 ? Duration.milliseconds(Int64(meta.timeoutMs)) : nil
     let callContext = ServerContext(origin: origin, requestID: requestID, deadline: timeout.map { .now + $0 })
-    // A handler that answers without suspending answers here: no task, no timer.
-    if method.answersImmediately {
-      do {
-        let answer = try frame.payload.withUnsafeReadableBytes { bytes in
-          try method.answerImmediately(payload: bytes, context: callContext)
-        }
-        if let answer {
-          answer.withUnsafeBytes { writeResponse(callID: callID, requestID: requestID, payload: $0) }
-          immediateCallEnded = true
-          return
-        }
-      } catch {
-        let rpcError = Self.callError(error, method: method.descriptor, requestID: requestID, logger: logger)
-        writeResult(callID: callID, requestID: requestID, result: .failure(rpcError))
-        immediateCallEnded = true
-        return
-      }
-    }
-    let prepared: PreparedCall
+    // One decode of the request; a method's immediate hook answers here, within the
+    // read (no task, no timer); every other call runs in a task.
+    let start: CallStart
     do {
-      prepared = try frame.payload.withUnsafeReadableBytes { bytes throws(RPCError) in
-        try method.prepare(payload: bytes)
+      start = try frame.payload.withUnsafeReadableBytes { bytes in
+        try method.begin(payload: bytes, context: callContext)
       }
     } catch {
-      var error = error
-      error.trailers = trailers
-      writeEnd(callID: callID, status: error.wireStatus, payload: [])
+      let rpcError = Self.callError(error, method: method.descriptor, requestID: requestID, logger: logger)
+      writeEnd(callID: callID, requestID: requestID, error: rpcError)
+      immediateCallEnded = true
       return
     }
-    startCall(
-      callID: callID, method: method.descriptor, context: callContext, timeout: timeout, requestID: requestID,
-      prepared: prepared)
+    switch start {
+    case .answered(let answer):
+      answer.withUnsafeBytes { writeResponse(callID: callID, requestID: requestID, payload: $0) }
+      immediateCallEnded = true
+    case .run(let prepared):
+      startCall(
+        callID: callID, method: method.descriptor, context: callContext, timeout: timeout, requestID: requestID,
+        prepared: prepared)
+    }
   }
 
   private func startCall(
@@ -457,7 +483,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     let bound = NIOLoopBound(self, eventLoop: eventLoop)
     let sink = CallResponseSink(handler: bound, callID: callID, serial: serial)
     let logger = self.logger
-    let task = Task.immediate {
+    // Off the event loop: a handler may take time or block (a KDF, a database), and
+    // the loop serves every connection on it. Methods that answer without waiting do
+    // so above, through their immediate hook.
+    let task = Task {
       let result: Result<[UInt8], RPCError>
       do {
         result = .success(try await prepared.run(context: callContext, sink: sink))
@@ -543,7 +572,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     buffer.writeBytes(bytes)
     let promise = context.eventLoop.makePromise(of: Void.self)
     writeOutbound()
-    context.write(wrapOutboundOut(buffer), promise: promise)
+    hand(buffer, promise: promise)
     requestFlush()
     return promise.futureResult
   }
@@ -573,10 +602,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     if parkedCount > 0 {
       // A slot opened: parked calls start, and reading may resume.
       startParkedCalls()
-      if readPending, !isPaused {
-        readPending = false
-        context.read()
-      }
+      resumeReading()
     }
   }
 
@@ -657,8 +683,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     guard let context else { return false }
     if let pending = outbound, pending.writableBytes < size, size > Self.outboundChunk {
       // A large frame goes in a buffer of its own, not into a growing copy.
-      context.write(wrapOutboundOut(pending), promise: nil)
       outbound = nil
+      hand(pending)
     }
     if outbound == nil {
       outbound = context.channel.allocator.buffer(capacity: max(size, Self.outboundChunk))
@@ -671,9 +697,39 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
   /// Hands `outbound` to the channel (not yet flushed).
   private func writeOutbound() {
-    guard let pending = outbound, let context else { return }
+    guard let pending = outbound, context != nil else { return }
     outbound = nil
-    context.write(wrapOutboundOut(pending), promise: nil)
+    hand(pending)
+  }
+
+  /// Hands `buffer` to the channel (not yet flushed). While the channel is not
+  /// writable (the client is not reading), its bytes count against
+  /// `limits.maxBufferedBytes`.
+  private func hand(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
+    guard let context else {
+      promise?.fail(ChannelError.ioOnClosedChannel)
+      return
+    }
+    context.write(wrapOutboundOut(buffer), promise: promise)
+    if !writable {
+      unsentBytes += buffer.readableBytes
+      checkBufferedBytes()
+    }
+  }
+
+  /// Closes the connection with GOAWAY RESOURCE_EXHAUSTED when what it holds for its
+  /// client (answers the client has not read, parked calls) is over
+  /// `limits.maxBufferedBytes`.
+  private func checkBufferedBytes() {
+    let held = unsentBytes + parkedBytes + (outbound?.readableBytes ?? 0)
+    guard held > limits.maxBufferedBytes, phase != .closed else { return }
+    logger.warning(
+      "closing a connection that holds too much for its client",
+      metadata: ["bytes": "\(held)", "limit": "\(limits.maxBufferedBytes)"])
+    goAwayAndClose(
+      code: .resourceExhausted,
+      reason: "the connection holds \(held) bytes its client has not read, over the limit of \(limits.maxBufferedBytes)"
+    )
   }
 
   private func flushNow() {
@@ -715,9 +771,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// Writes bytes that are not one frame (the preface, a refusal), in order with
   /// the frames around them.
   private func write(_ buffer: ByteBuffer) {
-    guard let context else { return }
+    guard context != nil else { return }
     writeOutbound()
-    context.write(wrapOutboundOut(buffer), promise: nil)
+    hand(buffer)
     requestFlush()
   }
 

@@ -1,5 +1,6 @@
 import DMSRPC
 import Foundation
+import NIOPosix
 import SwiftProtobuf
 import Synchronization
 
@@ -23,6 +24,9 @@ enum TestService {
   static let big = descriptor("Big", "google.protobuf.UInt32Value", "google.protobuf.BytesValue")
   /// `/dms.test.v1.Test/ManyViolations`: fails with the requested number of violations.
   static let manyViolations = descriptor("ManyViolations", "google.protobuf.UInt32Value", "google.protobuf.Empty")
+  /// `/dms.test.v1.Test/BlockThread`: blocks its thread for the requested milliseconds,
+  /// as a blocking C library (libcurl, libldap, a KDF) would.
+  static let blockThread = descriptor("BlockThread", "google.protobuf.UInt32Value", "google.protobuf.Empty")
   /// `/dms.test.v1.Test/Fail`: throws a non-RPC error.
   static let fail = descriptor("Fail", "google.protobuf.Empty", "google.protobuf.Empty")
   /// `/dms.test.v1.Test/Where`: says where it ran: "immediate, no task" (answered on
@@ -82,6 +86,10 @@ enum TestService {
           }
         )
       },
+      .unary(blockThread) { (request: Google_Protobuf_UInt32Value, _) in
+        usleep(request.value * 1000)
+        return Google_Protobuf_Empty()
+      },
       .unary(fail) { (_: Google_Protobuf_Empty, _) -> Google_Protobuf_Empty in throw Boom() },
       .unary(
         whereRun,
@@ -99,7 +107,9 @@ enum TestService {
           }
         }
       ) { (_: Google_Protobuf_StringValue, _) in
-        Google_Protobuf_StringValue("task")
+        // Handlers run off the event loops: a blocking one must not stall a connection.
+        Google_Protobuf_StringValue(
+          MultiThreadedEventLoopGroup.currentEventLoop == nil ? "task" : "task, on an event loop")
       },
     ]
   }
