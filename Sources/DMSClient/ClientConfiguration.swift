@@ -10,7 +10,8 @@ public struct ClientConfiguration: Sendable {
   public var tls: TLSConfiguration?
   /// The name the server's certificate must carry; default `host`.
   public var serverHostname: String?
-  /// How long one connection attempt may take. Default 5 s.
+  /// How long one connection attempt may take: TCP connect (and TLS), then the
+  /// server's preface and SETTINGS. Default 5 s.
   public var connectTimeout: Duration
   /// Waits between connection attempts.
   public var backoff: Backoff

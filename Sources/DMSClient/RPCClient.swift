@@ -45,17 +45,20 @@ public final class RPCClient: RPCCaller, Sendable {
     self.taskExecutor = EventLoopTaskExecutor.shared(for: eventLoop)
   }
 
-  /// The server's SETTINGS (connecting if need be).
-  public func serverSettings() async throws -> Dms_Rpc_V1_Settings {
-    try await connection().settings
+  /// The server's SETTINGS (connecting if need be). With a `timeout`, connecting
+  /// that takes longer ends DEADLINE_EXCEEDED.
+  public func serverSettings(timeout: Duration? = nil) async throws -> Dms_Rpc_V1_Settings {
+    try await connection(before: timeout.map { NIODeadline.now() + TimeAmount($0) }).settings
   }
 
-  /// Sends a PING and returns the round-trip time.
-  public func ping() async throws -> Duration {
-    let connection = try await connection()
+  /// Sends a PING and returns the round-trip time. With a `timeout`, connecting and
+  /// the PING's ACK must come within it, or it ends DEADLINE_EXCEEDED.
+  public func ping(timeout: Duration? = nil) async throws -> Duration {
+    let deadline = timeout.map { NIODeadline.now() + TimeAmount($0) }
+    let connection = try await connection(before: deadline)
     let clock = ContinuousClock()
     let start = clock.now
-    try await connection.ping()
+    try await connection.ping(deadline: deadline)
     return clock.now - start
   }
 
@@ -68,7 +71,10 @@ public final class RPCClient: RPCCaller, Sendable {
     }
     switch previous {
     case .ready(let connection): await connection.close()
-    case .connecting(let future): try? await future.get().close()
+    case .connecting(let future):
+      // Not waited for (a silent server holds it until the connect timeout): the
+      // connection closes when the attempt ends.
+      future.whenSuccess { connection in connection.channel.close(promise: nil) }
     case .idle, .closed: break
     }
   }
@@ -79,12 +85,15 @@ public final class RPCClient: RPCCaller, Sendable {
     options: CallOptions
   ) async throws -> Response {
     let bytes = try request.wireEncoding()
+    // The deadline counts from now: connecting, waiting for a free slot and retries
+    // come out of it.
+    let deadline = options.timeout.map { NIODeadline.now() + TimeAmount($0) }
     var attempt = 0
     while true {
-      let connection = try await connection()
+      let connection = try await connection(before: deadline)
       do {
         let payload = try await connection.unary(
-          method: method, request: bytes, options: options, userAgent: configuration.userAgent)
+          method: method, request: bytes, options: options, deadline: deadline, userAgent: configuration.userAgent)
         do {
           return try Response(decoding: payload)
         } catch {
@@ -118,13 +127,14 @@ public final class RPCClient: RPCCaller, Sendable {
     for request in requests { payloads.append(try request.wireEncoding()) }
     var results: [Result<Response, RPCError>] = []
     results.reserveCapacity(requests.count)
+    let deadline = options.timeout.map { NIODeadline.now() + TimeAmount($0) }
     // The first round sends every call; later rounds (rare), the calls a GOAWAY refused.
     var round = Array(payloads.indices)
     var attempt = 0
     while !round.isEmpty {
-      let outcome = try await connection().unaryBatch(
+      let outcome = try await connection(before: deadline).unaryBatch(
         method: method, requests: attempt == 0 ? payloads : round.map { payloads[$0] }, options: options,
-        userAgent: configuration.userAgent)
+        deadline: deadline, userAgent: configuration.userAgent)
       let retryable = attempt < configuration.maxRetries
       var refused: [Int] = []
       // Decoded here, in one loop, rather than in a function per call: generic code
@@ -186,16 +196,18 @@ public final class RPCClient: RPCCaller, Sendable {
         continuation.finish(throwing: error)
       }
     }
+    let deadline = options.timeout.map { NIODeadline.now() + TimeAmount($0) }
     let start: @Sendable (ClientConnection) throws -> Void = { [configuration] connection in
       let bytes = try request.wireEncoding()
       let cancel = try connection.serverStreaming(
-        method: method, request: bytes, options: options, userAgent: configuration.userAgent, deliver: deliver)
+        method: method, request: bytes, options: options, deadline: deadline, userAgent: configuration.userAgent,
+        deliver: deliver)
       cancelHolder.set(cancel)
     }
     if case .ready(let connection) = state.withLock({ $0 }), connection.isUsable {
       do { try start(connection) } catch { continuation.finish(throwing: error) }
     } else {
-      connectFuture().whenComplete { result in
+      connectFuture(before: deadline).whenComplete { result in
         do { try start(try result.get()) } catch { continuation.finish(throwing: error) }
       }
     }
@@ -204,11 +216,31 @@ public final class RPCClient: RPCCaller, Sendable {
 
   // MARK: Connection management
 
-  private nonisolated(nonsending) func connection() async throws -> ClientConnection {
+  private nonisolated(nonsending) func connection(before deadline: NIODeadline? = nil) async throws
+    -> ClientConnection
+  {
     if case .ready(let connection) = state.withLock({ $0 }), connection.isUsable {
       return connection
     }
-    return try await connectFuture().get()
+    return try await connectFuture(before: deadline).get()
+  }
+
+  /// The connection, or DEADLINE_EXCEEDED when it is not made by `deadline` (the
+  /// attempt goes on, for the calls that follow).
+  private func connectFuture(before deadline: NIODeadline?) -> EventLoopFuture<ClientConnection> {
+    let connecting = connectFuture()
+    guard let deadline else { return connecting }
+    let promise = eventLoop.makePromise(of: ClientConnection.self)
+    let address = "\(configuration.host):\(configuration.port)"
+    let timer = eventLoop.scheduleTask(deadline: deadline) {
+      promise.fail(
+        RPCError(code: .deadlineExceeded, message: "the call's deadline passed while connecting to \(address)"))
+    }
+    connecting.whenComplete { result in
+      timer.cancel()
+      promise.completeWith(result)
+    }
+    return promise.futureResult
   }
 
   /// The current connection, or the one being made (one attempt series at a time).
@@ -248,24 +280,22 @@ public final class RPCClient: RPCCaller, Sendable {
   }
 
   private func connectWithBackoff() async throws -> ClientConnection {
-    var lastError: (any Error)?
+    var lastFailure: ConnectFailure?
     for attempt in 0..<max(1, configuration.connectAttempts) {
       if attempt > 0 {
         try await Task.sleep(for: configuration.backoff.delay(beforeAttempt: attempt))
       }
       do {
         return try await ClientConnection.connect(configuration: configuration, executor: taskExecutor)
-      } catch let error as RPCError where error.code != .unavailable {
-        throw error  // the server answered and refused: retrying will not help
-      } catch {
-        lastError = error
+      } catch let failure as ConnectFailure {
+        // A final answer (no such host, not a DMS RPC server, an untrusted
+        // certificate, a refusal by the server) is not retried.
+        guard failure.retryable else { throw failure.rpcError }
+        lastFailure = failure
       }
     }
-    throw RPCError(
-      code: .unavailable,
-      message:
-        "cannot reach \(configuration.host):\(configuration.port): \(lastError.map { "\($0)" } ?? "unknown error")"
-    )
+    throw lastFailure?.rpcError
+      ?? RPCError(code: .unavailable, message: "cannot reach \(configuration.host):\(configuration.port)")
   }
 }
 

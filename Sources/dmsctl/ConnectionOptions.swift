@@ -18,7 +18,7 @@ struct ConnectionOptions: ParsableArguments {
   @Option(name: .long, help: "Name the server's certificate must carry (default: the host).")
   var serverName: String?
 
-  @Option(name: .long, help: "Seconds a call may take.")
+  @Option(name: .long, help: "Seconds a call (and connecting) may take.")
   var timeout: Double = 10
 
   @Flag(name: .long, help: "Machine-readable JSON output.")
@@ -39,6 +39,9 @@ struct ConnectionOptions: ParsableArguments {
 
   func makeClient() throws -> RPCClient {
     let (host, port) = try endpoint()
+    guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
+      throw ValidationError("--timeout must be a number of seconds above 0 and at most 86400 (got \(timeout))")
+    }
     var tlsConfiguration: TLSConfiguration?
     if tls || ca != nil {
       var configuration = TLSConfiguration.makeClientConfiguration()
@@ -51,6 +54,8 @@ struct ConnectionOptions: ParsableArguments {
         port: port,
         tls: tlsConfiguration,
         serverHostname: serverName,
+        // Connecting (TCP, TLS, the preface and SETTINGS) is bounded by --timeout too.
+        connectTimeout: callTimeout,
         connectAttempts: 1,
         userAgent: "dmsctl/0.1.0"
       )
@@ -73,7 +78,10 @@ struct ConnectionOptions: ParsableArguments {
     }
   }
 
+  /// --timeout as a duration.
+  var callTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+
   var callOptions: CallOptions {
-    CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))
+    CallOptions(timeout: callTimeout)
   }
 }

@@ -153,6 +153,9 @@ struct ClientTests {
   func deadline() async throws {
     try await withTestServer { server async throws in
       let client = server.client()
+      // Connected first: the deadline covers connecting too, and this test is about the
+      // call on the server.
+      _ = try await client.serverSettings()
       var request = Google_Protobuf_StringValue()
       request.value = "client-deadline"
       await #expect {
@@ -357,6 +360,7 @@ struct ClientTests {
   func batchDeadline() async throws {
     try await withTestServer { server async throws in
       let client = server.client()
+      _ = try await client.serverSettings()  // the deadline covers connecting too
       let requests: [Google_Protobuf_UInt32Value] = [5_000, 5_000]
       let results: [Result<Google_Protobuf_Empty, RPCError>] = try await client.unaryBatch(
         TestService.sleep, requests: requests, options: CallOptions(timeout: .milliseconds(100)))

@@ -15,7 +15,7 @@ struct TLSTests {
     var certificate: String { folder.appendingPathComponent("cert.pem").path }
     var key: String { folder.appendingPathComponent("key.pem").path }
 
-    static func make() throws -> Certificate {
+    static func make(subjectAltName: String = "DNS:localhost,IP:127.0.0.1") throws -> Certificate {
       let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dms-tls-\(UUID().uuidString)")
       try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
       let process = Process()
@@ -25,7 +25,7 @@ struct TLSTests {
         "-keyout", folder.appendingPathComponent("key.pem").path,
         "-out", folder.appendingPathComponent("cert.pem").path,
         "-days", "2", "-subj", "/CN=localhost",
-        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-addext", "subjectAltName=\(subjectAltName)",
       ]
       process.standardError = FileHandle.nullDevice
       try process.run()
@@ -84,6 +84,74 @@ struct TLSTests {
       }
       await #expect(throws: (any Error).self) { _ = try await Dms_Rpc_V1_Health.Client(untrusting).check() }
       await untrusting.close()
+    }
+  }
+}
+
+/// What a client is told when TLS cannot be set up, and TLS to an IP address.
+@Suite("TLS: connecting by address, and the reasons of a failed handshake")
+struct TLSConnectingTests {
+  typealias Certificate = TLSTests.Certificate
+
+  /// The UNAVAILABLE message of a Health check through `client`.
+  func failure(_ client: RPCClient) async -> String? {
+    defer { Task { await client.close() } }
+    do {
+      _ = try await Dms_Rpc_V1_Health.Client(client).check()
+      return nil
+    } catch let error as RPCError {
+      return "\(error.code.name): \(error.message)"
+    } catch {
+      return "\(error)"
+    }
+  }
+
+  @Test("TLS to 127.0.0.1 checks the certificate's IP entries and sends no SNI: the call succeeds")
+  func ipAddress() async throws {
+    let certificate = try Certificate.make(subjectAltName: "IP:127.0.0.1")
+    defer { try? FileManager.default.removeItem(at: certificate.folder) }
+    let tls = try certificate.serverConfiguration()
+    try await withTestServer({ $0.tls = tls }) { server async throws in
+      let client = server.client { $0.tls = certificate.clientConfiguration() }
+      #expect(try await Dms_Rpc_V1_Health.Client(client).check().status == .serving)
+      await client.close()
+    }
+  }
+
+  @Test("a certificate without the address connected to: a name mismatch, said so")
+  func nameMismatch() async throws {
+    let certificate = try Certificate.make(subjectAltName: "DNS:localhost")
+    defer { try? FileManager.default.removeItem(at: certificate.folder) }
+    let tls = try certificate.serverConfiguration()
+    try await withTestServer({ $0.tls = tls }) { server async throws in
+      let byAddress = await failure(server.client { $0.tls = certificate.clientConfiguration() })
+      #expect(byAddress?.hasPrefix("UNAVAILABLE: TLS: the certificate of 127.0.0.1:\(server.port) is not for") == true)
+      let byOtherName = await failure(
+        server.client {
+          $0.tls = certificate.clientConfiguration()
+          $0.serverHostname = "example.test"
+        })
+      #expect(byOtherName?.contains("is not for the name") == true, "\(byOtherName ?? "")")
+    }
+  }
+
+  @Test("a certificate from a CA not trusted, TLS to a plaintext port, plaintext to a TLS port: each said so")
+  func reasons() async throws {
+    let certificate = try Certificate.make()
+    defer { try? FileManager.default.removeItem(at: certificate.folder) }
+    let other = try Certificate.make()
+    defer { try? FileManager.default.removeItem(at: other.folder) }
+    let tls = try certificate.serverConfiguration()
+    try await withTestServer({ $0.tls = tls }) { server async throws in
+      let untrusted = await failure(server.client { $0.tls = other.clientConfiguration() })
+      #expect(untrusted?.contains("is not trusted") == true, "\(untrusted ?? "")")
+      let plaintext = await failure(server.client())
+      #expect(plaintext?.hasPrefix("UNAVAILABLE: ") == true, "\(plaintext ?? "")")
+      #expect(plaintext?.contains("leaking") == false)
+    }
+    try await withTestServer { server async throws in
+      let tlsToPlain = await failure(server.client { $0.tls = certificate.clientConfiguration() })
+      #expect(tlsToPlain?.contains("does it speak TLS? try without --tls") == true, "\(tlsToPlain ?? "")")
     }
   }
 }

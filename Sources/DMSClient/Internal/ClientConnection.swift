@@ -31,50 +31,72 @@ final class ClientConnection: Sendable {
   /// Whether new calls may start here (open, no GOAWAY, call ids left).
   var isUsable: Bool { usable.value.load(ordering: .relaxed) && channel.isActive }
 
-  /// Connects, exchanges prefaces and waits for the server's SETTINGS.
+  /// Connects, exchanges prefaces and waits for the server's SETTINGS, all within the
+  /// configuration's connect timeout.
+  ///
+  /// - Throws: `ConnectFailure`, saying why for a person.
   static func connect(
     configuration: ClientConfiguration,
     executor: EventLoopTaskExecutor
   ) async throws -> ClientConnection {
     let loop = executor.eventLoop
-    let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+    let (host, port) = (configuration.host, configuration.port)
     let usableFlag = UsableFlag()
+    // Completed whichever way connecting ends: by the handler (SETTINGS, or why not),
+    // or here when the connection is never made.
     let settingsPromise = loop.makePromise(of: Dms_Rpc_V1_Settings.self)
-    let channel = try await ClientBootstrap(group: loop)
-      .connectTimeout(TimeAmount(configuration.connectTimeout))
-      .channelOption(.socketOption(.tcp_nodelay), value: 1)
-      .channelInitializer { channel in
-        channel.eventLoop.makeCompletedFuture {
-          let pipeline = channel.pipeline.syncOperations
-          if let sslContext {
-            try pipeline.addHandler(
-              NIOSSLClientHandler(
-                context: sslContext, serverHostname: configuration.serverHostname ?? configuration.host)
-            )
-          }
-          try pipeline.addHandler(
-            ClientConnectionHandler(
+    // The handler, kept when the pipeline is made: looked up later, it may be gone
+    // with a connection the server closed at once.
+    let madeHandler = Mutex<NIOLoopBound<ClientConnectionHandler>?>(nil)
+    let channel: any Channel
+    do {
+      let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+      // An IP address is not a name to send as SNI: with none, the certificate is
+      // checked against the address connected to (its IP subjectAltNames).
+      let expectedName = configuration.serverHostname ?? host
+      let sniName: String? = Self.isIPAddress(expectedName) ? nil : expectedName
+      channel = try await ClientBootstrap(group: loop)
+        .connectTimeout(TimeAmount(configuration.connectTimeout))
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelInitializer { channel in
+          channel.eventLoop.makeCompletedFuture {
+            let pipeline = channel.pipeline.syncOperations
+            if let sslContext {
+              try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sniName))
+            }
+            let handler = ClientConnectionHandler(
               maxFrameSize: configuration.maxFrameSize,
               executor: executor,
               settingsPromise: settingsPromise,
+              handshake: .init(host: host, port: port, timeout: configuration.connectTimeout),
               onUnusable: { usableFlag.value.store(false, ordering: .relaxed) }
             )
-          )
+            try pipeline.addHandler(handler)
+            madeHandler.withLock { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
+          }
         }
-      }
-      .connect(host: configuration.host, port: configuration.port)
-      .get()
-    let handler = try await channel.eventLoop.submit {
-      let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
-      return NIOLoopBound(handler, eventLoop: channel.eventLoop)
-    }.get()
+        .connect(host: host, port: port)
+        .get()
+    } catch {
+      let failure = ConnectFailure.describing(
+        error, host: host, port: port, connectTimeout: configuration.connectTimeout)
+      settingsPromise.fail(failure)
+      throw failure
+    }
     do {
       let settings = try await settingsPromise.futureResult.get()
+      let handler = madeHandler.withLock { $0 }!
       return ClientConnection(channel: channel, settings: settings, handler: handler, usable: usableFlag)
     } catch {
+      settingsPromise.fail(error)
       channel.close(promise: nil)
-      throw error
+      throw ConnectFailure.describing(error, host: host, port: port, connectTimeout: configuration.connectTimeout)
     }
+  }
+
+  /// Whether `host` is an IPv4 or IPv6 address rather than a name.
+  static func isIPAddress(_ host: String) -> Bool {
+    (try? SocketAddress(ipAddress: host, port: 0)) != nil
   }
 
   private func makeCallID() -> UInt32 {
@@ -91,23 +113,28 @@ final class ClientConnection: Sendable {
   }
 
   /// The encoded `CallMeta` of a call. The meta of a call with no metadata and no
-  /// timeout (most calls) is kept for the next call of the same method.
-  private func callMeta(method: MethodDescriptor, options: CallOptions, userAgent: String) throws -> ByteBuffer {
-    let plain = options.metadata.isEmpty && options.timeout == nil
+  /// deadline (most calls) is kept for the next call of the same method.
+  private func callMeta(
+    method: MethodDescriptor, options: CallOptions, deadline: NIODeadline?, userAgent: String
+  ) throws -> ByteBuffer {
+    let plain = options.metadata.isEmpty && deadline == nil
     if plain, let kept = lastPlainMeta.withLock({ $0 }), kept.method == method, kept.userAgent == userAgent {
       return kept.meta
     }
-    let meta = try encodeCallMeta(method: method, options: options, userAgent: userAgent)
+    let meta = try encodeCallMeta(method: method, options: options, deadline: deadline, userAgent: userAgent)
     if plain { lastPlainMeta.withLock { $0 = (method, userAgent, meta) } }
     return meta
   }
 
-  private func encodeCallMeta(method: MethodDescriptor, options: CallOptions, userAgent: String) throws -> ByteBuffer {
+  private func encodeCallMeta(
+    method: MethodDescriptor, options: CallOptions, deadline: NIODeadline?, userAgent: String
+  ) throws -> ByteBuffer {
     let metadata = options.metadata
     let extra = (key: MetadataKey.userAgent, value: userAgent)
     var timeoutMs: UInt32 = 0
-    if let timeout = options.timeout {
-      timeoutMs = UInt32(clamping: max(1, TimeAmount(timeout).nanoseconds / 1_000_000))
+    if let deadline {
+      // What is left of the call's deadline (connecting may have used some).
+      timeoutMs = UInt32(clamping: max(1, (deadline - .now()).nanoseconds / 1_000_000))
     }
     let metaLength = MetaEncoder.callMetaSize(
       method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra)
@@ -125,40 +152,51 @@ final class ClientConnection: Sendable {
     method: MethodDescriptor,
     request: WireBytes,
     options: CallOptions,
+    deadline: NIODeadline?,
     userAgent: String
   ) throws -> ByteBuffer {
-    let meta = try callMeta(method: method, options: options, userAgent: userAgent)
+    let meta = try callMeta(method: method, options: options, deadline: deadline, userAgent: userAgent)
     var frame = channel.allocator.buffer(capacity: FrameHeader.size + meta.readableBytes + request.count)
     request.withUnsafeBytes { FrameWriter.writeCall(callID: callID, meta: meta, request: $0, into: &frame) }
     return frame
   }
 
-  /// Makes a unary call; returns the response payload.
+  /// Makes a unary call; returns the response payload. `deadline` (the call's, from
+  /// when it was made) ends it DEADLINE_EXCEEDED, queued or sent.
   nonisolated(nonsending) func unary(
-    method: MethodDescriptor, request: WireBytes, options: CallOptions, userAgent: String
+    method: MethodDescriptor, request: WireBytes, options: CallOptions, deadline: NIODeadline?, userAgent: String
   ) async throws
     -> ByteBuffer
   {
     let callID = makeCallID()
-    let frame = try callFrame(callID: callID, method: method, request: request, options: options, userAgent: userAgent)
+    let frame = try callFrame(
+      callID: callID, method: method, request: request, options: options, deadline: deadline, userAgent: userAgent)
     let handler = self.handler
-    let timeout = options.timeout
+    // Off the connection's thread, a cancellation may reach the loop before the call
+    // does: the gate makes sure a call cancelled first is never sent.
+    let gate: StartGate? = handler.eventLoop.inEventLoop ? nil : StartGate()
     return try await withTaskCancellationHandler {
       try await withUnsafeThrowingContinuation { continuation in
-        if handler.eventLoop.inEventLoop {
-          // Already on the connection's thread (a task preferring the client's
-          // executor): start the call right here.
-          handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(continuation))
-        } else {
+        if let gate {
           handler.eventLoop.execute {
-            handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .unary(continuation))
+            guard gate.open() else {
+              continuation.resume(throwing: RPCError.cancelledCall)
+              return
+            }
+            handler.value.start(callID: callID, frame: frame, deadline: deadline, receiver: .unary(continuation))
           }
+        } else if Task.isCancelled {
+          // Already on the connection's thread, and cancelled before it started.
+          continuation.resume(throwing: RPCError.cancelledCall)
+        } else {
+          // On the connection's thread (a task preferring the client's executor): the
+          // call starts right here, before any cancellation can reach the loop.
+          handler.value.start(callID: callID, frame: frame, deadline: deadline, receiver: .unary(continuation))
         }
       }
     } onCancel: {
-      handler.eventLoop.execute {
-        handler.value.cancel(callID: callID, error: RPCError(code: .cancelled, message: "the call was cancelled"))
-      }
+      if let gate, gate.cancelBeforeStart() { return }
+      handler.eventLoop.execute { handler.value.cancel(callID: callID, error: .cancelledCall) }
     }
   }
 
@@ -166,11 +204,11 @@ final class ClientConnection: Sendable {
   /// one buffer and leave in one write when the server's limit allows. Returns each
   /// call's response payload or error, by the index of its request.
   nonisolated(nonsending) func unaryBatch(
-    method: MethodDescriptor, requests: [WireBytes], options: CallOptions, userAgent: String
+    method: MethodDescriptor, requests: [WireBytes], options: CallOptions, deadline: NIODeadline?, userAgent: String
   ) async throws -> BatchOutcome {
     guard !requests.isEmpty else { return BatchOutcome(payloads: [], failures: [:]) }
     // Every call of the batch has the same meta: encoded once.
-    let meta = try callMeta(method: method, options: options, userAgent: userAgent)
+    let meta = try callMeta(method: method, options: options, deadline: deadline, userAgent: userAgent)
     let size = requests.reduce(0) { $0 + FrameHeader.size + meta.readableBytes + $1.count }
     var frames = channel.allocator.buffer(capacity: size)
     // Consecutive call ids; each frame's end offset, for starting calls one by one.
@@ -184,25 +222,29 @@ final class ClientConnection: Sendable {
       ends.append(frames.writerIndex)
     }
     let handler = self.handler
-    let timeout = options.timeout
     let count = requests.count
+    let gate: StartGate? = handler.eventLoop.inEventLoop ? nil : StartGate()
     return await withTaskCancellationHandler {
       await withUnsafeContinuation { continuation in
         let start: @Sendable () -> Void = { [frames, ends] in
           let batch = UnaryBatch(count: count, continuation: continuation)
-          handler.value.startBatch(batch, firstCallID: firstCallID, frames: frames, frameEnds: ends, timeout: timeout)
+          guard gate?.open() ?? !Task.isCancelled else {
+            for index in 0..<count { batch.fail(index, RPCError.cancelledCall) }
+            return
+          }
+          handler.value.startBatch(batch, firstCallID: firstCallID, frames: frames, frameEnds: ends, deadline: deadline)
         }
-        if handler.eventLoop.inEventLoop {
+        if gate == nil {
           start()
         } else {
           handler.eventLoop.execute(start)
         }
       }
     } onCancel: {
+      if let gate, gate.cancelBeforeStart() { return }
       handler.eventLoop.execute {
         for offset in 0..<count {
-          handler.value.cancel(
-            callID: firstCallID &+ UInt32(offset), error: RPCError(code: .cancelled, message: "the call was cancelled"))
+          handler.value.cancel(callID: firstCallID &+ UInt32(offset), error: .cancelledCall)
         }
       }
     }
@@ -214,34 +256,61 @@ final class ClientConnection: Sendable {
     method: MethodDescriptor,
     request: WireBytes,
     options: CallOptions,
+    deadline: NIODeadline?,
     userAgent: String,
     deliver: @escaping @Sendable (Result<ByteBuffer?, RPCError>) -> Void
   ) throws -> @Sendable () -> Void {
     let callID = makeCallID()
-    let frame = try callFrame(callID: callID, method: method, request: request, options: options, userAgent: userAgent)
+    let frame = try callFrame(
+      callID: callID, method: method, request: request, options: options, deadline: deadline, userAgent: userAgent)
     let handler = self.handler
-    let timeout = options.timeout
     handler.eventLoop.execute {
-      handler.value.start(callID: callID, frame: frame, timeout: timeout, receiver: .stream(deliver))
+      handler.value.start(callID: callID, frame: frame, deadline: deadline, receiver: .stream(deliver))
     }
     return {
-      handler.eventLoop.execute {
-        handler.value.cancel(callID: callID, error: RPCError(code: .cancelled, message: "the call was cancelled"))
-      }
+      handler.eventLoop.execute { handler.value.cancel(callID: callID, error: .cancelledCall) }
     }
   }
 
-  /// Sends a PING and waits for its ACK.
-  func ping() async throws {
+  /// Sends a PING and waits for its ACK, until `deadline` at most.
+  func ping(deadline: NIODeadline?) async throws {
     let promise = channel.eventLoop.makePromise(of: Void.self)
     let handler = self.handler
     handler.eventLoop.execute { handler.value.ping(promise: promise) }
+    if let deadline {
+      let timer = channel.eventLoop.scheduleTask(deadline: deadline) {
+        promise.fail(RPCError(code: .deadlineExceeded, message: "no PING ACK before the deadline"))
+      }
+      promise.futureResult.whenComplete { _ in timer.cancel() }
+    }
     try await promise.futureResult.get()
   }
 
   func close() async {
     try? await channel.close()
   }
+}
+
+/// Whether a call made off the connection's thread was started on the loop or
+/// cancelled first: whichever comes first wins, and a call cancelled first is never
+/// sent.
+private final class StartGate: Sendable {
+  private let state = Atomic<UInt8>(0)  // 0: neither yet, 1: started, 2: cancelled
+
+  /// On the loop, before sending: whether the call may start (it was not cancelled).
+  func open() -> Bool {
+    state.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
+  }
+
+  /// On cancellation: whether the call had not started (it now never will).
+  func cancelBeforeStart() -> Bool {
+    state.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged
+  }
+}
+
+extension RPCError {
+  /// CANCELLED: the calling task was cancelled.
+  static let cancelledCall = RPCError(code: .cancelled, message: "the call was cancelled")
 }
 
 /// The usable flag, shared between the connection and its handler's callback.

@@ -34,11 +34,27 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
   }
 
+  /// A call made while the connection is not ready or the server's concurrency limit
+  /// is reached. Its deadline timer already runs: a call's deadline counts from when
+  /// it is made, not from when it is sent.
   private struct PendingCall {
     let callID: UInt32
     let frame: ByteBuffer
     let receiver: Receiver
-    let timeout: Duration?
+    let timer: Scheduled<Void>?
+  }
+
+  /// How the connection's handshake (preface and SETTINGS) is bounded and reported.
+  struct Handshake {
+    /// The server's host, as configured.
+    let host: String
+    /// The server's port.
+    let port: Int
+    /// How long the server may take to send its preface and SETTINGS.
+    let timeout: Duration
+
+    /// The server, as `host:port`, for messages.
+    var server: String { ConnectFailure.address(host: host, port: port) }
   }
 
   private struct OpenCall {
@@ -66,6 +82,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   /// says.
   private let executor: EventLoopTaskExecutor
   private let settingsPromise: EventLoopPromise<Dms_Rpc_V1_Settings>
+  private let handshake: Handshake
   private let onUnusable: @Sendable () -> Void
 
   // The connection's state. Only the connection's event loop touches it, and no access
@@ -87,6 +104,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var pings: [UInt64: EventLoopPromise<Void>] = [:]
     private var flushes = WriteCoalescer()
     private var endsInReadBatch = 0
+    private var handshakeTimer: Scheduled<Void>?
   #else
     @exclusivity(unchecked) private var phase = Phase.awaitingPreface
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
@@ -100,17 +118,20 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     @exclusivity(unchecked) private var pings: [UInt64: EventLoopPromise<Void>] = [:]
     @exclusivity(unchecked) private var flushes = WriteCoalescer()
     @exclusivity(unchecked) private var endsInReadBatch = 0
+    @exclusivity(unchecked) private var handshakeTimer: Scheduled<Void>?
   #endif
 
   init(
     maxFrameSize: Int,
     executor: EventLoopTaskExecutor,
     settingsPromise: EventLoopPromise<Dms_Rpc_V1_Settings>,
+    handshake: Handshake,
     onUnusable: @escaping @Sendable () -> Void
   ) {
     self.decoder = FrameDecoder(maxFrameSize: maxFrameSize, maxMetaSize: 1 << 16)
     self.executor = executor
     self.settingsPromise = settingsPromise
+    self.handshake = handshake
     self.onUnusable = onUnusable
   }
 
@@ -125,17 +146,17 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   /// starts or queues on its own (its frame a slice of that buffer, ending at its
   /// `frameEnds` offset).
   func startBatch(
-    _ batch: UnaryBatch, firstCallID: UInt32, frames: ByteBuffer, frameEnds: [Int], timeout: Duration?
+    _ batch: UnaryBatch, firstCallID: UInt32, frames: ByteBuffer, frameEnds: [Int], deadline: NIODeadline?
   ) {
     guard phase == .ready, queueHead == queue.count, frameEnds.count + openCalls <= maxConcurrentCalls,
-      timeout == nil
+      deadline == nil
     else {
       var from = frames.readerIndex
       for (index, end) in frameEnds.enumerated() {
         let frame = frames.getSlice(at: from, length: end - from)!
         from = end
         start(
-          callID: firstCallID &+ UInt32(index), frame: frame, timeout: timeout, receiver: .batch(batch, index: index))
+          callID: firstCallID &+ UInt32(index), frame: frame, deadline: deadline, receiver: .batch(batch, index: index))
       }
       return
     }
@@ -166,29 +187,32 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     if batch.remaining == 0 { batches.remove(at: slot) }
   }
 
-  /// Starts a call, or queues it while the server's concurrency limit is reached.
-  func start(callID: UInt32, frame: ByteBuffer, timeout: Duration?, receiver: Receiver) {
+  /// Starts a call, or queues it while the connection is not ready or the server's
+  /// concurrency limit is reached. Its deadline runs from now, queued or not: a queued
+  /// call whose deadline passes ends DEADLINE_EXCEEDED and is never sent.
+  func start(callID: UInt32, frame: ByteBuffer, deadline: NIODeadline?, receiver: Receiver) {
     switch phase {
     case .ready where openCalls < maxConcurrentCalls && queueHead == queue.count:
-      send(PendingCall(callID: callID, frame: frame, receiver: receiver, timeout: timeout))
+      send(PendingCall(callID: callID, frame: frame, receiver: receiver, timer: deadlineTimer(callID, deadline)))
     case .ready, .awaitingPreface, .awaitingSettings:
-      queue.append(PendingCall(callID: callID, frame: frame, receiver: receiver, timeout: timeout))
+      queue.append(
+        PendingCall(callID: callID, frame: frame, receiver: receiver, timer: deadlineTimer(callID, deadline)))
     case .goingAway, .closed:
       receiver.fail(RetryableCallError(rpcError: RPCError(code: .unavailable, message: "the connection is closing")))
     }
   }
 
-  private func send(_ call: PendingCall) {
-    var timer: Scheduled<Void>?
-    if let timeout = call.timeout, let loop = context?.eventLoop {
-      let bound = NIOLoopBound(self, eventLoop: loop)
-      let callID = call.callID
-      timer = loop.scheduleTask(in: TimeAmount(timeout)) {
-        bound.value.cancel(
-          callID: callID, error: RPCError(code: .deadlineExceeded, message: "the call's deadline passed"))
-      }
+  private func deadlineTimer(_ callID: UInt32, _ deadline: NIODeadline?) -> Scheduled<Void>? {
+    guard let deadline, let loop = context?.eventLoop else { return nil }
+    let bound = NIOLoopBound(self, eventLoop: loop)
+    return loop.scheduleTask(deadline: deadline) {
+      bound.value.cancel(
+        callID: callID, error: RPCError(code: .deadlineExceeded, message: "the call's deadline passed"))
     }
-    calls[call.callID] = OpenCall(receiver: call.receiver, timer: timer)
+  }
+
+  private func send(_ call: PendingCall) {
+    calls[call.callID] = OpenCall(receiver: call.receiver, timer: call.timer)
     write(call.frame, alone: openCalls == 1 && endsInReadBatch <= 1)
   }
 
@@ -211,6 +235,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       write(frame)
       startQueued()
     } else if let index = queue[queueHead...].firstIndex(where: { $0.callID == callID }) {
+      // Never sent: no CANCEL.
+      queue[index].timer?.cancel()
       queue[index].receiver.fail(error)
       queue.remove(at: index)
     }
@@ -261,16 +287,67 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   private func sendPreface() {
-    guard let context, phase == .awaitingPreface, inbound == nil else { return }
+    guard let context, phase == .awaitingPreface, inbound == nil, handshakeTimer == nil else { return }
     context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: Preface.bytes())), promise: nil)
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    let handshake = self.handshake
+    handshakeTimer = context.eventLoop.scheduleTask(in: TimeAmount(handshake.timeout)) {
+      bound.value.failHandshake(
+        ConnectFailure(
+          "\(handshake.server) accepted the connection but sent no DMS RPC preface and SETTINGS within "
+            + "\(ConnectFailure.seconds(handshake.timeout)) (is it a DMS RPC port?)", retryable: false))
+    }
+  }
+
+  /// Ends a connection whose handshake failed: connecting fails with `failure`.
+  private func failHandshake(_ failure: ConnectFailure) {
+    guard phase == .awaitingPreface || phase == .awaitingSettings else { return }
+    settingsPromise.fail(failure)
+    shutDown(failure.rpcError)
+    context?.close(promise: nil)
+  }
+
+  /// Why the server's first bytes are not a DMS RPC version 1 preface, for a person.
+  private static func notAPreface(_ bytes: ByteBuffer, server: String) -> ConnectFailure {
+    let head = Array(bytes.readableBytesView.prefix(120))
+    if case .preface(let version) = Preface.detect(bytes) {
+      return ConnectFailure(
+        "\(server) speaks DMS RPC version \(version); this client speaks version \(Preface.version)",
+        retryable: false, code: .unimplemented)
+    }
+    if let first = head.first, first == 0x15 || first == 0x16 {
+      return ConnectFailure(
+        "not a DMS RPC server in plaintext: \(server) answered with TLS (connect with --tls)", retryable: false)
+    }
+    let line = head.prefix { $0 != 0x0D && $0 != 0x0A }
+    if line.count >= 4, line.allSatisfy({ (0x20..<0x7F).contains($0) }) {
+      return ConnectFailure(
+        "not a DMS RPC server: \(server) answered \"\(String(decoding: line, as: UTF8.self))\"", retryable: false)
+    }
+    let hex = head.prefix(Preface.size).map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }
+    return ConnectFailure(
+      "not a DMS RPC server: \(server) answered bytes \(hex.joined(separator: " ")) where a preface belongs",
+      retryable: false)
   }
 
   func channelInactive(context: ChannelHandlerContext) {
+    if phase == .awaitingPreface || phase == .awaitingSettings {
+      failHandshake(
+        ConnectFailure(
+          "\(handshake.server) closed the connection before the DMS RPC handshake ended", retryable: true))
+    }
+    handshakeTimer?.cancel()
     shutDown(RPCError(code: .unavailable, message: "the connection to the server closed"))
     context.fireChannelInactive()
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    if phase == .awaitingPreface || phase == .awaitingSettings {
+      let failure = ConnectFailure.describing(
+        error, host: handshake.host, port: handshake.port, connectTimeout: handshake.timeout)
+      failHandshake(failure)
+      return
+    }
     shutDown(RPCError(code: .unavailable, message: "connection error: \(error)"))
     context.close(promise: nil)
   }
@@ -292,7 +369,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       if phase == .awaitingPreface {
         guard inbound!.readableBytes >= Preface.size else { break }
         guard case .preface(let version) = Preface.detect(inbound!), version == Preface.version else {
-          fatalProtocolError("the server did not answer with a DMS RPC version 1 preface")
+          failHandshake(Self.notAPreface(inbound!, server: handshake.server))
           return
         }
         inbound!.moveReaderIndex(forwardBy: Preface.size)
@@ -329,6 +406,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       maxConcurrentCalls = max(1, Int(settings.maxConcurrentCalls))
       if phase == .awaitingSettings {
         phase = .ready
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
         settingsPromise.succeed(settings)
       }
       startQueued()
@@ -408,7 +487,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         endBatchCall(slot: slot, index: index, .failure(refused))
       }
     }
-    for pending in queue[queueHead...] { pending.receiver.fail(refused) }
+    for pending in queue[queueHead...] {
+      pending.timer?.cancel()
+      pending.receiver.fail(refused)
+    }
     queue.removeAll()
     queueHead = 0
     if openCalls == 0 { context?.close(promise: nil) }
@@ -448,11 +530,16 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       for index in 0..<open.batch.count where open.batch.isOpen(index) { open.batch.fail(index, error) }
     }
     // Queued calls were never sent: safe to retry.
-    for pending in queue[queueHead...] { pending.receiver.fail(RetryableCallError(rpcError: error)) }
+    for pending in queue[queueHead...] {
+      pending.timer?.cancel()
+      pending.receiver.fail(RetryableCallError(rpcError: error))
+    }
     queue.removeAll()
     queueHead = 0
     for promise in pings.values { promise.fail(error) }
     pings.removeAll()
+    handshakeTimer?.cancel()
+    handshakeTimer = nil
     inbound = nil
   }
 

@@ -14,7 +14,7 @@ struct Info: AsyncParsableCommand {
   func run() async throws {
     let (host, port) = try connection.endpoint()
     try await connection.withClient { client in
-      let settings = try await client.serverSettings()
+      let settings = try await client.serverSettings(timeout: connection.callTimeout)
       // ServerInfo is a settings service: a server without it still answers info.
       let info = try? await Dms_Settings_V1_ServerInfo.Client(client).get(options: connection.callOptions)
       if connection.json {

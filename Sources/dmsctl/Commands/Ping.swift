@@ -17,9 +17,9 @@ struct Ping: AsyncParsableCommand {
   func run() async throws {
     var samples: [Double] = []
     try await connection.withClient { client in
-      _ = try await client.serverSettings()
+      _ = try await client.serverSettings(timeout: connection.callTimeout)
       for sequence in 1...count {
-        let rtt = try await client.ping()
+        let rtt = try await client.ping(timeout: connection.callTimeout)
         let micros = Double(rtt.components.seconds) * 1e6 + Double(rtt.components.attoseconds) / 1e12
         samples.append(micros)
         if !connection.json { print("ping \(sequence): \(format(micros))") }
