@@ -65,6 +65,7 @@ def main():
     rp = redis(directory, "redis-c50-P16.csv")
     memory = load(directory, "memory.json") or {}
     cpu = load(directory, "cpu.json") or {}
+    noread = load(directory, "noread.json") or {}
 
     def o(name, key):
         return ours.get(name, {}).get(key)
@@ -142,6 +143,10 @@ def main():
     target("W5 p50, 10,000 ÷ 10 companies ≤ 1.1", div(o("W5-10000", "p50_us"), o("W5-10", "p50_us")), 1.1, False)
     if memory:
         target("RSS per idle connection ≤ 16 KiB (KiB)", memory["bytes_per_connection"] / 1024, 16, False)
+    if noread:
+        target("server RSS growth under a client that never reads ≤ 64 MiB (MiB)",
+               noread["server_rss_growth_mib"], 64, False)
+
     def series(values):
         return ", ".join("%.1f" % v for v in values)
 
@@ -181,6 +186,13 @@ def main():
         lines.append("| RSS per idle connection | {:,} bytes |".format(memory["bytes_per_connection"]))
     if cpu:
         lines.append("| server CPU time per 100k calls (W2) | {:.3f} s |".format(cpu["cpu_seconds_per_100k"]))
+    if noread:
+        lines.append("| a client sending Health/Check without reading, {:g} s: calls it got in | {:,} |".format(
+            noread["seconds"], noread["calls_sent"]))
+        lines.append("| the same: server RSS before → highest | {:,} → {:,} KiB |".format(
+            noread["server_rss_before_kib"], noread["server_rss_max_kib"]))
+        lines.append("| the same: an ordinary client's calls meanwhile, failed, slowest | {:,}, {}, {} ms |".format(
+            noread["ordinary_calls"], noread["ordinary_failures"], noread["ordinary_slowest_ms"]))
 
     text = open(document).read() if os.path.exists(document) else BEGIN + "\n" + END + "\n"
     head, rest = text.split(BEGIN, 1)
