@@ -9,6 +9,7 @@ import PackageDescription
 //   DMSDomain     settings value types and validation rules by spec ID (pure Swift)
 //   DMSStorage    store protocols, SQLite (GRDB) backend, migrations, secrets at rest
 //   DMSServices   one folder per service area (Health, Reflection, Companies, ...)
+//   DMSProtocol   the protocol's rules as state machines, apart from I/O (NIOCore)
 //   DMSServer     NIO bootstrap, connections, dispatch, limits, deadlines, TLS
 //   DMSClient     the client library: connection, multiplexing, deadlines, retries
 //   dms-settingsd, dmsctl   the executables
@@ -82,9 +83,17 @@ let package = Package(
       ]
     ),
     .target(
-      name: "DMSServer",
+      name: "DMSProtocol",
       dependencies: [
         "DMSWire", "DMSRPC", "DMSMessages",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .target(
+      name: "DMSServer",
+      dependencies: [
+        "DMSWire", "DMSRPC", "DMSMessages", "DMSProtocol",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -138,6 +147,28 @@ let package = Package(
       dependencies: [
         "DMSWire",
         .product(name: "NIOCore", package: "swift-nio"),
+      ]
+    ),
+    // libFuzzer targets: the frame decoder, the meta decoders, the server's state
+    // machine. Built by scripts/fuzz with -sanitize=fuzzer (and -DFUZZING); a plain
+    // build makes a binary that says so.
+    .target(name: "CFuzzerDriver"),
+    .executableTarget(
+      name: "dms-fuzz",
+      dependencies: [
+        "CFuzzerDriver", "DMSWire", "DMSProtocol", "DMSRPC", "DMSMessages",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .testTarget(
+      name: "DMSServerTests",
+      dependencies: [
+        "DMSServer", "DMSProtocol", "DMSWire", "DMSRPC", "DMSMessages",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]
     ),
     .testTarget(

@@ -99,9 +99,11 @@ public struct CallMetaCache<Resolved> {
 }
 
 /// Decodes `CallMeta` straight from the frame's bytes: the server's per-call hot path,
-/// without a protobuf message value. Accepts what a protobuf decoder accepts (fields in
-/// any order, repeated scalars last-wins, unknown fields skipped) and refuses what it
-/// refuses (truncated values, invalid UTF-8, wrong wire types for known fields).
+/// without a protobuf message value. Reads every message a protobuf encoder writes as
+/// swift-protobuf does (fields in any order, repeated scalars last-wins, unknown fields
+/// and groups skipped, a known field with another wire type skipped as unknown), and is
+/// never looser: what swift-protobuf refuses (truncated values, invalid UTF-8, invalid
+/// wire types or field numbers) it refuses. scripts/fuzz checks both.
 public enum MetaDecoder {
   /// The bytes are not a `CallMeta`.
   public struct Malformed: Error, Sendable {}
@@ -114,28 +116,32 @@ public enum MetaDecoder {
       var timeoutMs: UInt32 = 0
       var metadata: [String: String] = [:]
       while !reader.isAtEnd {
-        let key = try reader.varint()
+        let key = try reader.tag()
         switch (key >> 3, key & 7) {
         case (1, 2):
           method = try reader.string()
         case (2, 0):
           timeoutMs = UInt32(truncatingIfNeeded: try reader.varint())
+
         case (3, 2):
           var entry = RawReader(try reader.lengthDelimited())
           var entryKey = ""
           var entryValue = ""
           while !entry.isAtEnd {
-            let entryTag = try entry.varint()
+            let entryTag = try entry.tag()
             switch (entryTag >> 3, entryTag & 7) {
             case (1, 2): entryKey = try entry.string()
             case (2, 2): entryValue = try entry.string()
+            // A map entry's key or value of another wire type: refused (swift-protobuf
+            // refuses some such entries and not others; no encoder writes them).
+            case (1...2, _): throw Malformed()
             default: try entry.skipField(wireType: entryTag & 7, field: entryTag >> 3)
             }
           }
           metadata[entryKey] = entryValue
-        case (1...3, _):
-          throw Malformed()
         default:
+          // Unknown fields, and known ones with another wire type (as swift-protobuf
+          // does: such a field is an unknown one), are skipped.
           try reader.skipField(wireType: key & 7, field: key >> 3)
         }
       }
@@ -154,15 +160,15 @@ public enum MetaDecoder {
       var reader = RawReader(raw)
       var code: Int32 = 0
       while !reader.isAtEnd {
-        let key = try reader.varint()
+        let key = try reader.tag()
         switch (key >> 3, key & 7) {
         case (1, 0):
           code = Int32(truncatingIfNeeded: try reader.varint())
+
         case (2...4, 2):
           _ = try reader.lengthDelimited()
-        case (1...4, _):
-          throw Malformed()
         default:
+          // Unknown fields, and known ones with another wire type, are skipped.
           try reader.skipField(wireType: key & 7, field: key >> 3)
         }
       }
@@ -192,6 +198,15 @@ public enum MetaDecoder {
       }
     }
 
+    /// A field's tag: a varint of at most 5 bytes holding a 32-bit value, as
+    /// swift-protobuf reads it (a longer one, even if zero-padded, is malformed).
+    mutating func tag() throws(Malformed) -> UInt64 {
+      let start = offset
+      let value = try varint()
+      guard offset - start <= 5, value <= UInt64(UInt32.max) else { throw Malformed() }
+      return value
+    }
+
     mutating func skip(_ count: Int) throws(Malformed) {
       guard count <= bytes.count - offset else { throw Malformed() }
       offset += count
@@ -214,14 +229,38 @@ public enum MetaDecoder {
 
     /// Skips an unknown field's value.
     mutating func skipField(wireType: UInt64, field: UInt64) throws(Malformed) {
-      guard field > 0 else { throw Malformed() }
+      // Field numbers run from 1 to 2^29 - 1; a tag past that is malformed.
+      guard field > 0, field <= 536_870_911 else { throw Malformed() }
       switch wireType {
       case 0: _ = try varint()
       case 1: try skip(8)
       case 2: _ = try lengthDelimited()
+      case 3: try skipGroup(field: field, depth: 1)
       case 5: try skip(4)
       default: throw Malformed()
       }
     }
+
+    /// Skips a group (deprecated wire types 3 and 4, which a protobuf decoder still
+    /// skips as an unknown field): everything up to the end tag of `field`.
+    private mutating func skipGroup(field: UInt64, depth: Int) throws(Malformed) {
+      guard depth <= Self.maxGroupDepth else { throw Malformed() }
+      while true {
+        let key = try tag()
+        let (number, wireType) = (key >> 3, key & 7)
+        guard number > 0, number <= 536_870_911 else { throw Malformed() }
+        switch wireType {
+        case 4:
+          guard number == field else { throw Malformed() }
+          return
+        case 3: try skipGroup(field: number, depth: depth + 1)
+        default: try skipField(wireType: wireType, field: number)
+        }
+      }
+    }
+
+    /// Groups nested deeper than this are refused (swift-protobuf's default limit
+    /// for nested messages is 100).
+    static let maxGroupDepth = 100
   }
 }
