@@ -4,37 +4,37 @@ import NIOCore
 /// instead of a capacity and uniqueness check per field. Byte for byte what
 /// `FrameHeader.write` and `MetaEncoder` write.
 public enum FrameWriter {
-  /// The size of an OK END whose Status holds only the request id.
-  public static func okEndSize(requestID: String, payloadCount: Int) -> Int {
-    FrameHeader.size + MetaEncoder.okStatusSize(requestID: requestID) + payloadCount
+  /// The size of an OK END whose Status holds one trailer and nothing else.
+  public static func okEndSize(trailerKey: String, value: String, payloadCount: Int) -> Int {
+    FrameHeader.size + MetaEncoder.okStatusSize(trailerKey: trailerKey, value: value) + payloadCount
   }
 
-  /// Appends an OK END: header, `Status { trailers: {"request-id": requestID} }`,
-  /// payload.
+  /// Appends an OK END: header, `Status { trailers: {trailerKey: value} }`, payload.
+  /// (The server's every successful call: the trailer is its request id.)
   public static func writeOKEnd(
-    callID: UInt32, requestID: String, payload: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
+    callID: UInt32, trailerKey: String, value: String, payload: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
   ) {
-    let metaLength = MetaEncoder.okStatusSize(requestID: requestID)
+    let metaLength = MetaEncoder.okStatusSize(trailerKey: trailerKey, value: value)
     let size = FrameHeader.size + metaLength + payload.count
-    var requestID = requestID
-    requestID.withUTF8 { id in
-      _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-        var writer = RawWriter(raw.baseAddress!)
-        writer.header(
-          type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count)
-        writer.byte(4 << 3 | 2)  // trailers, a map entry
-        writer.varint(
-          UInt64(
-            MetaEncoder.lengthDelimitedSize(requestIDKey.utf8CodeUnitCount)
-              + MetaEncoder.lengthDelimitedSize(id.count)))
-        writer.byte(1 << 3 | 2)
-        writer.varint(UInt64(requestIDKey.utf8CodeUnitCount))
-        writer.bytes(UnsafeRawBufferPointer(start: requestIDKey.utf8Start, count: requestIDKey.utf8CodeUnitCount))
-        writer.byte(2 << 3 | 2)
-        writer.varint(UInt64(id.count))
-        writer.bytes(UnsafeRawBufferPointer(id))
-        writer.bytes(payload)
-        return size
+    var (trailerKey, value) = (trailerKey, value)
+    trailerKey.withUTF8 { key in
+      value.withUTF8 { value in
+        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+          var writer = RawWriter(raw.baseAddress!)
+          writer.header(
+            type: .end, flags: .endStream, callID: callID, metaLength: metaLength, payloadLength: payload.count)
+          writer.byte(4 << 3 | 2)  // trailers, a map entry
+          writer.varint(
+            UInt64(MetaEncoder.lengthDelimitedSize(key.count) + MetaEncoder.lengthDelimitedSize(value.count)))
+          writer.byte(1 << 3 | 2)
+          writer.varint(UInt64(key.count))
+          writer.bytes(UnsafeRawBufferPointer(key))
+          writer.byte(2 << 3 | 2)
+          writer.varint(UInt64(value.count))
+          writer.bytes(UnsafeRawBufferPointer(value))
+          writer.bytes(payload)
+          return size
+        }
       }
     }
   }
@@ -55,8 +55,6 @@ public enum FrameWriter {
       }
     }
   }
-
-  private static let requestIDKey: StaticString = "request-id"
 }
 
 /// Raw stores at a cursor; the caller has reserved the room.

@@ -7,21 +7,13 @@ public struct CallMetaFields: Sendable, Equatable {
   /// 0: no deadline.
   public var timeoutMs: UInt32
   /// Lower-case keys.
-  public var metadata: [String: String] {
-    didSet { requestID = metadata[Self.requestIDKey] }
-  }
-  /// The `request-id` entry of `metadata`, looked up once per decode (a cached
-  /// meta's is not looked up again).
-  public private(set) var requestID: String?
-
-  static let requestIDKey = "request-id"
+  public var metadata: [String: String]
 
   /// Fields.
   public init(method: String = "", timeoutMs: UInt32 = 0, metadata: [String: String] = [:]) {
     self.method = method
     self.timeoutMs = timeoutMs
     self.metadata = metadata
-    self.requestID = metadata[Self.requestIDKey]
   }
 }
 

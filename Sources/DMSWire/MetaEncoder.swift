@@ -1,8 +1,8 @@
 import NIOCore
 
 /// Encodes the hot meta messages straight into a frame buffer, as protobuf, without
-/// building message values: `CallMeta` (every CALL) and an OK `Status` holding only
-/// the request id (every successful END). Byte for byte what a protobuf library
+/// building message values: `CallMeta` (every CALL) and an OK `Status` holding one
+/// trailer (every successful END: its request id). Byte for byte what a protobuf library
 /// writes for the same values (frame.proto's field numbers).
 public enum MetaEncoder {
   /// The encoded size of `CallMeta { method, timeout_ms, metadata }`; `extra` is one
@@ -41,18 +41,16 @@ public enum MetaEncoder {
     }
   }
 
-  /// The encoded size of `Status { trailers: {"request-id": requestID} }`.
-  public static func okStatusSize(requestID: String) -> Int {
-    lengthDelimitedSize(entrySize(key: requestIDKey, value: requestID))
+  /// The encoded size of `Status { trailers: {trailerKey: value} }`.
+  public static func okStatusSize(trailerKey: String, value: String) -> Int {
+    lengthDelimitedSize(entrySize(key: trailerKey, value: value))
   }
 
-  /// Writes `Status { trailers: {"request-id": requestID} }`: code OK (0) is the
-  /// default and so is not on the wire.
-  public static func writeOKStatus(requestID: String, into buffer: inout ByteBuffer) {
-    writeEntry(field: 4, key: requestIDKey, value: requestID, into: &buffer)
+  /// Writes `Status { trailers: {trailerKey: value} }`: code OK (0) is the default and
+  /// so is not on the wire.
+  public static func writeOKStatus(trailerKey: String, value: String, into buffer: inout ByteBuffer) {
+    writeEntry(field: 4, key: trailerKey, value: value, into: &buffer)
   }
-
-  private static let requestIDKey = "request-id"
 
   private static func entrySize(key: String, value: String) -> Int {
     lengthDelimitedSize(key.utf8.count) + lengthDelimitedSize(value.utf8.count)

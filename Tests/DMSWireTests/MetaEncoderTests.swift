@@ -38,11 +38,11 @@ struct MetaEncoderTests {
   @Test("an OK Status is the request-id trailer alone")
   func okStatus() {
     var buffer = ByteBuffer()
-    MetaEncoder.writeOKStatus(requestID: "r-1", into: &buffer)
+    MetaEncoder.writeOKStatus(trailerKey: "request-id", value: "r-1", into: &buffer)
     #expect(
       Array(buffer.readableBytesView) == [0x22, 0x11, 0x0A, 0x0A] + Array("request-id".utf8) + [0x12, 0x03]
         + Array("r-1".utf8))
-    #expect(MetaEncoder.okStatusSize(requestID: "r-1") == buffer.readableBytes)
+    #expect(MetaEncoder.okStatusSize(trailerKey: "request-id", value: "r-1") == buffer.readableBytes)
   }
 
   @Test(
@@ -54,16 +54,20 @@ struct MetaEncoderTests {
       var expected = ByteBuffer()
       FrameHeader.write(
         type: .end, flags: .endStream, callID: 0xDEAD_BEEF,
-        metaLength: MetaEncoder.okStatusSize(requestID: requestID), payloadLength: payload.count, into: &expected)
-      MetaEncoder.writeOKStatus(requestID: requestID, into: &expected)
+        metaLength: MetaEncoder.okStatusSize(trailerKey: "request-id", value: requestID), payloadLength: payload.count,
+        into: &expected)
+      MetaEncoder.writeOKStatus(trailerKey: "request-id", value: requestID, into: &expected)
       expected.writeBytes(payload)
       var written = ByteBuffer(bytes: [9, 9])  // after what is already there
       payload.withUnsafeBytes {
-        FrameWriter.writeOKEnd(callID: 0xDEAD_BEEF, requestID: requestID, payload: $0, into: &written)
+        FrameWriter.writeOKEnd(
+          callID: 0xDEAD_BEEF, trailerKey: "request-id", value: requestID, payload: $0, into: &written)
       }
       #expect(written.readBytes(length: 2) == [9, 9])
       #expect(written == expected)
-      #expect(FrameWriter.okEndSize(requestID: requestID, payloadCount: payload.count) == expected.readableBytes)
+      #expect(
+        FrameWriter.okEndSize(trailerKey: "request-id", value: requestID, payloadCount: payload.count)
+          == expected.readableBytes)
     }
     var meta = ByteBuffer()
     MetaEncoder.writeCallMeta(method: "/a.B/C", timeoutMs: 300, metadata: ["k": "v"], into: &meta)

@@ -45,9 +45,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     /// pipeline write per batch of answers, not one per frame.
     var outbound: ByteBuffer?
     var flushes = WriteCoalescer()
-    /// The CallMeta of the previous CALL, the method it named and the context origin
-    /// made for it.
-    var metaCache = CallMetaCache<(method: RPCMethod, origin: ServerContext.Origin)>()
+    /// The CallMeta of the previous CALL, the method it named, the context origin made
+    /// for it and the request id it carries (looked up once per decode).
+    var metaCache = CallMetaCache<(method: RPCMethod, origin: ServerContext.Origin, requestID: String?)>()
     var requestIDCounter: UInt32 = 0
     /// Inbound bytes are being processed (a re-entrant read waits for the loop).
     var processing = false
@@ -276,7 +276,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// Ends a CALL the rules refused, its request id (from its meta) in the trailers.
   private func refuse(_ frame: Frame, _ error: RPCError) {
     guard let meta = callMeta(of: frame) else { return }
-    writeEnd(callID: frame.callID, requestID: meta.requestID ?? makeRequestID(), error: error)
+    writeEnd(callID: frame.callID, requestID: meta.metadata[MetadataKey.requestID] ?? makeRequestID(), error: error)
   }
 
   /// Starts an admitted CALL: its method answers at once (immediate hook, unknown
@@ -284,16 +284,18 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   private func dispatch(_ frame: Frame) {
     let callID = frame.callID
     guard let meta = callMeta(of: frame) else { return }
-    let requestID = meta.requestID ?? makeRequestID()
     let method: RPCMethod
     let origin: ServerContext.Origin
+    let clientRequestID: String?
     if let cached = state.metaCache.resolved {
-      (method, origin) = cached
+      (method, origin, clientRequestID) = cached
     } else if let found = shared.router.method(named: meta.method) {
       method = found
       origin = ServerContext.Origin(method: found.descriptor, metadata: meta.metadata, peer: state.peer)
-      state.metaCache.resolved = (found, origin)
+      clientRequestID = meta.metadata[MetadataKey.requestID]
+      state.metaCache.resolved = (found, origin, clientRequestID)
     } else {
+      let requestID = meta.metadata[MetadataKey.requestID] ?? makeRequestID()
       state.logger.debug(
         "unknown method", metadata: ["method": "\(meta.method)", MetadataKey.requestID: "\(requestID)"])
       writeEnd(
@@ -302,6 +304,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       state.machine.callAnsweredAtOnce()
       return
     }
+    let requestID = clientRequestID ?? makeRequestID()
     if logsCalls {
       state.logger.debug(
         "call",
@@ -498,7 +501,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   /// The hot path: an OK END whose Status holds only the request id, encoded here
   /// without building a `Status` message and its map.
   private func writeOKEnd(callID: UInt32, requestID: String, payload: UnsafeRawBufferPointer) {
-    let metaLength = MetaEncoder.okStatusSize(requestID: requestID)
+    let metaLength = MetaEncoder.okStatusSize(trailerKey: MetadataKey.requestID, value: requestID)
     guard metaLength <= limits.maxMetaSize else {
       // A client's request id too long to echo: the general path trims it.
       var status = Dms_Rpc_V1_Status()
@@ -506,8 +509,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       writeEnd(callID: callID, status: status, payload: Array(payload))
       return
     }
-    guard prepareOutbound(for: FrameWriter.okEndSize(requestID: requestID, payloadCount: payload.count)) else { return }
-    FrameWriter.writeOKEnd(callID: callID, requestID: requestID, payload: payload, into: &state.outbound!)
+    let size = FrameWriter.okEndSize(trailerKey: MetadataKey.requestID, value: requestID, payloadCount: payload.count)
+    guard prepareOutbound(for: size) else { return }
+    FrameWriter.writeOKEnd(
+      callID: callID, trailerKey: MetadataKey.requestID, value: requestID, payload: payload, into: &state.outbound!)
     requestFlush()
   }
 
@@ -632,7 +637,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       writeGoAway(code: .unavailable, reason: "server is shutting down")
       // Parked calls were not run: they end UNAVAILABLE, to be retried elsewhere.
       for frame in refused {
-        let requestID = (try? state.metaCache.decode(frame.meta))?.requestID ?? makeRequestID()
+        let requestID = (try? state.metaCache.decode(frame.meta))?.metadata[MetadataKey.requestID] ?? makeRequestID()
         writeEnd(
           callID: frame.callID, requestID: requestID, error: ServerConnectionStateMachine<RunningCall>.shuttingDown)
       }

@@ -16,7 +16,7 @@ struct SecretAudit: Sendable {
         "reason": "\(reason)",
         "peer": "\(context.peer)",
         "user-agent": "\(context.metadata[MetadataKey.userAgent] ?? "")",
-        "request-id": "\(context.requestID)",
+        MetadataKey.requestID: "\(context.requestID)",
       ])
   }
 }
