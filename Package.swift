@@ -106,7 +106,7 @@ let package = Package(
     .target(
       name: "DMSClient",
       dependencies: [
-        "DMSWire", "DMSRPC", "DMSMessages",
+        "DMSWire", "DMSRPC", "DMSMessages", "DMSProtocol",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -157,6 +157,14 @@ let package = Package(
       name: "dms-fuzz",
       dependencies: [
         "CFuzzerDriver", "DMSWire", "DMSProtocol", "DMSRPC", "DMSMessages",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .testTarget(
+      name: "DMSProtocolTests",
+      dependencies: [
+        "DMSProtocol", "DMSWire", "DMSRPC", "DMSMessages",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]

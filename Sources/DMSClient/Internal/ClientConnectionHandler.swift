@@ -1,11 +1,18 @@
 import DMSMessages
+import DMSProtocol
 import DMSRPC
 import DMSWire
 import NIOCore
 import SwiftProtobuf
 
-/// One client-side connection's protocol state, on its event loop: preface,
-/// SETTINGS, call table, concurrency limit, PING and GOAWAY.
+/// One client-side connection: the NIO adapter of `ClientConnectionStateMachine`.
+///
+/// The state machine holds the protocol's rules (handshake, call table and queue under
+/// the server's limit, batches, GOAWAY); this handler feeds it the calls made and the
+/// frames read, and performs what it returns: it resumes the callers, runs the
+/// deadline and handshake timers, answers PINGs and writes (coalesced: a flush per
+/// read batch or event-loop tick, at once for a lone call). Everything here runs on
+/// the connection's event loop.
 final class ClientConnectionHandler: ChannelInboundHandler {
   typealias InboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
@@ -32,17 +39,37 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         deliver(.failure(rpcError))
       }
     }
+
+    func succeed(_ payload: ByteBuffer) {
+      switch self {
+      case .unary(let continuation): continuation.resume(returning: payload)
+      case .stream(let deliver): deliver(.success(nil))
+      case .batch(let batch, let index): batch.succeed(index, payload)
+      }
+    }
   }
 
-  /// A call made while the connection is not ready or the server's concurrency limit
-  /// is reached. Its deadline timer already runs: a call's deadline counts from when
-  /// it is made, not from when it is sent.
-  private struct PendingCall {
-    let callID: UInt32
-    let frame: ByteBuffer
+  /// What the handler keeps of a call: its caller and its deadline timer (running
+  /// from when the call was made, queued or sent).
+  struct Call {
     let receiver: Receiver
     let timer: Scheduled<Void>?
+
+    func fail(_ error: any Error) {
+      timer?.cancel()
+      receiver.fail(error)
+    }
+
+    func end(_ result: Result<ByteBuffer, RPCError>) {
+      timer?.cancel()
+      switch result {
+      case .success(let payload): receiver.succeed(payload)
+      case .failure(let error): receiver.fail(error)
+      }
+    }
   }
+
+  typealias Machine = ClientConnectionStateMachine<Call, UnaryBatch>
 
   /// How the connection's handshake (preface and SETTINGS) is bounded and reported.
   struct Handshake {
@@ -57,25 +84,18 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     var server: String { ConnectFailure.address(host: host, port: port) }
   }
 
-  private struct OpenCall {
-    let receiver: Receiver
-    var timer: Scheduled<Void>?
+  /// The connection's mutable state, in one value: the protocol's state machine and
+  /// the I/O around it.
+  private struct State {
+    var machine = Machine()
+    var context: ChannelHandlerContext?
+    /// Bytes read and not yet made into frames.
+    var inbound: ByteBuffer?
+    var flushes = WriteCoalescer()
+    /// PINGs sent, by their 8 bytes, waiting for their ACK.
+    var pings: [UInt64: EventLoopPromise<Void>] = [:]
+    var handshakeTimer: Scheduled<Void>?
   }
-
-  /// A batch started whole: its calls are the ids `firstCallID ..< firstCallID +
-  /// batch.count`, open while the batch says so (no entry per call in `calls`).
-  private struct OpenBatch {
-    let firstCallID: UInt32
-    let batch: UnaryBatch
-
-    /// The index in the batch of `callID`, if it is one of the batch's ids.
-    func index(of callID: UInt32) -> Int? {
-      let offset = callID &- firstCallID
-      return offset < UInt32(batch.count) ? Int(offset) : nil
-    }
-  }
-
-  private enum Phase { case awaitingPreface, awaitingSettings, ready, goingAway, closed }
 
   private let decoder: FrameDecoder
   /// The client's executor: the tasks a read resumes run as `endHold(loneCallEnded:)`
@@ -85,40 +105,15 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   private let handshake: Handshake
   private let onUnusable: @Sendable () -> Void
 
-  // The connection's state. Only the connection's event loop touches it, and no access
-  // to it is held across a call out of the handler, so release builds skip Swift's
-  // dynamic exclusivity checks on it (they cost about a tenth of the CPU of a call);
-  // debug builds, which the tests run, keep them. The two lists must stay alike.
-  // `batchCallsOpen` counts the open calls of `batches`; `endsInReadBatch`, the calls
-  // the current (or last) read batch ended.
+  // Only the connection's event loop touches the state, and no access to it is held
+  // across a call out of the handler (the context is copied out before each call into
+  // NIO, and callers are resumed after the machine has answered), so release builds
+  // skip Swift's dynamic exclusivity checks on it; debug builds, which the tests run,
+  // keep them.
   #if DEBUG
-    private var phase = Phase.awaitingPreface
-    private var context: ChannelHandlerContext?
-    private var inbound: ByteBuffer?
-    private var maxConcurrentCalls = 1
-    private var calls: [UInt32: OpenCall] = [:]
-    private var batches: [OpenBatch] = []
-    private var batchCallsOpen = 0
-    private var queue: [PendingCall] = []
-    private var queueHead = 0
-    private var pings: [UInt64: EventLoopPromise<Void>] = [:]
-    private var flushes = WriteCoalescer()
-    private var endsInReadBatch = 0
-    private var handshakeTimer: Scheduled<Void>?
+    private var state = State()
   #else
-    @exclusivity(unchecked) private var phase = Phase.awaitingPreface
-    @exclusivity(unchecked) private var context: ChannelHandlerContext?
-    @exclusivity(unchecked) private var inbound: ByteBuffer?
-    @exclusivity(unchecked) private var maxConcurrentCalls = 1
-    @exclusivity(unchecked) private var calls: [UInt32: OpenCall] = [:]
-    @exclusivity(unchecked) private var batches: [OpenBatch] = []
-    @exclusivity(unchecked) private var batchCallsOpen = 0
-    @exclusivity(unchecked) private var queue: [PendingCall] = []
-    @exclusivity(unchecked) private var queueHead = 0
-    @exclusivity(unchecked) private var pings: [UInt64: EventLoopPromise<Void>] = [:]
-    @exclusivity(unchecked) private var flushes = WriteCoalescer()
-    @exclusivity(unchecked) private var endsInReadBatch = 0
-    @exclusivity(unchecked) private var handshakeTimer: Scheduled<Void>?
+    @exclusivity(unchecked) private var state = State()
   #endif
 
   init(
@@ -137,9 +132,6 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   // MARK: Calls (called on the event loop)
 
-  /// Calls sent and not yet answered (or cancelled).
-  private var openCalls: Int { calls.count + batchCallsOpen }
-
   /// Starts a batch of unary calls with consecutive ids from `firstCallID`. When they
   /// all fit under the concurrency limit their frames go out as one write (`frames`,
   /// one buffer) and the batch is one entry of the call table; otherwise each call
@@ -148,62 +140,42 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   func startBatch(
     _ batch: UnaryBatch, firstCallID: UInt32, frames: ByteBuffer, frameEnds: [Int], deadline: NIODeadline?
   ) {
-    guard phase == .ready, queueHead == queue.count, frameEnds.count + openCalls <= maxConcurrentCalls,
-      deadline == nil
-    else {
+    switch state.machine.startBatch(batch, firstCallID: firstCallID, count: frameEnds.count, whole: deadline == nil) {
+    case .sendWhole(let alone):
+      write(frames, alone: alone)
+    case .oneByOne:
       var from = frames.readerIndex
       for (index, end) in frameEnds.enumerated() {
         let frame = frames.getSlice(at: from, length: end - from)!
         from = end
         start(
-          callID: firstCallID &+ UInt32(index), frame: frame, deadline: deadline, receiver: .batch(batch, index: index))
-      }
-      return
-    }
-    batches.append(OpenBatch(firstCallID: firstCallID, batch: batch))
-    batchCallsOpen += batch.count
-    write(frames, alone: openCalls == batch.count && endsInReadBatch <= batch.count)
-  }
-
-  /// The open batch call `callID`, if it is one: where its batch is in `batches`, and
-  /// its index in the batch.
-  private func openBatchCall(_ callID: UInt32) -> (slot: Int, index: Int)? {
-    for slot in batches.indices {
-      if let index = batches[slot].index(of: callID) {
-        return batches[slot].batch.isOpen(index) ? (slot, index) : nil
+          callID: firstCallID &+ UInt32(index), frame: frame, deadline: deadline,
+          receiver: .batch(batch, index: index))
       }
     }
-    return nil
-  }
-
-  /// Ends the open batch call at `slot`, `index` with `result`.
-  private func endBatchCall(slot: Int, index: Int, _ result: Result<ByteBuffer, any Error>) {
-    let batch = batches[slot].batch
-    switch result {
-    case .success(let payload): batch.succeed(index, payload)
-    case .failure(let error): batch.fail(index, error)
-    }
-    batchCallsOpen -= 1
-    if batch.remaining == 0 { batches.remove(at: slot) }
   }
 
   /// Starts a call, or queues it while the connection is not ready or the server's
   /// concurrency limit is reached. Its deadline runs from now, queued or not: a queued
   /// call whose deadline passes ends DEADLINE_EXCEEDED and is never sent.
   func start(callID: UInt32, frame: ByteBuffer, deadline: NIODeadline?, receiver: Receiver) {
-    switch phase {
-    case .ready where openCalls < maxConcurrentCalls && queueHead == queue.count:
-      send(PendingCall(callID: callID, frame: frame, receiver: receiver, timer: deadlineTimer(callID, deadline)))
-    case .ready, .awaitingPreface, .awaitingSettings:
-      queue.append(
-        PendingCall(callID: callID, frame: frame, receiver: receiver, timer: deadlineTimer(callID, deadline)))
-    case .goingAway, .closed:
-      receiver.fail(RetryableCallError(rpcError: RPCError(code: .unavailable, message: "the connection is closing")))
+    let call = Call(receiver: receiver, timer: deadlineTimer(callID, deadline))
+    perform(state.machine.startCall(Machine.Pending(callID: callID, frame: frame, call: call)))
+  }
+
+  private func perform(_ start: Machine.StartCall) {
+    switch start {
+    case .send(let frame, let alone):
+      write(frame, alone: alone)
+    case .queued:
+      break
+    case .refuse(let call):
+      call.fail(RetryableCallError(rpcError: RPCError(code: .unavailable, message: "the connection is closing")))
     }
   }
 
   private func deadlineTimer(_ callID: UInt32, _ deadline: NIODeadline?) -> Scheduled<Void>? {
-    guard let deadline, let loop = context?.eventLoop else { return nil }
+    guard let deadline, let loop = state.context?.eventLoop else { return nil }
     let bound = NIOLoopBound(self, eventLoop: loop)
     return loop.scheduleTask(deadline: deadline) {
       bound.value.cancel(
@@ -211,69 +183,56 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
   }
 
-  private func send(_ call: PendingCall) {
-    calls[call.callID] = OpenCall(receiver: call.receiver, timer: call.timer)
-    write(call.frame, alone: openCalls == 1 && endsInReadBatch <= 1)
+  /// Sends the queued calls a free slot allows.
+  private func startQueued() {
+    while let next = state.machine.nextQueued() { perform(next) }
   }
 
-  /// Cancels an open or queued call: CANCEL to the server, `error` to the caller.
+  /// Cancels an open or queued call: CANCEL to the server (if it was sent), `error` to
+  /// the caller.
   func cancel(callID: UInt32, error: RPCError) {
-    let wasOpen: Bool
-    if !batches.isEmpty, let (slot, index) = openBatchCall(callID) {
-      endBatchCall(slot: slot, index: index, .failure(error))
-      wasOpen = true
-    } else if let call = calls.removeValue(forKey: callID) {
-      call.timer?.cancel()
-      call.receiver.fail(error)
-      wasOpen = true
-    } else {
-      wasOpen = false
-    }
-    if wasOpen {
-      var frame = ByteBuffer()
-      FrameHeader.write(type: .cancel, callID: callID, metaLength: 0, payloadLength: 0, into: &frame)
-      write(frame)
-      startQueued()
-    } else if let index = queue[queueHead...].firstIndex(where: { $0.callID == callID }) {
+    switch state.machine.cancel(callID: callID) {
+    case .open(let call):
+      call.fail(error)
+      writeCancel(callID)
+    case .openInBatch(let batch, let index):
+      batch.fail(index, error)
+      writeCancel(callID)
+    case .queued(let call):
       // Never sent: no CANCEL.
-      queue[index].timer?.cancel()
-      queue[index].receiver.fail(error)
-      queue.remove(at: index)
+      call.fail(error)
+    case .none:
+      break
     }
+  }
+
+  private func writeCancel(_ callID: UInt32) {
+    var frame = ByteBuffer()
+    FrameHeader.write(type: .cancel, callID: callID, metaLength: 0, payloadLength: 0, into: &frame)
+    write(frame)
+    startQueued()
   }
 
   /// Sends a PING; the promise succeeds when its ACK arrives.
   func ping(promise: EventLoopPromise<Void>) {
-    guard phase == .ready || phase == .goingAway else {
+    guard state.machine.phase == .ready || state.machine.phase == .goingAway else {
       promise.fail(RPCError(code: .unavailable, message: "the connection is not ready"))
       return
     }
     var opaque = UInt64.random(in: 0...UInt64.max)
-    while pings[opaque] != nil { opaque &+= 1 }
-    pings[opaque] = promise
+    while state.pings[opaque] != nil { opaque &+= 1 }
+    state.pings[opaque] = promise
     var frame = ByteBuffer()
     FrameHeader.write(type: .ping, callID: 0, metaLength: 0, payloadLength: 8, into: &frame)
     frame.writeInteger(opaque)
     write(frame)
   }
 
-  private func startQueued() {
-    while phase == .ready, openCalls < maxConcurrentCalls, queueHead < queue.count {
-      let next = queue[queueHead]
-      queueHead += 1
-      send(next)
-    }
-    if queueHead == queue.count {
-      queue.removeAll(keepingCapacity: queue.count < 1024)
-      queueHead = 0
-    }
-  }
-
   // MARK: Channel events
 
   func handlerAdded(context: ChannelHandlerContext) {
     executor.connectionAdded()
-    self.context = context
+    state.context = context
     if context.channel.isActive { sendPreface() }
   }
 
@@ -287,11 +246,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   private func sendPreface() {
-    guard let context, phase == .awaitingPreface, inbound == nil, handshakeTimer == nil else { return }
+    guard let context = state.context, state.machine.phase == .awaitingPreface, state.inbound == nil,
+      state.handshakeTimer == nil
+    else { return }
     context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: Preface.bytes())), promise: nil)
     let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
     let handshake = self.handshake
-    handshakeTimer = context.eventLoop.scheduleTask(in: TimeAmount(handshake.timeout)) {
+    state.handshakeTimer = context.eventLoop.scheduleTask(in: TimeAmount(handshake.timeout)) {
       bound.value.failHandshake(
         ConnectFailure(
           "\(handshake.server) accepted the connection but sent no DMS RPC preface and SETTINGS within "
@@ -301,10 +262,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   /// Ends a connection whose handshake failed: connecting fails with `failure`.
   private func failHandshake(_ failure: ConnectFailure) {
-    guard phase == .awaitingPreface || phase == .awaitingSettings else { return }
+    guard state.machine.isHandshaking || state.machine.phase == .closed else { return }
     settingsPromise.fail(failure)
     shutDown(failure.rpcError)
-    context?.close(promise: nil)
+    state.context?.close(promise: nil)
   }
 
   /// Why the server's first bytes are not a DMS RPC version 1 preface, for a person.
@@ -331,21 +292,21 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   func channelInactive(context: ChannelHandlerContext) {
-    if phase == .awaitingPreface || phase == .awaitingSettings {
+    if state.machine.isHandshaking {
       failHandshake(
         ConnectFailure(
           "\(handshake.server) closed the connection before the DMS RPC handshake ended", retryable: true))
     }
-    handshakeTimer?.cancel()
+    state.handshakeTimer?.cancel()
     shutDown(RPCError(code: .unavailable, message: "the connection to the server closed"))
     context.fireChannelInactive()
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
-    if phase == .awaitingPreface || phase == .awaitingSettings {
-      let failure = ConnectFailure.describing(
-        error, host: handshake.host, port: handshake.port, connectTimeout: handshake.timeout)
-      failHandshake(failure)
+    if state.machine.isHandshaking {
+      failHandshake(
+        ConnectFailure.describing(
+          error, host: handshake.host, port: handshake.port, connectTimeout: handshake.timeout))
       return
     }
     shutDown(RPCError(code: .unavailable, message: "connection error: \(error)"))
@@ -356,191 +317,122 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     // The tasks this read's answers resume run as it ends (at once for a caller making
     // one call at a time, otherwise with those of the loop's other connections).
     executor.hold()
-    defer { executor.endHold(loneCallEnded: endsInReadBatch == 1 && openCalls == 0) }
+    defer { executor.endHold(loneCallEnded: state.machine.loneCallEnded) }
     var bytes = unwrapInboundIn(data)
-    if inbound == nil || inbound!.readableBytes == 0 {
-      inbound = bytes
+    if state.inbound == nil || state.inbound!.readableBytes == 0 {
+      state.inbound = bytes
     } else {
-      inbound!.writeBuffer(&bytes)
+      state.inbound!.writeBuffer(&bytes)
     }
-    flushes.beginReadBatch()
-    endsInReadBatch = 0
-    while phase != .closed, inbound != nil, inbound!.readableBytes > 0 {
-      if phase == .awaitingPreface {
-        guard inbound!.readableBytes >= Preface.size else { break }
-        guard case .preface(let version) = Preface.detect(inbound!), version == Preface.version else {
-          failHandshake(Self.notAPreface(inbound!, server: handshake.server))
+    state.flushes.beginReadBatch()
+    state.machine.readBegan()
+    while state.machine.phase != .closed, state.inbound != nil, state.inbound!.readableBytes > 0 {
+      if state.machine.phase == .awaitingPreface {
+        let inbound = state.inbound!
+        switch state.machine.prefaceReceived(Preface.detect(inbound), available: inbound.readableBytes) {
+        case .wait:
+          return
+        case .accept:
+          state.inbound!.moveReaderIndex(forwardBy: Preface.size)
+          continue
+        case .reject:
+          failHandshake(Self.notAPreface(inbound, server: handshake.server))
           return
         }
-        inbound!.moveReaderIndex(forwardBy: Preface.size)
-        phase = .awaitingSettings
-        continue
       }
       let frame: Frame?
       do {
-        frame = try decoder.next(from: &inbound!)
+        frame = try decoder.next(from: &state.inbound!)
       } catch {
         fatalProtocolError("malformed frame from the server: \(error.message)")
         return
       }
       guard let frame else { break }
-      handle(frame)
+      perform(state.machine.frameReceived(frame))
     }
     // Let go of a used-up receive buffer: NIO reuses it for the next read only when
     // no one else holds it.
-    if let buffer = inbound, buffer.readableBytes == 0 { inbound = nil }
+    if let buffer = state.inbound, buffer.readableBytes == 0 { state.inbound = nil }
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
-    if flushes.endReadBatch() { context.flush() }
+    if state.flushes.endReadBatch() { context.flush() }
     context.fireChannelReadComplete()
   }
 
   // MARK: Frames
 
-  private func handle(_ frame: Frame) {
-    switch frame.type {
-    case .settings:
-      guard !frame.flags.contains(.ack) else { return }
-      guard let settings = decodeMeta(Dms_Rpc_V1_Settings.self, frame) else { return }
-      maxConcurrentCalls = max(1, Int(settings.maxConcurrentCalls))
-      if phase == .awaitingSettings {
-        phase = .ready
-        handshakeTimer?.cancel()
-        handshakeTimer = nil
+  private func perform(_ action: Machine.FrameAction) {
+    switch action {
+    case .none:
+      break
+    case .settings(let settings, let handshakeDone):
+      if handshakeDone {
+        state.handshakeTimer?.cancel()
+        state.handshakeTimer = nil
         settingsPromise.succeed(settings)
       }
       startQueued()
-    case .message:
-      guard let call = calls[frame.callID], case .stream(let deliver) = call.receiver else { return }
-      deliver(.success(frame.payload))
-    case .end:
-      endsInReadBatch += 1
-      // Only the code is read for an OK END (the hot path); an error's Status is
-      // decoded whole for its message, violations and trailers.
-      let code: Int32
-      do {
-        code = try MetaDecoder.statusCode(frame.meta)
-      } catch {
-        fatalProtocolError("undecodable END meta from the server")
-        return
+    case .message(let call, let payload):
+      if case .stream(let deliver) = call.receiver { deliver(.success(payload)) }
+    case .end(let call, let result, let closeNow):
+      call.end(result)
+      afterEnd(closeNow: closeNow)
+    case .endInBatch(let batch, let index, let result, let closeNow):
+      switch result {
+      case .success(let payload): batch.succeed(index, payload)
+      case .failure(let error): batch.fail(index, error)
       }
-      var status: Dms_Rpc_V1_Status?
-      if code != StatusCode.ok.rawValue {
-        guard let decoded = decodeMeta(Dms_Rpc_V1_Status.self, frame) else { return }
-        status = decoded
-      }
-      if !batches.isEmpty, let (slot, index) = openBatchCall(frame.callID) {
-        endBatchCall(
-          slot: slot, index: index, status.map { .failure(RPCError(wireStatus: $0)) } ?? .success(frame.payload))
-      } else {
-        guard let call = calls.removeValue(forKey: frame.callID) else { return }
-        call.timer?.cancel()
-        if let status {
-          call.receiver.fail(RPCError(wireStatus: status))
-        } else {
-          switch call.receiver {
-          case .unary(let continuation): continuation.resume(returning: frame.payload)
-          case .stream(let deliver): deliver(.success(nil))
-          case .batch(let batch, let index): batch.succeed(index, frame.payload)
-          }
-        }
-      }
-      startQueued()
-      if phase == .goingAway, openCalls == 0 { context?.close(promise: nil) }
-    case .ping:
-      if frame.flags.contains(.ack) {
-        var payload = frame.payload
-        if let opaque = payload.readInteger(as: UInt64.self) { pings.removeValue(forKey: opaque)?.succeed() }
-      } else {
-        var reply = ByteBuffer()
-        FrameHeader.write(type: .ping, flags: .ack, callID: 0, metaLength: 0, payloadLength: 8, into: &reply)
-        reply.writeImmutableBuffer(frame.payload)
-        write(reply)
-      }
-    case .goAway:
-      guard let goAway = decodeMeta(Dms_Rpc_V1_GoAway.self, frame) else { return }
-      receiveGoAway(goAway)
-    case .call, .cancel:
-      fatalProtocolError("the server sent a \(frame.type) frame")
+      afterEnd(closeNow: closeNow)
+    case .ping(let payload):
+      var reply = ByteBuffer()
+      FrameHeader.write(type: .ping, flags: .ack, callID: 0, metaLength: 0, payloadLength: 8, into: &reply)
+      reply.writeImmutableBuffer(payload)
+      write(reply)
+    case .pingAck(var payload):
+      if let opaque = payload.readInteger(as: UInt64.self) { state.pings.removeValue(forKey: opaque)?.succeed() }
+    case .goAway(let goAway):
+      if goAway.duringHandshake { settingsPromise.fail(goAway.error) }
+      onUnusable()
+      // Calls the server did not run go back to the client to retry elsewhere.
+      let refused = RetryableCallError(rpcError: goAway.error)
+      for call in goAway.refused { call.fail(refused) }
+      for (batch, index) in goAway.refusedInBatches { batch.fail(index, refused) }
+      for call in goAway.queued { call.fail(refused) }
+      if goAway.closeNow { state.context?.close(promise: nil) }
+    case .protocolError(let message):
+      fatalProtocolError(message)
     }
   }
 
-  private func receiveGoAway(_ goAway: Dms_Rpc_V1_GoAway) {
-    let reason = "the server is going away (\(StatusCode(rawValue: goAway.code).name): \(goAway.reason))"
-    if phase == .awaitingSettings || phase == .awaitingPreface {
-      settingsPromise.fail(RPCError(code: StatusCode(rawValue: goAway.code), message: reason))
-    }
-    phase = .goingAway
-    onUnusable()
-    // Calls the server did not run go back to the client to retry elsewhere.
-    let refused = RetryableCallError(rpcError: RPCError(code: .unavailable, message: reason))
-    for (callID, call) in calls where callID > goAway.lastCallID {
-      calls.removeValue(forKey: callID)
-      call.timer?.cancel()
-      call.receiver.fail(refused)
-    }
-    for slot in batches.indices.reversed() {
-      let open = batches[slot]
-      for index in 0..<open.batch.count
-      where open.batch.isOpen(index) && open.firstCallID &+ UInt32(index) > goAway.lastCallID {
-        endBatchCall(slot: slot, index: index, .failure(refused))
-      }
-    }
-    for pending in queue[queueHead...] {
-      pending.timer?.cancel()
-      pending.receiver.fail(refused)
-    }
-    queue.removeAll()
-    queueHead = 0
-    if openCalls == 0 { context?.close(promise: nil) }
-  }
-
-  private func decodeMeta<M: SwiftProtobuf.Message>(_ type: M.Type, _ frame: Frame) -> M? {
-    do {
-      return try frame.meta.withUnsafeReadableBytes { try M.decode(from: $0) }
-    } catch {
-      fatalProtocolError("undecodable \(frame.type) meta from the server")
-      return nil
-    }
+  private func afterEnd(closeNow: Bool) {
+    startQueued()
+    if closeNow { state.context?.close(promise: nil) }
   }
 
   private func fatalProtocolError(_ message: String) {
     shutDown(RPCError(code: .internal, message: message))
-    context?.close(promise: nil)
+    state.context?.close(promise: nil)
   }
 
   /// Fails everything still waiting: the connection is gone.
   private func shutDown(_ error: RPCError) {
-    guard phase != .closed else { return }
-    let wasReady = phase == .ready || phase == .goingAway
-    phase = .closed
+    state.handshakeTimer?.cancel()
+    state.handshakeTimer = nil
+    state.inbound = nil
+    let pings = state.pings
+    state.pings.removeAll()
     onUnusable()
-    if !wasReady { settingsPromise.fail(error) }
-    let open = calls
-    calls.removeAll()
-    for call in open.values {
-      call.timer?.cancel()
-      call.receiver.fail(error)
+    guard let lost = state.machine.connectionLost() else {
+      for promise in pings.values { promise.fail(error) }
+      return
     }
-    let openBatches = batches
-    batches.removeAll()
-    batchCallsOpen = 0
-    for open in openBatches {
-      for index in 0..<open.batch.count where open.batch.isOpen(index) { open.batch.fail(index, error) }
-    }
+    if !lost.wasReady { settingsPromise.fail(error) }
+    for call in lost.open { call.fail(error) }
+    for (batch, index) in lost.openInBatches { batch.fail(index, error) }
     // Queued calls were never sent: safe to retry.
-    for pending in queue[queueHead...] {
-      pending.timer?.cancel()
-      pending.receiver.fail(RetryableCallError(rpcError: error))
-    }
-    queue.removeAll()
-    queueHead = 0
+    for call in lost.queued { call.fail(RetryableCallError(rpcError: error)) }
     for promise in pings.values { promise.fail(error) }
-    pings.removeAll()
-    handshakeTimer?.cancel()
-    handshakeTimer = nil
-    inbound = nil
   }
 
   // MARK: Writing
@@ -552,75 +444,78 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   /// it ended many, their callers' next calls follow in this tick, and go out
   /// together).
   private func write(_ buffer: ByteBuffer, alone: Bool = false) {
-    guard let context else { return }
+    guard let context = state.context else { return }
     context.write(wrapOutboundOut(buffer), promise: nil)
     if alone {
-      if flushes.didWriteAlone() { context.flush() }
+      if state.flushes.didWriteAlone() { context.flush() }
       return
     }
-    guard flushes.didWrite() else { return }
+    guard state.flushes.didWrite() else { return }
     let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
     context.eventLoop.execute {
       let handler = bound.value
-      if handler.flushes.scheduledFlushRuns() { handler.context?.flush() }
+      if handler.state.flushes.scheduledFlushRuns() { handler.state.context?.flush() }
     }
   }
 }
 
 /// The calls of one `RPCClient.unaryBatch`: collects their results on the event loop
-/// and resumes the waiting task when the last one ends.
+/// and resumes the waiting task when the last one ends. (Which of its calls are open is
+/// the state machine's to know; a result for an index that already has one is
+/// ignored.)
 final class UnaryBatch {
   /// How many calls.
   let count: Int
+
+  private struct Results {
+    /// Calls not yet ended.
+    var remaining: Int
+    var ended: [Bool]
+    var payloads: [ByteBuffer]
+    var failures: [Int: any Error] = [:]
+  }
+
   // Touched on the connection's event loop only; release builds skip the dynamic
-  // exclusivity checks, as the handler's state does. `remaining`: calls not yet ended.
+  // exclusivity checks, as the handler's state does.
   #if DEBUG
-    private(set) var remaining: Int
-    private var ended: [Bool]
-    private var payloads: [ByteBuffer]
-    private var failures: [Int: any Error] = [:]
+    private var results: Results
   #else
-    @exclusivity(unchecked) private(set) var remaining: Int
-    @exclusivity(unchecked) private var ended: [Bool]
-    @exclusivity(unchecked) private var payloads: [ByteBuffer]
-    @exclusivity(unchecked) private var failures: [Int: any Error] = [:]
+    @exclusivity(unchecked) private var results: Results
   #endif
   private let continuation: UnsafeContinuation<BatchOutcome, Never>
 
   init(count: Int, continuation: UnsafeContinuation<BatchOutcome, Never>) {
     self.count = count
-    self.remaining = count
-    self.ended = Array(repeating: false, count: count)
-    self.payloads = Array(repeating: ByteBuffer(), count: count)
+    self.results = Results(
+      remaining: count, ended: Array(repeating: false, count: count),
+      payloads: Array(repeating: ByteBuffer(), count: count))
     self.continuation = continuation
   }
-
-  /// Whether call `index` has not ended.
-  func isOpen(_ index: Int) -> Bool { !ended[index] }
 
   /// Call `index` answered with `payload` (ignored when it had already ended).
   func succeed(_ index: Int, _ payload: ByteBuffer) {
     guard end(index) else { return }
-    payloads[index] = payload
+    results.payloads[index] = payload
     finishIfDone()
   }
 
   /// Call `index` failed (ignored when it had already ended).
   func fail(_ index: Int, _ error: any Error) {
     guard end(index) else { return }
-    failures[index] = error
+    results.failures[index] = error
     finishIfDone()
   }
 
   private func end(_ index: Int) -> Bool {
-    guard !ended[index] else { return false }
-    ended[index] = true
-    remaining -= 1
+    guard !results.ended[index] else { return false }
+    results.ended[index] = true
+    results.remaining -= 1
     return true
   }
 
   private func finishIfDone() {
-    if remaining == 0 { continuation.resume(returning: BatchOutcome(payloads: payloads, failures: failures)) }
+    guard results.remaining == 0 else { return }
+    continuation.resume(returning: BatchOutcome(payloads: results.payloads, failures: results.failures))
   }
 }
 
