@@ -106,10 +106,11 @@ let package = Package(
     .target(
       name: "DMSClient",
       dependencies: [
-        "DMSWire", "DMSRPC", "DMSMessages", "DMSProtocol",
+        "DMSWire", "DMSRPC", "DMSMessages",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "NIOTLS", package: "swift-nio"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]
     ),
@@ -164,7 +165,7 @@ let package = Package(
     .testTarget(
       name: "DMSProtocolTests",
       dependencies: [
-        "DMSProtocol", "DMSWire", "DMSRPC", "DMSMessages",
+        "DMSProtocol", "DMSClient", "DMSWire", "DMSRPC", "DMSMessages",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]

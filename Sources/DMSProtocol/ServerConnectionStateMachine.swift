@@ -4,6 +4,24 @@ import DMSWire
 import NIOCore
 import SwiftProtobuf
 
+/// What the server's handler keeps of a call running in a task: the task and its
+/// deadline timer (either may be absent: a test's call has neither).
+package struct RunningCall {
+  package var task: Task<Void, Never>?
+  package var deadlineTimer: Scheduled<Void>?
+
+  package init(task: Task<Void, Never>? = nil, deadlineTimer: Scheduled<Void>? = nil) {
+    self.task = task
+    self.deadlineTimer = deadlineTimer
+  }
+
+  /// Stops the call: its timer and its task.
+  package func stop() {
+    deadlineTimer?.cancel()
+    task?.cancel()
+  }
+}
+
 /// The protocol's rules for one server connection, apart from any I/O: the preface,
 /// which frame may come when, the call table and its limit, parked calls, draining,
 /// the idle and stall rules, and the memory one connection may hold for a client that
@@ -12,11 +30,13 @@ import SwiftProtobuf
 /// A value type: each mutating method takes an event (a frame received, a call ended,
 /// a timer fired, writability changed, shutdown) and returns what to do. The handler
 /// (`ServerConnectionHandler`) performs those actions; it decodes, dispatches and
-/// writes, and keeps no rule of its own. `CallHandle` is what the handler keeps per
-/// running call (its task and deadline timer); tests use any type.
+/// writes, and keeps no rule of its own. A `RunningCall` is what the handler keeps per
+/// call running in a task.
 ///
-/// `package`: the unit tests and the fuzz target drive it without a socket.
-package struct ServerConnectionStateMachine<CallHandle> {
+/// Not generic: generic code is specialized only within its module, and this is on
+/// every call's path. `package`: the unit tests and the fuzz target drive it without a
+/// socket.
+package struct ServerConnectionStateMachine {
   /// The limits the rules apply.
   package struct Limits: Sendable {
     /// Calls open at once; more are parked (SETTINGS `max_concurrent_calls`).
@@ -50,7 +70,7 @@ package struct ServerConnectionStateMachine<CallHandle> {
   private struct OpenCall {
     let serial: UInt64
     let requestID: String
-    var handle: CallHandle?
+    var handle: RunningCall?
   }
 
   package let limits: Limits
@@ -157,7 +177,7 @@ package struct ServerConnectionStateMachine<CallHandle> {
     /// id for the trailers).
     case refuseCall(Frame, RPCError)
     /// The call `callID` is cancelled: stop its handle and end it with this error.
-    case cancelCall(callID: UInt32, requestID: String, handle: CallHandle?, error: RPCError)
+    case cancelCall(callID: UInt32, requestID: String, handle: RunningCall?, error: RPCError)
     /// A parked call was cancelled before it ran: end it with this error.
     case cancelParkedCall(callID: UInt32, error: RPCError)
     /// Answer a PING with ACK and these 8 bytes.
@@ -289,7 +309,7 @@ package struct ServerConnectionStateMachine<CallHandle> {
   /// The started call's handle (its task, its timer), once the handler has it.
   /// Returns false when the call has already ended (its task finished inline): then
   /// there is nothing to keep.
-  package mutating func setHandle(_ handle: CallHandle, callID: UInt32, serial: UInt64) -> Bool {
+  package mutating func setHandle(_ handle: RunningCall, callID: UInt32, serial: UInt64) -> Bool {
     guard calls[callID]?.serial == serial else { return false }
     calls[callID]!.handle = handle
     return true
@@ -305,7 +325,7 @@ package struct ServerConnectionStateMachine<CallHandle> {
   /// was over the frame limit. Returns its request id and handle when it was still
   /// open (write its END; stop the handle unless the handler finished), nil when it
   /// had already ended. `afterCallsEnded` says what follows.
-  package mutating func endCall(callID: UInt32, serial: UInt64) -> (requestID: String, handle: CallHandle?)? {
+  package mutating func endCall(callID: UInt32, serial: UInt64) -> (requestID: String, handle: RunningCall?)? {
     guard let call = calls[callID], call.serial == serial else { return nil }
     calls.removeValue(forKey: callID)
     noteCallEnded()
@@ -535,7 +555,7 @@ package struct ServerConnectionStateMachine<CallHandle> {
   }
 
   /// The channel closed: every open call's handle, to stop. Nothing is open after.
-  package mutating func channelClosed() -> [CallHandle] {
+  package mutating func channelClosed() -> [RunningCall] {
     phase = .closed
     let handles = calls.values.compactMap(\.handle)
     calls.removeAll()

@@ -145,7 +145,7 @@ enum MetaDecodersTarget {
 /// A conversation through the state machine: every action is one the handler could
 /// perform, and the invariants hold after every event.
 enum ServerStateTarget {
-  typealias Machine = ServerConnectionStateMachine<UInt64>
+  typealias Machine = ServerConnectionStateMachine
 
   static func run(_ input: UnsafeRawBufferPointer) {
     var bytes = input[...]
@@ -164,7 +164,7 @@ enum ServerStateTarget {
       switch action {
       case .startCall(let frame):
         let serial = machine.callStarted(callID: frame.callID, requestID: "r")
-        precondition(machine.setHandle(serial, callID: frame.callID, serial: serial))
+        precondition(machine.setHandle(RunningCall(), callID: frame.callID, serial: serial))
         open.append((frame.callID, serial))
       case .cancelCall(let callID, _, let handle, _):
         precondition(handle != nil, "an open call without its handle")

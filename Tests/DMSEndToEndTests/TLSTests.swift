@@ -36,6 +36,38 @@ struct TLSTests {
 
     struct CertificateError: Error {}
 
+    /// A self-signed certificate for localhost and 127.0.0.1 that expired yesterday,
+    /// made with Python's `cryptography` (openssl 3.0's `req` makes no past dates).
+    static func makeExpired() throws -> Certificate {
+      let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dms-tls-\(UUID().uuidString)")
+      try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+      let script = """
+        import datetime, ipaddress, sys
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        san = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=10)).not_valid_after(now - datetime.timedelta(days=1))
+          .add_extension(san, critical=False).sign(key, hashes.SHA256()))
+        open(sys.argv[1] + "/cert.pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+        open(sys.argv[1] + "/key.pem", "wb").write(key.private_bytes(
+          serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        """
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      process.arguments = ["python3", "-c", script, folder.path]
+      try process.run()
+      process.waitUntilExit()
+      guard process.terminationStatus == 0 else { throw CertificateError() }
+      return Certificate(folder: folder)
+    }
+
     func serverConfiguration() throws -> TLSConfiguration {
       TLSConfiguration.makeServerConfiguration(
         certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
@@ -144,7 +176,9 @@ struct TLSConnectingTests {
     let tls = try certificate.serverConfiguration()
     try await withTestServer({ $0.tls = tls }) { server async throws in
       let untrusted = await failure(server.client { $0.tls = other.clientConfiguration() })
-      #expect(untrusted?.contains("is not trusted") == true, "\(untrusted ?? "")")
+      #expect(
+        untrusted == "UNAVAILABLE: TLS: the certificate of 127.0.0.1:\(server.port) is signed by a CA this client "
+          + "does not trust (unknown CA); --ca names the CA to trust", "\(untrusted ?? "")")
       let plaintext = await failure(server.client())
       #expect(plaintext?.hasPrefix("UNAVAILABLE: ") == true, "\(plaintext ?? "")")
       #expect(plaintext?.contains("leaking") == false)
@@ -152,6 +186,25 @@ struct TLSConnectingTests {
     try await withTestServer { server async throws in
       let tlsToPlain = await failure(server.client { $0.tls = certificate.clientConfiguration() })
       #expect(tlsToPlain?.contains("does it speak TLS? try without --tls") == true, "\(tlsToPlain ?? "")")
+    }
+  }
+
+  @Test("an expired certificate is reported as expired, with its date")
+  func expired() async throws {
+    let certificate: Certificate
+    do {
+      certificate = try Certificate.makeExpired()
+    } catch {
+      Issue.record("python3 with the cryptography package is needed to make an expired certificate")
+      return
+    }
+    defer { try? FileManager.default.removeItem(at: certificate.folder) }
+    let tls = try certificate.serverConfiguration()
+    try await withTestServer({ $0.tls = tls }) { server async throws in
+      let message = await failure(server.client { $0.tls = certificate.clientConfiguration() })
+      #expect(
+        message?.hasPrefix("UNAVAILABLE: TLS: the certificate of 127.0.0.1:\(server.port) expired on ") == true,
+        "\(message ?? "")")
     }
   }
 }

@@ -1,5 +1,5 @@
+import DMSClient
 import DMSMessages
-import DMSProtocol
 import DMSRPC
 import DMSWire
 import NIOCore

@@ -90,7 +90,15 @@ final class ClientConnection: Sendable {
     } catch {
       settingsPromise.fail(error)
       channel.close(promise: nil)
-      throw ConnectFailure.describing(error, host: host, port: port, connectTimeout: configuration.connectTimeout)
+      let failure = ConnectFailure.describing(
+        error, host: host, port: port, connectTimeout: configuration.connectTimeout)
+      if failure.certificateNotTrusted,
+        let reason = await CertificateDiagnosis.reason(
+          configuration: configuration, loop: loop, server: ConnectFailure.address(host: host, port: port))
+      {
+        throw ConnectFailure("TLS: \(reason)", retryable: false)
+      }
+      throw failure
     }
   }
 

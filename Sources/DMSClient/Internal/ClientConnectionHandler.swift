@@ -1,5 +1,4 @@
 import DMSMessages
-import DMSProtocol
 import DMSRPC
 import DMSWire
 import NIOCore

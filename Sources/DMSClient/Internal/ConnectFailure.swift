@@ -19,10 +19,14 @@ struct ConnectFailure: Error, CustomStringConvertible {
   /// Whether a later attempt may succeed (a refusal while the server restarts), or the
   /// answer is final (no such host, not a DMS RPC server, a certificate not trusted).
   let retryable: Bool
+  /// The TLS handshake failed verifying the server's certificate (BoringSSL does not
+  /// say whether it expired or its CA is unknown: `CertificateDiagnosis` finds out).
+  let certificateNotTrusted: Bool
 
-  init(_ message: String, retryable: Bool, code: StatusCode = .unavailable) {
+  init(_ message: String, retryable: Bool, code: StatusCode = .unavailable, certificateNotTrusted: Bool = false) {
     self.rpcError = RPCError(code: code, message: message)
     self.retryable = retryable
+    self.certificateNotTrusted = certificateNotTrusted
   }
 
   var description: String { rpcError.message }
@@ -101,7 +105,7 @@ struct ConnectFailure: Error, CustomStringConvertible {
     if text.contains("CERTIFICATE_VERIFY_FAILED") {
       return ConnectFailure(
         "TLS: the certificate of \(address) is not trusted (signed by a CA not in the trust roots, expired, "
-          + "or not yet valid); --ca names the CA to trust", retryable: false)
+          + "or not yet valid); --ca names the CA to trust", retryable: false, certificateNotTrusted: true)
     }
     if text.contains("EOF during handshake") || { if case .uncleanShutdown = error { true } else { false } }() {
       return ConnectFailure(

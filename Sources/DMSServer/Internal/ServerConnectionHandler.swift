@@ -21,21 +21,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   typealias OutboundIn = ByteBuffer
   typealias OutboundOut = ByteBuffer
 
-  /// What the handler keeps of a call running in a task.
-  struct RunningCall {
-    var task: Task<Void, Never>?
-    var deadlineTimer: Scheduled<Void>?
-
-    func stop() {
-      deadlineTimer?.cancel()
-      task?.cancel()
-    }
-  }
-
   /// The connection's mutable state, in one value: the protocol's state machine and
   /// the I/O around it.
   private struct State {
-    var machine: ServerConnectionStateMachine<RunningCall>
+    var machine: ServerConnectionStateMachine
     var context: ChannelHandlerContext?
     var logger: Logger
     var peer = "?"
@@ -236,7 +225,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
   }
 
   /// Performs what the state machine decided about a frame (or a call's end).
-  private func perform(_ action: ServerConnectionStateMachine<RunningCall>.FrameAction) {
+  private func perform(_ action: ServerConnectionStateMachine.FrameAction) {
     switch action {
     case .none:
       break
@@ -639,7 +628,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       for frame in refused {
         let requestID = (try? state.metaCache.decode(frame.meta))?.metadata[MetadataKey.requestID] ?? makeRequestID()
         writeEnd(
-          callID: frame.callID, requestID: requestID, error: ServerConnectionStateMachine<RunningCall>.shuttingDown)
+          callID: frame.callID, requestID: requestID, error: ServerConnectionStateMachine.shuttingDown)
       }
       if closeNow {
         closeChannel()

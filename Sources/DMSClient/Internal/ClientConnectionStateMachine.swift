@@ -15,6 +15,10 @@ import SwiftProtobuf
 /// timers and writes. `Call` is what the handler keeps per call (the caller's
 /// continuation, the deadline timer), `Batch` per batch of calls (the object that
 /// collects their results); the machine never looks inside either.
+///
+/// In the client's module, not in `DMSProtocol` with the server's: generic code is
+/// specialized for `Call` and `Batch` only within its module, and this is on every
+/// call's path (unspecialized, W2 and W4 lost about a third of their calls/s).
 package struct ClientConnectionStateMachine<Call, Batch> {
   /// Where the connection is in its life.
   package enum Phase: Equatable, Sendable {
@@ -47,7 +51,7 @@ package struct ClientConnectionStateMachine<Call, Batch> {
   /// one entry of the table for all of them.
   private struct OpenBatch {
     let firstCallID: UInt32
-    var open: [Bool]
+    var open: OpenSet
     var remaining: Int
     let batch: Batch
 
@@ -56,6 +60,39 @@ package struct ClientConnectionStateMachine<Call, Batch> {
       let offset = callID &- firstCallID
       return offset < UInt32(open.count) ? Int(offset) : nil
     }
+  }
+
+  /// Which calls of a batch are open: bits in the value for up to 64 calls (no
+  /// allocation per batch), an array past that.
+  private struct OpenSet {
+    let count: Int
+    private var bits: UInt64
+    private var more: [Bool]?
+
+    init(allOpen count: Int) {
+      self.count = count
+      if count <= 64 {
+        bits = count == 64 ? .max : (1 << UInt64(count)) - 1
+        more = nil
+      } else {
+        bits = 0
+        more = Array(repeating: true, count: count)
+      }
+    }
+
+    subscript(index: Int) -> Bool {
+      more?[index] ?? (bits & (1 << UInt64(index)) != 0)
+    }
+
+    mutating func close(_ index: Int) {
+      if more != nil {
+        more![index] = false
+      } else {
+        bits &= ~(1 << UInt64(index))
+      }
+    }
+
+    var indices: Range<Int> { 0..<count }
   }
 
   package private(set) var phase = Phase.awaitingPreface
@@ -165,7 +202,7 @@ package struct ClientConnectionStateMachine<Call, Batch> {
       return .oneByOne
     }
     batches.append(
-      OpenBatch(firstCallID: firstCallID, open: Array(repeating: true, count: count), remaining: count, batch: batch))
+      OpenBatch(firstCallID: firstCallID, open: OpenSet(allOpen: count), remaining: count, batch: batch))
     batchCallsOpen += count
     return .sendWhole(alone: openCalls == count && endsInReadBatch <= count)
   }
@@ -209,7 +246,7 @@ package struct ClientConnectionStateMachine<Call, Batch> {
   /// Ends the open batch call at `slot`, `index`; returns its batch.
   private mutating func endBatchCall(slot: Int, index: Int) -> Batch {
     let batch = batches[slot].batch
-    batches[slot].open[index] = false
+    batches[slot].open.close(index)
     batches[slot].remaining -= 1
     batchCallsOpen -= 1
     if batches[slot].remaining == 0 { batches.remove(at: slot) }
