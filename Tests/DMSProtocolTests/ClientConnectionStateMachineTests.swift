@@ -347,4 +347,81 @@ struct ClientConnectionStateMachineTests {
       return
     }
   }
+
+  /// Every frame type a server can send, well formed.
+  static let everyFrame: [Frame] = [
+    settings(maxConcurrentCalls: 8),
+    Frame(type: .message, callID: 1),
+    end(1),
+    Frame(type: .ping, callID: 0, payload: ByteBuffer(bytes: [1, 2, 3, 4, 5, 6, 7, 8])),
+    Frame(type: .ping, flags: .ack, callID: 0, payload: ByteBuffer(bytes: [1, 2, 3, 4, 5, 6, 7, 8])),
+    goAway(lastCallID: 0),
+    Frame(type: .call, flags: .endStream, callID: 1),
+    Frame(type: .cancel, callID: 1),
+  ]
+
+  @Test("every frame type before the server's preface and after the close is nothing", arguments: everyFrame)
+  func framesOutsideTheConnection(frame: Frame) {
+    var fresh = Machine()
+    guard case .none = fresh.frameReceived(frame) else {
+      Issue.record("acted on \(frame.type) before the preface")
+      return
+    }
+    var closed = Self.ready()
+    _ = closed.connectionLost()
+    guard case .none = closed.frameReceived(frame) else {
+      Issue.record("acted on \(frame.type) after the close")
+      return
+    }
+  }
+
+  @Test("every frame type while awaiting SETTINGS", arguments: everyFrame)
+  func framesAwaitingSettings(frame: Frame) {
+    var machine = Machine()
+    _ = machine.prefaceReceived(.preface(version: 1), available: 8)
+    _ = machine.startCall(Self.pending(1))  // queued until SETTINGS
+    let action = machine.frameReceived(frame)
+    switch (frame.type, action) {
+    case (.settings, .settings(_, handshakeDone: true)):
+      #expect(machine.phase == .ready)
+    case (.message, .none), (.end, .none):
+      #expect(machine.queuedCalls == 1, "a frame for a call not sent is nothing")
+    case (.ping, .ping), (.ping, .pingAck):
+      break
+    case (.goAway, .goAway(let goAway)):
+      #expect(goAway.duringHandshake)
+      #expect(goAway.queued == ["call 1"])
+    case (.call, .protocolError), (.cancel, .protocolError):
+      #expect(machine.phase == .closed)
+    default:
+      Issue.record("\(frame.type) while awaiting SETTINGS: \(action)")
+    }
+  }
+
+  @Test("every frame type while going away", arguments: everyFrame)
+  func framesGoingAway(frame: Frame) {
+    var machine = Self.ready()
+    _ = machine.startCall(Self.pending(1))
+    guard case .goAway(let goAway) = machine.frameReceived(Self.goAway(lastCallID: 1)), !goAway.closeNow else {
+      Issue.record("not going away")
+      return
+    }
+    let action = machine.frameReceived(frame)
+    switch (frame.type, action) {
+    case (.settings, .settings(_, handshakeDone: false)), (.ping, .ping), (.ping, .pingAck):
+      #expect(machine.phase == .goingAway)
+    case (.message, .message("call 1", _)):
+      break
+    case (.end, .end("call 1", _, closeNow: true)):
+      #expect(machine.phase == .closed)
+    case (.goAway, .goAway(let again)):
+      // A second GOAWAY with a lower last id refuses the call the first one let run.
+      #expect(again.refused == ["call 1"])
+      #expect(again.closeNow)
+    case (.call, .protocolError), (.cancel, .protocolError):
+      #expect(machine.phase == .closed)
+    default:
+      Issue.record("\(frame.type) while going away: \(action)")
+    }
+  }
 }

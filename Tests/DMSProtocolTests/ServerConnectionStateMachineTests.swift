@@ -568,4 +568,26 @@ struct ServerConnectionStateMachineTests {
     let r48 = machine.setHandle(RunningCall(), callID: 1, serial: 1)
     #expect(!r48, "no handle is kept for an ended call")
   }
+
+  @Test("every frame type while draining: calls refused UNAVAILABLE, the rest as when open", arguments: everyFrame)
+  func framesWhileDraining(frame: Frame) {
+    var machine = Self.open(maxConcurrentCalls: 4)
+    _ = machine.frameReceived(Self.call(9))
+    _ = machine.callStarted(callID: 9, requestID: "r9")
+    guard case .drain(_, closeNow: false) = machine.shutdown() else {
+      Issue.record("not draining")
+      return
+    }
+    let action = machine.frameReceived(frame)
+    switch (frame.type, action) {
+    case (.call, .refuseCall(_, let error)):
+      #expect(error.code == .unavailable)
+    case (.message, .goAwayAndClose(.invalidArgument, _)), (.end, .goAwayAndClose(.invalidArgument, _)):
+      #expect(machine.phase == .closed)
+    case (.cancel, .none), (.ping, .pingAck), (.settings, .settingsAck), (.goAway, .none):
+      #expect(machine.phase == .draining)
+    default:
+      Issue.record("\(frame.type) while draining: \(action)")
+    }
+  }
 }
