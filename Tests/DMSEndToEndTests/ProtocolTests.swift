@@ -66,7 +66,9 @@ struct ProtocolTests {
   func prefaceTimeout() async throws {
     try await withTestServer({ $0.timeouts.preface = .milliseconds(150) }) { server async throws in
       let connection = try await server.raw()
-      try await connection.send(Array("DMS".utf8))
+      // Under load the 150 ms may pass before this is sent: the server has closed then,
+      // and the send fails; either way nothing is answered and the connection closes.
+      try? await connection.send(Array("DMS".utf8))
       #expect(try await connection.readUntilClosed(timeout: .seconds(5)).isEmpty)
     }
   }
