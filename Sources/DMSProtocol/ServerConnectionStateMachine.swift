@@ -250,8 +250,7 @@ package struct ServerConnectionStateMachine {
   /// Whether a call may run: refused while draining or without END_STREAM.
   private mutating func admit(_ frame: Frame) -> FrameAction {
     guard phase == .open else {
-      return .refuseCall(
-        frame, RPCError(code: .unavailable, message: "server is shutting down; retry on another connection"))
+      return .refuseCall(frame, Self.shuttingDown)
     }
     highestCallID = max(highestCallID, frame.callID)
     guard frame.flags.contains(.endStream) else {

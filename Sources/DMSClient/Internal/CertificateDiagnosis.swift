@@ -16,8 +16,7 @@ enum CertificateDiagnosis {
     guard var tls = configuration.tls else { return nil }
     tls.certificateVerification = .none
     guard let context = try? NIOSSLContext(configuration: tls) else { return nil }
-    let expectedName = configuration.serverHostname ?? configuration.host
-    let sniName: String? = ClientConnection.isIPAddress(expectedName) ? nil : expectedName
+    let sniName = ClientConnection.sniName(configuration)
     let dates = loop.makePromise(of: (notBefore: Int, notAfter: Int)?.self)
     let timer = loop.scheduleTask(in: TimeAmount(configuration.connectTimeout)) { dates.succeed(nil) }
     let channel = try? await ClientBootstrap(group: loop)

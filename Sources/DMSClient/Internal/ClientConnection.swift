@@ -51,10 +51,7 @@ final class ClientConnection: Sendable {
     let channel: any Channel
     do {
       let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
-      // An IP address is not a name to send as SNI: with none, the certificate is
-      // checked against the address connected to (its IP subjectAltNames).
-      let expectedName = configuration.serverHostname ?? host
-      let sniName: String? = Self.isIPAddress(expectedName) ? nil : expectedName
+      let sniName = Self.sniName(configuration)
       channel = try await ClientBootstrap(group: loop)
         .connectTimeout(TimeAmount(configuration.connectTimeout))
         .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -100,6 +97,14 @@ final class ClientConnection: Sendable {
       }
       throw failure
     }
+  }
+
+  /// The name to send as SNI and check the certificate against. An IP address is not
+  /// a name to send: with none, the certificate is checked against the address
+  /// connected to (its IP subjectAltNames).
+  static func sniName(_ configuration: ClientConfiguration) -> String? {
+    let expectedName = configuration.serverHostname ?? configuration.host
+    return isIPAddress(expectedName) ? nil : expectedName
   }
 
   /// Whether `host` is an IPv4 or IPv6 address rather than a name.
