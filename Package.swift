@@ -190,7 +190,8 @@ let package = Package(
         "DMSStorage", "DMSDomain",
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Crypto", package: "swift-crypto"),
-      ]
+      ],
+      exclude: ["Fixtures"]
     ),
     .testTarget(
       name: "DMSEndToEndTests",

@@ -1,6 +1,6 @@
 /// The default ERP operator and database (single-company mode), rules APIAUTH-1 … 5.
 /// The password (APIAUTH-3) is a secret, stored apart.
-public struct APIAuthorization: Codable, Sendable, Hashable {
+public struct APIAuthorization: Sendable, Hashable {
   /// The secret field.
   public static let passwordField = "password"
 

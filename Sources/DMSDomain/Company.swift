@@ -3,9 +3,9 @@
 /// Secrets (the connection passwords, the ERP operator's password, the KSeF token, the
 /// e-Delivery private key) are not part of this value: they are stored encrypted,
 /// apart, and named by `Company.Secret`.
-public struct Company: Codable, Sendable, Hashable {
+public struct Company: Sendable, Hashable {
   /// The company's secret fields.
-  public enum Secret: String, Sendable, CaseIterable, Codable {
+  public enum Secret: String, Sendable, CaseIterable {
     /// ERP-4: the ERP database login's password.
     case connectionPassword = "connection.password"
     /// ERP-4: the Altum configuration database login's password.

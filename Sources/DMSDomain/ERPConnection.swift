@@ -1,8 +1,8 @@
 /// How the server reaches an ERP database, rule ERP-4. The password is a secret and
 /// is kept apart from this value.
-public struct ERPConnection: Codable, Sendable, Hashable {
+public struct ERPConnection: Sendable, Hashable {
   /// How the connection authenticates.
-  public enum Authentication: String, Codable, Sendable, CaseIterable {
+  public enum Authentication: String, Sendable, CaseIterable {
     /// A database login and password.
     case sql = "SQL"
     /// The server's own (Windows/Kerberos) identity: no login, no password.

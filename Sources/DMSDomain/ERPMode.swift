@@ -1,5 +1,5 @@
 /// The ERP product a company works with, rule ERP-1.
-public enum ERPMode: String, Codable, Sendable, CaseIterable {
+public enum ERPMode: String, Sendable, CaseIterable {
   case erpXL = "ERP_XL"
   case optima = "OPTIMA"
   case altum = "ALTUM"

@@ -1,5 +1,5 @@
 /// The settings common to all companies, rules ERP-S1 … ERP-S3.
-public struct SharedSettings: Codable, Sendable, Hashable {
+public struct SharedSettings: Sendable, Hashable {
   /// ERP-S1: the ERP API version every company's database runs.
   public var apiVersion: Int
   /// ERP-S2: how the application works with the ERP XL Document control.

@@ -10,15 +10,13 @@ public enum SettingsServices {
     into router: inout Router,
     store: any SettingsStore,
     configuration: DeploymentConfiguration,
-    events: SettingsEventBus,
     serverVersion: String,
     logger: Logger
   ) {
     router.register(ServerInfoService(configuration: configuration, serverVersion: serverVersion))
-    router.register(CompaniesService(store: store, configuration: configuration, events: events, logger: logger))
-    router.register(
-      SharedSettingsService(store: store, choices: configuration.sharedChoices, events: events))
-    router.register(APIAuthorizationService(store: store, configuration: configuration, events: events, logger: logger))
-    router.register(SettingsEventsService(bus: events))
+    router.register(CompaniesService(store: store, configuration: configuration, logger: logger))
+    router.register(SharedSettingsService(store: store, choices: configuration.sharedChoices))
+    router.register(APIAuthorizationService(store: store, configuration: configuration, logger: logger))
+    router.register(SettingsEventsService(feed: store.changes))
   }
 }

@@ -13,6 +13,8 @@ struct DaemonConfiguration {
   var dataDirectory: String
   var masterKeyFile: String
   var masterKeyBase64: String?
+  /// How long a write waits for another process holding the database (storage.busy-timeout-ms).
+  var busyTimeout: Duration
   var deployment: DeploymentConfiguration
 
   /// Reads and checks every key; the first bad value throws `ConfigurationError`.
@@ -58,6 +60,8 @@ struct DaemonConfiguration {
 
     // Storage
     let dataDirectory = values.string("storage.data-directory", default: "data")
+    let busyTimeout = Duration.milliseconds(
+      try values.int("storage.busy-timeout-ms", default: 10_000, range: 0...600_000))
     let masterKeyFile = values.string(
       "storage.master-key-file", default: (dataDirectory as NSString).appendingPathComponent("master.key"))
 
@@ -108,6 +112,7 @@ struct DaemonConfiguration {
       dataDirectory: dataDirectory,
       masterKeyFile: masterKeyFile,
       masterKeyBase64: values.optionalString("storage.master-key"),
+      busyTimeout: busyTimeout,
       deployment: deployment)
   }
 }

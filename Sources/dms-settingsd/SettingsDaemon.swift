@@ -8,6 +8,7 @@ import DMSStorage
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import SystemPackage
 
 /// `dms-settingsd`: the DMS settings server.
@@ -65,6 +66,12 @@ struct SettingsDaemon: AsyncParsableCommand {
     var logger = Logger(label: "dms-settingsd")
     logger.logLevel = level
 
+    // A damaged database turns the whole server NOT_SERVING (the store reports it
+    // once, before Health exists if it is found at start-up).
+    let healthAfterStart = Mutex<HealthService?>(nil)
+    var storeOptions = SQLiteSettingsStore.Options()
+    storeOptions.busyTimeout = loaded.busyTimeout
+    storeOptions.onCorruption = { healthAfterStart.withLock { $0 }?.setStatus(.notServing) }
     let store: SQLiteSettingsStore
     do {
       let (key, source) = try MasterKey.load(base64: loaded.masterKeyBase64, path: loaded.masterKeyFile)
@@ -74,7 +81,8 @@ struct SettingsDaemon: AsyncParsableCommand {
       case .createdFile(let path): logger.notice("created a new master key in \(path) (mode 0600): back it up")
       }
       let path = (loaded.dataDirectory as NSString).appendingPathComponent("settings.sqlite")
-      store = try SQLiteSettingsStore(path: path, secrets: SecretBox(key: key), logger: logger)
+      store = try SQLiteSettingsStore(
+        path: path, secrets: SecretBox(key: key), options: storeOptions, logger: logger)
       logger.info("storage: SQLite at \(path)")
       try await CompanyModeMigration.run(store: store, configuration: loaded.deployment, logger: logger)
     } catch let error as CompanyModeMigration.RefusedSwitch {
@@ -83,14 +91,16 @@ struct SettingsDaemon: AsyncParsableCommand {
     } catch let error as MasterKeyError {
       logger.critical("\(error.description)")
       throw ExitCode(78)
+    } catch let error as StoreError {
+      logger.critical("cannot open the database: \(error.message)")
+      throw ExitCode(74)  // EX_IOERR
     }
 
     let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
-    let events = SettingsEventBus()
+    healthAfterStart.withLock { $0 = health }
     var router = Router()
     SettingsServices.register(
-      into: &router, store: store, configuration: loaded.deployment, events: events,
-      serverVersion: Self.version, logger: logger)
+      into: &router, store: store, configuration: loaded.deployment, serverVersion: Self.version, logger: logger)
     BuiltinServices.register(into: &router, health: health)
     logger.info(
       "mode: \(loaded.deployment.mode == .multiCompany ? "multi-company" : "single-company") (CFG-1)",
@@ -102,7 +112,7 @@ struct SettingsDaemon: AsyncParsableCommand {
       logger: logger,
       onShutdown: {
         health.shutDown()
-        events.finishAll()
+        store.changes.finishAll()
       }
     )
     let group = ServiceGroup(

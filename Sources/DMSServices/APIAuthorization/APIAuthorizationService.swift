@@ -10,16 +10,14 @@ import Logging
 public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceProtocol {
   private let store: any SettingsStore
   private let configuration: DeploymentConfiguration
-  private let events: SettingsEventBus
   private let audit: SecretAudit
 
   /// The service over `store`.
   public init(
-    store: any SettingsStore, configuration: DeploymentConfiguration, events: SettingsEventBus, logger: Logger
+    store: any SettingsStore, configuration: DeploymentConfiguration, logger: Logger
   ) {
     self.store = store
     self.configuration = configuration
-    self.events = events
     self.audit = SecretAudit(logger: logger)
   }
 
@@ -44,7 +42,7 @@ public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceP
   ) async throws -> Dms_Settings_V1_ApiAuthorizationSettings {
     try requireSingleCompany()
     guard let key = try await SingleCompany.key(in: store, configuration: configuration) else { return message(nil) }
-    return message(try await store.scoped(to: key).read(APIAuthorization.self))
+    return message(try await store.read(APIAuthorization.self, of: key))
   }
 
   public func update(
@@ -70,19 +68,20 @@ public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceP
         })
     }
     let secrets = [APIAuthorization.passwordField: change]
+    let code = configuration.singleCompanyCode
+    let revision = input.revision
     let stored: Stored<APIAuthorization>
     if let key = try await SingleCompany.key(in: store, configuration: configuration) {
-      stored = try await store.scoped(to: key).write(value, secrets: secrets, expectedRevision: input.revision)
-    } else {
-      guard input.revision == 0 else {
-        throw StoreError(.staleRevision, "API authorization was never saved (revision 0)", currentRevision: 0)
+      stored = try await store.transaction(company: key, by: context.auditActor) { tx in
+        try tx.write(value, secrets: secrets, expectedRevision: revision)
       }
-      stored = try await store.createCompany(code: configuration.singleCompanyCode, document: value, secrets: secrets).1
+    } else {
+      // The first save registers the single company, in the same transaction.
+      stored = try await store.registry.transaction(by: context.auditActor) { tx in
+        let key = try SingleCompany.key(in: tx, code: code) ?? tx.createCompany(code: code)
+        return try tx.scoped(to: key).write(value, secrets: secrets, expectedRevision: revision)
+      }
     }
-    events.publish(
-      SettingsChange(
-        kind: stored.revision == 1 ? .created : .updated, company: configuration.singleCompanyCode,
-        area: APIAuthorization.area, revision: stored.revision))
     return message(stored)
   }
 
@@ -93,8 +92,10 @@ public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceP
     try requireSingleCompany()
     var response = Dms_Settings_V1_RevealSecretResponse()
     guard let key = try await SingleCompany.key(in: store, configuration: configuration) else { return response }
-    let value = try await store.scoped(to: key).revealSecret(
-      APIAuthorization.self, field: APIAuthorization.passwordField)
+    let reason = request.reason
+    let value = try await store.transaction(company: key, by: context.auditActor) { tx in
+      try tx.revealSecret(APIAuthorization.self, field: APIAuthorization.passwordField, reason: reason)
+    }
     audit.revealed(
       company: key.code, area: APIAuthorization.area, field: APIAuthorization.passwordField, reason: request.reason,
       context: context)

@@ -10,19 +10,16 @@ import Logging
 public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   private let store: any SettingsStore
   private let configuration: DeploymentConfiguration
-  private let events: SettingsEventBus
   private let audit: SecretAudit
 
   /// The service over `store`.
   public init(
     store: any SettingsStore,
     configuration: DeploymentConfiguration,
-    events: SettingsEventBus,
     logger: Logger
   ) {
     self.store = store
     self.configuration = configuration
-    self.events = events
     self.audit = SecretAudit(logger: logger)
   }
 
@@ -34,7 +31,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     guard !code.isEmpty else {
       throw ValidationFailure([RuleViolation(field: field, rule: "ERP-3", message: "is required")])
     }
-    guard let key = try await store.company(code: code) else {
+    guard let key = try await store.registry.company(code: code) else {
       throw RPCError(code: .notFound, message: "no company with the short name \(code)")
     }
     return key
@@ -46,7 +43,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   ) async throws -> Dms_Settings_V1_ListCompaniesResponse {
     try requireMultiCompany()
     var response = Dms_Settings_V1_ListCompaniesResponse()
-    for (_, stored) in try await store.documentOfEveryCompany(Company.self) {
+    for (_, stored) in try await store.registry.documentOfEveryCompany(Company.self) {
       var summary = Dms_Settings_V1_CompanySummary()
       summary.shortName = stored.value.code
       summary.name = stored.value.name
@@ -63,7 +60,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   ) async throws -> Dms_Settings_V1_Company {
     try requireMultiCompany()
     let key = try await existing(request.shortName)
-    guard let stored = try await store.scoped(to: key).read(Company.self) else {
+    guard let stored = try await store.read(Company.self, of: key) else {
       throw RPCError(code: .notFound, message: "no company with the short name \(request.shortName)")
     }
     return Company.message(stored)
@@ -135,8 +132,15 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   ) async throws -> Dms_Settings_V1_Company {
     try requireMultiCompany()
     let (company, secrets) = try prepare(request.company, secrets: request.secrets, centers: [], previous: nil)
-    let (_, stored) = try await store.createCompany(code: company.code, document: company, secrets: secrets)
-    events.publish(SettingsChange(kind: .created, company: company.code, area: Company.area, revision: stored.revision))
+    let stored: Stored<Company>
+    do {
+      stored = try await store.registry.transaction(by: context.auditActor) { tx in
+        let key = try tx.createCompany(code: company.code)
+        return try tx.scoped(to: key).write(company, secrets: secrets, expectedRevision: 0)
+      }
+    } catch let error as StoreError where error.kind == .alreadyExists {
+      throw StoreError(.alreadyExists, error.message, field: "company.short_name", rule: error.rule)
+    }
     return Company.message(stored)
   }
 
@@ -147,14 +151,17 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     try requireMultiCompany()
     try requireRevision(request.company.revision, field: "company.revision")
     let key = try await existing(request.company.shortName, field: "company.short_name")
-    let scoped = store.scoped(to: key)
-    let previous = try await scoped.read(Company.self)
-    let centers = try await scoped.read(CompanyCenters.self)?.value.centers ?? []
-    var (company, secrets) = try prepare(
-      request.company, secrets: request.secrets, centers: centers, previous: previous?.value)
-    company.code = key.code  // the short name as registered; it cannot change case by update
-    let stored = try await scoped.write(company, secrets: secrets, expectedRevision: request.company.revision)
-    events.publish(SettingsChange(kind: .updated, company: key.code, area: Company.area, revision: stored.revision))
+    let input = request
+    // Validated inside the transaction: the centers (ERP-7) and the key kept from the
+    // previous version are the ones the write commits against.
+    let stored = try await store.transaction(company: key, by: context.auditActor) { tx in
+      let previous = try tx.read(Company.self)
+      let centers = try tx.read(CompanyCenters.self)?.value.centers ?? []
+      var (company, secrets) = try prepare(
+        input.company, secrets: input.secrets, centers: centers, previous: previous?.value)
+      company.code = key.code  // the short name as registered; it cannot change case by update
+      return try tx.write(company, secrets: secrets, expectedRevision: input.company.revision)
+    }
     return Company.message(stored)
   }
 
@@ -165,8 +172,15 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     try requireMultiCompany()
     try requireRevision(request.revision)
     let key = try await existing(request.shortName)
-    try await store.deleteCompany(key, checking: Company.self, expectedRevision: request.revision)
-    events.publish(SettingsChange(kind: .deleted, company: key.code, area: Company.area, revision: 0))
+    let expected = request.revision
+    try await store.registry.transaction(by: context.auditActor) { tx in
+      let current = try tx.scoped(to: key).read(Company.self)?.revision ?? 0
+      guard current == expected else {
+        throw StoreError(
+          .staleRevision, "company \(key.code) is at revision \(current), not \(expected)", currentRevision: current)
+      }
+      try tx.deleteCompany(key)
+    }
     return Dms_Settings_V1_DeleteCompanyResponse()
   }
 
@@ -183,24 +197,14 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     v.require(Set(request.centers).count == request.centers.count, "centers", "ERP-7", "must not repeat a center")
     try v.check()
     let key = try await existing(request.shortName)
-    let scoped = store.scoped(to: key)
-    // The connector's list replaces the previous one: last writer wins, retried
-    // once if another publish slipped in between the read and the write.
-    for attempt in 0..<2 {
-      let revision = try await scoped.read(CompanyCenters.self)?.revision ?? 0
-      do {
-        let stored = try await scoped.write(
-          CompanyCenters(centers: request.centers), secrets: [:], expectedRevision: revision)
-        events.publish(
-          SettingsChange(kind: .updated, company: key.code, area: CompanyCenters.area, revision: stored.revision))
-        var response = Dms_Settings_V1_Centers()
-        response.centers = stored.value.centers
-        return response
-      } catch let error as StoreError where error.kind == .staleRevision && attempt == 0 {
-        continue
-      }
+    let centers = CompanyCenters(centers: request.centers)
+    // The connector's list replaces the previous one: last writer wins, in one transaction.
+    let stored = try await store.transaction(company: key, by: context.auditActor) { tx in
+      try tx.write(centers, secrets: [:], expectedRevision: try tx.read(CompanyCenters.self)?.revision ?? 0)
     }
-    throw RPCError(code: .aborted, message: "the centers changed concurrently; publish again")
+    var response = Dms_Settings_V1_Centers()
+    response.centers = stored.value.centers
+    return response
   }
 
   public func listCenters(
@@ -210,7 +214,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     try requireMultiCompany()
     let key = try await existing(request.shortName)
     var response = Dms_Settings_V1_Centers()
-    response.centers = try await store.scoped(to: key).read(CompanyCenters.self)?.value.centers ?? []
+    response.centers = try await store.read(CompanyCenters.self, of: key)?.value.centers ?? []
     return response
   }
 
@@ -246,7 +250,9 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     context: ServerContext
   ) async throws -> Dms_Settings_V1_RevealSecretResponse {
     let key = try await existing(company)
-    let value = try await store.scoped(to: key).revealSecret(Company.self, field: secret.rawValue)
+    let value = try await store.transaction(company: key, by: context.auditActor) { tx in
+      try tx.revealSecret(Company.self, field: secret.rawValue, reason: reason)
+    }
     audit.revealed(company: key.code, area: Company.area, field: secret.rawValue, reason: reason, context: context)
     var response = Dms_Settings_V1_RevealSecretResponse()
     response.set = value != nil

@@ -24,16 +24,20 @@ extension StoreError: RPCErrorConvertible {
     case .alreadyExists:
       return RPCError(
         code: .alreadyExists, message: message,
-        violations: [FieldViolation(field: "company.short_name", rule: "ERP-3", description: message)])
+        violations: field.map { [FieldViolation(field: $0, rule: rule ?? "", description: message)] } ?? [])
     case .staleRevision:
       var trailers: [String: String] = [:]
       if let currentRevision { trailers["current-revision"] = String(currentRevision) }
       return RPCError(
         code: .aborted, message: "\(message): someone saved a newer version; read it again and reapply your change",
         trailers: trailers)
-    case .secretUnreadable:
+    case .secretUnreadable, .corrupt, .unreadable:
       return RPCError(code: .dataLoss, message: message)
-    default:
+    case .full, .fellBehind:
+      return RPCError(code: .resourceExhausted, message: message)
+    case .outOfRange:
+      return RPCError(code: .outOfRange, message: message)
+    default:  // busy, unavailable
       return RPCError(code: .unavailable, message: message)
     }
   }

@@ -20,43 +20,47 @@ public enum CompanyModeMigration {
     public let description: String
   }
 
-  /// Runs the switch if the configured mode differs from the stored one.
+  /// Runs the switch if the configured mode differs from the stored one, in one
+  /// transaction: the carried-over settings and the recorded mode commit together,
+  /// so an interrupted switch is never half-applied (it runs again at the next start).
   public static func run(
     store: any SettingsStore,
     configuration: DeploymentConfiguration,
     logger: Logger
   ) async throws {
-    let stored = try await store.serverValue(modeKey).flatMap(ServerMode.init(rawValue:))
-    switch (stored, configuration.mode) {
-    case (nil, let mode):
-      try await store.setServerValue(modeKey, mode.rawValue)
-    case (.singleCompany?, .singleCompany), (.multiCompany?, .multiCompany):
-      return
-    case (.singleCompany?, .multiCompany):
-      try await toMultiCompany(store: store, configuration: configuration, logger: logger)
-      try await store.setServerValue(modeKey, ServerMode.multiCompany.rawValue)
-    case (.multiCompany?, .singleCompany):
-      try await toSingleCompany(store: store, configuration: configuration, logger: logger)
-      try await store.setServerValue(modeKey, ServerMode.singleCompany.rawValue)
+    let code = configuration.singleCompanyCode
+    let target = configuration.mode
+    let outcome = try await store.registry.transaction(by: .system("CFG-9 mode switch")) { tx -> String? in
+      let stored = try tx.serverValue(modeKey).flatMap(ServerMode.init(rawValue:))
+      let outcome: String?
+      switch (stored, target) {
+      case (.singleCompany?, .singleCompany), (.multiCompany?, .multiCompany):
+        return nil
+      case (nil, _):
+        outcome = nil
+      case (.singleCompany?, .multiCompany):
+        outcome = try toMultiCompany(tx, code: code)
+      case (.multiCompany?, .singleCompany):
+        outcome = try toSingleCompany(tx)
+      }
+      try tx.setServerValue(modeKey, target.rawValue)
+      return outcome
     }
+    if let outcome { logger.notice("CFG-9: \(outcome)") }
   }
 
-  private static func toMultiCompany(
-    store: any SettingsStore,
-    configuration: DeploymentConfiguration,
-    logger: Logger
-  ) async throws {
-    guard let key = try await SingleCompany.key(in: store, configuration: configuration) else {
-      logger.notice("CFG-9: switched to multi-company mode; there were no single-company settings to carry over")
-      return
+  /// single → multi; what happened, for the log.
+  private static func toMultiCompany(_ tx: any RegistryTransaction, code: String) throws -> String {
+    guard let key = try SingleCompany.key(in: tx, code: code) else {
+      return "switched to multi-company mode; there were no single-company settings to carry over"
     }
-    let scoped = store.scoped(to: key)
-    guard let auth = try await scoped.read(APIAuthorization.self) else {
-      logger.notice("CFG-9: switched to multi-company mode; company \(key.code) had no API authorization")
-      return
+    let scoped = tx.scoped(to: key)
+    guard let auth = try scoped.read(APIAuthorization.self) else {
+      return "switched to multi-company mode; company \(key.code) had no API authorization"
     }
-    let password = try await scoped.revealSecret(APIAuthorization.self, field: APIAuthorization.passwordField)
-    let existing = try await scoped.read(Company.self)
+    let password = try scoped.revealSecret(
+      APIAuthorization.self, field: APIAuthorization.passwordField, reason: "CFG-9: carried over to the ERP operator")
+    let existing = try scoped.read(Company.self)
     var company = existing?.value ?? Company(code: key.code, mode: .erpXL, name: auth.value.companyName)
     if company.name.isEmpty { company.name = auth.value.companyName }
     company.mappedDatabase = auth.value.companyName
@@ -64,19 +68,15 @@ public enum CompanyModeMigration {
     let secrets: [String: SecretChange] = [
       Company.Secret.operatorPassword.rawValue: password.map { .set($0) } ?? .clear
     ]
-    _ = try await scoped.write(company, secrets: secrets, expectedRevision: existing?.revision ?? 0)
-    try await scoped.remove(APIAuthorization.self)
-    logger.notice(
-      "CFG-9: switched to multi-company mode: the API authorization became company \(key.code); fill in its ERP connection (ERP-4)",
-      metadata: ["company": "\(key.code)"])
+    _ = try scoped.write(company, secrets: secrets, expectedRevision: existing?.revision ?? 0)
+    try scoped.remove(APIAuthorization.self)
+    return
+      "switched to multi-company mode: the API authorization became company \(key.code); fill in its ERP connection (ERP-4)"
   }
 
-  private static func toSingleCompany(
-    store: any SettingsStore,
-    configuration: DeploymentConfiguration,
-    logger: Logger
-  ) async throws {
-    let companies = try await store.companies()
+  /// multi → single; what happened, for the log.
+  private static func toSingleCompany(_ tx: any RegistryTransaction) throws -> String {
+    let companies = try tx.companies()
     guard companies.count <= 1 else {
       throw RefusedSwitch(
         description: """
@@ -86,21 +86,22 @@ public enum CompanyModeMigration {
           """)
     }
     guard let key = companies.first else {
-      logger.notice("CFG-9: switched to single-company mode; there were no companies")
-      return
+      return "switched to single-company mode; there were no companies"
     }
-    let scoped = store.scoped(to: key)
-    guard let company = try await scoped.read(Company.self) else { return }
-    let password = try await scoped.revealSecret(Company.self, field: Company.Secret.operatorPassword.rawValue)
-    let current = try await scoped.read(APIAuthorization.self)
+    let scoped = tx.scoped(to: key)
+    guard let company = try scoped.read(Company.self) else {
+      return "switched to single-company mode; company \(key.code) had no ERP definition"
+    }
+    let password = try scoped.revealSecret(
+      Company.self, field: Company.Secret.operatorPassword.rawValue,
+      reason: "CFG-9: carried over to the API authorization")
+    let current = try scoped.read(APIAuthorization.self)
     let auth = APIAuthorization(
       companyName: company.value.mappedDatabase.isEmpty ? company.value.name : company.value.mappedDatabase,
       operatorLogin: company.value.operatorLogin)
-    _ = try await scoped.write(
+    _ = try scoped.write(
       auth, secrets: [APIAuthorization.passwordField: password.map { .set($0) } ?? .clear],
       expectedRevision: current?.revision ?? 0)
-    logger.notice(
-      "CFG-9: switched to single-company mode: company \(key.code) is the single company; its ERP definition is kept",
-      metadata: ["company": "\(key.code)"])
+    return "switched to single-company mode: company \(key.code) is the single company; its ERP definition is kept"
   }
 }

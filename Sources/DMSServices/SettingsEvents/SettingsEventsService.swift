@@ -1,14 +1,16 @@
 import DMSMessages
 import DMSRPC
+import DMSStorage
 import DMSStubs
 
-/// `dms.settings.v1.SettingsEvents`: change notifications for desktop clients.
+/// `dms.settings.v1.SettingsEvents`: change notifications for desktop clients, from
+/// the store's change feed.
 public struct SettingsEventsService: Dms_Settings_V1_SettingsEvents.ServiceProtocol {
-  private let bus: SettingsEventBus
+  private let feed: ChangeFeed
 
-  /// Events from `bus`.
-  public init(bus: SettingsEventBus) {
-    self.bus = bus
+  /// Events from `feed`.
+  public init(feed: ChangeFeed) {
+    self.feed = feed
   }
 
   public func watch(
@@ -16,13 +18,14 @@ public struct SettingsEventsService: Dms_Settings_V1_SettingsEvents.ServiceProto
     responses: ResponseStreamWriter<Dms_Settings_V1_SettingsEvent>,
     context: ServerContext
   ) async throws {
-    let stream = bus.subscribe()
+    let subscription = try feed.subscribe(after: request.hasResumeAfter ? request.resumeAfter : nil)
     var subscribed = Dms_Settings_V1_SettingsEvent()
     subscribed.kind = .subscribed
     subscribed.shortName = request.shortName
+    subscribed.position = subscription.after
     try await responses.send(subscribed)
     let filter = request.shortName.uppercased()
-    for await change in stream {
+    for try await change in subscription {
       if !filter.isEmpty, let company = change.company, company.uppercased() != filter { continue }
       var event = Dms_Settings_V1_SettingsEvent()
       event.kind =
@@ -34,6 +37,7 @@ public struct SettingsEventsService: Dms_Settings_V1_SettingsEvents.ServiceProto
       event.shortName = change.company ?? ""
       event.area = change.area
       event.revision = change.revision
+      event.position = change.position
       try await responses.send(event)
     }
     try Task.checkCancellation()

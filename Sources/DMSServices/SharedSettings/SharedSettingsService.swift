@@ -9,13 +9,11 @@ import DMSStubs
 public struct SharedSettingsService: Dms_Settings_V1_SharedSettings.ServiceProtocol {
   private let store: any SettingsStore
   private let choices: SharedSettings.Choices
-  private let events: SettingsEventBus
 
   /// The service over `store`, accepting `choices`.
-  public init(store: any SettingsStore, choices: SharedSettings.Choices, events: SettingsEventBus) {
+  public init(store: any SettingsStore, choices: SharedSettings.Choices) {
     self.store = store
     self.choices = choices
-    self.events = events
   }
 
   private func message(_ value: SharedSettings, revision: Int64) -> Dms_Settings_V1_Shared {
@@ -56,8 +54,10 @@ public struct SharedSettingsService: Dms_Settings_V1_SharedSettings.ServiceProto
         error.violations.map { RuleViolation(field: "settings.\($0.field)", rule: $0.rule, message: $0.message) })
     }
     // Revision 0 is the first save; after that the revision read must be sent.
-    let stored = try await store.writeShared(value, expectedRevision: input.revision)
-    events.publish(SettingsChange(kind: .updated, company: nil, area: SharedSettings.area, revision: stored.revision))
+    let revision = input.revision
+    let stored = try await store.sharedTransaction(by: context.auditActor) { tx in
+      try tx.write(value, expectedRevision: revision)
+    }
     return message(stored.value, revision: stored.revision)
   }
 }

@@ -4,6 +4,10 @@ import Logging
 /// The SQLite schema, as versioned migrations run at start-up (idempotent: a
 /// migration runs once, recorded in `grdb_migrations`).
 enum SQLiteMigrations {
+  /// The rooms with tables of their own, each registering its migrations after the
+  /// core ones (a new area adds one line here).
+  static let rooms: [any SQLiteRoom.Type] = [AuditTrail.self]
+
   static func migrator(logger: Logger) -> DatabaseMigrator {
     var migrator = DatabaseMigrator()
     migrator.registerMigration("v1: companies, documents, secrets, shared section") { db in
@@ -43,6 +47,30 @@ enum SQLiteMigrations {
           );
           """)
     }
+    migrator.registerMigration("v2: document formats, change feed") { db in
+      logger.info("migrating the database", metadata: ["migration": "v2"])
+      try db.execute(
+        sql: """
+          ALTER TABLE company_document ADD COLUMN format INTEGER NOT NULL DEFAULT 1;  -- the record's format
+          ALTER TABLE shared_document ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+          CREATE TABLE change_feed (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,  -- commit order; never reused
+            company_id INTEGER,                    -- NULL: the shared section; kept after a company is deleted
+            company_code TEXT,
+            area TEXT NOT NULL,
+            kind TEXT NOT NULL,                    -- created, updated, deleted
+            revision INTEGER NOT NULL,
+            committed_at TEXT NOT NULL
+          );
+          """)
+    }
+    for room in rooms { room.registerMigrations(in: &migrator, logger: logger) }
     return migrator
   }
+}
+
+/// An area's own part of the SQLite schema.
+protocol SQLiteRoom {
+  /// Registers the room's migrations, named after the room ("audit v1: ...").
+  static func registerMigrations(in migrator: inout DatabaseMigrator, logger: Logger)
 }

@@ -2,216 +2,287 @@ import DMSDomain
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// The embedded default backend: one SQLite file in the data folder.
 ///
 /// WAL mode with `synchronous=FULL`: a write answered OK survives `kill -9` and power
-/// loss. Every company-owned row carries `company_id` (the column a PostgreSQL
-/// backend protects with row-level security and a distributed one shards by).
-public final class SQLiteSettingsStore: SettingsStore {
+/// loss. Writes go through group commit (`CommitQueue`). Every company-owned row
+/// carries `company_id` (the column a PostgreSQL backend protects with row-level
+/// security).
+public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
+  /// How the store opens its database.
+  public struct Options: Sendable {
+    /// How long a statement waits for another process's lock before failing with
+    /// UNAVAILABLE (`storage.busy-timeout`).
+    public var busyTimeout: Duration = .seconds(10)
+    /// The most transactions one commit carries.
+    public var maxBatch = 256
+    /// Called once when the database is found damaged (Health goes NOT_SERVING).
+    public var onCorruption: (@Sendable () -> Void)?
+
+    /// The defaults.
+    public init() {}
+  }
+
   let pool: DatabasePool
   let secrets: SecretBox
   let cache = ReadCache()
-  private let encoder: JSONEncoder
-  private let decoder = JSONDecoder()
+  private let logger: Logger
+  private let corrupt = Atomic<Bool>(false)
+  private let onCorruption: (@Sendable () -> Void)?
+  // Set once in `init`, before the store is shared.
+  nonisolated(unsafe) private var commits: CommitQueue!
+  nonisolated(unsafe) private var feed: ChangeFeed!
 
   /// Opens (creating if need be) the database at `path` and runs the migrations.
-  public init(path: String, secrets: SecretBox, logger: Logger = Logger(label: "dms.storage")) throws {
+  public init(
+    path: String,
+    secrets: SecretBox,
+    options: Options = Options(),
+    logger: Logger = Logger(label: "dms.storage")
+  ) throws {
     var configuration = Configuration()
     configuration.foreignKeysEnabled = true
-    configuration.busyMode = .timeout(10)
+    configuration.busyMode = .timeout(
+      TimeInterval(options.busyTimeout.components.seconds)
+        + TimeInterval(options.busyTimeout.components.attoseconds) / 1e18)
     let directory = (path as NSString).deletingLastPathComponent
     if !directory.isEmpty {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
-    pool = try DatabasePool(path: path, configuration: configuration)
-    // After opening WAL, GRDB sets synchronous=NORMAL on the writer (a commit may be
-    // lost on power loss). FULL syncs the WAL at every commit: an acknowledged write
-    // survives. The pool keeps this one writer connection for its whole life.
-    try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
     self.secrets = secrets
-    encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    try SQLiteMigrations.migrator(logger: logger).migrate(pool)
+    self.logger = logger
+    self.onCorruption = options.onCorruption
+    do {
+      pool = try DatabasePool(path: path, configuration: configuration)
+      // After opening WAL, GRDB sets synchronous=NORMAL on the writer (a commit may be
+      // lost on power loss). FULL syncs the WAL at every commit: an acknowledged write
+      // survives. The pool keeps this one writer connection for its whole life.
+      try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+      try SQLiteMigrations.migrator(logger: logger).migrate(pool)
+      let last = try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM change_feed") } ?? 0
+      feed = ChangeFeed(last: last) { [pool] after, through, limit in
+        try await pool.read { db in try Self.changes(after: after, through: through, limit: limit, in: db) }
+      }
+    } catch {
+      throw SQLiteFailure.map(error)
+    }
+    commits = CommitQueue(pool: pool, maxBatch: options.maxBatch) { [cache, feed] effects in
+      var changes: [SettingsChange] = []
+      for effect in effects {
+        switch effect {
+        case .change(let change): changes.append(change)
+        case .document(let companyID, let area, let entry):
+          cache.documentWritten(companyID: companyID, area: area, entry)
+        case .documentRemoved(let companyID, let area): cache.documentRemoved(companyID: companyID, area: area)
+        case .companyCreated(let codeKey, let key): cache.companyCreated(codeKey: codeKey, key)
+        case .companyDeleted(let key, let codeKey): cache.companyDeleted(key, codeKey: codeKey)
+        }
+      }
+      feed?.publish(changes)
+    }
   }
 
-  // MARK: Documents (shared helpers)
-
-  func encode<Document: SettingsDocument>(_ document: Document) throws -> Data {
-    try encoder.encode(document)
+  /// Runs a database operation, mapping SQLite's failures (and noting corruption).
+  func database<Result>(_ operation: () async throws -> Result) async throws -> Result {
+    do {
+      return try await operation()
+    } catch {
+      throw noted(SQLiteFailure.map(error), original: error)
+    }
   }
 
-  func decode<Document: SettingsDocument>(_ type: Document.Type, _ data: Data) throws -> Document {
-    try decoder.decode(type, from: data)
+  private func noted(_ mapped: any Error, original: any Error) -> any Error {
+    guard let storeError = mapped as? StoreError else { return mapped }
+    switch storeError.kind {
+    case .busy, .full, .unavailable, .corrupt:
+      var metadata: Logger.Metadata = ["kind": "\(storeError.kind)"]
+      if let database = original as? DatabaseError {
+        metadata["sqlite-result-code"] = "\(database.extendedResultCode.rawValue)"
+        metadata["sqlite-message"] = "\(database.message ?? "")"
+      }
+      logger.error("storage: \(storeError.message)", metadata: metadata)
+      if storeError.kind == .corrupt, !corrupt.exchange(true, ordering: .relaxed) { onCorruption?() }
+    default:
+      break
+    }
+    return mapped
   }
 
-  // MARK: Registry
+  // MARK: SettingsStore
 
-  public func companies() async throws -> [CompanyKey] {
-    try await pool.read { db in
-      try Row.fetchAll(db, sql: "SELECT id, code FROM company ORDER BY code_key").map {
-        CompanyKey(id: $0["id"], code: $0["code"])
+  public var registry: any CompanyRegistry { self }
+
+  public var changes: ChangeFeed { feed }
+
+  public func read<Document: SettingsDocument>(
+    _ type: Document.Type, of company: CompanyKey
+  ) async throws -> Stored<Document>? {
+    let id = company.id
+    if let entry = cache.document(companyID: id, area: Document.area) { return entry.stored(type) }
+    let generation = cache.generation
+    let stored = try await database {
+      try await pool.read { db in
+        try SQLiteCompanyTransaction(
+          tx: SQLiteTransaction(db: db, store: self, actor: .system("read")), company: company
+        )
+        .read(type)
+      }
+    }
+    cache.fillDocument(
+      companyID: id, area: Document.area, stored.map(ReadCache.Entry.init) ?? .absent, generation: generation)
+    return stored
+  }
+
+  public func readShared<Document: SettingsDocument>(_ type: Document.Type) async throws -> Stored<Document>? {
+    if let entry = cache.document(companyID: ReadCache.shared, area: Document.area) { return entry.stored(type) }
+    let generation = cache.generation
+    let stored = try await database {
+      try await pool.read { db in
+        try SQLiteSharedTransaction(tx: SQLiteTransaction(db: db, store: self, actor: .system("read"))).read(type)
+      }
+    }
+    cache.fillDocument(
+      companyID: ReadCache.shared, area: Document.area, stored.map(ReadCache.Entry.init) ?? .absent,
+      generation: generation)
+    return stored
+  }
+
+  /// Runs `body` through group commit in a transaction of its own savepoint.
+  private func commit<Result: Sendable>(
+    by actor: AuditActor, _ body: @escaping @Sendable (SQLiteTransaction) throws -> Result
+  ) async throws -> Result {
+    try await database {
+      try await commits.run { db in
+        let tx = SQLiteTransaction(db: db, store: self, actor: actor)
+        let result = try body(tx)
+        return (result, tx.effects)
       }
     }
   }
+
+  public func transaction<Result: Sendable>(
+    company: CompanyKey,
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any CompanyTransaction) throws -> Result
+  ) async throws -> Result {
+    try await commit(by: actor) { tx in try body(SQLiteCompanyTransaction(tx: tx, company: company)) }
+  }
+
+  public func sharedTransaction<Result: Sendable>(
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any SharedTransaction) throws -> Result
+  ) async throws -> Result {
+    try await commit(by: actor) { tx in try body(SQLiteSharedTransaction(tx: tx)) }
+  }
+
+  public func isHealthy() async -> Bool {
+    guard !corrupt.load(ordering: .relaxed) else { return false }
+    return (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+  }
+
+  // MARK: CompanyRegistry
 
   public func company(code: String) async throws -> CompanyKey? {
     let codeKey = Company.codeKey(code)
     if let key = cache.company(codeKey: codeKey) { return key }
     let generation = cache.generation
-    let key = try await pool.read { db in
-      try Row.fetchOne(db, sql: "SELECT id, code FROM company WHERE code_key = ?", arguments: [codeKey]).map {
-        CompanyKey(id: $0["id"], code: $0["code"])
+    let key = try await database {
+      try await pool.read { db in
+        try Row.fetchOne(db, sql: "SELECT id, code FROM company WHERE code_key = ?", arguments: [codeKey]).map {
+          CompanyKey(id: $0["id"], code: $0["code"])
+        }
       }
     }
     if let key { cache.fillCompany(codeKey: codeKey, key, generation: generation) }
     return key
   }
 
-  public func createCompany<Document: SettingsDocument>(
-    code: String,
-    document: Document,
-    secrets changes: [String: SecretChange]
-  ) async throws -> (CompanyKey, Stored<Document>) {
-    let body = try encode(document)
-    let key = Company.codeKey(code)
-    let created = try await pool.write { db in
-      if try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE code_key = ?", arguments: [key]) == true {
-        throw StoreError(.alreadyExists, "a company with the short name \(code) exists (short names ignore case)")
+  public func companies() async throws -> [CompanyKey] {
+    try await database {
+      try await pool.read { db in
+        try Row.fetchAll(db, sql: "SELECT id, code FROM company ORDER BY code_key").map {
+          CompanyKey(id: $0["id"], code: $0["code"])
+        }
       }
-      try db.execute(
-        sql: "INSERT INTO company (code, code_key, created_at) VALUES (?, ?, ?)",
-        arguments: [code, key, Date()])
-      let company = CompanyKey(id: db.lastInsertedRowID, code: code)
-      let scope = SQLiteCompanyStore(store: self, company: company)
-      let stored = try scope.write(document, body: body, secrets: changes, expectedRevision: 0, in: db)
-      return (company, stored)
     }
-    cache.companyCreated(codeKey: key, created.0)
-    cache.documentWritten(companyID: created.0.id, area: Document.area, ReadCache.Entry(created.1))
-    return created
-  }
-
-  public func deleteCompany<Document: SettingsDocument>(
-    _ company: CompanyKey,
-    checking type: Document.Type,
-    expectedRevision: Int64
-  ) async throws {
-    try await pool.write { db in
-      let current = try Int64.fetchOne(
-        db, sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
-        arguments: [company.id, Document.area])
-      guard try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE id = ?", arguments: [company.id]) == true else {
-        throw StoreError(.notFound, "no company \(company.code)")
-      }
-      guard (current ?? 0) == expectedRevision else {
-        throw StoreError(
-          .staleRevision, "company \(company.code) is at revision \(current ?? 0), not \(expectedRevision)",
-          currentRevision: current ?? 0)
-      }
-      // ON DELETE CASCADE removes every row partitioned under the company.
-      try db.execute(sql: "DELETE FROM company WHERE id = ?", arguments: [company.id])
-    }
-    cache.companyDeleted(company, codeKey: Company.codeKey(company.code))
   }
 
   public func documentOfEveryCompany<Document: SettingsDocument>(
     _ type: Document.Type
   ) async throws -> [(CompanyKey, Stored<Document>)] {
-    let rows = try await pool.read { db in
-      try Row.fetchAll(
-        db,
-        sql: """
-          SELECT c.id, c.code, d.revision, d.body, d.updated_at,
-            (SELECT group_concat(s.field, char(31)) FROM company_secret s
-              WHERE s.company_id = c.id AND s.area = d.area) AS secrets
-          FROM company c JOIN company_document d ON d.company_id = c.id AND d.area = ?
-          ORDER BY c.code_key
-          """,
-        arguments: [Document.area])
+    let rows = try await database {
+      try await pool.read { db in
+        try Row.fetchAll(
+          db,
+          sql: """
+            SELECT c.id, c.code, d.revision, d.body, d.format, d.updated_at,
+              (SELECT group_concat(s.field, char(31)) FROM company_secret s
+                WHERE s.company_id = c.id AND s.area = d.area) AS secrets
+            FROM company c JOIN company_document d ON d.company_id = c.id AND d.area = ?
+            ORDER BY c.code_key
+            """,
+          arguments: [Document.area])
+      }
     }
     return try rows.map { row in
       let secrets = (row["secrets"] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
       return (
         CompanyKey(id: row["id"], code: row["code"]),
         Stored(
-          value: try decode(type, row["body"]), revision: row["revision"], secretsSet: Set(secrets),
-          updatedAt: row["updated_at"])
+          value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"],
+          secretsSet: Set(secrets), updatedAt: row["updated_at"])
       )
     }
   }
 
-  public func scoped(to company: CompanyKey) -> any CompanyScopedStore {
-    SQLiteCompanyStore(store: self, company: company)
+  public func transaction<Result: Sendable>(
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any RegistryTransaction) throws -> Result
+  ) async throws -> Result {
+    try await commit(by: actor) { tx in try body(tx) }
   }
 
-  // MARK: Shared section
+  // MARK: Reading the journals
 
-  public func readShared<Document: SettingsDocument>(_ type: Document.Type) async throws -> Stored<Document>? {
-    if let entry = cache.document(companyID: ReadCache.shared, area: Document.area) { return entry.stored(type) }
-    let generation = cache.generation
-    let row = try await pool.read { db in
-      try Row.fetchOne(
-        db, sql: "SELECT revision, body, updated_at FROM shared_document WHERE area = ?", arguments: [Document.area])
+  /// The change feed's rows after `after`, up to `through`, at most `limit`.
+  static func changes(after: Int64, through: Int64, limit: Int, in db: Database) throws -> [SettingsChange] {
+    try Row.fetchAll(
+      db,
+      sql: """
+        SELECT position, kind, company_code, area, revision FROM change_feed
+        WHERE position > ? AND position <= ? ORDER BY position LIMIT ?
+        """,
+      arguments: [after, through, limit]
+    ).map { row in
+      SettingsChange(
+        position: row["position"], kind: SettingsChange.Kind(rawValue: row["kind"]) ?? .updated,
+        company: row["company_code"], area: row["area"], revision: row["revision"])
     }
-    guard let row else {
-      cache.fillDocument(companyID: ReadCache.shared, area: Document.area, .absent, generation: generation)
-      return nil
-    }
-    let stored = Stored(
-      value: try decode(type, row["body"]), revision: row["revision"], secretsSet: [], updatedAt: row["updated_at"])
-    cache.fillDocument(
-      companyID: ReadCache.shared, area: Document.area, ReadCache.Entry(stored), generation: generation)
-    return stored
   }
 
-  public func writeShared<Document: SettingsDocument>(
-    _ document: Document,
-    expectedRevision: Int64
-  ) async throws -> Stored<Document> {
-    let body = try encode(document)
-    let stored = try await pool.write { db in
-      let current =
-        try Int64.fetchOne(db, sql: "SELECT revision FROM shared_document WHERE area = ?", arguments: [Document.area])
-        ?? 0
-      guard current == expectedRevision else {
-        throw StoreError(
-          .staleRevision, "the shared section is at revision \(current), not \(expectedRevision)",
-          currentRevision: current)
+  /// The audit rows after `after` (of one company, or every one), oldest first.
+  public func auditRecords(company: CompanyKey?, after: Int64, limit: Int) async throws
+    -> [AuditRecord]
+  {
+    try await database {
+      try await pool.read { db in
+        try Row.fetchAll(
+          db,
+          sql: """
+            SELECT * FROM audit_entry WHERE id > ? AND (? IS NULL OR company_id = ?) ORDER BY id LIMIT ?
+            """,
+          arguments: [after, company?.id, company?.id, limit]
+        ).map { row in
+          AuditRecord(
+            id: row["id"], company: row["company_code"], at: row["at"], action: row["action"], area: row["area"],
+            field: row["field"], revision: row["revision"], detail: row["detail"],
+            actor: AuditActor(
+              login: row["login"], peer: row["peer"], userAgent: row["user_agent"], requestID: row["request_id"]))
+        }
       }
-      let now = Date()
-      try db.execute(
-        sql: """
-          INSERT INTO shared_document (area, revision, body, updated_at) VALUES (?, ?, ?, ?)
-          ON CONFLICT (area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
-            updated_at = excluded.updated_at
-          """,
-        arguments: [Document.area, current + 1, body, now])
-      return Stored(value: document, revision: current + 1, secretsSet: [], updatedAt: now)
     }
-    cache.documentWritten(companyID: ReadCache.shared, area: Document.area, ReadCache.Entry(stored))
-    return stored
-  }
-
-  // MARK: Server-wide values
-
-  public func serverValue(_ key: String) async throws -> String? {
-    try await pool.read { db in
-      try String.fetchOne(db, sql: "SELECT value FROM server_state WHERE key = ?", arguments: [key])
-    }
-  }
-
-  public func setServerValue(_ key: String, _ value: String) async throws {
-    try await pool.write { db in
-      try db.execute(
-        sql:
-          "INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        arguments: [key, value])
-    }
-  }
-
-  public func isHealthy() async -> Bool {
-    (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
   }
 }
 
@@ -238,5 +309,13 @@ extension ReadCache.Entry {
   func stored<Document>(_ type: Document.Type) -> Stored<Document>? {
     guard let value = value as? Document else { return nil }
     return Stored(value: value, revision: revision, secretsSet: secretsSet, updatedAt: updatedAt)
+  }
+}
+
+extension SQLiteSettingsStore {
+  /// Runs `PRAGMA <statement>` on the writer connection (tests: the size limit that
+  /// stands in for a full disk).
+  package func pragma(_ statement: String) async throws -> Int? {
+    try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA \(statement)") }
   }
 }

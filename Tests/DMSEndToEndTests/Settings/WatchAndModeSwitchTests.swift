@@ -38,11 +38,59 @@ struct WatchAndModeSwitchTests {
       #expect(first.kind == .created && first.shortName == "AAA" && first.area == "erp.company" && first.revision == 1)
       #expect(try await events.next()?.shortName == "BBB")
       let sharedEvent = try #require(try await events.next())
-      #expect(sharedEvent.kind == .updated && sharedEvent.shortName.isEmpty && sharedEvent.area == "erp.shared")
+      #expect(sharedEvent.kind == .created && sharedEvent.shortName.isEmpty && sharedEvent.area == "erp.shared")
+      #expect(first.position > 0 && sharedEvent.position == first.position + 2, "positions follow commit order")
 
       let b = try #require(try await bEvents.next())
       #expect(b.shortName == "BBB", "the filtered stream skips AAA")
       #expect(try await bEvents.next()?.area == "erp.shared", "and still gets the shared section")
+      await client.close()
+    }
+  }
+
+  @Test("Watch resumes after a reconnect from the last position seen: nothing missed, nothing twice")
+  func watchResume() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let companies = Dms_Settings_V1_Companies.Client(client)
+      var create = Dms_Settings_V1_CreateCompanyRequest()
+      create.company = companyMessage("R1")
+      _ = try await companies.create(create)
+
+      // A watcher sees R1's creation, then goes away.
+      var lastSeen: Int64 = 0
+      do {
+        var request = Dms_Settings_V1_WatchSettingsRequest()
+        request.resumeAfter = 0
+        var events = Dms_Settings_V1_SettingsEvents.Client(client).watch(request).makeAsyncIterator()
+        let subscribed = try #require(try await events.next())
+        #expect(subscribed.kind == .subscribed && subscribed.position == 0)
+        let created = try #require(try await events.next())
+        #expect(created.shortName == "R1" && created.kind == .created)
+        lastSeen = created.position
+      }
+      // Changes while it is away.
+      for code in ["R2", "R3"] {
+        create.company = companyMessage(code)
+        _ = try await companies.create(create)
+      }
+      var request = Dms_Settings_V1_WatchSettingsRequest()
+      request.resumeAfter = lastSeen
+      var events = Dms_Settings_V1_SettingsEvents.Client(client).watch(request).makeAsyncIterator()
+      #expect(try await events.next()?.position == lastSeen)
+      #expect(try await events.next()?.shortName == "R2")
+      #expect(try await events.next()?.shortName == "R3")
+      create.company = companyMessage("R4")
+      _ = try await companies.create(create)
+      #expect(try await events.next()?.shortName == "R4", "then the live ones")
+
+      // A position the server never gave.
+      request.resumeAfter = 1_000_000
+      await #expect {
+        for try await _ in Dms_Settings_V1_SettingsEvents.Client(client).watch(request) {}
+      } throws: { error in
+        (error as? RPCError)?.code == .outOfRange
+      }
       await client.close()
     }
   }

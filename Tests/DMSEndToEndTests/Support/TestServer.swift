@@ -40,17 +40,16 @@ struct TestServer {
     try await CompanyModeMigration.run(store: store, configuration: deployment, logger: logger)
     let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
     let probe = TestService.Probe()
-    let events = SettingsEventBus()
     var router = Router()
     for method in TestService.methods(probe: probe) { router.register(method) }
     SettingsServices.register(
-      into: &router, store: store, configuration: deployment, events: events, serverVersion: "test", logger: logger)
+      into: &router, store: store, configuration: deployment, serverVersion: "test", logger: logger)
     BuiltinServices.register(into: &router, health: health)
     let server = RPCServer(
       configuration: configuration, router: router, logger: logger,
       onShutdown: {
         health.shutDown()
-        events.finishAll()
+        store.changes.finishAll()
       })
     let task = Task { try await server.run() }
     let address = try await server.localAddress()

@@ -30,9 +30,21 @@ public nonisolated struct Dms_Settings_V1_WatchSettingsRequest: Sendable {
   /// One company's changes (and the shared section's); empty: every company's.
   public var shortName: String = String()
 
+  /// Resume: the changes after this change-feed position first. Absent: from now on.
+  public var resumeAfter: Int64 {
+    get {_resumeAfter ?? 0}
+    set {_resumeAfter = newValue}
+  }
+  /// Returns true if `resumeAfter` has been explicitly set.
+  public var hasResumeAfter: Bool {self._resumeAfter != nil}
+  /// Clears the value of `resumeAfter`. Subsequent reads from it will return its default value.
+  public mutating func clearResumeAfter() {self._resumeAfter = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _resumeAfter: Int64? = nil
 }
 
 public nonisolated struct Dms_Settings_V1_SettingsEvent: Sendable {
@@ -50,6 +62,10 @@ public nonisolated struct Dms_Settings_V1_SettingsEvent: Sendable {
 
   /// The revision after the change (0 for DELETED).
   public var revision: Int64 = 0
+
+  /// The change's position in the server's change feed (increases with every commit);
+  /// on SUBSCRIBED, the position the stream starts after.
+  public var position: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -108,7 +124,7 @@ fileprivate nonisolated let _protobuf_package = "dms.settings.v1"
 
 nonisolated extension Dms_Settings_V1_WatchSettingsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WatchSettingsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}short_name\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}short_name\0\u{3}resume_after\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -117,20 +133,29 @@ nonisolated extension Dms_Settings_V1_WatchSettingsRequest: SwiftProtobuf.Messag
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.shortName) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self._resumeAfter) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.shortName.isEmpty {
       try visitor.visitSingularStringField(value: self.shortName, fieldNumber: 1)
     }
+    try { if let v = self._resumeAfter {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Dms_Settings_V1_WatchSettingsRequest, rhs: Dms_Settings_V1_WatchSettingsRequest) -> Bool {
     if lhs.shortName != rhs.shortName {return false}
+    if lhs._resumeAfter != rhs._resumeAfter {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -138,7 +163,7 @@ nonisolated extension Dms_Settings_V1_WatchSettingsRequest: SwiftProtobuf.Messag
 
 nonisolated extension Dms_Settings_V1_SettingsEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SettingsEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{3}short_name\0\u{1}area\0\u{1}revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{3}short_name\0\u{1}area\0\u{1}revision\0\u{1}position\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -150,6 +175,7 @@ nonisolated extension Dms_Settings_V1_SettingsEvent: SwiftProtobuf.Message, Swif
       case 2: try { try decoder.decodeSingularStringField(value: &self.shortName) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.area) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.revision) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.position) }()
       default: break
       }
     }
@@ -168,6 +194,9 @@ nonisolated extension Dms_Settings_V1_SettingsEvent: SwiftProtobuf.Message, Swif
     if self.revision != 0 {
       try visitor.visitSingularInt64Field(value: self.revision, fieldNumber: 4)
     }
+    if self.position != 0 {
+      try visitor.visitSingularInt64Field(value: self.position, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -176,6 +205,7 @@ nonisolated extension Dms_Settings_V1_SettingsEvent: SwiftProtobuf.Message, Swif
     if lhs.shortName != rhs.shortName {return false}
     if lhs.area != rhs.area {return false}
     if lhs.revision != rhs.revision {return false}
+    if lhs.position != rhs.position {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

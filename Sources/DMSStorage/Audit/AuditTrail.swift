@@ -1,0 +1,56 @@
+import Foundation
+import GRDB
+import Logging
+
+/// The audit: one row per change and per revealed secret, written in the change's
+/// own transaction. Rows outlive the company they name (a deletion is audited too).
+enum AuditTrail: SQLiteRoom {
+  static func registerMigrations(in migrator: inout DatabaseMigrator, logger: Logger) {
+    migrator.registerMigration("audit v1: audit_entry") { db in
+      logger.info("migrating the database", metadata: ["migration": "audit v1"])
+      try db.execute(
+        sql: """
+          CREATE TABLE audit_entry (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            company_id INTEGER,                   -- NULL: the shared section or the server
+            company_code TEXT,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,                 -- create, update, delete, reveal, company.create, company.delete
+            area TEXT NOT NULL,
+            field TEXT NOT NULL DEFAULT '',       -- the secret revealed; the secrets changed (names only)
+            revision INTEGER NOT NULL DEFAULT 0,
+            detail TEXT NOT NULL DEFAULT '',      -- the reason given for a reveal; never a secret
+            login TEXT NOT NULL DEFAULT '',
+            peer TEXT NOT NULL,
+            user_agent TEXT NOT NULL DEFAULT '',
+            request_id TEXT NOT NULL DEFAULT ''
+          );
+          CREATE INDEX audit_entry_company ON audit_entry (company_id, id);
+          """)
+    }
+  }
+
+  /// One audit row.
+  struct Entry {
+    var company: CompanyKey?
+    var action: String
+    var area: String
+    var field = ""
+    var revision: Int64 = 0
+    var detail = ""
+  }
+
+  /// Appends `entry` by `actor` in the open transaction.
+  static func append(_ entry: Entry, by actor: AuditActor, at date: Date, in db: Database) throws {
+    try db.execute(
+      sql: """
+        INSERT INTO audit_entry (company_id, company_code, at, action, area, field, revision, detail, login, peer,
+          user_agent, request_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+      arguments: [
+        entry.company?.id, entry.company?.code, date, entry.action, entry.area, entry.field, entry.revision,
+        entry.detail, actor.login, actor.peer, actor.userAgent, actor.requestID,
+      ])
+  }
+}

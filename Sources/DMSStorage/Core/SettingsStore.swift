@@ -1,0 +1,150 @@
+import DMSDomain
+
+/// The settings storage.
+///
+/// Two paths, kept apart:
+/// - the **company-scoped** one: `read(_:of:)` and `transaction(company:by:_:)`,
+///   whose transaction reaches one company's rows and nothing else (on PostgreSQL it
+///   also sets the company for row-level security);
+/// - the **privileged, cross-company** one: `registry` (create, look up, delete and
+///   list companies, the administrator's list, the mode switch).
+///
+/// Every change is made in a transaction that also writes its audit row and its
+/// change-feed row; events, Watch and the caches follow the feed (`changes`).
+///
+/// A backend (SQLite now, PostgreSQL later) conforms to this and must pass the
+/// conformance suite in `Tests/DMSStorageTests/StoreConformance.swift`.
+public protocol SettingsStore: Sendable {
+  /// The company registry: the privileged, cross-company path.
+  var registry: any CompanyRegistry { get }
+
+  /// The feed of committed changes.
+  var changes: ChangeFeed { get }
+
+  /// One company's document of `type`, as last committed (served from memory).
+  func read<Document: SettingsDocument>(_ type: Document.Type, of company: CompanyKey) async throws
+    -> Stored<Document>?
+
+  /// A document of the shared section, as last committed.
+  func readShared<Document: SettingsDocument>(_ type: Document.Type) async throws -> Stored<Document>?
+
+  /// Runs `body` in one transaction scoped to `company`: everything it writes, with
+  /// its audit and change rows, commits together or not at all. `body` may run on a
+  /// database thread and must not block on anything else; the transaction it is
+  /// given must not escape it.
+  ///
+  /// Writes that arrive together may share one commit (group commit): each `body`
+  /// runs in its own savepoint, so one that throws rolls back alone, and each call
+  /// returns only once the shared commit is durable.
+  ///
+  /// - Throws: what `body` throws (nothing of it is kept), or a `StoreError`.
+  func transaction<Result: Sendable>(
+    company: CompanyKey,
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any CompanyTransaction) throws -> Result
+  ) async throws -> Result
+
+  /// Runs `body` in one transaction on the shared section.
+  func sharedTransaction<Result: Sendable>(
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any SharedTransaction) throws -> Result
+  ) async throws -> Result
+
+  /// Whether the database answers and was not found damaged (for Health).
+  func isHealthy() async -> Bool
+}
+
+/// The privileged, cross-company path: the company registry.
+public protocol CompanyRegistry: Sendable {
+  /// The company with `code`, ignoring case (ERP-3), if registered (served from memory).
+  func company(code: String) async throws -> CompanyKey?
+
+  /// Every company, in code order.
+  func companies() async throws -> [CompanyKey]
+
+  /// Every company's document of `type`, in code order, read in one pass (the
+  /// administrator's company list). Companies without one are left out.
+  func documentOfEveryCompany<Document: SettingsDocument>(
+    _ type: Document.Type
+  ) async throws -> [(CompanyKey, Stored<Document>)]
+
+  /// The audit rows after `after` (of one company, or all when nil), oldest first,
+  /// at most `limit`.
+  func auditRecords(company: CompanyKey?, after: Int64, limit: Int) async throws -> [AuditRecord]
+
+  /// Runs `body` in one transaction that may reach every company (creating and
+  /// deleting companies, the mode switch). Same rules as `SettingsStore.transaction`.
+  func transaction<Result: Sendable>(
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any RegistryTransaction) throws -> Result
+  ) async throws -> Result
+}
+
+/// A transaction of the registry.
+public protocol RegistryTransaction {
+  /// Every company, in code order.
+  func companies() throws -> [CompanyKey]
+
+  /// The company with `code`, ignoring case.
+  func company(code: String) throws -> CompanyKey?
+
+  /// Registers a company.
+  ///
+  /// - Throws: `StoreError.alreadyExists` (field `short_name`, ERP-3) when the code is taken.
+  func createCompany(code: String) throws -> CompanyKey
+
+  /// Removes the company and everything stored under it (ERP-19), with a change row
+  /// for each of its documents.
+  func deleteCompany(_ company: CompanyKey) throws
+
+  /// The same transaction, scoped to one company.
+  func scoped(to company: CompanyKey) -> any CompanyTransaction
+
+  /// The same transaction, on the shared section.
+  var shared: any SharedTransaction { get }
+
+  /// A server-wide value (the mode the data was written in, ...).
+  func serverValue(_ key: String) throws -> String?
+
+  /// Sets a server-wide value.
+  func setServerValue(_ key: String, _ value: String) throws
+}
+
+/// One company's part of a transaction. Every statement is scoped to the company by
+/// construction: it holds the company's key and no query can leave it.
+public protocol CompanyTransaction {
+  /// The company.
+  var company: CompanyKey { get }
+
+  /// The company's document of `type` as this transaction sees it.
+  func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>?
+
+  /// Writes the document and its secret changes, if the stored one is at
+  /// `expectedRevision` (0: none yet), with an audit row and a change row.
+  ///
+  /// - Throws: `StoreError.staleRevision` (with the current one) otherwise.
+  func write<Document: SettingsDocument>(
+    _ document: Document,
+    secrets: [String: SecretChange],
+    expectedRevision: Int64
+  ) throws -> Stored<Document>
+
+  /// Removes the company's document of `type` and its secrets (with audit and
+  /// change rows); nothing when there is none.
+  func remove<Document: SettingsDocument>(_ type: Document.Type) throws
+
+  /// A secret's plaintext, nil when unset; the reveal is written to the audit with
+  /// `reason` (whether or not the secret is set).
+  func revealSecret<Document: SettingsDocument>(_ type: Document.Type, field: String, reason: String) throws
+    -> String?
+}
+
+/// The shared section's part of a transaction.
+public protocol SharedTransaction {
+  /// A shared document as this transaction sees it.
+  func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>?
+
+  /// Writes a shared document if the stored one is at `expectedRevision` (0: none
+  /// yet), with audit and change rows.
+  func write<Document: SettingsDocument>(_ document: Document, expectedRevision: Int64) throws -> Stored<Document>
+}

@@ -1,0 +1,270 @@
+import DMSDomain
+import Foundation
+import GRDB
+
+/// One transaction body's view of the SQLite database: what it writes is collected as
+/// audit rows, change rows and, for after the commit, cache updates.
+final class SQLiteTransaction {
+  let db: Database
+  let store: SQLiteSettingsStore
+  let actor: AuditActor
+  let now = Date()
+  private(set) var effects: [CommitEffect] = []
+
+  init(db: Database, store: SQLiteSettingsStore, actor: AuditActor) {
+    self.db = db
+    self.store = store
+    self.actor = actor
+  }
+
+  /// Appends a change row and remembers it for the feed.
+  func recordChange(_ kind: SettingsChange.Kind, company: CompanyKey?, area: String, revision: Int64) throws {
+    try db.execute(
+      sql: """
+        INSERT INTO change_feed (company_id, company_code, area, kind, revision, committed_at)
+        VALUES (?, ?, ?, ?, ?, ?)
+        """,
+      arguments: [company?.id, company?.code, area, kind.rawValue, revision, now])
+    effects.append(
+      .change(
+        SettingsChange(
+          position: db.lastInsertedRowID, kind: kind, company: company?.code, area: area, revision: revision)))
+  }
+
+  func audit(_ entry: AuditTrail.Entry) throws {
+    try AuditTrail.append(entry, by: actor, at: now, in: db)
+  }
+
+  func remember(_ effect: CommitEffect) {
+    effects.append(effect)
+  }
+
+  /// The names of the secret fields a write changes, for the audit ("set a, b; cleared c").
+  static func describe(_ secrets: [String: SecretChange]) -> String {
+    var set: [String] = []
+    var cleared: [String] = []
+    for (field, change) in secrets {
+      switch change {
+      case .keep: continue
+      case .set: set.append(field)
+      case .clear: cleared.append(field)
+      }
+    }
+    var parts: [String] = []
+    if !set.isEmpty { parts.append("set " + set.sorted().joined(separator: ", ")) }
+    if !cleared.isEmpty { parts.append("cleared " + cleared.sorted().joined(separator: ", ")) }
+    return parts.joined(separator: "; ")
+  }
+}
+
+extension SQLiteTransaction: RegistryTransaction {
+  func companies() throws -> [CompanyKey] {
+    try Row.fetchAll(db, sql: "SELECT id, code FROM company ORDER BY code_key").map {
+      CompanyKey(id: $0["id"], code: $0["code"])
+    }
+  }
+
+  func company(code: String) throws -> CompanyKey? {
+    try Row.fetchOne(db, sql: "SELECT id, code FROM company WHERE code_key = ?", arguments: [Company.codeKey(code)])
+      .map { CompanyKey(id: $0["id"], code: $0["code"]) }
+  }
+
+  func createCompany(code: String) throws -> CompanyKey {
+    let codeKey = Company.codeKey(code)
+    if try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE code_key = ?", arguments: [codeKey]) == true {
+      throw StoreError(
+        .alreadyExists, "a company with the short name \(code) exists (short names ignore case)",
+        field: "short_name", rule: "ERP-3")
+    }
+    try db.execute(
+      sql: "INSERT INTO company (code, code_key, created_at) VALUES (?, ?, ?)", arguments: [code, codeKey, now])
+    let key = CompanyKey(id: db.lastInsertedRowID, code: code)
+    try audit(AuditTrail.Entry(company: key, action: "company.create", area: Company.area))
+    remember(.companyCreated(codeKey: codeKey, key))
+    return key
+  }
+
+  func deleteCompany(_ company: CompanyKey) throws {
+    guard try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE id = ?", arguments: [company.id]) == true else {
+      throw StoreError(.notFound, "no company \(company.code)")
+    }
+    let areas = try String.fetchAll(
+      db, sql: "SELECT area FROM company_document WHERE company_id = ? ORDER BY area", arguments: [company.id])
+    // ON DELETE CASCADE removes every row partitioned under the company.
+    try db.execute(sql: "DELETE FROM company WHERE id = ?", arguments: [company.id])
+    try audit(AuditTrail.Entry(company: company, action: "company.delete", area: Company.area))
+    for area in areas { try recordChange(.deleted, company: company, area: area, revision: 0) }
+    remember(.companyDeleted(company, codeKey: Company.codeKey(company.code)))
+  }
+
+  func scoped(to company: CompanyKey) -> any CompanyTransaction {
+    SQLiteCompanyTransaction(tx: self, company: company)
+  }
+
+  var shared: any SharedTransaction { SQLiteSharedTransaction(tx: self) }
+
+  func serverValue(_ key: String) throws -> String? {
+    try String.fetchOne(db, sql: "SELECT value FROM server_state WHERE key = ?", arguments: [key])
+  }
+
+  func setServerValue(_ key: String, _ value: String) throws {
+    try db.execute(
+      sql: "INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      arguments: [key, value])
+  }
+}
+
+/// A transaction scoped to one company: every statement filters on its `company_id`.
+struct SQLiteCompanyTransaction: CompanyTransaction {
+  let tx: SQLiteTransaction
+  let company: CompanyKey
+
+  private var db: Database { tx.db }
+
+  func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>? {
+    guard
+      let row = try Row.fetchOne(
+        db, sql: "SELECT revision, body, format, updated_at FROM company_document WHERE company_id = ? AND area = ?",
+        arguments: [company.id, Document.area])
+    else { return nil }
+    return Stored(
+      value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"],
+      secretsSet: try secretsSet(Document.area), updatedAt: row["updated_at"])
+  }
+
+  private func secretsSet(_ area: String) throws -> Set<String> {
+    Set(
+      try String.fetchAll(
+        db, sql: "SELECT field FROM company_secret WHERE company_id = ? AND area = ?", arguments: [company.id, area]))
+  }
+
+  func write<Document: SettingsDocument>(
+    _ document: Document,
+    secrets: [String: SecretChange],
+    expectedRevision: Int64
+  ) throws -> Stored<Document> {
+    let id = company.id
+    guard try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE id = ?", arguments: [id]) == true else {
+      throw StoreError(.notFound, "no company \(company.code)")
+    }
+    let current =
+      try Int64.fetchOne(
+        db, sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
+        arguments: [id, Document.area]) ?? 0
+    guard current == expectedRevision else {
+      throw StoreError(
+        .staleRevision,
+        "\(Document.area) of company \(company.code) is at revision \(current), not \(expectedRevision)",
+        currentRevision: current)
+    }
+    let body = try Document.encodeStored(document)
+    try db.execute(
+      sql: """
+        INSERT INTO company_document (company_id, area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
+          format = excluded.format, updated_at = excluded.updated_at
+        """,
+      arguments: [id, Document.area, current + 1, body, Document.storedFormat, tx.now])
+    for (field, change) in secrets.sorted(by: { $0.key < $1.key }) {
+      switch change {
+      case .keep:
+        continue
+      case .clear:
+        try db.execute(
+          sql: "DELETE FROM company_secret WHERE company_id = ? AND area = ? AND field = ?",
+          arguments: [id, Document.area, field])
+      case .set(let plaintext):
+        let sealed = try tx.store.secrets.seal(plaintext, companyID: id, area: Document.area, field: field)
+        try db.execute(
+          sql: """
+            INSERT INTO company_secret (company_id, area, field, ciphertext) VALUES (?, ?, ?, ?)
+            ON CONFLICT (company_id, area, field) DO UPDATE SET ciphertext = excluded.ciphertext
+            """,
+          arguments: [id, Document.area, field, sealed])
+      }
+    }
+    let revision = current + 1
+    let stored = Stored(
+      value: document, revision: revision,
+      secretsSet: try secretsSet(Document.area), updatedAt: tx.now)
+    try tx.audit(
+      AuditTrail.Entry(
+        company: company, action: current == 0 ? "create" : "update", area: Document.area,
+        field: SQLiteTransaction.describe(secrets), revision: revision))
+    try tx.recordChange(current == 0 ? .created : .updated, company: company, area: Document.area, revision: revision)
+    tx.remember(.document(companyID: id, area: Document.area, ReadCache.Entry(stored)))
+    return stored
+  }
+
+  func remove<Document: SettingsDocument>(_ type: Document.Type) throws {
+    guard
+      try Int64.fetchOne(
+        db, sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
+        arguments: [company.id, Document.area]) != nil
+    else { return }
+    try db.execute(
+      sql: "DELETE FROM company_secret WHERE company_id = ? AND area = ?", arguments: [company.id, Document.area])
+    try db.execute(
+      sql: "DELETE FROM company_document WHERE company_id = ? AND area = ?", arguments: [company.id, Document.area])
+    try tx.audit(AuditTrail.Entry(company: company, action: "delete", area: Document.area))
+    try tx.recordChange(.deleted, company: company, area: Document.area, revision: 0)
+    tx.remember(.documentRemoved(companyID: company.id, area: Document.area))
+  }
+
+  func revealSecret<Document: SettingsDocument>(_ type: Document.Type, field: String, reason: String) throws
+    -> String?
+  {
+    let sealed = try Data.fetchOne(
+      db, sql: "SELECT ciphertext FROM company_secret WHERE company_id = ? AND area = ? AND field = ?",
+      arguments: [company.id, Document.area, field])
+    let value = try sealed.map {
+      try tx.store.secrets.open($0, companyID: company.id, area: Document.area, field: field)
+    }
+    try tx.audit(
+      AuditTrail.Entry(
+        company: company, action: "reveal", area: Document.area, field: field,
+        detail: value == nil ? "\(reason) (not set)" : reason))
+    return value
+  }
+}
+
+/// The shared section inside a transaction.
+struct SQLiteSharedTransaction: SharedTransaction {
+  let tx: SQLiteTransaction
+
+  func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>? {
+    guard
+      let row = try Row.fetchOne(
+        tx.db, sql: "SELECT revision, body, format, updated_at FROM shared_document WHERE area = ?",
+        arguments: [Document.area])
+    else { return nil }
+    return Stored(
+      value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"], secretsSet: [],
+      updatedAt: row["updated_at"])
+  }
+
+  func write<Document: SettingsDocument>(_ document: Document, expectedRevision: Int64) throws -> Stored<Document> {
+    let current =
+      try Int64.fetchOne(tx.db, sql: "SELECT revision FROM shared_document WHERE area = ?", arguments: [Document.area])
+      ?? 0
+    guard current == expectedRevision else {
+      throw StoreError(
+        .staleRevision, "the shared section is at revision \(current), not \(expectedRevision)",
+        currentRevision: current)
+    }
+    try tx.db.execute(
+      sql: """
+        INSERT INTO shared_document (area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (area) DO UPDATE SET revision = excluded.revision, body = excluded.body, format = excluded.format,
+          updated_at = excluded.updated_at
+        """,
+      arguments: [Document.area, current + 1, try Document.encodeStored(document), Document.storedFormat, tx.now])
+    let stored = Stored(value: document, revision: current + 1, secretsSet: [], updatedAt: tx.now)
+    try tx.audit(
+      AuditTrail.Entry(
+        company: nil, action: current == 0 ? "create" : "update", area: Document.area, revision: current + 1))
+    try tx.recordChange(current == 0 ? .created : .updated, company: nil, area: Document.area, revision: current + 1)
+    tx.remember(.document(companyID: ReadCache.shared, area: Document.area, ReadCache.Entry(stored)))
+    return stored
+  }
+}
