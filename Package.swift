@@ -198,6 +198,7 @@ let package = Package(
       dependencies: [
         "DMSServer", "DMSServices", "DMSStorage", "DMSDomain", "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages",
         "DMSWire",
+        .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -169,3 +169,22 @@ struct RuleTests {
     try APIAuthorization(companyName: "Firma Sp. z o.o.", operatorLogin: "jan kowalski").validate(password: "a b")
   }
 }
+
+@Suite("Secrets in logs")
+struct SecretChangeRedactionTests {
+  @Test("SecretChange.set never prints its value: description, debug description, dump, interpolation")
+  func redacted() {
+    let change = SecretChange.set("Sup3r-Secret")
+    var dumped = ""
+    dump(change, to: &dumped)
+    let changes: [String: SecretChange] = ["password": change]
+    for text in [
+      "\(change)", String(describing: change), String(reflecting: change), dumped, "\(changes)",
+      String(reflecting: changes),
+    ] {
+      #expect(!text.contains("Sup3r-Secret"), "\(text)")
+    }
+    #expect("\(change)" == "set(<redacted>)")
+    #expect("\(SecretChange.clear)" == "clear" && "\(SecretChange.keep)" == "keep")
+  }
+}

@@ -40,9 +40,18 @@ struct APIAuth: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "APIAUTH-1: the ERP company name.") var companyName: String?
     @Option(help: "APIAUTH-2: the default ERP operator's login.") var operatorLogin: String?
-    @Option(help: "APIAUTH-3: the operator's password (secret).") var password: String?
+    @Flag(name: .customLong("password"), help: "APIAUTH-3: ask for the operator's password (no echo).")
+    var passwordPrompt = false
+    @Option(help: "APIAUTH-3: read the operator's password from a file (- for stdin).") var passwordFile: String?
+    @Option(help: ArgumentHelp("APIAUTH-3: the password itself, seen by ps and the shell history."))
+    var insecurePassword: String?
 
     func run() async throws {
+      var stdinTaken = false
+      let password = try SecretSource(
+        name: "password", label: "ERP operator's password (APIAUTH-3)", prompt: passwordPrompt, file: passwordFile,
+        insecureValue: insecurePassword
+      ).value(stdinTaken: &stdinTaken)
       try await connection.withClient { client in
         let auth = Dms_Settings_V1_ApiAuthorization.Client(client)
         var request = Dms_Settings_V1_UpdateApiAuthorizationRequest()

@@ -20,17 +20,29 @@ struct Companies: AsyncParsableCommand {
     @Option(help: "ERP-4: the ERP database's name.") var dbName: String?
     @Option(help: "ERP-4: SQL or INTEGRATED.") var dbAuth: String?
     @Option(help: "ERP-4: the SQL login.") var dbUser: String?
-    @Option(help: "ERP-4: the SQL login's password (secret).") var dbPassword: String?
+    @Flag(name: .customLong("db-password"), help: "ERP-4: ask for the SQL login's password (no echo).")
+    var dbPasswordPrompt = false
+    @Option(help: "ERP-4: read the SQL login's password from a file (- for stdin).") var dbPasswordFile: String?
+    @Option(help: ArgumentHelp("ERP-4: the password itself, seen by ps and the shell history."))
+    var insecureDbPassword: String?
     @Option(help: "ERP-5.") var licenseKeyName: String?
     @Option(help: "ERP-6: the mapped ERP database (company name).") var mappedDatabase: String?
     @Option(help: "ERP-7: one of the company's centers.") var defaultCenter: String?
     @Option(help: "ERP-8.") var operatorLogin: String?
-    @Option(help: "ERP-9 (secret).") var operatorPassword: String?
+    @Flag(name: .customLong("operator-password"), help: "ERP-9: ask for the operator's password (no echo).")
+    var operatorPasswordPrompt = false
+    @Option(help: "ERP-9: read the operator's password from a file (- for stdin).") var operatorPasswordFile: String?
+    @Option(help: ArgumentHelp("ERP-9: the password itself, seen by ps and the shell history."))
+    var insecureOperatorPassword: String?
     @Option(help: "ERP-10: true or false.") var useDomain: Bool?
     @Option(help: "ERP-11.") var domainName: String?
     @Option(help: "ERP-12 (\"All\" allowed).") var domainGroup: String?
     @Option(help: "ERP-13: the company's NIP.") var nip: String?
-    @Option(help: "ERP-14: the KSeF token (secret).") var ksefToken: String?
+    @Flag(name: .customLong("ksef-token"), help: "ERP-14: ask for the KSeF token (no echo).")
+    var ksefTokenPrompt = false
+    @Option(help: "ERP-14: read the KSeF token from a file (- for stdin).") var ksefTokenFile: String?
+    @Option(help: ArgumentHelp("ERP-14: the token itself, seen by ps and the shell history."))
+    var insecureKsefToken: String?
     @Option(help: "ERP-15: AE:PL-NNNNN-NNNNN-XXXXX-NN.") var edeliveryAddress: String?
     @Option(help: "ERP-16.") var edeliverySystemName: String?
     @Option(help: "ERP-17: a file holding the private key in PEM (secret).") var edeliveryPrivateKeyFile: String?
@@ -78,9 +90,21 @@ struct Companies: AsyncParsableCommand {
         input.set = value
         return input
       }
-      if let dbPassword { secrets.connectionPassword = set(dbPassword) }
-      if let operatorPassword { secrets.operatorPassword = set(operatorPassword) }
-      if let ksefToken { secrets.ksefToken = set(ksefToken) }
+      var stdinTaken = false
+      let sources = [
+        SecretSource(
+          name: "db-password", label: "ERP database password (ERP-4)", prompt: dbPasswordPrompt, file: dbPasswordFile,
+          insecureValue: insecureDbPassword),
+        SecretSource(
+          name: "operator-password", label: "ERP operator's password (ERP-9)", prompt: operatorPasswordPrompt,
+          file: operatorPasswordFile, insecureValue: insecureOperatorPassword),
+        SecretSource(
+          name: "ksef-token", label: "KSeF token (ERP-14)", prompt: ksefTokenPrompt, file: ksefTokenFile,
+          insecureValue: insecureKsefToken),
+      ]
+      if let value = try sources[0].value(stdinTaken: &stdinTaken) { secrets.connectionPassword = set(value) }
+      if let value = try sources[1].value(stdinTaken: &stdinTaken) { secrets.operatorPassword = set(value) }
+      if let value = try sources[2].value(stdinTaken: &stdinTaken) { secrets.ksefToken = set(value) }
       if let edeliveryPrivateKeyFile {
         guard let pem = try? String(contentsOfFile: edeliveryPrivateKeyFile, encoding: .utf8) else {
           throw ValidationError("--edelivery-private-key-file: cannot read \(edeliveryPrivateKeyFile)")

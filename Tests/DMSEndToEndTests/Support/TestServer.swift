@@ -9,6 +9,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwiftProtobuf
+import Synchronization
 
 /// A real server on 127.0.0.1, port 0, with the built-in services and the test ones.
 struct TestServer {
@@ -33,12 +34,17 @@ struct TestServer {
     var logger = Logger(label: "test-server")
     logger.logLevel = .critical
     let dataDirectory = dataDirectory ?? Self.temporaryDirectory()
+    // As in the daemon: a damaged database turns the whole server NOT_SERVING.
+    let healthAfterStart = Mutex<HealthService?>(nil)
+    var options = SQLiteSettingsStore.Options()
+    options.onCorruption = { healthAfterStart.withLock { $0 }?.setStatus(.notServing) }
     let store = try SQLiteSettingsStore(
       path: (dataDirectory as NSString).appendingPathComponent("settings.sqlite"),
-      secrets: SecretBox(key: testMasterKey),
+      secrets: SecretBox(key: testMasterKey), options: options,
       logger: logger)
     try await CompanyModeMigration.run(store: store, configuration: deployment, logger: logger)
     let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
+    healthAfterStart.withLock { $0 = health }
     let probe = TestService.Probe()
     var router = Router()
     for method in TestService.methods(probe: probe) { router.register(method) }
