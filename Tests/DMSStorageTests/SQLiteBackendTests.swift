@@ -1,10 +1,11 @@
 import Crypto
 import DMSDomain
-import DMSStorage
 import Foundation
 import GRDB
 import Synchronization
 import Testing
+
+@testable import DMSStorage
 
 extension Backend {
   /// SQLite in a fresh temporary folder.
@@ -267,4 +268,30 @@ final class Counter: Sendable {
   private let count = Mutex(0)
   func add() { count.withLock { $0 += 1 } }
   var value: Int { count.withLock { $0 } }
+}
+
+@Suite("Stored records")
+struct StoredRecordTests {
+  static let awkward = "Zażółć \"gęślą\" \\ jaźń / tab\t nl\n cr\r bell\u{07} nul\u{00} del\u{7F} 😀"
+
+  @Test(
+    "the hand-written JSON of erp.company is JSONEncoder's with sorted keys, byte for byte",
+    arguments: [
+      Company(code: "A"),
+      Company(
+        code: "Acme", mode: .altum, name: awkward,
+        connection: ERPConnection(server: "sql01\\ERP", database: "d/b", authentication: .sql, user: awkward),
+        altumConfiguration: ERPConnection(server: "s", database: "c", authentication: .integrated),
+        licenseKeyName: "L", mappedDatabase: "M", defaultCenter: "N", operatorLogin: "O", useDomain: true,
+        domainName: "x.example", domainGroup: "All", nip: "5260250995", eDeliveryAddress: "AE:PL-1",
+        eDeliverySystemName: "S", eDeliveryKeyFingerprint: "ab:cd"),
+    ])
+  func companyJSON(value: Company) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let expected = try encoder.encode(CompanyRecordV1(value))
+    let written = try Company.encodeStored(value)
+    #expect(String(decoding: written, as: UTF8.self) == String(decoding: expected, as: UTF8.self))
+    #expect(try Company.decodeStored(written, format: 1) == value)
+  }
 }

@@ -42,6 +42,7 @@ def main():
         median = records[sorted(range(rounds), key=lambda r: p50s[r])[rounds // 2]]
         if extension == "json":
             median["rounds_p50_us"] = p50s
+            median["rounds_calls_per_second"] = [record.get("calls_per_second") for record in records]
             json.dump(median, open(os.path.join(directory, name + ".json"), "w"))
         else:
             json.dump(p50s, open(os.path.join(directory, name + "-rounds.json"), "w"))

@@ -66,6 +66,7 @@ def main():
     memory = load(directory, "memory.json") or {}
     cpu = load(directory, "cpu.json") or {}
     noread = load(directory, "noread.json") or {}
+    pgbench = load(directory, "pgbench.json") or {}
 
     def o(name, key):
         return ours.get(name, {}).get(key)
@@ -82,7 +83,8 @@ def main():
         ("W4", "Health/Check, 50 connections × 16 in flight, 16 tasks each calling on its own", "W4-tasks", "W4"),
         ("W5", "Companies/Get, 10 companies stored, 1 × 1", "W5-10", None),
         ("W5", "Companies/Get, 10,000 companies stored, 1 × 1", "W5-10000", None),
-        ("W6", "Companies/Update (durable commit), 1 × 16", "W6", None),
+        ("W6", "Companies/Update (durable commit, audit and change-feed rows), 1 × 16", "W6", None),
+        ("W6", "the same, built without audit and change-feed rows (reference)", "W6-nojournal", None),
         ("W7", "Health/Check over TLS, 1 × 64", "W7", None),
     ]
     redis_peer = {
@@ -115,6 +117,12 @@ def main():
         lines.append("")
         lines.append("Redis `PING_MBULK -c 1`: {} calls/s, p50 {} µs.".format(
             fmt_rate(r1["PING_MBULK"]["rps"]), fmt_us(r1["PING_MBULK"]["p50_us"])))
+    if pgbench:
+        lines.append("")
+        lines.append("PostgreSQL {} `pgbench`, {} clients, one UPDATE per transaction (W6's peer): {} tps, "
+                     "average latency {} ms; W6 ÷ pgbench {}.".format(
+                         pgbench.get("version", ""), pgbench.get("clients", 16), fmt_rate(pgbench["tps"]),
+                         pgbench.get("latency_avg_ms"), ratio(o("W6", "calls_per_second"), pgbench["tps"])))
     lines.append("")
     lines.append("Ratios are ours ÷ the peer's: higher is better for calls/s, lower for latency.")
     lines.append("")
@@ -141,6 +149,10 @@ def main():
     rpget = rp.get("GET")
     target("W4 calls/s ≥ 0.5 × Redis GET -c 50 -P 16", div(o("W4", "calls_per_second"), rpget and rpget["rps"]), 0.5, True)
     target("W5 p50, 10,000 ÷ 10 companies ≤ 1.1", div(o("W5-10000", "p50_us"), o("W5-10", "p50_us")), 1.1, False)
+    target("W6 calls/s ≥ 1.0 × pgbench (16 clients, 1 UPDATE per transaction)",
+           div(o("W6", "calls_per_second"), pgbench.get("tps")), 1.0, True)
+    target("W6 with audit and change rows ≥ 0.8 × W6 without",
+           div(o("W6", "calls_per_second"), o("W6-nojournal", "calls_per_second")), 0.8, True)
     if memory:
         target("RSS per idle connection ≤ 16 KiB (KiB)", memory["bytes_per_connection"] / 1024, 16, False)
     if noread:
@@ -156,6 +168,11 @@ def main():
         lines.append("")
         lines.append("W1 rounds, in the order run (the median counts), p50 µs: ours {}; Redis GET -c 1 {}{}.".format(
             series(w1rounds), series(r1rounds), "; grpc-swift-2 " + series(grpc_rounds) if grpc_rounds else ""))
+    w6rounds = [ours.get(k, {}).get("rounds_calls_per_second") for k in ("W6", "W6-nojournal")]
+    if all(w6rounds):
+        lines.append("")
+        lines.append("W6 rounds, calls/s: with audit and change rows {}; without {}.".format(
+            ", ".join("{:,.0f}".format(v) for v in w6rounds[0]), ", ".join("{:,.0f}".format(v) for v in w6rounds[1])))
     w5rounds = [ours.get(k, {}).get("rounds_p50_us") for k in ("W5-10", "W5-10000")]
     if all(w5rounds):
         lines.append("")

@@ -152,17 +152,27 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     try requireRevision(request.company.revision, field: "company.revision")
     let key = try await existing(request.company.shortName, field: "company.short_name")
     let input = request
-    // Validated inside the transaction: the centers (ERP-7) and the key kept from the
-    // previous version are the ones the write commits against.
-    let stored = try await store.transaction(company: key, by: context.auditActor) { tx in
-      let previous = try tx.read(Company.self)
-      let centers = try tx.read(CompanyCenters.self)?.value.centers ?? []
-      var (company, secrets) = try prepare(
-        input.company, secrets: input.secrets, centers: centers, previous: previous?.value)
+    // Validated against what is committed, off the database's writer; the transaction
+    // then checks that it still is (ERP-7's centers, the key kept from the previous
+    // version) and otherwise the update runs again on what changed.
+    for _ in 0..<3 {
+      let previous = try await store.read(Company.self, of: key)
+      let centers = try await store.read(CompanyCenters.self, of: key)
+      var (company, changes) = try prepare(
+        input.company, secrets: input.secrets, centers: centers?.value.centers ?? [], previous: previous?.value)
       company.code = key.code  // the short name as registered; it cannot change case by update
-      return try tx.write(company, secrets: secrets, expectedRevision: input.company.revision)
+      let staged = try StagedDocument(company)
+      let secrets = changes
+      let validatedOn = (previous?.revision ?? 0, centers?.revision ?? 0)
+      let stored = try await store.transaction(company: key, by: context.auditActor) { tx -> Stored<Company>? in
+        guard try (tx.revision(of: Company.self), tx.revision(of: CompanyCenters.self)) == validatedOn else {
+          return nil
+        }
+        return try tx.write(staged, secrets: secrets, expectedRevision: input.company.revision)
+      }
+      if let stored { return Company.message(stored) }
     }
-    return Company.message(stored)
+    throw RPCError(code: .aborted, message: "the company kept changing while it was saved; read it again and retry")
   }
 
   public func delete(

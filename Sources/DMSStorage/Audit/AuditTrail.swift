@@ -11,7 +11,7 @@ enum AuditTrail: SQLiteRoom {
       try db.execute(
         sql: """
           CREATE TABLE audit_entry (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,               -- rows are never deleted: ids only grow
             company_id INTEGER,                   -- NULL: the shared section or the server
             company_code TEXT,
             at TEXT NOT NULL,
@@ -41,13 +41,14 @@ enum AuditTrail: SQLiteRoom {
   }
 
   /// Appends `entry` by `actor` in the open transaction.
-  static func append(_ entry: Entry, by actor: AuditActor, at date: Date, in db: Database) throws {
-    try db.execute(
+  static func append(_ entry: Entry, by actor: AuditActor, at date: String, in db: Database) throws {
+    try db.cachedStatement(
       sql: """
         INSERT INTO audit_entry (company_id, company_code, at, action, area, field, revision, detail, login, peer,
           user_agent, request_id)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """,
+        """
+    ).execute(
       arguments: [
         entry.company?.id, entry.company?.code, date, entry.action, entry.area, entry.field, entry.revision,
         entry.detail, actor.login, actor.peer, actor.userAgent, actor.requestID,

@@ -53,6 +53,21 @@ public enum StoredJSON {
   }
 }
 
+/// A document encoded for storage ahead of its transaction, so that the encoding does
+/// not hold up the database's single writer.
+public struct StagedDocument<Document: SettingsDocument>: Sendable {
+  /// The value.
+  public let value: Document
+  /// Its stored bytes, in `Document.storedFormat`.
+  let body: Data
+
+  /// Encodes `value`.
+  public init(_ value: Document) throws {
+    self.value = value
+    self.body = try Document.encodeStored(value)
+  }
+}
+
 /// A stored document: its value, revision, and which of its secrets are set.
 public struct Stored<Value: Sendable>: Sendable {
   /// The value.

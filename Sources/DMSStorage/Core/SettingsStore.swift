@@ -119,12 +119,16 @@ public protocol CompanyTransaction {
   /// The company's document of `type` as this transaction sees it.
   func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>?
 
+  /// The revision of the company's document of `type` as this transaction sees it
+  /// (0: none), without reading the document.
+  func revision<Document: SettingsDocument>(of type: Document.Type) throws -> Int64
+
   /// Writes the document and its secret changes, if the stored one is at
   /// `expectedRevision` (0: none yet), with an audit row and a change row.
   ///
   /// - Throws: `StoreError.staleRevision` (with the current one) otherwise.
   func write<Document: SettingsDocument>(
-    _ document: Document,
+    _ document: StagedDocument<Document>,
     secrets: [String: SecretChange],
     expectedRevision: Int64
   ) throws -> Stored<Document>
@@ -137,6 +141,18 @@ public protocol CompanyTransaction {
   /// `reason` (whether or not the secret is set).
   func revealSecret<Document: SettingsDocument>(_ type: Document.Type, field: String, reason: String) throws
     -> String?
+}
+
+extension CompanyTransaction {
+  /// Writes `document` (encoded here, on the writer: stage it before the transaction
+  /// on hot paths).
+  public func write<Document: SettingsDocument>(
+    _ document: Document,
+    secrets: [String: SecretChange],
+    expectedRevision: Int64
+  ) throws -> Stored<Document> {
+    try write(try StagedDocument(document), secrets: secrets, expectedRevision: expectedRevision)
+  }
 }
 
 /// The shared section's part of a transaction.

@@ -4,27 +4,38 @@ import Synchronization
 /// Group commit: writes that arrive together run in one transaction, each in its own
 /// savepoint, and each caller resumes only after the shared commit is durable.
 ///
-/// Every caller queues its job, then takes a turn on GRDB's serial writer; a turn
-/// runs every job queued by then (the first turn of a burst runs the whole burst, the
-/// later ones find nothing). A job that throws rolls back its savepoint alone; if
-/// SQLite aborts the whole transaction (disk full, I/O error) or the commit fails,
-/// every job of the batch fails with that error and none of it is kept.
+/// A caller queues its job; if no drain is under way it starts one on GRDB's serial
+/// writer. A drain takes every queued job as one batch, commits it, answers each
+/// caller, and takes the jobs that arrived meanwhile as the next batch, until none is
+/// left. A job that throws rolls back its savepoint alone; if SQLite aborts the whole
+/// transaction (disk full, I/O error) or the commit fails, every job of the batch fails
+/// with that error and none of it is kept.
+///
+/// Each commit is durable before anyone hears of it: the writer runs with
+/// `synchronous=FULL`, so COMMIT returns once the WAL is on disk; then the batch's
+/// effects are applied (read cache, change feed) and its callers answered.
+///
+/// The drain runs through GRDB's callback API, which task cancellation does not reach:
+/// a caller that goes away cannot interrupt the statements of a batch that carries
+/// other callers' writes. Its write still commits (or fails) with the batch.
 final class CommitQueue: Sendable {
-  /// One queued transaction body.
-  final class Job: Sendable {
+  /// One queued transaction body and its caller.
+  private struct Job: Sendable {
     let work: @Sendable (Database) throws -> (any Sendable, [CommitEffect])
-    let outcome = Mutex<Result<any Sendable, any Error>?>(nil)
-
-    init(work: @escaping @Sendable (Database) throws -> (any Sendable, [CommitEffect])) {
-      self.work = work
-    }
+    let caller: CheckedContinuation<any Sendable, any Error>
   }
 
-  private let pending = Mutex<[Job]>([])
+  private struct State {
+    var pending: [Job] = []
+    /// A drain is queued or running on the writer: it will take what is queued now.
+    var draining = false
+  }
+
+  private let state = Mutex(State())
   private let pool: DatabasePool
   private let maxBatch: Int
   /// Applies the effects of committed jobs (caches, change feed), in commit order,
-  /// still on the writer.
+  /// still on the writer, before their callers resume.
   private let committed: @Sendable ([CommitEffect]) -> Void
 
   init(pool: DatabasePool, maxBatch: Int = 256, committed: @escaping @Sendable ([CommitEffect]) -> Void) {
@@ -37,33 +48,45 @@ final class CommitQueue: Sendable {
   func run<Result: Sendable>(
     _ work: @escaping @Sendable (Database) throws -> (Result, [CommitEffect])
   ) async throws -> Result {
-    let job = Job(work: { db in
-      let (result, effects) = try work(db)
-      return (result, effects)
-    })
-    pending.withLock { $0.append(job) }
-    try await pool.writeWithoutTransaction { db in
-      while self.drain(db) {}
+    let result = try await withCheckedThrowingContinuation { (caller: CheckedContinuation<any Sendable, any Error>) in
+      let job = Job(
+        work: { db in
+          let (result, effects) = try work(db)
+          return (result, effects)
+        }, caller: caller)
+      let startDrain = state.withLock { state in
+        state.pending.append(job)
+        defer { state.draining = true }
+        return !state.draining
+      }
+      if startDrain { pool.asyncWriteWithoutTransaction { db in self.drain(db) } }
     }
-    guard let outcome = job.outcome.withLock({ $0 }) else {
-      throw StoreError(.unavailable, "the write was not run")
-    }
-    // The job stored what its own `work` returned: a `Result`.
-    return try outcome.get() as! Result  // swift-format-ignore: NeverForceUnwrap
+    // The job's `work` returned a `Result`.
+    return result as! Result  // swift-format-ignore: NeverForceUnwrap
   }
 
-  /// Runs up to `maxBatch` queued jobs in one transaction; whether more are queued.
-  private func drain(_ db: Database) -> Bool {
-    let (jobs, more) = pending.withLock { pending -> ([Job], Bool) in
-      if pending.count <= maxBatch {
-        defer { pending.removeAll(keepingCapacity: true) }
-        return (pending, false)
+  /// Commits batches until nothing is queued.
+  private func drain(_ db: Database) {
+    while true {
+      let jobs = state.withLock { state -> [Job] in
+        if state.pending.isEmpty {
+          state.draining = false
+          return []
+        }
+        if state.pending.count <= maxBatch {
+          defer { state.pending.removeAll(keepingCapacity: true) }
+          return state.pending
+        }
+        defer { state.pending.removeFirst(maxBatch) }
+        return Array(state.pending.prefix(maxBatch))
       }
-      let jobs = Array(pending.prefix(maxBatch))
-      pending.removeFirst(maxBatch)
-      return (jobs, true)
+      guard !jobs.isEmpty else { return }
+      commit(jobs, db)
     }
-    guard !jobs.isEmpty else { return false }
+  }
+
+  /// Runs one batch in one transaction and answers its callers.
+  private func commit(_ jobs: [Job], _ db: Database) {
     var outcomes: [Result<(any Sendable, [CommitEffect]), any Error>] = []
     outcomes.reserveCapacity(jobs.count)
     do {
@@ -73,18 +96,22 @@ final class CommitQueue: Sendable {
           outcomes.append(.success(try jobs[0].work(db)))
           return .commit
         }
+        // Savepoints by hand, with prepared statements: one pair per job.
+        let savepoint = try db.cachedStatement(sql: "SAVEPOINT job")
+        let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT job")
+        let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT job")
         for job in jobs {
+          try savepoint.execute()
           do {
-            var produced: (any Sendable, [CommitEffect])?
-            try db.inSavepoint {
-              produced = try job.work(db)
-              return .commit
-            }
-            if let produced { outcomes.append(.success(produced)) }
+            let produced = try job.work(db)
+            try release.execute()
+            outcomes.append(.success(produced))
           } catch {
             // SQLite rolls the whole transaction back on some errors (disk full,
             // I/O): then nothing of the batch can be kept.
             if !db.isInsideTransaction { throw error }
+            try rollback.execute()
+            try release.execute()
             outcomes.append(.failure(error))
           }
         }
@@ -95,25 +122,32 @@ final class CommitQueue: Sendable {
       for (index, job) in jobs.enumerated() {
         // A job that failed on its own keeps its own reason.
         if index < outcomes.count, case .failure(let own) = outcomes[index] {
-          job.outcome.withLock { $0 = .failure(SQLiteFailure.map(own)) }
+          job.caller.resume(throwing: SQLiteFailure.map(own))
         } else {
-          job.outcome.withLock { $0 = .failure(failure) }
+          job.caller.resume(throwing: failure)
         }
       }
-      return more
+      return
     }
     var effects: [CommitEffect] = []
-    for (job, outcome) in zip(jobs, outcomes) {
+    var results: [Result<any Sendable, any Error>] = []
+    results.reserveCapacity(outcomes.count)
+    for outcome in outcomes {
       switch outcome {
       case .success(let (result, produced)):
         effects.append(contentsOf: produced)
-        job.outcome.withLock { $0 = .success(result) }
+        results.append(.success(result))
       case .failure(let error):
-        job.outcome.withLock { $0 = .failure(SQLiteFailure.map(error)) }
+        results.append(.failure(SQLiteFailure.map(error)))
       }
     }
     committed(effects)
-    return more
+    for (job, result) in zip(jobs, results) {
+      switch result {
+      case .success(let value): job.caller.resume(returning: value)
+      case .failure(let error): job.caller.resume(throwing: error)
+      }
+    }
   }
 }
 

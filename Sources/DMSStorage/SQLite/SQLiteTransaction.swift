@@ -8,23 +8,36 @@ final class SQLiteTransaction {
   let db: Database
   let store: SQLiteSettingsStore
   let actor: AuditActor
-  let now = Date()
+  /// The transaction's time, to the millisecond as stored.
+  let now = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+  /// `now` as stored.
+  let nowText: String
   private(set) var effects: [CommitEffect] = []
 
   init(db: Database, store: SQLiteSettingsStore, actor: AuditActor) {
     self.db = db
     self.store = store
     self.actor = actor
+    self.nowText = SQLiteDate.text(now)
   }
+
+  /// Whether changes write their audit and change-feed rows: always, except in the
+  /// build `scripts/bench` makes to measure what they cost (`-DBENCH_WITHOUT_JOURNAL`).
+  #if BENCH_WITHOUT_JOURNAL
+    static let journaling = false
+  #else
+    static let journaling = true
+  #endif
 
   /// Appends a change row and remembers it for the feed.
   func recordChange(_ kind: SettingsChange.Kind, company: CompanyKey?, area: String, revision: Int64) throws {
-    try db.execute(
+    guard Self.journaling else { return }
+    try db.cachedStatement(
       sql: """
         INSERT INTO change_feed (company_id, company_code, area, kind, revision, committed_at)
         VALUES (?, ?, ?, ?, ?, ?)
-        """,
-      arguments: [company?.id, company?.code, area, kind.rawValue, revision, now])
+        """
+    ).execute(arguments: [company?.id, company?.code, area, kind.rawValue, revision, nowText])
     effects.append(
       .change(
         SettingsChange(
@@ -32,7 +45,8 @@ final class SQLiteTransaction {
   }
 
   func audit(_ entry: AuditTrail.Entry) throws {
-    try AuditTrail.append(entry, by: actor, at: now, in: db)
+    guard Self.journaling else { return }
+    try AuditTrail.append(entry, by: actor, at: nowText, in: db)
   }
 
   func remember(_ effect: CommitEffect) {
@@ -59,25 +73,29 @@ final class SQLiteTransaction {
 
 extension SQLiteTransaction: RegistryTransaction {
   func companies() throws -> [CompanyKey] {
-    try Row.fetchAll(db, sql: "SELECT id, code FROM company ORDER BY code_key").map {
+    try Row.fetchAll(db.cachedStatement(sql: "SELECT id, code FROM company ORDER BY code_key")).map {
       CompanyKey(id: $0["id"], code: $0["code"])
     }
   }
 
   func company(code: String) throws -> CompanyKey? {
-    try Row.fetchOne(db, sql: "SELECT id, code FROM company WHERE code_key = ?", arguments: [Company.codeKey(code)])
-      .map { CompanyKey(id: $0["id"], code: $0["code"]) }
+    try Row.fetchOne(
+      db.cachedStatement(sql: "SELECT id, code FROM company WHERE code_key = ?"), arguments: [Company.codeKey(code)]
+    )
+    .map { CompanyKey(id: $0["id"], code: $0["code"]) }
   }
 
   func createCompany(code: String) throws -> CompanyKey {
     let codeKey = Company.codeKey(code)
-    if try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE code_key = ?", arguments: [codeKey]) == true {
+    if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM company WHERE code_key = ?"), arguments: [codeKey])
+      == true
+    {
       throw StoreError(
         .alreadyExists, "a company with the short name \(code) exists (short names ignore case)",
         field: "short_name", rule: "ERP-3")
     }
-    try db.execute(
-      sql: "INSERT INTO company (code, code_key, created_at) VALUES (?, ?, ?)", arguments: [code, codeKey, now])
+    try db.cachedStatement(sql: "INSERT INTO company (code, code_key, created_at) VALUES (?, ?, ?)").execute(
+      arguments: [code, codeKey, nowText])
     let key = CompanyKey(id: db.lastInsertedRowID, code: code)
     try audit(AuditTrail.Entry(company: key, action: "company.create", area: Company.area))
     remember(.companyCreated(codeKey: codeKey, key))
@@ -85,13 +103,16 @@ extension SQLiteTransaction: RegistryTransaction {
   }
 
   func deleteCompany(_ company: CompanyKey) throws {
-    guard try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE id = ?", arguments: [company.id]) == true else {
+    guard
+      try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM company WHERE id = ?"), arguments: [company.id]) == true
+    else {
       throw StoreError(.notFound, "no company \(company.code)")
     }
     let areas = try String.fetchAll(
-      db, sql: "SELECT area FROM company_document WHERE company_id = ? ORDER BY area", arguments: [company.id])
+      db.cachedStatement(sql: "SELECT area FROM company_document WHERE company_id = ? ORDER BY area"),
+      arguments: [company.id])
     // ON DELETE CASCADE removes every row partitioned under the company.
-    try db.execute(sql: "DELETE FROM company WHERE id = ?", arguments: [company.id])
+    try db.cachedStatement(sql: "DELETE FROM company WHERE id = ?").execute(arguments: [company.id])
     try audit(AuditTrail.Entry(company: company, action: "company.delete", area: Company.area))
     for area in areas { try recordChange(.deleted, company: company, area: area, revision: 0) }
     remember(.companyDeleted(company, codeKey: Company.codeKey(company.code)))
@@ -104,13 +125,13 @@ extension SQLiteTransaction: RegistryTransaction {
   var shared: any SharedTransaction { SQLiteSharedTransaction(tx: self) }
 
   func serverValue(_ key: String) throws -> String? {
-    try String.fetchOne(db, sql: "SELECT value FROM server_state WHERE key = ?", arguments: [key])
+    try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM server_state WHERE key = ?"), arguments: [key])
   }
 
   func setServerValue(_ key: String, _ value: String) throws {
-    try db.execute(
-      sql: "INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      arguments: [key, value])
+    try db.cachedStatement(
+      sql: "INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    ).execute(arguments: [key, value])
   }
 }
 
@@ -124,7 +145,8 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
   func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>? {
     guard
       let row = try Row.fetchOne(
-        db, sql: "SELECT revision, body, format, updated_at FROM company_document WHERE company_id = ? AND area = ?",
+        db.cachedStatement(
+          sql: "SELECT revision, body, format, updated_at FROM company_document WHERE company_id = ? AND area = ?"),
         arguments: [company.id, Document.area])
     else { return nil }
     return Stored(
@@ -135,57 +157,68 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
   private func secretsSet(_ area: String) throws -> Set<String> {
     Set(
       try String.fetchAll(
-        db, sql: "SELECT field FROM company_secret WHERE company_id = ? AND area = ?", arguments: [company.id, area]))
+        db.cachedStatement(sql: "SELECT field FROM company_secret WHERE company_id = ? AND area = ?"),
+        arguments: [company.id, area]))
+  }
+
+  func revision<Document: SettingsDocument>(of type: Document.Type) throws -> Int64 {
+    try Int64.fetchOne(
+      db.cachedStatement(sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?"),
+      arguments: [company.id, Document.area]) ?? 0
   }
 
   func write<Document: SettingsDocument>(
-    _ document: Document,
+    _ staged: StagedDocument<Document>,
     secrets: [String: SecretChange],
     expectedRevision: Int64
   ) throws -> Stored<Document> {
     let id = company.id
-    guard try Bool.fetchOne(db, sql: "SELECT 1 FROM company WHERE id = ?", arguments: [id]) == true else {
+    // The company (it may have been deleted) and the document's revision, in one read.
+    guard
+      let found = try Row.fetchOne(
+        db.cachedStatement(
+          sql: """
+            SELECT d.revision FROM company c
+            LEFT JOIN company_document d ON d.company_id = c.id AND d.area = ?
+            WHERE c.id = ?
+            """), arguments: [Document.area, id])
+    else {
       throw StoreError(.notFound, "no company \(company.code)")
     }
-    let current =
-      try Int64.fetchOne(
-        db, sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
-        arguments: [id, Document.area]) ?? 0
+    let current: Int64 = found[0] ?? 0
     guard current == expectedRevision else {
       throw StoreError(
         .staleRevision,
         "\(Document.area) of company \(company.code) is at revision \(current), not \(expectedRevision)",
         currentRevision: current)
     }
-    let body = try Document.encodeStored(document)
-    try db.execute(
+    try db.cachedStatement(
       sql: """
         INSERT INTO company_document (company_id, area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
           format = excluded.format, updated_at = excluded.updated_at
-        """,
-      arguments: [id, Document.area, current + 1, body, Document.storedFormat, tx.now])
+        """
+    ).execute(arguments: [id, Document.area, current + 1, staged.body, Document.storedFormat, tx.nowText])
     for (field, change) in secrets.sorted(by: { $0.key < $1.key }) {
       switch change {
       case .keep:
         continue
       case .clear:
-        try db.execute(
-          sql: "DELETE FROM company_secret WHERE company_id = ? AND area = ? AND field = ?",
-          arguments: [id, Document.area, field])
+        try db.cachedStatement(sql: "DELETE FROM company_secret WHERE company_id = ? AND area = ? AND field = ?")
+          .execute(arguments: [id, Document.area, field])
       case .set(let plaintext):
         let sealed = try tx.store.secrets.seal(plaintext, companyID: id, area: Document.area, field: field)
-        try db.execute(
+        try db.cachedStatement(
           sql: """
             INSERT INTO company_secret (company_id, area, field, ciphertext) VALUES (?, ?, ?, ?)
             ON CONFLICT (company_id, area, field) DO UPDATE SET ciphertext = excluded.ciphertext
-            """,
-          arguments: [id, Document.area, field, sealed])
+            """
+        ).execute(arguments: [id, Document.area, field, sealed])
       }
     }
     let revision = current + 1
     let stored = Stored(
-      value: document, revision: revision,
+      value: staged.value, revision: revision,
       secretsSet: try secretsSet(Document.area), updatedAt: tx.now)
     try tx.audit(
       AuditTrail.Entry(
@@ -199,13 +232,15 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
   func remove<Document: SettingsDocument>(_ type: Document.Type) throws {
     guard
       try Int64.fetchOne(
-        db, sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
+        db.cachedStatement(sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?"),
         arguments: [company.id, Document.area]) != nil
     else { return }
-    try db.execute(
-      sql: "DELETE FROM company_secret WHERE company_id = ? AND area = ?", arguments: [company.id, Document.area])
-    try db.execute(
-      sql: "DELETE FROM company_document WHERE company_id = ? AND area = ?", arguments: [company.id, Document.area])
+    try db.cachedStatement(sql: "DELETE FROM company_secret WHERE company_id = ? AND area = ?").execute(arguments: [
+      company.id, Document.area,
+    ])
+    try db.cachedStatement(sql: "DELETE FROM company_document WHERE company_id = ? AND area = ?").execute(arguments: [
+      company.id, Document.area,
+    ])
     try tx.audit(AuditTrail.Entry(company: company, action: "delete", area: Document.area))
     try tx.recordChange(.deleted, company: company, area: Document.area, revision: 0)
     tx.remember(.documentRemoved(companyID: company.id, area: Document.area))
@@ -215,7 +250,7 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
     -> String?
   {
     let sealed = try Data.fetchOne(
-      db, sql: "SELECT ciphertext FROM company_secret WHERE company_id = ? AND area = ? AND field = ?",
+      db.cachedStatement(sql: "SELECT ciphertext FROM company_secret WHERE company_id = ? AND area = ? AND field = ?"),
       arguments: [company.id, Document.area, field])
     let value = try sealed.map {
       try tx.store.secrets.open($0, companyID: company.id, area: Document.area, field: field)
@@ -235,7 +270,7 @@ struct SQLiteSharedTransaction: SharedTransaction {
   func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>? {
     guard
       let row = try Row.fetchOne(
-        tx.db, sql: "SELECT revision, body, format, updated_at FROM shared_document WHERE area = ?",
+        tx.db.cachedStatement(sql: "SELECT revision, body, format, updated_at FROM shared_document WHERE area = ?"),
         arguments: [Document.area])
     else { return nil }
     return Stored(
@@ -245,20 +280,23 @@ struct SQLiteSharedTransaction: SharedTransaction {
 
   func write<Document: SettingsDocument>(_ document: Document, expectedRevision: Int64) throws -> Stored<Document> {
     let current =
-      try Int64.fetchOne(tx.db, sql: "SELECT revision FROM shared_document WHERE area = ?", arguments: [Document.area])
+      try Int64.fetchOne(
+        tx.db.cachedStatement(sql: "SELECT revision FROM shared_document WHERE area = ?"), arguments: [Document.area])
       ?? 0
     guard current == expectedRevision else {
       throw StoreError(
         .staleRevision, "the shared section is at revision \(current), not \(expectedRevision)",
         currentRevision: current)
     }
-    try tx.db.execute(
+    try tx.db.cachedStatement(
       sql: """
         INSERT INTO shared_document (area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (area) DO UPDATE SET revision = excluded.revision, body = excluded.body, format = excluded.format,
           updated_at = excluded.updated_at
-        """,
-      arguments: [Document.area, current + 1, try Document.encodeStored(document), Document.storedFormat, tx.now])
+        """
+    ).execute(arguments: [
+      Document.area, current + 1, try Document.encodeStored(document), Document.storedFormat, tx.nowText,
+    ])
     let stored = Stored(value: document, revision: current + 1, secretsSet: [], updatedAt: tx.now)
     try tx.audit(
       AuditTrail.Entry(
