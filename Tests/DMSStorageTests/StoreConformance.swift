@@ -33,6 +33,10 @@ struct StoreConformanceTests {
       (error as? StoreError)?.kind == .staleRevision && (error as? StoreError)?.currentRevision == 2
     }
     #expect(try await store.read(Company.self, of: key)?.value.name == "Acme Sp. z o.o.")
+    let revisions = try await store.transaction(company: key, by: tester) { tx in
+      (try tx.revision(of: Company.self), try tx.revision(of: CompanyCenters.self))
+    }
+    #expect(revisions == (2, 0))
   }
 
   @Test("ERP-3: codes are unique ignoring case, and found ignoring case", arguments: backends)

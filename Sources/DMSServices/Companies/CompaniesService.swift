@@ -210,7 +210,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     let centers = CompanyCenters(centers: request.centers)
     // The connector's list replaces the previous one: last writer wins, in one transaction.
     let stored = try await store.transaction(company: key, by: context.auditActor) { tx in
-      try tx.write(centers, secrets: [:], expectedRevision: try tx.read(CompanyCenters.self)?.revision ?? 0)
+      try tx.write(centers, secrets: [:], expectedRevision: try tx.revision(of: CompanyCenters.self))
     }
     var response = Dms_Settings_V1_Centers()
     response.centers = stored.value.centers

@@ -4,10 +4,12 @@ import Synchronization
 /// Decoded settings documents and the code → company registry, kept in memory so a
 /// read costs no database round trip and does not slow down as companies are added.
 ///
-/// Only this process writes the database, so the cache stays exact: writers update it
-/// after their transaction commits; readers fill it from the database only if no
-/// write happened meanwhile (the generation did not move), so a slow reader never
-/// puts back a value older than one a writer stored.
+/// It follows the commits: the store applies each committed transaction's effects here
+/// (with its change-feed rows) before the writers hear back, so a caller reads its own
+/// writes. Readers fill it from the database only if no commit happened meanwhile (the
+/// generation did not move), so a slow reader never puts back a value older than one a
+/// commit stored. (With several instances on PostgreSQL, the other instances' commits
+/// will arrive through the change feed's notifications.)
 final class ReadCache: Sendable {
   /// A cached document (or the fact that there is none).
   struct Entry: Sendable {

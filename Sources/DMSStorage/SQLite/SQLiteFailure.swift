@@ -9,7 +9,7 @@ enum SQLiteFailure {
     switch error.resultCode {
     case .SQLITE_BUSY, .SQLITE_LOCKED:
       return StoreError(
-        .busy, "the database stayed locked by another process past storage.busy-timeout (\(code)); try again")
+        .busy, "the database stayed locked by another process past storage.busy-timeout-ms (\(code)); try again")
     case .SQLITE_FULL:
       return StoreError(.full, "the disk holding the database is full (\(code)); nothing was saved")
     case .SQLITE_CORRUPT, .SQLITE_NOTADB:

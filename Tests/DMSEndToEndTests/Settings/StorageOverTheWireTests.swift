@@ -8,8 +8,36 @@ import Foundation
 import GRDB
 import Testing
 
-@Suite("Storage failures over the wire")
-struct StorageFailureTests {
+@Suite("Storage over the wire")
+struct StorageOverTheWireTests {
+  @Test("every change and every reveal over the wire is audited with its caller: address, user agent, request id")
+  func audit() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let companies = Dms_Settings_V1_Companies.Client(client)
+      var create = Dms_Settings_V1_CreateCompanyRequest()
+      create.company = companyMessage("AUD")
+      create.secrets.operatorPassword = secret("Op-Passw0rd")
+      _ = try await companies.create(create)
+      var reveal = Dms_Settings_V1_RevealCompanySecretRequest()
+      reveal.shortName = "AUD"
+      reveal.field = .operatorPassword
+      reveal.reason = "ticket 42"
+      #expect(try await companies.revealSecret(reveal).value == "Op-Passw0rd")
+      let key = try #require(try await server.store.registry.company(code: "AUD"))
+      let records = try await server.store.registry.auditRecords(company: key, after: 0, limit: 10)
+      #expect(records.map(\.action) == ["company.create", "create", "reveal"])
+      #expect(records[1].field == "set operator_password")
+      #expect(records[2].field == "operator_password" && records[2].detail == "ticket 42")
+      for record in records {
+        #expect(record.actor.peer.hasPrefix("127.0.0.1:"), "\(record.actor.peer)")
+        #expect(!record.actor.userAgent.isEmpty && !record.actor.requestID.isEmpty)
+        #expect(!record.detail.contains("Op-Passw0rd") && !record.field.contains("Op-Passw0rd"))
+      }
+      await client.close()
+    }
+  }
+
   @Test("a damaged database: DATA_LOSS to the caller, and Health goes NOT_SERVING for the server and the storage")
   func corruptDatabase() async throws {
     let folder = TestServer.temporaryDirectory()
