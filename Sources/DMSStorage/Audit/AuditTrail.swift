@@ -25,7 +25,6 @@ enum AuditTrail: SQLiteRoom {
             user_agent TEXT NOT NULL DEFAULT '',
             request_id TEXT NOT NULL DEFAULT ''
           );
-          CREATE INDEX audit_entry_company ON audit_entry (company_id, id);
           """)
     }
   }

@@ -54,7 +54,8 @@ enum SQLiteMigrations {
           ALTER TABLE company_document ADD COLUMN format INTEGER NOT NULL DEFAULT 1;  -- the record's format
           ALTER TABLE shared_document ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
           CREATE TABLE change_feed (
-            position INTEGER PRIMARY KEY AUTOINCREMENT,  -- commit order; never reused
+            position INTEGER PRIMARY KEY,          -- commit order: the newest row is never deleted, so
+                                                   -- each new one is one past it, never reused
             company_id INTEGER,                    -- NULL: the shared section; kept after a company is deleted
             company_code TEXT,
             area TEXT NOT NULL,
