@@ -14,7 +14,7 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
   /// How the store opens its database.
   public struct Options: Sendable {
     /// How long a statement waits for another process's lock before failing with
-    /// UNAVAILABLE (`storage.busy-timeout`).
+    /// UNAVAILABLE (`storage.busy-timeout-ms`).
     public var busyTimeout: Duration = .seconds(10)
     /// The most transactions one commit carries.
     public var maxBatch = 256
@@ -27,13 +27,12 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
 
   let pool: DatabasePool
   let secrets: SecretBox
-  let cache = ReadCache()
+  let cache: ReadCache
   private let logger: Logger
   private let corrupt = Atomic<Bool>(false)
   private let onCorruption: (@Sendable () -> Void)?
-  // Set once in `init`, before the store is shared.
-  nonisolated(unsafe) private var commits: CommitQueue!
-  nonisolated(unsafe) private var feed: ChangeFeed!
+  private let commits: CommitQueue
+  private let feed: ChangeFeed
 
   /// Opens (creating if need be) the database at `path` and runs the migrations.
   public init(
@@ -51,9 +50,13 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
     if !directory.isEmpty {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
+    let cache = ReadCache()
+    self.cache = cache
     self.secrets = secrets
     self.logger = logger
     self.onCorruption = options.onCorruption
+    let pool: DatabasePool
+    let feed: ChangeFeed
     do {
       pool = try DatabasePool(path: path, configuration: configuration)
       // After opening WAL, GRDB sets synchronous=NORMAL on the writer (a commit may be
@@ -68,7 +71,9 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
     } catch {
       throw SQLiteFailure.map(error)
     }
-    commits = CommitQueue(pool: pool, maxBatch: options.maxBatch) { [cache, feed] effects in
+    self.pool = pool
+    self.feed = feed
+    commits = CommitQueue(pool: pool, maxBatch: options.maxBatch) { [cache] effects in
       var changes: [SettingsChange] = []
       for effect in effects {
         switch effect {
@@ -80,7 +85,7 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
         case .companyDeleted(let key, let codeKey): cache.companyDeleted(key, codeKey: codeKey)
         }
       }
-      feed?.publish(changes)
+      feed.publish(changes)
     }
   }
 
