@@ -275,7 +275,7 @@ struct StoredRecordTests {
   static let awkward = "Zażółć \"gęślą\" \\ jaźń / tab\t nl\n cr\r bell\u{07} nul\u{00} del\u{7F} 😀"
 
   @Test(
-    "the hand-written JSON of erp.company is JSONEncoder's with sorted keys, byte for byte",
+    "erp.company is stored as JSONEncoder's JSON of its record with sorted keys, and reads back",
     arguments: [
       Company(code: "A"),
       Company(

@@ -6,7 +6,7 @@ extension Company: SettingsDocument {
   public static let storedFormat = 1
 
   public static func encodeStored(_ value: Company) throws -> Data {
-    Data(CompanyRecordV1(value).json())
+    try StoredJSON.encode(CompanyRecordV1(value))
   }
 
   public static func decodeStored(_ data: Data, format: Int) throws -> Company {
@@ -56,29 +56,6 @@ struct CompanyRecordV1: Codable {
     eDeliveryKeyFingerprint = company.eDeliveryKeyFingerprint
   }
 
-  /// The record's JSON, as `JSONEncoder` with sorted keys writes it (written on every
-  /// update, so by hand).
-  func json() -> [UInt8] {
-    var object = JSONObjectWriter()
-    if let altumConfiguration { object.field("altumConfiguration", object: altumConfiguration.jsonObject()) }
-    object.field("code", code)
-    object.field("connection", object: connection.jsonObject())
-    object.field("defaultCenter", defaultCenter)
-    object.field("domainGroup", domainGroup)
-    object.field("domainName", domainName)
-    object.field("eDeliveryAddress", eDeliveryAddress)
-    object.field("eDeliveryKeyFingerprint", eDeliveryKeyFingerprint)
-    object.field("eDeliverySystemName", eDeliverySystemName)
-    object.field("licenseKeyName", licenseKeyName)
-    object.field("mappedDatabase", mappedDatabase)
-    object.field("mode", mode)
-    object.field("name", name)
-    object.field("nip", nip)
-    object.field("operatorLogin", operatorLogin)
-    object.field("useDomain", useDomain)
-    return object.finished()
-  }
-
   func company() throws -> Company {
     Company(
       code: code,
@@ -112,15 +89,6 @@ struct ERPConnectionRecordV1: Codable {
     database = connection.database
     authentication = connection.authentication.rawValue
     user = connection.user
-  }
-
-  func jsonObject() -> JSONObjectWriter {
-    var object = JSONObjectWriter()
-    object.field("authentication", authentication)
-    object.field("database", database)
-    object.field("server", server)
-    object.field("user", user)
-    return object
   }
 
   func connection() throws -> ERPConnection {

@@ -9,7 +9,8 @@ import Synchronization
 /// caller, and takes the jobs that arrived meanwhile as the next batch, until none is
 /// left. A job that throws rolls back its savepoint alone; if SQLite aborts the whole
 /// transaction (disk full, I/O error) or the commit fails, every job of the batch fails
-/// with that error and none of it is kept.
+/// with that error and none of it is kept. Errors reach the callers as SQLite raised
+/// them; the store maps (and logs) them once (`SQLiteSettingsStore.database`).
 ///
 /// Each commit is durable before anyone hears of it: the writer runs with
 /// `synchronous=FULL`, so COMMIT returns once the WAL is on disk; then the batch's
@@ -118,13 +119,12 @@ final class CommitQueue: Sendable {
         return .commit
       }
     } catch {
-      let failure = SQLiteFailure.map(error)
       for (index, job) in jobs.enumerated() {
         // A job that failed on its own keeps its own reason.
         if index < outcomes.count, case .failure(let own) = outcomes[index] {
-          job.caller.resume(throwing: SQLiteFailure.map(own))
+          job.caller.resume(throwing: own)
         } else {
-          job.caller.resume(throwing: failure)
+          job.caller.resume(throwing: error)
         }
       }
       return
@@ -138,7 +138,7 @@ final class CommitQueue: Sendable {
         effects.append(contentsOf: produced)
         results.append(.success(result))
       case .failure(let error):
-        results.append(.failure(SQLiteFailure.map(error)))
+        results.append(.failure(error))
       }
     }
     committed(effects)

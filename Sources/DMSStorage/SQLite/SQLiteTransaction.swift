@@ -8,17 +8,18 @@ final class SQLiteTransaction {
   let db: Database
   let store: SQLiteSettingsStore
   let actor: AuditActor
-  /// The transaction's time, to the millisecond as stored.
-  let now = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+  /// The transaction's time, to the millisecond as stored (taken by its first write;
+  /// a read needs none).
+  private(set) lazy var now = Date(
+    timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
   /// `now` as stored.
-  let nowText: String
+  private(set) lazy var nowText = SQLiteDate.text(now)
   private(set) var effects: [CommitEffect] = []
 
   init(db: Database, store: SQLiteSettingsStore, actor: AuditActor) {
     self.db = db
     self.store = store
     self.actor = actor
-    self.nowText = SQLiteDate.text(now)
   }
 
   /// Whether changes write their audit and change-feed rows: always, except in the
