@@ -193,6 +193,12 @@ let package = Package(
       ],
       exclude: ["Fixtures"]
     ),
+    // The built executables (dms-settingsd, dmsctl) run as an operator runs them:
+    // configuration, exit codes, output for scripts, the README's first session.
+    .testTarget(
+      name: "DMSToolsTests",
+      dependencies: ["DMSRPC"]
+    ),
     .testTarget(
       name: "DMSEndToEndTests",
       dependencies: [

@@ -23,5 +23,15 @@ public enum SecretChange: Sendable, Hashable, CustomStringConvertible, CustomDeb
 
   public var debugDescription: String { description }
 
+  /// Whether this change leaves a secret as it is: keeping it, or clearing one that is
+  /// not set. Setting a value always counts as a change (the value is never compared).
+  public func leavesUnchanged(isSet: Bool) -> Bool {
+    switch self {
+    case .keep: true
+    case .clear: !isSet
+    case .set: false
+    }
+  }
+
   public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .enum) }
 }

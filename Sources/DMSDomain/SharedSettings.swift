@@ -37,7 +37,20 @@ public struct SharedSettings: Sendable, Hashable {
     }
   }
 
-  /// Checks ERP-S1 and ERP-S2 against the server's lists.
+  /// Checks ERP-S1 and ERP-S2 against the server's lists; returns the settings with
+  /// the document control mode spelled as the list spells it (it is matched ignoring
+  /// case: `extended` is `Extended`).
+  public func validated(choices: Choices) throws(ValidationFailure) -> SharedSettings {
+    var settings = self
+    let written = documentControlMode.lowercased()
+    if let canonical = choices.documentControlModes.first(where: { $0.lowercased() == written }) {
+      settings.documentControlMode = canonical
+    }
+    try settings.validate(choices: choices)
+    return settings
+  }
+
+  /// Checks ERP-S1 and ERP-S2 against the server's lists, exactly.
   public func validate(choices: Choices) throws(ValidationFailure) {
     var v = Validator()
     v.require(

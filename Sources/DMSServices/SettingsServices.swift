@@ -13,10 +13,10 @@ public enum SettingsServices {
     serverVersion: String,
     logger: Logger
   ) {
-    router.register(ServerInfoService(configuration: configuration, serverVersion: serverVersion))
+    router.register(ServerInfoService(store: store, configuration: configuration, serverVersion: serverVersion))
     router.register(CompaniesService(store: store, configuration: configuration, logger: logger))
     router.register(SharedSettingsService(store: store, choices: configuration.sharedChoices))
     router.register(APIAuthorizationService(store: store, configuration: configuration, logger: logger))
-    router.register(SettingsEventsService(feed: store.changes))
+    router.register(SettingsEventsService(store: store))
   }
 }

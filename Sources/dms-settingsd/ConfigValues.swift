@@ -3,23 +3,15 @@ import Foundation
 
 /// Reads configuration values as text and parses them here, so a bad value (CFG-10)
 /// stops start-up with a message naming the key, the value and the allowed values.
-///
-/// swift-configuration's getters with a default silently return the default for a
-/// value of the wrong type; reading text first (and JSON numbers or booleans
-/// through the typed getters) keeps every bad value visible.
+/// `ConfigurationSources` gives every source's values as text (a JSON file's numbers,
+/// booleans and lists too).
 struct ConfigValues {
   let reader: ConfigReader
 
-  /// The value of `key` as text, whatever its type in the source; nil when absent.
+  /// The value of `key` as text; nil when absent. Only keys of `ConfigurationKeys.all`.
   func text(_ key: String) -> String? {
-    if let text = reader.string(forKey: ConfigKey(key)) { return text }
-    if let value = try? reader.requiredInt(forKey: ConfigKey(key)) { return String(value) }
-    if let value = try? reader.requiredBool(forKey: ConfigKey(key)) { return String(value) }
-    if let values = try? reader.requiredStringArray(forKey: ConfigKey(key)) { return values.joined(separator: ",") }
-    if let values = try? reader.requiredIntArray(forKey: ConfigKey(key)) {
-      return values.map(String.init).joined(separator: ",")
-    }
-    return nil
+    precondition(ConfigurationKeys.all.contains(key), "\(key) is not in ConfigurationKeys.all")
+    return reader.string(forKey: ConfigKey(key))
   }
 
   func string(_ key: String, default value: String) -> String {

@@ -14,7 +14,7 @@ import SystemPackage
 /// `dms-settingsd`: the DMS settings server.
 @main
 struct SettingsDaemon: AsyncParsableCommand {
-  static let version = "0.2.0"
+  static let version = Release.version
 
   static let configuration = CommandConfiguration(
     commandName: "dms-settingsd",
@@ -51,10 +51,12 @@ struct SettingsDaemon: AsyncParsableCommand {
     let loaded: DaemonConfiguration
     let reader: ConfigReader
     do {
-      reader = try await makeReader()
+      reader = try makeReader()
       loaded = try DaemonConfiguration.load(from: reader, serverName: "dms-settingsd/\(Self.version)")
     } catch let error as ConfigurationError {
-      FileHandle.standardError.write(Data("dms-settingsd: \(error.description)\n".utf8))
+      for line in error.description.split(separator: "\n") {
+        FileHandle.standardError.write(Data("dms-settingsd: \(line)\n".utf8))
+      }
       throw ExitCode(78)  // EX_CONFIG
     }
     let level = loaded.logLevel
@@ -126,24 +128,14 @@ struct SettingsDaemon: AsyncParsableCommand {
   }
 
   /// Command line (options, then forwarded keys) over environment over file.
-  private func makeReader() async throws -> ConfigReader {
-    var values: [AbsoluteConfigKey: ConfigValue] = [:]
-    if let host { values["server.host"] = ConfigValue(.string(host), isSecret: false) }
-    if let port { values["server.port"] = ConfigValue(.string(String(port)), isSecret: false) }
-    if let dataDirectory { values["storage.data-directory"] = ConfigValue(.string(dataDirectory), isSecret: false) }
-    if let logLevel { values["log.level"] = ConfigValue(.string(logLevel), isSecret: false) }
-    var providers: [any ConfigProvider] = [
-      InMemoryProvider(name: "options", values: values),
-      CommandLineArgumentsProvider(arguments: ["dms-settingsd"] + keys),
-      EnvironmentVariablesProvider(secretsSpecifier: .specific(["STORAGE_MASTER_KEY"])),
-    ]
-    if let path = config ?? ProcessInfo.processInfo.environment["DMS_CONFIG"] {
-      do {
-        providers.append(try await FileProvider<JSONSnapshot>(filePath: FilePath(path)))
-      } catch {
-        throw ConfigurationError(description: "the configuration file \(path) cannot be read as JSON: \(error)")
-      }
-    }
-    return ConfigReader(providers: providers)
+  private func makeReader() throws -> ConfigReader {
+    var sources = ConfigurationSources()
+    if let host { sources.options["server.host"] = host }
+    if let port { sources.options["server.port"] = String(port) }
+    if let dataDirectory { sources.options["storage.data-directory"] = dataDirectory }
+    if let logLevel { sources.options["log.level"] = logLevel }
+    sources.arguments = keys
+    sources.filePath = config ?? ProcessInfo.processInfo.environment["DMS_CONFIG"]
+    return try sources.reader()
   }
 }

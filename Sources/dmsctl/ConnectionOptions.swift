@@ -57,24 +57,34 @@ struct ConnectionOptions: ParsableArguments {
         // Connecting (TCP, TLS, the preface and SETTINGS) is bounded by --timeout too.
         connectTimeout: callTimeout,
         connectAttempts: 1,
-        userAgent: "dmsctl/0.1.0"
+        userAgent: "dmsctl/\(Release.version)"
       )
     )
   }
 
-  /// Runs `body` with a client, closing it afterwards; a failed call prints its
-  /// status and exits 1.
-  func withClient(_ body: (RPCClient) async throws -> Void) async throws {
+  /// Connects, then runs `body` with the client, closing it afterwards. Not reaching
+  /// the server exits 3; a failed call prints its status and exits 1 (docs/CLI.md).
+  /// `flags` names the request's fields in messages to people.
+  func withClient(flags: FlagNames = FlagNames(), _ body: (RPCClient) async throws -> Void) async throws {
     let client = try makeClient()
+    do {
+      _ = try await client.serverSettings(timeout: callTimeout)
+    } catch {
+      await client.close()
+      throw Output.failure(error, json: json, connecting: true)
+    }
     do {
       try await body(client)
       await client.close()
     } catch let error as ValidationError {
       await client.close()
       throw error
+    } catch let error as ExitCode {
+      await client.close()
+      throw error
     } catch {
       await client.close()
-      throw Output.failure(error, json: json)
+      throw Output.failure(error, json: json, flags: flags)
     }
   }
 

@@ -1,4 +1,6 @@
 import ArgumentParser
+import DMSRPC
+import Foundation
 
 /// `dmsctl`: the command-line probe of a DMS settings server.
 @main
@@ -8,40 +10,88 @@ struct DMSCtl: AsyncParsableCommand {
     abstract: "Talk to a DMS settings server over DMS RPC.",
     discussion: """
       The server comes from --server host:port or DMS_SERVER (default 127.0.0.1:7411).
-      Connection options may stand before or after the command:
-        dmsctl --server 127.0.0.1:7411 info   =   dmsctl info --server 127.0.0.1:7411
+      Connection options (--server, --tls, --ca, --server-name, --timeout, --json) may
+      stand anywhere: dmsctl --server h:7411 companies list = dmsctl companies list --server h:7411.
+      Exit codes: 0 done, 1 the server answered with an error (its code is printed),
+      2 a usage error, 3 the server could not be reached. See docs/CLI.md.
       """,
-    version: "0.1.0",
+    version: Release.version,
     subcommands: [
       Info.self, Ping.self, Methods.self, Call.self, Companies.self, Shared.self, APIAuth.self, Watch.self,
     ]
   )
 
+  /// Parses and runs a command with the exit codes of docs/CLI.md: 0 done, 1 an RPC
+  /// error, 2 usage, 3 cannot connect.
   static func main() async {
-    await main(Self.movingConnectionOptions(Array(CommandLine.arguments.dropFirst())))
+    let arguments = Self.movingConnectionOptions(Array(CommandLine.arguments.dropFirst()))
+    let json = arguments.prefix { $0 != "--" }.contains("--json")
+    var command: any ParsableCommand
+    do {
+      command = try parseAsRoot(arguments)
+    } catch {
+      if exitCode(for: error) == .success {
+        Output.line(fullMessage(for: error))
+        Self.exit(withError: ExitCode.success)
+      }
+      if json {
+        Self.exit(withError: Output.usage(message(for: error), usage: "", json: true))
+      }
+      FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+      Self.exit(withError: Output.Exit.usage)
+    }
+    do {
+      if var asyncCommand = command as? any AsyncParsableCommand {
+        try await asyncCommand.run()
+      } else {
+        try command.run()
+      }
+    } catch let error as ValidationError {
+      Self.exit(
+        withError: Output.usage(error.message, usage: usageString(for: type(of: command)), json: json))
+    } catch let error as ExitCode {
+      Self.exit(withError: error)
+    } catch let error as RPCError {
+      Self.exit(withError: Output.failure(error, json: json))
+    } catch {
+      // The parser's own errors raised while running (`dmsctl help call`).
+      if exitCode(for: error) == .success {
+        Output.line(fullMessage(for: error))
+        Self.exit(withError: ExitCode.success)
+      }
+      FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+      Self.exit(withError: Output.Exit.usage)
+    }
   }
 
-  /// Connection options written before the command, moved to the end, where the
-  /// (sub)command's parser reads them.
+  /// Connection options written anywhere before the command's last word (or before
+  /// `--`), moved to the end, where the (sub)command's parser reads them: `dmsctl
+  /// companies --server X list` works as `dmsctl companies list --server X`.
   static func movingConnectionOptions(_ arguments: [String]) -> [String] {
     let withValue: Set = ["--server", "--ca", "--server-name", "--timeout"]
     let flags: Set = ["--json", "--tls"]
-    var leading: [String] = []
+    var moved: [String] = []
+    var rest: [String] = []
     var index = 0
     while index < arguments.count {
       let argument = arguments[index]
-      let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
-      if flags.contains(argument) || (withValue.contains(name) && argument.contains("=")) {
-        leading.append(argument)
-        index += 1
-      } else if withValue.contains(argument), index + 1 < arguments.count {
-        leading += [argument, arguments[index + 1]]
-        index += 2
-      } else {
+      if argument == "--" {
+        rest += arguments[index...]
         break
       }
+      let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
+      if flags.contains(argument) || (withValue.contains(name) && argument.contains("=")) {
+        moved.append(argument)
+        index += 1
+      } else if withValue.contains(argument), index + 1 < arguments.count {
+        moved += [argument, arguments[index + 1]]
+        index += 2
+      } else {
+        rest.append(argument)
+        index += 1
+      }
     }
-    guard !leading.isEmpty, index < arguments.count else { return arguments }
-    return Array(arguments[index...]) + leading
+    guard let separator = rest.firstIndex(of: "--") else { return rest + moved }
+    return Array(rest[..<separator]) + moved + rest[separator...]
   }
 }

@@ -3,8 +3,24 @@ import DMSRPC
 import Foundation
 import SwiftProtobuf
 
-/// Printing for people (tables) and for scripts (JSON).
+/// Printing for people (tables) and for scripts (JSON, docs/CLI.md).
+///
+/// Every line is written to standard output when printed (`line`), not buffered by
+/// stdio: a stream's events reach a pipe or a file as they arrive, and nothing printed
+/// is lost to a Ctrl-C.
 enum Output {
+  /// The exit codes of docs/CLI.md.
+  enum Exit {
+    static let rpcError = ExitCode(1)
+    static let usage = ExitCode(2)
+    static let cannotConnect = ExitCode(3)
+  }
+
+  /// Writes `text` and a newline to standard output, at once (one write(2)).
+  static func line(_ text: String = "") {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+  }
+
   /// Prints rows as an aligned table under `header`.
   static func table(_ header: [String], _ rows: [[String]]) {
     var widths = header.map(\.count)
@@ -16,63 +32,18 @@ enum Output {
         i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
       }.joined(separator: "  ")
     }
-    print(line(header))
-    for row in rows { print(line(row)) }
+    Output.line(line(header))
+    for row in rows { Output.line(line(row)) }
   }
 
-  /// Prints a JSON value (dictionaries, arrays, strings, numbers, booleans).
-  static func json(_ value: Any) {
-    let data =
-      (try? JSONSerialization.data(
-        withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
-    print(String(decoding: data, as: UTF8.self))
+  /// Prints one JSON value on one line.
+  static func json(_ value: JSONOutput) {
+    Output.line(value.text)
   }
 
-  /// Reports a failed call and returns the exit code to use (1).
-  static func failure(_ error: any Error, json: Bool) -> ExitCode {
-    let rpcError = error as? RPCError ?? RPCError(code: .unknown, message: "\(error)")
-    if json {
-      Output.json([
-        "code": Int(rpcError.code.rawValue),
-        "code_name": rpcError.code.name,
-        "message": rpcError.message,
-        "violations": rpcError.violations.map {
-          ["field": $0.field, "rule": $0.rule, "description": $0.description]
-        },
-        "trailers": rpcError.trailers,
-      ])
-    } else {
-      var stderr = StandardError()
-      print("error: \(rpcError.code.name) (\(rpcError.code.rawValue)): \(rpcError.message)", to: &stderr)
-      for violation in rpcError.violations {
-        let rule = violation.rule.isEmpty ? "" : " [\(violation.rule)]"
-        print("  \(violation.field)\(rule): \(violation.description)", to: &stderr)
-      }
-      if let requestID = rpcError.trailers[MetadataKey.requestID] {
-        print("  request-id: \(requestID)", to: &stderr)
-      }
-    }
-    return ExitCode(1)
-  }
-}
-
-struct StandardError: TextOutputStream {
-  mutating func write(_ string: String) {
-    FileHandle.standardError.write(Data(string.utf8))
-  }
-}
-
-extension Output {
-  /// Protobuf JSON with the field names of the .proto.
-  static var protoJSON: JSONEncodingOptions {
-    var options = JSONEncodingOptions()
-    options.preserveProtoFieldNames = true
-    return options
-  }
-
-  /// Prints a message as protobuf JSON (field names as in the .proto).
-  static func message(_ message: some SwiftProtobuf.Message) throws {
-    print(try message.jsonString(options: protoJSON))
+  /// Prints a message as dmsctl's protobuf JSON (`ProtoJSON`), on one line.
+  static func message(_ message: some SwiftProtobuf.Message) {
+    Output.line(ProtoJSON.output(message).text)
   }
 
   /// Prints field/value pairs as a two-column table.
@@ -85,4 +56,79 @@ extension Output {
 
   /// How a secret reads in a table: never its value.
   static func secret(_ set: Bool) -> String { set ? "(set)" : "(not set)" }
+
+  /// Reports a failed call on standard error and returns the exit code (1, or 3 when
+  /// the server could not be reached). People read flag names (`--db-user`) where
+  /// `flags` knows the request's field; `--json` keeps the request's field path.
+  static func failure(
+    _ error: any Error, json: Bool, flags: FlagNames = FlagNames(), connecting: Bool = false
+  ) -> ExitCode {
+    let rpcError = error as? RPCError ?? RPCError(code: .unknown, message: "\(error)")
+    var stderr = StandardError()
+    if json {
+      var members: [(String, JSONOutput)] = [
+        ("error", .string(connecting ? "connect" : "rpc")),
+        ("code", .int(rpcError.code.rawValue)),
+        ("code_name", .string(rpcError.code.name)),
+        ("message", .string(rpcError.message)),
+        (
+          "violations",
+          .array(
+            rpcError.violations.map {
+              .object([
+                ("field", .string($0.field)), ("rule", .string($0.rule)), ("description", .string($0.description)),
+              ])
+            })
+        ),
+      ]
+      if let requestID = rpcError.trailers[MetadataKey.requestID] { members.append(("request_id", .string(requestID))) }
+      print(JSONOutput.object(members).text, to: &stderr)
+    } else if connecting {
+      print("dmsctl: cannot connect: \(rpcError.message) (\(rpcError.code.name))", to: &stderr)
+    } else {
+      print("error: \(rpcError.code.name) (\(rpcError.code.rawValue)): \(rpcError.message)", to: &stderr)
+      for violation in rpcError.violations {
+        let rule = violation.rule.isEmpty ? "" : " [\(violation.rule)]"
+        print("  \(flags.name(violation.field))\(rule): \(violation.description)", to: &stderr)
+      }
+      if let requestID = rpcError.trailers[MetadataKey.requestID] {
+        print("  request-id: \(requestID)", to: &stderr)
+      }
+    }
+    return connecting ? Exit.cannotConnect : Exit.rpcError
+  }
+
+  /// Reports a usage error: the message, then the command's own usage line.
+  static func usage(_ message: String, usage: String, json: Bool) -> ExitCode {
+    var stderr = StandardError()
+    if json {
+      print(JSONOutput.object([("error", .string("usage")), ("message", .string(message))]).text, to: &stderr)
+    } else {
+      print("Error: \(message)", to: &stderr)
+      if !usage.isEmpty { print("Usage: \(usage)\n  See 'dmsctl help' for more.", to: &stderr) }
+    }
+    return Exit.usage
+  }
+}
+
+/// The flags a command's request fields are set by, for messages to people: the
+/// server names `company.connection.user`, the person typed `--db-user`.
+struct FlagNames {
+  /// Field path (or path prefix ending in `.` or `[`) → flag.
+  var byField: [String: String] = [:]
+
+  /// The flag for `field`, else the field as the server named it.
+  func name(_ field: String) -> String {
+    if let flag = byField[field] { return flag }
+    if let bracket = field.firstIndex(of: "["), let flag = byField[String(field[..<bracket])] {
+      return "\(flag) (item \((Int(field[field.index(after: bracket)...].prefix { $0.isNumber }) ?? 0) + 1))"
+    }
+    return field
+  }
+}
+
+struct StandardError: TextOutputStream {
+  mutating func write(_ string: String) {
+    FileHandle.standardError.write(Data(string.utf8))
+  }
 }

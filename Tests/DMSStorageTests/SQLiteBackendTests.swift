@@ -241,7 +241,9 @@ struct SQLiteBackendTests {
       shared.value == SharedSettings(apiVersion: 20241, documentControlMode: "Extended", analyticalDescription: true))
     #expect(try await store.registry.transaction(by: tester) { tx in try tx.serverValue("company_mode") } == "multi")
     // And it writes on: the next revision, in the current format.
-    #expect(try await store.write(acme.value, to: companies[0], expectedRevision: 2).revision == 3)
+    var renamed = acme.value
+    renamed.name += " (renamed)"
+    #expect(try await store.write(renamed, to: companies[0], expectedRevision: 2).revision == 3)
   }
 
   @Test("a document in an unknown format is DATA_LOSS naming the area and format, not a crash")

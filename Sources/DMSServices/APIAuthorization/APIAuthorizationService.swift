@@ -90,17 +90,20 @@ public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceP
     context: ServerContext
   ) async throws -> Dms_Settings_V1_RevealSecretResponse {
     try requireSingleCompany()
-    var response = Dms_Settings_V1_RevealSecretResponse()
-    guard let key = try await SingleCompany.key(in: store, configuration: configuration) else { return response }
+    try requireRevealReason(request.reason)
+    let notSet = RPCError(code: .notFound, message: "the API authorization has no password set (APIAUTH-3)")
+    guard let key = try await SingleCompany.key(in: store, configuration: configuration) else { throw notSet }
     let reason = request.reason
     let value = try await store.transaction(company: key, by: context.auditActor) { tx in
       try tx.revealSecret(APIAuthorization.self, field: APIAuthorization.passwordField, reason: reason)
     }
+    guard let value else { throw notSet }
     audit.revealed(
       company: key.code, area: APIAuthorization.area, field: APIAuthorization.passwordField, reason: request.reason,
       context: context)
-    response.set = value != nil
-    response.value = value ?? ""
+    var response = Dms_Settings_V1_RevealSecretResponse()
+    response.set = true
+    response.value = value
     return response
   }
 }

@@ -103,9 +103,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
       if let fingerprint = PrivateKeyInspector.fingerprint(pem: pem) {
         company.eDeliveryKeyFingerprint = fingerprint
       } else if !pem.isEmpty {
-        v.add(
-          "secrets.edelivery_private_key", "ERP-17",
-          "must be an RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key in PEM")
+        v.add("secrets.edelivery_private_key", "ERP-17", PrivateKeyInspector.refusal(pem: pem))
       }
     case .clear:
       company.eDeliveryKeyFingerprint = ""
@@ -208,12 +206,28 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     try v.check()
     let key = try await existing(request.shortName)
     let centers = CompanyCenters(centers: request.centers)
-    // The connector's list replaces the previous one: last writer wins, in one transaction.
-    let stored = try await store.transaction(company: key, by: context.auditActor) { tx in
-      try tx.write(centers, secrets: [:], expectedRevision: try tx.revision(of: CompanyCenters.self))
+    // The connector's list replaces the previous one: last writer wins, in one
+    // transaction. The ERP is the source of the structure: a default center it no
+    // longer publishes is cleared in the same transaction (ERP-7), so the company
+    // stays valid as stored, and the caller is told.
+    let (stored, warning) = try await store.transaction(company: key, by: context.auditActor) {
+      tx -> (Stored<CompanyCenters>, String?) in
+      let stored = try tx.write(centers, secrets: [:], expectedRevision: try tx.revision(of: CompanyCenters.self))
+      guard let company = try tx.read(Company.self), !company.value.defaultCenter.isEmpty,
+        !centers.centers.contains(company.value.defaultCenter)
+      else { return (stored, nil) }
+      var value = company.value
+      value.defaultCenter = ""
+      let saved = try tx.write(value, secrets: [:], expectedRevision: company.revision)
+      return (
+        stored,
+        "the default center \(company.value.defaultCenter) (ERP-7) is no longer published: company \(key.code)'s "
+          + "default center was cleared (revision \(saved.revision)); choose another with Update"
+      )
     }
     var response = Dms_Settings_V1_Centers()
     response.centers = stored.value.centers
+    if let warning { response.warnings = [warning] }
     return response
   }
 
@@ -259,14 +273,18 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     reason: String,
     context: ServerContext
   ) async throws -> Dms_Settings_V1_RevealSecretResponse {
+    try requireRevealReason(reason)
     let key = try await existing(company)
     let value = try await store.transaction(company: key, by: context.auditActor) { tx in
       try tx.revealSecret(Company.self, field: secret.rawValue, reason: reason)
     }
+    guard let value else {
+      throw RPCError(code: .notFound, message: "company \(key.code) has no \(secret.displayName) set")
+    }
     audit.revealed(company: key.code, area: Company.area, field: secret.rawValue, reason: reason, context: context)
     var response = Dms_Settings_V1_RevealSecretResponse()
-    response.set = value != nil
-    response.value = value ?? ""
+    response.set = true
+    response.value = value
     return response
   }
 }

@@ -6,8 +6,8 @@ func requireMode(_ required: ServerMode, current: ServerMode, area: String) thro
   guard required == current else {
     let (needed, actual) =
       required == .multiCompany
-      ? ("multi-company mode (MultiCompany=true)", "single-company mode")
-      : ("single-company mode (MultiCompany=false)", "multi-company mode")
+      ? ("multi-company mode (settings.multi-company true)", "single-company mode")
+      : ("single-company mode (settings.multi-company false)", "multi-company mode")
     throw RPCError(
       code: .failedPrecondition,
       message: "\(area) exists only in \(needed); this server runs in \(actual) (CFG-1)")

@@ -1,3 +1,4 @@
+import DMSDomain
 import DMSRPC
 import Logging
 
@@ -18,5 +19,28 @@ struct SecretAudit: Sendable {
         "user-agent": "\(context.metadata[MetadataKey.userAgent] ?? "")",
         MetadataKey.requestID: "\(context.requestID)",
       ])
+  }
+}
+
+/// A reveal must say why: the reason goes to the audit (the reveal rules of ERP-9,
+/// ERP-14, ERP-17 and APIAUTH-3).
+func requireRevealReason(_ reason: String) throws {
+  guard reason.contains(where: { !$0.isWhitespace }) else {
+    throw ValidationFailure([
+      RuleViolation(field: "reason", rule: "", message: "is required: say why the secret is revealed (for the audit)")
+    ])
+  }
+}
+
+extension Company.Secret {
+  /// What the secret is, for messages: "ERP operator's password (ERP-9)".
+  var displayName: String {
+    switch self {
+    case .connectionPassword: "ERP database password (ERP-4)"
+    case .altumConfigurationPassword: "Altum configuration database password (ERP-4)"
+    case .operatorPassword: "ERP operator's password (ERP-9)"
+    case .ksefToken: "KSeF token (ERP-14)"
+    case .eDeliveryPrivateKey: "e-Delivery private key (ERP-17)"
+    }
   }
 }

@@ -80,9 +80,11 @@ public enum CompanyModeMigration {
     guard companies.count <= 1 else {
       throw RefusedSwitch(
         description: """
-          cannot start in single-company mode (MultiCompany=false, CFG-1): the data folder holds \
-          \(companies.count) companies (\(companies.map(\.code).joined(separator: ", "))) and single-company mode \
-          has one. Start with MultiCompany=true, or delete all companies but one first (CFG-9).
+          cannot start in single-company mode (settings.multi-company is false; the original's MultiCompany, \
+          CFG-1): the data folder holds \(companies.count) companies \
+          (\(companies.map(\.code).joined(separator: ", "))) and single-company mode has one. Start with \
+          --settings-multi-company true (SETTINGS_MULTI_COMPANY=true, or "settings": {"multi-company": true} in the \
+          configuration file), or delete all companies but one first (CFG-9).
           """)
     }
     guard let key = companies.first else {

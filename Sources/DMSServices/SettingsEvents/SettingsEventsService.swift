@@ -7,10 +7,12 @@ import DMSStubs
 /// the store's change feed.
 public struct SettingsEventsService: Dms_Settings_V1_SettingsEvents.ServiceProtocol {
   private let feed: ChangeFeed
+  private let registry: any CompanyRegistry
 
-  /// Events from `feed`.
-  public init(feed: ChangeFeed) {
-    self.feed = feed
+  /// Events from `store`'s change feed.
+  public init(store: any SettingsStore) {
+    self.feed = store.changes
+    self.registry = store.registry
   }
 
   public func watch(
@@ -18,6 +20,9 @@ public struct SettingsEventsService: Dms_Settings_V1_SettingsEvents.ServiceProto
     responses: ResponseStreamWriter<Dms_Settings_V1_SettingsEvent>,
     context: ServerContext
   ) async throws {
+    if !request.shortName.isEmpty, try await registry.company(code: request.shortName) == nil {
+      throw RPCError(code: .notFound, message: "no company with the short name \(request.shortName)")
+    }
     let subscription = try feed.subscribe(after: request.hasResumeAfter ? request.resumeAfter : nil)
     var subscribed = Dms_Settings_V1_SettingsEvent()
     subscribed.kind = .subscribed

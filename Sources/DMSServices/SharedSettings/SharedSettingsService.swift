@@ -43,12 +43,13 @@ public struct SharedSettingsService: Dms_Settings_V1_SharedSettings.ServiceProto
     context: ServerContext
   ) async throws -> Dms_Settings_V1_Shared {
     let input = request.settings
-    let value = SharedSettings(
-      apiVersion: Int(input.apiVersion),
-      documentControlMode: input.documentControlMode,
-      analyticalDescription: input.analyticalDescription)
+    let value: SharedSettings
     do {
-      try value.validate(choices: choices)
+      value = try SharedSettings(
+        apiVersion: Int(input.apiVersion),
+        documentControlMode: input.documentControlMode,
+        analyticalDescription: input.analyticalDescription
+      ).validated(choices: choices)
     } catch {
       throw ValidationFailure(
         error.violations.map { RuleViolation(field: "settings.\($0.field)", rule: $0.rule, message: $0.message) })

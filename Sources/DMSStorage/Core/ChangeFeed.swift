@@ -106,14 +106,17 @@ public final class ChangeFeed: Sendable {
     return ChangeSubscription(live: stream, after: position ?? last, through: last, backlog: backlog)
   }
 
-  /// Ends every subscription (on shutdown).
+  /// Ends every subscription (on shutdown) with UNAVAILABLE, so that a watcher knows
+  /// to reconnect (to another instance, or after the restart) and resume.
   public func finishAll() {
     let subscribers = state.withLock { state in
       defer { state.subscribers.removeAll() }
       state.finished = true
       return Array(state.subscribers.values)
     }
-    for continuation in subscribers { continuation.finish() }
+    let ending = StoreError(
+      .unavailable, "the server is shutting down; reconnect and resume after the last position received")
+    for continuation in subscribers { continuation.finish(throwing: ending) }
   }
 }
 

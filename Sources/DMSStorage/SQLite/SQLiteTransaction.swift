@@ -174,12 +174,12 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
     expectedRevision: Int64
   ) throws -> Stored<Document> {
     let id = company.id
-    // The company (it may have been deleted) and the document's revision, in one read.
+    // The company (it may have been deleted) and the document, in one read.
     guard
       let found = try Row.fetchOne(
         db.cachedStatement(
           sql: """
-            SELECT d.revision FROM company c
+            SELECT d.revision, d.body, d.format, d.updated_at FROM company c
             LEFT JOIN company_document d ON d.company_id = c.id AND d.area = ?
             WHERE c.id = ?
             """), arguments: [Document.area, id])
@@ -192,6 +192,13 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
         .staleRevision,
         "\(Document.area) of company \(company.code) is at revision \(current), not \(expectedRevision)",
         currentRevision: current)
+    }
+    // A write that changes nothing is not a change: same revision, no audit, no event.
+    if current > 0, found[2] == Document.storedFormat, found[1] == staged.body {
+      let set = try secretsSet(Document.area)
+      if secrets.allSatisfy({ $0.value.leavesUnchanged(isSet: set.contains($0.key)) }) {
+        return Stored(value: staged.value, revision: current, secretsSet: set, updatedAt: found[3])
+      }
     }
     try db.cachedStatement(
       sql: """
@@ -280,14 +287,19 @@ struct SQLiteSharedTransaction: SharedTransaction {
   }
 
   func write<Document: SettingsDocument>(_ document: Document, expectedRevision: Int64) throws -> Stored<Document> {
-    let current =
-      try Int64.fetchOne(
-        tx.db.cachedStatement(sql: "SELECT revision FROM shared_document WHERE area = ?"), arguments: [Document.area])
-      ?? 0
+    let found = try Row.fetchOne(
+      tx.db.cachedStatement(sql: "SELECT revision, body, format, updated_at FROM shared_document WHERE area = ?"),
+      arguments: [Document.area])
+    let current: Int64 = found?[0] ?? 0
     guard current == expectedRevision else {
       throw StoreError(
         .staleRevision, "the shared section is at revision \(current), not \(expectedRevision)",
         currentRevision: current)
+    }
+    let body = try Document.encodeStored(document)
+    // A write that changes nothing is not a change: same revision, no audit, no event.
+    if let found, found[2] == Document.storedFormat, found[1] == body {
+      return Stored(value: document, revision: current, secretsSet: [], updatedAt: found[3])
     }
     try tx.db.cachedStatement(
       sql: """
@@ -296,7 +308,7 @@ struct SQLiteSharedTransaction: SharedTransaction {
           updated_at = excluded.updated_at
         """
     ).execute(arguments: [
-      Document.area, current + 1, try Document.encodeStored(document), Document.storedFormat, tx.nowText,
+      Document.area, current + 1, body, Document.storedFormat, tx.nowText,
     ])
     let stored = Stored(value: document, revision: current + 1, secretsSet: [], updatedAt: tx.now)
     try tx.audit(

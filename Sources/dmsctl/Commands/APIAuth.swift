@@ -5,6 +5,12 @@ import DMSStubs
 
 /// `dmsctl api-auth`: the default ERP operator (single-company mode).
 struct APIAuth: AsyncParsableCommand {
+  /// The flag that sets each field, for messages to people.
+  static let flags = FlagNames(byField: [
+    "settings.company_name": "--company-name", "settings.operator_login": "--operator-login", "password": "--password",
+    "settings.revision": "revision",
+  ])
+
   static let configuration = CommandConfiguration(
     commandName: "api-auth",
     abstract: "API authorization of single-company mode (APIAUTH-1 … 5).",
@@ -12,7 +18,7 @@ struct APIAuth: AsyncParsableCommand {
   )
 
   static func printSettings(_ settings: Dms_Settings_V1_ApiAuthorizationSettings, json: Bool) throws {
-    if json { return try Output.message(settings) }
+    if json { return Output.message(settings) }
     Output.fields([
       ("company name (APIAUTH-1)", settings.companyName),
       ("operator login (APIAUTH-2)", settings.operatorLogin),
@@ -26,7 +32,7 @@ struct APIAuth: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-      try await connection.withClient { client in
+      try await connection.withClient(flags: APIAuth.flags) { client in
         try printSettings(
           try await Dms_Settings_V1_ApiAuthorization.Client(client).get(options: connection.callOptions),
           json: connection.json)
@@ -52,7 +58,7 @@ struct APIAuth: AsyncParsableCommand {
         name: "password", label: "ERP operator's password (APIAUTH-3)", prompt: passwordPrompt, file: passwordFile,
         insecureValue: insecurePassword
       ).value(stdinTaken: &stdinTaken)
-      try await connection.withClient { client in
+      try await connection.withClient(flags: APIAuth.flags) { client in
         let auth = Dms_Settings_V1_ApiAuthorization.Client(client)
         var request = Dms_Settings_V1_UpdateApiAuthorizationRequest()
         request.settings = try await auth.get(options: connection.callOptions)

@@ -20,7 +20,7 @@ struct Call: AsyncParsableCommand {
   @Argument(help: "The method, as /package.Service/Method.")
   var method: String
 
-  @Option(name: .shortAndLong, help: "The request as protobuf JSON (default {}).")
+  @Option(name: .shortAndLong, help: "The request as protobuf JSON.")
   var data = "{}"
 
   @Option(name: .shortAndLong, help: "Metadata key=value; repeatable.")
@@ -53,20 +53,29 @@ struct Call: AsyncParsableCommand {
   ) async throws {
     let request: Request
     do {
+      _ = try JSONDocument(parsing: data)
+    } catch let error as JSONDocument.SyntaxError {
+      throw ValidationError("--data is not valid JSON: \(error)")
+    }
+    do {
       request = try Request(jsonString: data)
+    } catch JSONDecodingError.unknownField(let name) {
+      let position = (try? JSONDocument(parsing: data))?.root.firstMember(named: name)?.keyPosition
+      let known = ProtoJSON.fieldNames(of: descriptor.requestType)
+      throw ValidationError(
+        "--data: \(descriptor.requestType) has no field \"\(name)\"\(position.map { " (\($0))" } ?? "")"
+          + (known.isEmpty ? "" : "; its fields are \(known.joined(separator: ", "))"))
     } catch {
       throw ValidationError("--data is not a \(descriptor.requestType) in protobuf JSON: \(error)")
     }
-    var json = JSONEncodingOptions()
-    json.preserveProtoFieldNames = true
     switch descriptor.kind {
     case .unary:
       let response: Response = try await client.unary(descriptor, request: request, options: options)
-      print(try response.jsonString(options: json))
+      Output.message(response)
     case .serverStreaming:
       let stream: RPCResponseStream<Response> = client.serverStreaming(descriptor, request: request, options: options)
       for try await message in stream {
-        print(try message.jsonString(options: json))
+        Output.message(message)
       }
     }
   }

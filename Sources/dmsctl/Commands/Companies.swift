@@ -48,7 +48,9 @@ struct Companies: AsyncParsableCommand {
     @Option(help: "ERP-17: a file holding the private key in PEM (secret).") var edeliveryPrivateKeyFile: String?
     @Option(
       name: .customLong("clear"),
-      help: "Remove a secret: db-password, operator-password, ksef-token, edelivery-private-key. Repeatable.")
+      help:
+        "Remove a secret: db-password, altum-configuration-password, operator-password, ksef-token, edelivery-private-key. Repeatable."
+    )
     var clear: [String] = []
 
     static let modes: [String: Dms_Settings_V1_ERPMode] = [
@@ -119,20 +121,45 @@ struct Companies: AsyncParsableCommand {
         case "operator-password": secrets.operatorPassword = clearInput
         case "ksef-token": secrets.ksefToken = clearInput
         case "edelivery-private-key": secrets.edeliveryPrivateKey = clearInput
+        case "altum-configuration-password": secrets.altumConfigurationPassword = clearInput
         default:
           throw ValidationError(
-            "--clear takes db-password, operator-password, ksef-token or edelivery-private-key (got \(name))")
+            "--clear takes \(Companies.secretNames.map(\.name).joined(separator: ", ")) (got \(name))")
         }
       }
     }
   }
+
+  /// The flag that sets each field of a company request, for messages to people.
+  static let flags = FlagNames(byField: [
+    "short_name": "SHORT-NAME", "company.short_name": "SHORT-NAME", "company.mode": "--mode",
+    "company.name": "--name", "company.connection": "--db-server/--db-name", "company.connection.server": "--db-server",
+    "company.connection.database": "--db-name", "company.connection.authentication": "--db-auth",
+    "company.connection.user": "--db-user", "company.license_key_name": "--license-key-name",
+    "company.mapped_database": "--mapped-database", "company.default_center": "--default-center",
+    "company.operator_login": "--operator-login", "company.use_domain": "--use-domain",
+    "company.domain_name": "--domain-name", "company.domain_group": "--domain-group", "company.nip": "--nip",
+    "company.edelivery_address": "--edelivery-address", "company.edelivery_system_name": "--edelivery-system-name",
+    "company.revision": "--revision", "revision": "--revision",
+    "secrets.connection_password": "--db-password", "secrets.operator_password": "--operator-password",
+    "secrets.ksef_token": "--ksef-token", "secrets.edelivery_private_key": "--edelivery-private-key-file",
+    "secrets.altum_configuration_password": "altum-configuration-password", "centers": "--set",
+    "field": "SECRET", "reason": "--reason",
+  ])
+
+  /// The secrets by the one name `--clear`, `reveal` and the flags use.
+  static let secretNames: [(name: String, field: Dms_Settings_V1_CompanySecretField)] = [
+    ("db-password", .connectionPassword), ("altum-configuration-password", .altumConfigurationPassword),
+    ("operator-password", .operatorPassword), ("ksef-token", .ksefToken),
+    ("edelivery-private-key", .edeliveryPrivateKey),
+  ]
 
   static func modeName(_ mode: Dms_Settings_V1_ERPMode) -> String {
     CompanyFields.modes.first { $0.value == mode }?.key ?? "UNSPECIFIED"
   }
 
   static func printCompany(_ company: Dms_Settings_V1_Company, json: Bool) throws {
-    if json { return try Output.message(company) }
+    if json { return Output.message(company) }
     Output.fields([
       ("short name (ERP-3)", company.shortName),
       ("mode (ERP-1)", modeName(company.mode)),
@@ -166,9 +193,9 @@ struct Companies: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-      try await connection.withClient { client in
+      try await connection.withClient(flags: Companies.flags) { client in
         let list = try await Dms_Settings_V1_Companies.Client(client).list(options: connection.callOptions)
-        if connection.json { return try Output.message(list) }
+        if connection.json { return Output.message(list) }
         Output.table(
           ["SHORT NAME", "NAME", "MODE", "REVISION"],
           list.companies.map { [$0.shortName, $0.name, modeName($0.mode), String($0.revision)] })
@@ -182,7 +209,7 @@ struct Companies: AsyncParsableCommand {
     @Argument(help: "The short name.") var shortName: String
 
     func run() async throws {
-      try await connection.withClient { client in
+      try await connection.withClient(flags: Companies.flags) { client in
         var request = Dms_Settings_V1_GetCompanyRequest()
         request.shortName = shortName
         try printCompany(
@@ -208,7 +235,7 @@ struct Companies: AsyncParsableCommand {
       var request = Dms_Settings_V1_CreateCompanyRequest()
       request.company = company
       request.secrets = secrets
-      try await connection.withClient { client in
+      try await connection.withClient(flags: Companies.flags) { client in
         try printCompany(
           try await Dms_Settings_V1_Companies.Client(client).create(request, options: connection.callOptions),
           json: connection.json)
@@ -224,7 +251,7 @@ struct Companies: AsyncParsableCommand {
     @OptionGroup var fields: CompanyFields
 
     func run() async throws {
-      try await connection.withClient { client in
+      try await connection.withClient(flags: Companies.flags) { client in
         let companies = Dms_Settings_V1_Companies.Client(client)
         var get = Dms_Settings_V1_GetCompanyRequest()
         get.shortName = shortName
@@ -241,55 +268,71 @@ struct Companies: AsyncParsableCommand {
 
   struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-      commandName: "rm", abstract: "Delete a company and everything stored under it (ERP-19).")
+      commandName: "rm",
+      abstract: "Delete a company and everything stored under it (ERP-19).",
+      discussion: "Asks for confirmation on a terminal; scripts (no terminal) must give --yes.")
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The short name.") var shortName: String
     @Option(help: "The revision you read (default: the current one).") var revision: Int64?
+    @Flag(help: "Delete without asking.") var yes = false
 
     func run() async throws {
-      try await connection.withClient { client in
+      try await connection.withClient(flags: Companies.flags) { client in
         let companies = Dms_Settings_V1_Companies.Client(client)
-        var request = Dms_Settings_V1_DeleteCompanyRequest()
-        request.shortName = shortName
-        if let revision {
-          request.revision = revision
-        } else {
-          var get = Dms_Settings_V1_GetCompanyRequest()
-          get.shortName = shortName
-          request.revision = try await companies.get(get, options: connection.callOptions).revision
+        var get = Dms_Settings_V1_GetCompanyRequest()
+        get.shortName = shortName
+        let company = try await companies.get(get, options: connection.callOptions)
+        if !yes {
+          try Confirmation.ask(
+            "Delete company \(company.shortName) (\(company.name)) and every setting stored under it?",
+            refusal: "companies rm deletes company \(company.shortName) and everything under it: give --yes to confirm")
         }
+        var request = Dms_Settings_V1_DeleteCompanyRequest()
+        request.shortName = company.shortName
+        request.revision = revision ?? company.revision
         _ = try await companies.delete(request, options: connection.callOptions)
-        if connection.json { Output.json(["deleted": shortName]) } else { print("deleted \(shortName)") }
+        if connection.json {
+          Output.json(.object([("deleted", .string(company.shortName))]))
+        } else {
+          Output.line("deleted \(company.shortName)")
+        }
       }
     }
   }
 
   struct Reveal: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print one secret (the server logs the reveal).")
+    static let configuration = CommandConfiguration(
+      abstract: "Print one secret (the server records the reveal and its reason in the audit).",
+      discussion: "A secret that is not set is an error (NOT_FOUND, exit 1).")
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The short name.") var shortName: String
     @Argument(
-      help: "connection-password, altum-configuration-password, operator-password, ksef-token, edelivery-private-key.")
-    var field: String
-    @Option(help: "Why, for the audit log.") var reason = ""
+      help: ArgumentHelp(
+        "The secret: \(Companies.secretNames.map(\.name).joined(separator: ", ")).", valueName: "secret"))
+    var secret: String
+    @Option(help: "Why, for the audit (required).") var reason: String
+
+    func validate() throws {
+      guard Companies.secretNames.contains(where: { $0.name == secret }) else {
+        throw ValidationError(
+          "the secret must be one of \(Companies.secretNames.map(\.name).joined(separator: ", ")) (got \(secret))")
+      }
+      guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+        throw ValidationError("--reason must say why the secret is revealed (it goes to the audit)")
+      }
+    }
 
     func run() async throws {
-      let fields: [String: Dms_Settings_V1_CompanySecretField] = [
-        "connection-password": .connectionPassword, "altum-configuration-password": .altumConfigurationPassword,
-        "operator-password": .operatorPassword, "ksef-token": .ksefToken, "edelivery-private-key": .edeliveryPrivateKey,
-      ]
-      guard let secretField = fields[field] else {
-        throw ValidationError("FIELD must be one of \(fields.keys.sorted().joined(separator: ", "))")
-      }
-      try await connection.withClient { client in
+      let field = Companies.secretNames.first { $0.name == secret }!.field
+      try await connection.withClient(flags: Companies.flags) { client in
         var request = Dms_Settings_V1_RevealCompanySecretRequest()
         request.shortName = shortName
-        request.field = secretField
+        request.field = field
         request.reason = reason
         let response = try await Dms_Settings_V1_Companies.Client(client).revealSecret(
           request, options: connection.callOptions)
-        if connection.json { return try Output.message(response) }
-        print(response.set ? response.value : "(not set)")
+        if connection.json { return Output.message(response) }
+        Output.line(response.value)
       }
     }
   }
@@ -302,7 +345,7 @@ struct Companies: AsyncParsableCommand {
     @Option(help: "Publish this comma-separated list of centers.") var set: String?
 
     func run() async throws {
-      try await connection.withClient { client in
+      try await connection.withClient(flags: Companies.flags) { client in
         let companies = Dms_Settings_V1_Companies.Client(client)
         let centers: Dms_Settings_V1_Centers
         if let set {
@@ -315,8 +358,10 @@ struct Companies: AsyncParsableCommand {
           request.shortName = shortName
           centers = try await companies.listCenters(request, options: connection.callOptions)
         }
-        if connection.json { return try Output.message(centers) }
-        for center in centers.centers { print(center) }
+        if connection.json { return Output.message(centers) }
+        for center in centers.centers { Output.line(center) }
+        var stderr = StandardError()
+        for warning in centers.warnings { print("warning: \(warning)", to: &stderr) }
       }
     }
   }

@@ -18,17 +18,13 @@ struct Info: AsyncParsableCommand {
       // ServerInfo is a settings service: a server without it still answers info.
       let info = try? await Dms_Settings_V1_ServerInfo.Client(client).get(options: connection.callOptions)
       if connection.json {
-        Output.json([
-          "server": settings.server,
-          "address": "\(host):\(port)",
-          "protocol_version": Int(Preface.version),
-          "max_frame_size": Int(settings.maxFrameSize),
-          "max_concurrent_calls": Int(settings.maxConcurrentCalls),
-          "idle_timeout_ms": Int(settings.idleTimeoutMs),
-          "features": settings.features,
-          "server_info": info.flatMap { try? $0.jsonUTF8Data(options: Output.protoJSON) }
-            .flatMap { try? JSONSerialization.jsonObject(with: $0) } ?? NSNull(),
-        ])
+        Output.json(
+          .object([
+            ("address", .string("\(host):\(port)")),
+            ("protocol_version", .int(Preface.version)),
+            ("settings", ProtoJSON.output(settings)),
+            ("server_info", info.map { ProtoJSON.output($0) } ?? .null),
+          ]))
       } else {
         Output.table(
           ["SETTING", "VALUE"],

@@ -12,13 +12,7 @@ struct Methods: AsyncParsableCommand {
     try await connection.withClient { client in
       let list = try await Dms_Rpc_V1_Reflection.Client(client).listMethods(options: connection.callOptions)
       if connection.json {
-        Output.json(
-          list.methods.map {
-            [
-              "name": $0.name, "request_type": $0.requestType, "response_type": $0.responseType,
-              "server_streaming": $0.serverStreaming,
-            ] as [String: Any]
-          })
+        Output.message(list)
       } else {
         Output.table(
           ["METHOD", "REQUEST", "RESPONSE", "STREAMING"],

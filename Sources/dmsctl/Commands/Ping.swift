@@ -22,7 +22,7 @@ struct Ping: AsyncParsableCommand {
         let rtt = try await client.ping(timeout: connection.callTimeout)
         let micros = Double(rtt.components.seconds) * 1e6 + Double(rtt.components.attoseconds) / 1e12
         samples.append(micros)
-        if !connection.json { print("ping \(sequence): \(format(micros))") }
+        if !connection.json { Output.line("ping \(sequence): \(format(micros))") }
       }
     }
     let sorted = samples.sorted()
@@ -30,12 +30,13 @@ struct Ping: AsyncParsableCommand {
       sorted.count % 2 == 1
       ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     if connection.json {
-      Output.json([
-        "count": samples.count, "min_us": sorted.first!, "median_us": median, "max_us": sorted.last!,
-        "samples_us": samples,
-      ])
+      Output.json(
+        .object([
+          ("count", .int(samples.count)), ("min_us", .double(sorted.first!)), ("median_us", .double(median)),
+          ("max_us", .double(sorted.last!)), ("samples_us", .array(samples.map(JSONOutput.double))),
+        ]))
     } else {
-      print(
+      Output.line(
         "\(samples.count) pings: min \(format(sorted.first!)), median \(format(median)), max \(format(sorted.last!))")
     }
   }

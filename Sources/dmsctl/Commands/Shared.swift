@@ -5,13 +5,19 @@ import DMSStubs
 
 /// `dmsctl shared`: the section common to all companies.
 struct Shared: AsyncParsableCommand {
+  /// The flag that sets each field, for messages to people.
+  static let flags = FlagNames(byField: [
+    "settings.api_version": "--api-version", "settings.document_control_mode": "--document-control-mode",
+    "settings.analytical_description": "--analytical-description", "settings.revision": "revision",
+  ])
+
   static let configuration = CommandConfiguration(
     abstract: "The shared section: API version, ERP XL Document control mode, analytical description (ERP-S1 … S3).",
     subcommands: [Show.self, Set.self]
   )
 
   static func printShared(_ shared: Dms_Settings_V1_Shared, json: Bool) throws {
-    if json { return try Output.message(shared) }
+    if json { return Output.message(shared) }
     Output.fields([
       ("API version (ERP-S1)", String(shared.apiVersion)),
       ("  supported", shared.supportedApiVersions.map(String.init).joined(separator: ", ")),
@@ -27,7 +33,7 @@ struct Shared: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-      try await connection.withClient { client in
+      try await connection.withClient(flags: Shared.flags) { client in
         try printShared(
           try await Dms_Settings_V1_SharedSettings.Client(client).get(options: connection.callOptions),
           json: connection.json)
@@ -44,7 +50,7 @@ struct Shared: AsyncParsableCommand {
     @Option(help: "ERP-S3: true or false.") var analyticalDescription: Bool?
 
     func run() async throws {
-      try await connection.withClient { client in
+      try await connection.withClient(flags: Shared.flags) { client in
         let shared = Dms_Settings_V1_SharedSettings.Client(client)
         var settings = try await shared.get(options: connection.callOptions)
         if let apiVersion { settings.apiVersion = apiVersion }

@@ -165,6 +165,7 @@ struct CompaniesTests {
       #expect(try await companies.revealSecret(reveal).value == "ksef-token-123")
       var download = Dms_Settings_V1_DownloadPrivateKeyRequest()
       download.shortName = "SEC"
+      download.reason = "test"
       #expect(try await companies.downloadPrivateKey(download).value == pem)
 
       // Keep (absent), then clear.
@@ -177,7 +178,13 @@ struct CompaniesTests {
       let updated = try await companies.update(update)
       #expect(updated.operatorPasswordSet && !updated.ksefTokenSet && !updated.edeliveryPrivateKeySet)
       #expect(updated.edeliveryKeyFingerprint.isEmpty)
-      #expect(try await companies.revealSecret(reveal).set == false)
+      // A secret that is not set: NOT_FOUND (the attempt is audited), not an empty value.
+      await #expect {
+        _ = try await companies.revealSecret(reveal)
+      } throws: { error in
+        (error as? RPCError)?.code == .notFound
+          && (error as? RPCError)?.message == "company SEC has no KSeF token (ERP-14) set"
+      }
 
       // The secrets are not in the database files in plaintext.
       for name in try FileManager.default.contentsOfDirectory(atPath: server.dataDirectory) {
@@ -255,6 +262,7 @@ struct CompaniesTests {
       var reveal = Dms_Settings_V1_RevealCompanySecretRequest()
       reveal.shortName = "B"
       reveal.field = .operatorPassword
+      reveal.reason = "test"
       #expect(try await companies.revealSecret(reveal).value == "beta-secret")
       var get = Dms_Settings_V1_GetCompanyRequest()
       get.shortName = "B"

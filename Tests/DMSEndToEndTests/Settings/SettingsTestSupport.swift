@@ -39,13 +39,13 @@ func rules(_ error: RPCError?) -> [String] {
   (error?.violations ?? []).map { "\($0.field):\($0.rule)" }
 }
 
-/// A private key made with openssl: `ec` (P-256) or `rsa` (2048).
-func makePrivateKeyPEM(_ kind: String) throws -> String {
+/// A private key made with openssl: `ec` (P-256) or `rsa` (`bits`, 2048 by default).
+func makePrivateKeyPEM(_ kind: String, bits: Int = 2048) throws -> String {
   let process = Process()
   process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
   process.arguments =
     kind == "rsa"
-    ? ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
+    ? ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:\(bits)"]
     : ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
   let pipe = Pipe()
   process.standardOutput = pipe

@@ -16,13 +16,9 @@ struct WatchAndModeSwitchTests {
     try await withTestServer { server async throws in
       let client = server.client()
       let all = Dms_Settings_V1_SettingsEvents.Client(client).watch()
-      var request = Dms_Settings_V1_WatchSettingsRequest()
-      request.shortName = "bbb"
-      let onlyB = Dms_Settings_V1_SettingsEvents.Client(client).watch(request)
       var events = all.makeAsyncIterator()
-      var bEvents = onlyB.makeAsyncIterator()
-      #expect(try await events.next()?.kind == .subscribed)
-      #expect(try await bEvents.next()?.kind == .subscribed)
+      let subscribed = try #require(try await events.next())
+      #expect(subscribed.kind == .subscribed)
 
       let companies = Dms_Settings_V1_Companies.Client(client)
       var create = Dms_Settings_V1_CreateCompanyRequest()
@@ -33,6 +29,12 @@ struct WatchAndModeSwitchTests {
       var shared = Dms_Settings_V1_UpdateSharedSettingsRequest()
       shared.settings = try await Dms_Settings_V1_SharedSettings.Client(client).get()
       _ = try await Dms_Settings_V1_SharedSettings.Client(client).update(shared)
+      // A company's stream (named ignoring case), from where the first one started.
+      var request = Dms_Settings_V1_WatchSettingsRequest()
+      request.shortName = "bbb"
+      request.resumeAfter = subscribed.position
+      var bEvents = Dms_Settings_V1_SettingsEvents.Client(client).watch(request).makeAsyncIterator()
+      #expect(try await bEvents.next()?.kind == .subscribed)
 
       let first = try #require(try await events.next())
       #expect(first.kind == .created && first.shortName == "AAA" && first.area == "erp.company" && first.revision == 1)
@@ -120,6 +122,7 @@ struct WatchAndModeSwitchTests {
     var reveal = Dms_Settings_V1_RevealCompanySecretRequest()
     reveal.shortName = "MAIN"
     reveal.field = .operatorPassword
+    reveal.reason = "test"
     #expect(try await companies.revealSecret(reveal).value == "Xl-Passw0rd")
     await client.close()
     try await server.stop()
@@ -154,7 +157,7 @@ struct WatchAndModeSwitchTests {
       Issue.record("start-up should be refused")
     } catch let error as CompanyModeMigration.RefusedSwitch {
       #expect(error.description.contains("ONE, TWO"))
-      #expect(error.description.contains("MultiCompany=true"))
+      #expect(error.description.contains("--settings-multi-company true (SETTINGS_MULTI_COMPANY=true"))
     }
   }
 }

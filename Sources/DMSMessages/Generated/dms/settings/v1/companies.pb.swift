@@ -567,6 +567,10 @@ public nonisolated struct Dms_Settings_V1_Centers: Sendable {
 
   public var centers: [String] = []
 
+  /// What the publication changed besides the list, for a person (SetCenters only):
+  /// "the default center South (ERP-7) is no longer published: cleared".
+  public var warnings: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1249,7 +1253,7 @@ nonisolated extension Dms_Settings_V1_ListCentersRequest: SwiftProtobuf.Message,
 
 nonisolated extension Dms_Settings_V1_Centers: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Centers"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}centers\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}centers\0\u{1}warnings\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1258,6 +1262,7 @@ nonisolated extension Dms_Settings_V1_Centers: SwiftProtobuf.Message, SwiftProto
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.centers) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.warnings) }()
       default: break
       }
     }
@@ -1267,11 +1272,15 @@ nonisolated extension Dms_Settings_V1_Centers: SwiftProtobuf.Message, SwiftProto
     if !self.centers.isEmpty {
       try visitor.visitRepeatedStringField(value: self.centers, fieldNumber: 1)
     }
+    if !self.warnings.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.warnings, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Dms_Settings_V1_Centers, rhs: Dms_Settings_V1_Centers) -> Bool {
     if lhs.centers != rhs.centers {return false}
+    if lhs.warnings != rhs.warnings {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

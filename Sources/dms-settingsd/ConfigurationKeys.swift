@@ -1,0 +1,81 @@
+import Foundation
+
+/// Every configuration key `dms-settingsd` reads, in the order of docs/CONFIGURATION.md,
+/// and how each is written in the three sources. A key not in this list stops start-up
+/// wherever it is written (CFG-10): a misspelt key never passes as a default.
+enum ConfigurationKeys {
+  /// The keys; `ConfigValues` refuses to read one not listed.
+  static let all: [String] = [
+    "settings.multi-company",
+    "settings.ksef-work-mode",
+    "settings.delete-mails-after-sending",
+    "settings.use-new-mode-of-document-permissions",
+    "settings.destination-attachment-workflow",
+    "settings.destination-attachments-repository",
+    "settings.use-repository",
+    "settings.edelivery-environment",
+    "settings.api-versions",
+    "settings.document-control-modes",
+    "settings.single-company-code",
+    "server.host",
+    "server.port",
+    "server.tls.certificate",
+    "server.tls.key",
+    "server.max-concurrent-calls",
+    "server.max-frame-size",
+    "server.max-buffered-bytes",
+    "server.idle-timeout",
+    "server.shutdown-grace",
+    "log.level",
+    "storage.data-directory",
+    "storage.master-key-file",
+    "storage.busy-timeout-ms",
+    "storage.master-key",
+  ]
+
+  /// Keys whose values are secrets: redacted wherever swift-configuration prints them.
+  static let secret: Set<String> = ["storage.master-key"]
+
+  /// Environment variables under these prefixes belong to the server: one that is not
+  /// a key is a misspelling (SETTINGS_KSEF_WORKMODE).
+  static let environmentPrefixes = ["SERVER_", "SETTINGS_", "STORAGE_", "LOG_"]
+
+  /// `server.port` as an option: `--server-port`.
+  static func option(_ key: String) -> String {
+    "--" + key.replacingOccurrences(of: ".", with: "-")
+  }
+
+  /// `server.port` as an environment variable: `SERVER_PORT`.
+  static func environmentName(_ key: String) -> String {
+    key.uppercased().replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "-", with: "_")
+  }
+
+  /// How to set `key` to `value`, in the operator's words: `--settings-multi-company
+  /// true` (SETTINGS_MULTI_COMPANY=true).
+  static func howToSet(_ key: String, _ value: String) -> String {
+    "\(option(key)) \(value) (\(environmentName(key))=\(value))"
+  }
+
+  /// The known spelling nearest to `written` among `candidates` (edit distance, ties to
+  /// the first listed).
+  static func nearest(to written: String, among candidates: [String]) -> String {
+    candidates.min { editDistance(written, $0) < editDistance(written, $1) } ?? ""
+  }
+
+  /// Levenshtein distance, ignoring case.
+  static func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.lowercased()), b = Array(b.lowercased())
+    guard !a.isEmpty else { return b.count }
+    guard !b.isEmpty else { return a.count }
+    var previous = Array(0...b.count)
+    var current = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+      current[0] = i
+      for j in 1...b.count {
+        current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+      }
+      swap(&previous, &current)
+    }
+    return previous[b.count]
+  }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+
+/// `dms-settingsd`'s configuration as an operator meets it (CFG-10): a misspelt key in
+/// any source stops start-up naming the nearest known key; a broken file says where.
+@Suite("dms-settingsd configuration (CFG-10)")
+struct ConfigurationTests {
+  /// Runs the server with `arguments` and environment `environment`; it must refuse to
+  /// start (exit 78) before listening.
+  func refused(_ arguments: [String], environment: [String: String] = [:]) async throws -> Tools.Run {
+    let data = Tools.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: data) }
+    let run = try await Tools.run(
+      "dms-settingsd", ["--port", "0", "--data-directory", data] + arguments, environment: environment,
+      timeout: .seconds(20))
+    #expect(run.status == 78, "\(run)")
+    #expect(!run.stderr.contains("listening"), "\(run)")
+    return run
+  }
+
+  func file(_ text: String) -> String {
+    let path = Tools.temporaryDirectory() + "/settings.json"
+    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    return path
+  }
+
+  @Test("CFG-10: a misspelt key on the command line stops start-up, naming the nearest key")
+  func misspeltOption() async throws {
+    let run = try await refused(["--settings-ksef-workmode", "Test"])
+    #expect(
+      run.stderr.contains(
+        "unknown configuration key --settings-ksef-workmode on the command line; the nearest known key is --settings-ksef-work-mode"
+      ), "\(run)")
+  }
+
+  @Test("CFG-10: misspelt keys in the file are each named, with line and column")
+  func misspeltFileKeys() async throws {
+    let path = file(
+      """
+      {
+        "settings": {
+          "ksef-workmode": "Test",
+          "multicompany": true
+        }
+      }
+      """)
+    let run = try await refused(["--config", path])
+    #expect(
+      run.stderr.contains(
+        "\(path), line 3, column 5: unknown key settings.ksef-workmode; the nearest known key is settings.ksef-work-mode"
+      ),
+      "\(run)")
+    #expect(
+      run.stderr.contains(
+        "\(path), line 4, column 5: unknown key settings.multicompany; the nearest known key is settings.multi-company"),
+      "\(run)")
+  }
+
+  @Test("CFG-10: an environment variable under the server's prefixes that is not a key stops start-up")
+  func misspeltEnvironmentVariable() async throws {
+    let run = try await refused([], environment: ["SETTINGS_KSEF_WORKMODE": "Test"])
+    #expect(run.stderr.contains("unknown environment variable SETTINGS_KSEF_WORKMODE"), "\(run)")
+    #expect(run.stderr.contains("the nearest known key is SETTINGS_KSEF_WORK_MODE"), "\(run)")
+  }
+
+  @Test(
+    "a broken configuration file is reported with its line and column",
+    arguments: [
+      ("{\n  \"server\": {\n    \"port\": 7411,\n  }\n}", "line 4, column 3: a trailing comma before '}'"),
+      ("{\"server\": {\"port\": 7411}", "line 1, column 26: the object is not closed"),
+      ("{\"log\": {\"level\": 'debug'}}", "line 1, column 19: strings are written in double quotes"),
+      ("", "the text is empty"),
+      ("[1]", "line 1, column 1: expected an object"),
+      (
+        "{\"server\": {\"port\": 1}, \"server\": {}}", "the key \"server\" is written twice (first at line 1, column 2)"
+      ),
+    ])
+  func brokenFile(text: String, expected: String) async throws {
+    let path = file(text)
+    let run = try await refused(["--config", path])
+    #expect(run.stderr.contains(path), "\(run)")
+    #expect(run.stderr.contains(expected), "\(run)")
+    #expect(!run.stderr.contains("NSCocoaErrorDomain"), "\(run)")
+  }
+
+  @Test("a key set to an object where a value belongs is named with its position")
+  func objectWhereAValueBelongs() async throws {
+    let run = try await refused(["--config", file("{\"server\": {\"host\": {\"name\": \"x\"}}}")])
+    #expect(run.stderr.contains("line 1, column 13: server.host must be a value, not an object"), "\(run)")
+  }
+
+  @Test("a stray argument is refused with the form keys take")
+  func strayArgument() async throws {
+    let run = try await refused(["multi-company"])
+    #expect(run.stderr.contains("unexpected argument \"multi-company\""), "\(run)")
+  }
+
+  @Test("CFG-10: every key of the file, environment and command line is documented in docs/CONFIGURATION.md")
+  func everyKeyIsDocumented() async throws {
+    // The server's --help lists no keys; the documentation must, so the list of keys
+    // in ConfigurationKeys and the doc cannot drift: a file using every documented key
+    // starts the server.
+    let doc = try String(
+      contentsOf: Tools.packageRoot.appendingPathComponent("docs/CONFIGURATION.md"), encoding: .utf8)
+    let keys = doc.matches(of: /\| `((?:settings|server|storage|log)\.[a-z.-]+)` \|/).map { String($0.1) }
+    #expect(keys.count >= 25, "\(keys)")
+    // Each documented key, written as an environment variable with a bad value, is
+    // recognised (refused for its value, not as unknown).
+    for key in keys where key != "storage.master-key" {
+      let name = key.uppercased().replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "-", with: "_")
+      let run = try await Tools.run(
+        "dms-settingsd", ["--port", "0", "--data-directory", Tools.temporaryDirectory(), "--log-level", "nonsense"],
+        environment: [name: "x"], timeout: .seconds(20))
+      #expect(run.status == 78)
+      #expect(!run.stderr.contains("unknown environment variable"), "\(key): \(run)")
+    }
+  }
+}
