@@ -1,0 +1,274 @@
+import DMSRPC
+import Foundation
+import Testing
+
+/// `dmsctl` as administrators and scripts use it, against a real `dms-settingsd`:
+/// exit codes, output that scripts can parse, names that match, streams that reach a
+/// pipe as they happen.
+@Suite("dmsctl against dms-settingsd")
+struct DMSCtlTests {
+  /// Every line of `run`'s standard output parses as one JSON object.
+  func jsonLines(_ run: Tools.Run) throws -> [JSONDocument.Node] {
+    try run.lines.map { line in
+      let node = try JSONDocument(parsing: line).root
+      guard case .object = node.value else { throw Failure("not an object: \(line)") }
+      return node
+    }
+  }
+
+  struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+  }
+
+  func member(_ node: JSONDocument.Node, _ path: String...) -> JSONDocument.Value? {
+    var current = node
+    for key in path {
+      guard case .object(let members) = current.value, let next = members.first(where: { $0.key == key }) else {
+        return nil
+      }
+      current = next.node
+    }
+    return current.value
+  }
+
+  func withDaemon(
+    _ arguments: [String] = ["--settings-multi-company", "true"], _ body: (Daemon) async throws -> Void
+  ) async throws {
+    let daemon = try await Daemon.start(arguments)
+    do {
+      try await body(daemon)
+      try await daemon.stop()
+    } catch {
+      try? await daemon.stop()
+      throw error
+    }
+  }
+
+  @discardableResult
+  func addCompany(_ daemon: Daemon, _ code: String) async throws -> Tools.Run {
+    let run = try await Tools.ctl(
+      daemon, "companies", "add", code, "--name", "Company \(code)", "--db-server", "sql01", "--db-name", "XL",
+      "--db-user", "dms", "--operator-password-file", "-", input: "Op-Passw0rd\n")
+    #expect(run.status == 0, "\(run)")
+    return run
+  }
+
+  @Test("exit codes: 0 done, 1 an RPC error, 2 usage, 3 cannot connect")
+  func exitCodes() async throws {
+    try await withDaemon { daemon in
+      #expect(try await Tools.ctl(daemon, "companies", "list").status == 0)
+      let notFound = try await Tools.ctl(daemon, "companies", "show", "NOPE")
+      #expect(notFound.status == 1 && notFound.stderr.hasPrefix("error: NOT_FOUND (5): "), "\(notFound)")
+      let usage = try await Tools.ctl(daemon, "companies", "show")
+      #expect(usage.status == 2, "\(usage)")
+      let badOption = try await Tools.ctl(daemon, "companies", "list", "--nope")
+      #expect(badOption.status == 2, "\(badOption)")
+    }
+    let refused = try await Tools.run("dmsctl", ["--server", "127.0.0.1:1", "info"])
+    #expect(refused.status == 3, "\(refused)")
+    #expect(refused.stderr.contains("cannot connect: connection refused by 127.0.0.1:1 (is the server running?)"))
+    let json = try await Tools.run("dmsctl", ["--server", "127.0.0.1:1", "companies", "list", "--json"])
+    #expect(json.status == 3 && json.stdout.isEmpty, "\(json)")
+    let error = try JSONDocument(parsing: json.stderr.trimmingCharacters(in: .newlines)).root
+    #expect(member(error, "error").map { "\($0)" } == "\(JSONDocument.Value.string("connect"))")
+  }
+
+  @Test("usage errors show the subcommand's own usage, on stderr, exit 2")
+  func usageOfTheSubcommand() async throws {
+    try await withDaemon { daemon in
+      // Raised while running (the secret's name is checked against the list).
+      let run = try await Tools.ctl(daemon, "companies", "reveal", "ACME", "connection-password", "--reason", "x")
+      #expect(run.status == 2 && run.stdout.isEmpty, "\(run)")
+      #expect(run.stderr.contains("the secret must be one of db-password, altum-configuration-password"), "\(run)")
+      #expect(run.stderr.contains("Usage: dmsctl companies reveal "), "\(run)")
+      #expect(!run.stderr.contains("Usage: dmsctl <subcommand>"), "\(run)")
+      // Raised in run() after connecting (a secret from a file that cannot be read).
+      try await addCompany(daemon, "ACME")
+      let file = try await Tools.ctl(daemon, "companies", "set", "ACME", "--db-password-file", "/nonexistent")
+      #expect(file.status == 2 && file.stderr.contains("Usage: dmsctl companies set "), "\(file)")
+    }
+  }
+
+  @Test("--json: one compact object per line, defaults included, numbers as numbers, errors as JSON on stderr")
+  func jsonFormat() async throws {
+    try await withDaemon { daemon in
+      try await addCompany(daemon, "Bad3")
+      for arguments in [
+        ["info"], ["methods"], ["companies", "list"], ["companies", "show", "BAD3"], ["shared", "show"],
+        ["ping", "--count", "1"], ["call", "/dms.rpc.v1.Health/Check"],
+      ] {
+        let run = try await Tools.run(
+          "dmsctl", arguments + ["--json"], environment: ["DMS_SERVER": "127.0.0.1:\(daemon.port)"])
+        #expect(run.status == 0, "\(arguments): \(run)")
+        #expect(try jsonLines(run).count == 1, "\(arguments): \(run)")
+      }
+      let show = try jsonLines(try await Tools.ctl(daemon, "companies", "show", "bad3", "--json"))[0]
+      #expect("\(member(show, "use_domain")!)" == "\(JSONDocument.Value.bool(false))", "defaults are information")
+      #expect("\(member(show, "revision")!)" == "\(JSONDocument.Value.number("1"))", "int64 as a number")
+      #expect("\(member(show, "connection", "password_set")!)" == "\(JSONDocument.Value.bool(false))")
+
+      // The stored name in answers.
+      let removed = try await Tools.ctl(daemon, "companies", "rm", "bad3", "--yes", "--json")
+      #expect(removed.stdout == "{\"deleted\":\"Bad3\"}\n", "\(removed)")
+
+      let failed = try await Tools.ctl(daemon, "companies", "show", "BAD3", "--json")
+      #expect(failed.status == 1 && failed.stdout.isEmpty, "\(failed)")
+      let error = try JSONDocument(parsing: failed.stderr.trimmingCharacters(in: .newlines)).root
+      #expect("\(member(error, "code_name")!)" == "\(JSONDocument.Value.string("NOT_FOUND"))", "\(failed)")
+    }
+  }
+
+  @Test("one name per secret: --clear, reveal and the flags; errors name the flag, --json the field path")
+  func namesThatMatch() async throws {
+    try await withDaemon { daemon in
+      try await addCompany(daemon, "ACME")
+      let set = try await Tools.ctl(daemon, "companies", "set", "ACME", "--insecure-db-password", "Db-Passw0rd")
+      #expect(set.status == 0, "\(set)")
+      let revealed = try await Tools.ctl(daemon, "companies", "reveal", "ACME", "db-password", "--reason", "test")
+      #expect(revealed.stdout == "Db-Passw0rd\n", "\(revealed)")
+      #expect(try await Tools.ctl(daemon, "companies", "set", "ACME", "--clear", "db-password").status == 0)
+      let unset = try await Tools.ctl(daemon, "companies", "reveal", "ACME", "db-password", "--reason", "test")
+      #expect(unset.status == 1 && unset.stderr.contains("NOT_FOUND"), "revealing an unset secret: \(unset)")
+
+      let bad = try await Tools.ctl(daemon, "companies", "set", "ACME", "--db-user", "", "--nip", "1")
+      #expect(bad.status == 1, "\(bad)")
+      #expect(bad.stderr.contains("  --db-user [ERP-4]: is required"), "\(bad)")
+      #expect(bad.stderr.contains("  --nip [ERP-13]: "), "\(bad)")
+      #expect(!bad.stderr.contains("company.connection.user"), "\(bad)")
+      let badJSON = try await Tools.ctl(daemon, "companies", "set", "ACME", "--db-user", "", "--json")
+      #expect(badJSON.stderr.contains("\"field\":\"company.connection.user\""), "\(badJSON)")
+    }
+  }
+
+  @Test("connection options work before, between and after the subcommands")
+  func optionsAnywhere() async throws {
+    try await withDaemon { daemon in
+      let server = "127.0.0.1:\(daemon.port)"
+      for arguments in [
+        ["--server", server, "companies", "list"], ["companies", "--server", server, "list"],
+        ["companies", "list", "--server", server], ["companies", "--json", "list", "--server=\(server)"],
+      ] {
+        let run = try await Tools.run("dmsctl", arguments)
+        #expect(run.status == 0, "\(arguments): \(run)")
+      }
+    }
+  }
+
+  @Test("dmsctl --version is the server's version")
+  func version() async throws {
+    try await withDaemon { daemon in
+      let version = try await Tools.run("dmsctl", ["--version"]).stdout.trimmingCharacters(in: .newlines)
+      let serverVersion = try await Tools.run("dms-settingsd", ["--version"]).stdout.trimmingCharacters(in: .newlines)
+      let info = try jsonLines(try await Tools.ctl(daemon, "info", "--json"))[0]
+      #expect(!version.isEmpty && version == serverVersion)
+      #expect("\(member(info, "server_info", "server_version")!)" == "\(JSONDocument.Value.string(version))")
+    }
+  }
+
+  @Test("call: --help prints --data's default once; --data errors give the position and the field plainly")
+  func call() async throws {
+    let help = try await Tools.run("dmsctl", ["call", "--help"])
+    let dataHelp = try #require(help.stdout.firstRange(of: "-d, --data <data>")).lowerBound
+    let rest = help.stdout[dataHelp...]
+    let metadataHelp = try #require(rest.firstRange(of: "-m, --metadata <metadata>")).lowerBound
+    #expect(rest[..<metadataHelp].components(separatedBy: "default").count == 2, "\(help)")
+    try await withDaemon { daemon in
+      let unknown = try await Tools.ctl(
+        daemon, "call", "/dms.rpc.v1.Health/Check", "--data", "{\n  \"servic\": \"\"\n}")
+      #expect(unknown.status == 2, "\(unknown)")
+      #expect(
+        unknown.stderr.contains(
+          "--data: dms.rpc.v1.HealthCheckRequest has no field \"servic\" (line 2, column 3); its fields are service"),
+        "\(unknown)")
+      let broken = try await Tools.ctl(daemon, "call", "/dms.rpc.v1.Health/Check", "--data", "{\"service\": }")
+      #expect(broken.stderr.contains("--data is not valid JSON: line 1, column 13: expected a value"), "\(broken)")
+    }
+  }
+
+  @Test("companies rm asks on a terminal and needs --yes in a script")
+  func removeNeedsConfirmation() async throws {
+    try await withDaemon { daemon in
+      try await addCompany(daemon, "KEEP")
+      let refused = try await Tools.ctl(daemon, "companies", "rm", "KEEP")
+      #expect(refused.status == 2 && refused.stderr.contains("give --yes to confirm"), "\(refused)")
+      #expect(try await Tools.ctl(daemon, "companies", "show", "KEEP").status == 0, "nothing was deleted")
+      #expect(try await Tools.ctl(daemon, "companies", "rm", "keep", "--yes").stdout == "deleted KEEP\n")
+    }
+  }
+
+  @Test("reveal needs --reason")
+  func revealNeedsReason() async throws {
+    let run = try await Tools.run("dmsctl", ["--server", "127.0.0.1:1", "companies", "reveal", "ACME", "ksef-token"])
+    #expect(run.status == 2 && run.stderr.contains("--reason"), "\(run)")
+  }
+
+  @Test("streams reach a pipe event by event: watch and call …/Health/Watch, before they end")
+  func streamsFlushEachEvent() async throws {
+    try await withDaemon { daemon in
+      for arguments in [["watch"], ["watch", "--json"], ["call", "/dms.rpc.v1.Health/Watch"]] {
+        let pipe = Pipe()
+        let process = Process()
+        process.executableURL = Tools.binDirectory.appendingPathComponent("dmsctl")
+        process.arguments = arguments
+        process.environment = Tools.cleanEnvironment.merging(["DMS_SERVER": "127.0.0.1:\(daemon.port)"]) { $1 }
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        let reader = LineReader(pipe)
+        let exit = Task { try await Tools.finish(process, timeout: .seconds(60)) }
+        // The first line arrives while the command runs.
+        let first = try await reader.waitForLines(1)
+        #expect(!first.isEmpty, "\(arguments)")
+        if arguments[0] == "watch" {
+          try await addCompany(daemon, "P\(arguments.count)")
+          let lines = try await reader.waitForLines(2)
+          #expect(lines.count >= 2 && lines[1].contains("P\(arguments.count)"), "\(arguments): \(lines)")
+        }
+        process.interrupt()  // Ctrl-C
+        _ = try await exit.value
+        #expect(reader.all.count >= (arguments[0] == "watch" ? 2 : 1), "what was printed stays printed")
+      }
+    }
+  }
+
+  @Test("watch says why the stream ended and exits 1 when the server stops")
+  func watchEndsLoudly() async throws {
+    let daemon = try await Daemon.start()
+    let watching = Task { try await Tools.ctl(daemon, "watch") }
+    try await Task.sleep(for: .milliseconds(500))
+    try await daemon.stop()
+    let run = try await watching.value
+    #expect(run.status == 1, "\(run)")
+    #expect(run.stderr.contains("UNAVAILABLE") && run.stderr.contains("the stream ended"), "\(run)")
+  }
+
+  @Test("watch --follow reconnects after a restart and resumes: nothing missed, nothing twice")
+  func watchFollow() async throws {
+    let data = Tools.temporaryDirectory()
+    var daemon = try await Daemon.start(dataDirectory: data)
+    let port = daemon.port
+    let pipe = Pipe()
+    let process = Process()
+    process.executableURL = Tools.binDirectory.appendingPathComponent("dmsctl")
+    process.arguments = ["watch", "--follow", "--json"]
+    process.environment = Tools.cleanEnvironment.merging(["DMS_SERVER": "127.0.0.1:\(port)"]) { $1 }
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    let reader = LineReader(pipe)
+    let exit = Task { try await Tools.finish(process, timeout: .seconds(90)) }
+    _ = try await reader.waitForLines(1)
+    try await addCompany(daemon, "ONE")
+    _ = try await reader.waitForLines(2)
+    try await daemon.stop()
+    daemon = try await Daemon.start(["--settings-multi-company", "true"], port: port, dataDirectory: data)
+    // Made before the watcher is back: it must be replayed.
+    try await addCompany(daemon, "TWO")
+    let lines = try await reader.waitForLines(4, timeout: .seconds(30))
+    process.interrupt()
+    _ = try await exit.value
+    try await daemon.stop()
+    let created = lines.filter { $0.contains("\"kind\":\"CREATED\"") }
+    #expect(created.count == 2, "\(lines)")
+    #expect(created.first?.contains("ONE") == true && created.last?.contains("TWO") == true, "\(lines)")
+  }
+}
