@@ -28,9 +28,11 @@ enum Output {
       for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
     }
     func line(_ cells: [String]) -> String {
-      cells.enumerated().map { i, cell in
+      var text = cells.enumerated().map { i, cell in
         i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
       }.joined(separator: "  ")
+      while text.last == " " { text.removeLast() }
+      return text
     }
     Output.line(line(header))
     for row in rows { Output.line(line(row)) }

@@ -132,7 +132,7 @@ struct Companies: AsyncParsableCommand {
 
   /// The flag that sets each field of a company request, for messages to people.
   static let flags = FlagNames(byField: [
-    "short_name": "SHORT-NAME", "company.short_name": "SHORT-NAME", "company.mode": "--mode",
+    "short_name": "<short-name>", "company.short_name": "<short-name>", "company.mode": "--mode",
     "company.name": "--name", "company.connection": "--db-server/--db-name", "company.connection.server": "--db-server",
     "company.connection.database": "--db-name", "company.connection.authentication": "--db-auth",
     "company.connection.user": "--db-user", "company.license_key_name": "--license-key-name",

@@ -44,10 +44,11 @@ enum Tools {
     return path
   }
 
-  /// Runs `tool` to its end (killed after `timeout`), stdin from `input` or /dev/null.
+  /// Runs `tool` (a build product, or an absolute path) to its end (killed after
+  /// `timeout`), stdin from `input` (else empty).
   static func run(
     _ tool: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil,
-    timeout: Duration = .seconds(60)
+    workingDirectory: String? = nil, timeout: Duration = .seconds(60)
   ) async throws -> Run {
     let folder = temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -56,8 +57,10 @@ enum Tools {
     FileManager.default.createFile(atPath: errPath, contents: nil)
     FileManager.default.createFile(atPath: inPath, contents: Data((input ?? "").utf8))
     let process = Process()
-    process.executableURL = binDirectory.appendingPathComponent(tool)
+    process.executableURL =
+      tool.hasPrefix("/") ? URL(fileURLWithPath: tool) : binDirectory.appendingPathComponent(tool)
     process.arguments = arguments
+    if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
     process.environment = cleanEnvironment.merging(environment) { $1 }
     process.standardOutput = FileHandle(forWritingAtPath: outPath)
     process.standardError = FileHandle(forWritingAtPath: errPath)
