@@ -24,7 +24,9 @@ struct SettingsDaemon: AsyncParsableCommand {
       variables, then the command line, each overriding the one before. Every key is
       in docs/CONFIGURATION.md; on the command line a key is written --key-with-dashes
       (server.port: --server-port 7411), in the environment KEY_WITH_UNDERSCORES
-      (SERVER_PORT=7411). A bad value stops start-up naming the key (CFG-10).
+      (SERVER_PORT=7411). A bad value, or a key that is not one (in the file, on the
+      command line, or an environment variable under SERVER_, SETTINGS_, STORAGE_ or
+      LOG_), stops start-up with exit code 78, naming it (CFG-10).
       """,
     version: version
   )
