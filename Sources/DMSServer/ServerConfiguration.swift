@@ -12,7 +12,7 @@ public struct ServerConfiguration: Sendable {
   public var limits: Limits
   /// Timers of the connection lifecycle.
   public var timeouts: Timeouts
-  /// Name and version sent in SETTINGS, such as `dms-settingsd/0.1.0`.
+  /// Name and version sent in SETTINGS, such as `dms-settingsd/0.3.0`.
   public var serverName: String
 
   /// The default port of DMS RPC.

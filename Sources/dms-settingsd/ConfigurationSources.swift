@@ -101,7 +101,10 @@ struct ConfigurationSources {
   /// The file's keys, nested objects or dotted names; every fault with its line and column.
   private func fileValues(_ path: String, problems: inout [String]) -> [String: String] {
     guard let data = FileManager.default.contents(atPath: path) else {
-      let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (permissions?)" : "does not exist"
+      var isFolder: ObjCBool = false
+      let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+      let reason =
+        !exists ? "does not exist" : isFolder.boolValue ? "is a folder, not a file" : "cannot be read (permissions?)"
       problems.append("the configuration file \(path) \(reason)")
       return [:]
     }

@@ -53,6 +53,14 @@ enum Output {
     table(["FIELD", "VALUE"], pairs.map { [$0.0, $0.1] })
   }
 
+  /// Tells a person (on standard error) that a save changed nothing: the server kept
+  /// the revision and sent no event.
+  static func noteUnchanged(before: Int64, after: Int64, json: Bool) {
+    guard !json, before > 0, before == after else { return }
+    var stderr = StandardError()
+    print("nothing changed: still at revision \(after)", to: &stderr)
+  }
+
   /// "yes"/"no" for people.
   static func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
 

@@ -141,6 +141,19 @@ struct DMSCtlTests {
     }
   }
 
+  @Test("a save that changes nothing says so and keeps the revision")
+  func unchangedSave() async throws {
+    try await withDaemon { daemon in
+      try await addCompany(daemon, "SAME")
+      let run = try await Tools.ctl(daemon, "companies", "set", "SAME")
+      #expect(run.status == 0 && run.stderr == "nothing changed: still at revision 1\n", "\(run)")
+      #expect(run.stdout.contains("revision                     1"), "\(run)")
+      _ = try await Tools.ctl(daemon, "shared", "set")
+      let shared = try await Tools.ctl(daemon, "shared", "set")
+      #expect(shared.stderr == "nothing changed: still at revision 1\n", "\(shared)")
+    }
+  }
+
   @Test("connection options work before, between and after the subcommands")
   func optionsAnywhere() async throws {
     try await withDaemon { daemon in

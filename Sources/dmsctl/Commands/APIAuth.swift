@@ -69,7 +69,9 @@ struct APIAuth: AsyncParsableCommand {
           input.set = password
           request.password = input
         }
-        try printSettings(try await auth.update(request, options: connection.callOptions), json: connection.json)
+        let saved = try await auth.update(request, options: connection.callOptions)
+        Output.noteUnchanged(before: request.settings.revision, after: saved.revision, json: connection.json)
+        try printSettings(saved, json: connection.json)
       }
     }
   }

@@ -261,7 +261,9 @@ struct Companies: AsyncParsableCommand {
         var request = Dms_Settings_V1_UpdateCompanyRequest()
         request.company = company
         request.secrets = secrets
-        try printCompany(try await companies.update(request, options: connection.callOptions), json: connection.json)
+        let saved = try await companies.update(request, options: connection.callOptions)
+        Output.noteUnchanged(before: company.revision, after: saved.revision, json: connection.json)
+        try printCompany(saved, json: connection.json)
       }
     }
   }

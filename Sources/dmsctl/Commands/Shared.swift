@@ -58,7 +58,9 @@ struct Shared: AsyncParsableCommand {
         if let analyticalDescription { settings.analyticalDescription = analyticalDescription }
         var request = Dms_Settings_V1_UpdateSharedSettingsRequest()
         request.settings = settings
-        try printShared(try await shared.update(request, options: connection.callOptions), json: connection.json)
+        let saved = try await shared.update(request, options: connection.callOptions)
+        Output.noteUnchanged(before: settings.revision, after: saved.revision, json: connection.json)
+        try printShared(saved, json: connection.json)
       }
     }
   }
