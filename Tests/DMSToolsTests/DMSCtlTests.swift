@@ -220,26 +220,17 @@ struct DMSCtlTests {
   func streamsFlushEachEvent() async throws {
     try await withDaemon { daemon in
       for arguments in [["watch"], ["watch", "--json"], ["call", "/dms.rpc.v1.Health/Watch"]] {
-        let pipe = Pipe()
-        let process = Process()
-        process.executableURL = Tools.binDirectory.appendingPathComponent("dmsctl")
-        process.arguments = arguments
-        process.environment = Tools.cleanEnvironment.merging(["DMS_SERVER": "127.0.0.1:\(daemon.port)"]) { $1 }
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        let reader = LineReader(pipe)
-        let exit = Task { try await Tools.finish(process, timeout: .seconds(60)) }
+        let ctl = Tools.startCtl(arguments, port: daemon.port)
         // The first line arrives while the command runs.
-        let first = try await reader.waitForLines(1)
+        let first = try await ctl.lines.waitForLines(1)
         #expect(!first.isEmpty, "\(arguments)")
         if arguments[0] == "watch" {
           try await addCompany(daemon, "P\(arguments.count)")
-          let lines = try await reader.waitForLines(2)
+          let lines = try await ctl.lines.waitForLines(2)
           #expect(lines.count >= 2 && lines[1].contains("P\(arguments.count)"), "\(arguments): \(lines)")
         }
-        process.interrupt()  // Ctrl-C
-        _ = try await exit.value
-        #expect(reader.all.count >= (arguments[0] == "watch" ? 2 : 1), "what was printed stays printed")
+        _ = try await ctl.interrupt()  // Ctrl-C
+        #expect(ctl.lines.all.count >= (arguments[0] == "watch" ? 2 : 1), "what was printed stays printed")
       }
     }
   }
@@ -260,25 +251,16 @@ struct DMSCtlTests {
     let data = Tools.temporaryDirectory()
     var daemon = try await Daemon.start(dataDirectory: data)
     let port = daemon.port
-    let pipe = Pipe()
-    let process = Process()
-    process.executableURL = Tools.binDirectory.appendingPathComponent("dmsctl")
-    process.arguments = ["watch", "--follow", "--json"]
-    process.environment = Tools.cleanEnvironment.merging(["DMS_SERVER": "127.0.0.1:\(port)"]) { $1 }
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    let reader = LineReader(pipe)
-    let exit = Task { try await Tools.finish(process, timeout: .seconds(90)) }
-    _ = try await reader.waitForLines(1)
+    let ctl = Tools.startCtl(["watch", "--follow", "--json"], port: port)
+    _ = try await ctl.lines.waitForLines(1)
     try await addCompany(daemon, "ONE")
-    _ = try await reader.waitForLines(2)
+    _ = try await ctl.lines.waitForLines(2)
     try await daemon.stop()
     daemon = try await Daemon.start(["--settings-multi-company", "true"], port: port, dataDirectory: data)
     // Made before the watcher is back: it must be replayed.
     try await addCompany(daemon, "TWO")
-    let lines = try await reader.waitForLines(4, timeout: .seconds(30))
-    process.interrupt()
-    _ = try await exit.value
+    let lines = try await ctl.lines.waitForLines(4, timeout: .seconds(30))
+    _ = try await ctl.interrupt()
     try await daemon.stop()
     let created = lines.filter { $0.contains("\"kind\":\"CREATED\"") }
     #expect(created.count == 2, "\(lines)")

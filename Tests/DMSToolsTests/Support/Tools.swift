@@ -77,6 +77,33 @@ enum Tools {
     try await run("dmsctl", arguments, environment: ["DMS_SERVER": "127.0.0.1:\(server.port)"], input: input)
   }
 
+  /// A dmsctl that keeps running (a stream), its standard output read line by line as
+  /// it is written.
+  struct Streaming {
+    let lines: LineReader
+    let exit: Task<Int32, any Error>
+    let process: Process
+
+    /// Ctrl-C, then the exit status.
+    func interrupt() async throws -> Int32 {
+      process.interrupt()
+      return try await exit.value
+    }
+  }
+
+  /// Starts `dmsctl arguments` against the server on `port`; standard error is dropped.
+  static func startCtl(_ arguments: [String], port: Int) -> Streaming {
+    let pipe = Pipe()
+    let process = Process()
+    process.executableURL = binDirectory.appendingPathComponent("dmsctl")
+    process.arguments = arguments
+    process.environment = cleanEnvironment.merging(["DMS_SERVER": "127.0.0.1:\(port)"]) { $1 }
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    let lines = LineReader(pipe)
+    return Streaming(lines: lines, exit: Task { try await finish(process, timeout: .seconds(90)) }, process: process)
+  }
+
   /// Starts `process` and waits for its exit status; terminates it after `timeout`.
   static func finish(_ process: Process, timeout: Duration) async throws -> Int32 {
     let watchdog = Task {
