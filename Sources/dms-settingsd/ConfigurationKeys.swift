@@ -50,12 +50,6 @@ enum ConfigurationKeys {
     key.uppercased().replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "-", with: "_")
   }
 
-  /// How to set `key` to `value`, in the operator's words: `--settings-multi-company
-  /// true` (SETTINGS_MULTI_COMPANY=true).
-  static func howToSet(_ key: String, _ value: String) -> String {
-    "\(option(key)) \(value) (\(environmentName(key))=\(value))"
-  }
-
   /// The known spelling nearest to `written` among `candidates` (edit distance, ties to
   /// the first listed).
   static func nearest(to written: String, among candidates: [String]) -> String {

@@ -135,9 +135,13 @@ struct ConfigurationSources {
           case .success(nil): break  // null: the default
           case .failure(let message): problems.append("\(at): \(key) \(message.description)")
           }
-        } else if case .object(let inner) = member.node.value,
-          ConfigurationKeys.all.contains(where: { $0.hasPrefix(key + ".") })
-        {
+        } else if let section = ConfigurationKeys.all.first(where: { $0.hasPrefix(key + ".") }) {
+          guard case .object(let inner) = member.node.value else {
+            problems.append(
+              "\(at): \(key) must be an object of keys such as {\"\(section.dropFirst(key.count + 1))\": …}, "
+                + "not \(member.node.value.kindName)")
+            continue
+          }
           walk(inner, prefix: key)
         } else {
           let nearest = ConfigurationKeys.nearest(to: key, among: ConfigurationKeys.all)

@@ -124,7 +124,9 @@ public protocol CompanyTransaction {
   func revision<Document: SettingsDocument>(of type: Document.Type) throws -> Int64
 
   /// Writes the document and its secret changes, if the stored one is at
-  /// `expectedRevision` (0: none yet), with an audit row and a change row.
+  /// `expectedRevision` (0: none yet), with an audit row and a change row. A write that
+  /// changes nothing (the same stored bytes, no secret set, none cleared that is set)
+  /// writes nothing and returns the stored document at its revision.
   ///
   /// - Throws: `StoreError.staleRevision` (with the current one) otherwise.
   func write<Document: SettingsDocument>(
@@ -161,6 +163,7 @@ public protocol SharedTransaction {
   func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>?
 
   /// Writes a shared document if the stored one is at `expectedRevision` (0: none
-  /// yet), with audit and change rows.
+  /// yet), with audit and change rows; one that changes nothing writes nothing and
+  /// returns the stored document at its revision.
   func write<Document: SettingsDocument>(_ document: Document, expectedRevision: Int64) throws -> Stored<Document>
 }

@@ -144,7 +144,7 @@ struct Companies: AsyncParsableCommand {
     "secrets.connection_password": "--db-password", "secrets.operator_password": "--operator-password",
     "secrets.ksef_token": "--ksef-token", "secrets.edelivery_private_key": "--edelivery-private-key-file",
     "secrets.altum_configuration_password": "altum-configuration-password", "centers": "--set",
-    "field": "SECRET", "reason": "--reason",
+    "field": "<secret>", "reason": "--reason",
   ])
 
   /// The secrets by the one name `--clear`, `reveal` and the flags use.
