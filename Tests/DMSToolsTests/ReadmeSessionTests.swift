@@ -105,7 +105,7 @@ struct ReadmeSessionTests {
     #expect(!steps.isEmpty, "README.md has no <!-- doc-test: \(session) --> block")
     var daemon: Daemon?
     if let daemonArguments { daemon = try await Daemon.start(daemonArguments) }
-    let port = daemon?.port ?? Self.freePort()
+    let port = daemon?.port ?? Self.refusingPort
     let folder = Tools.temporaryDirectory()
     var status: Int32 = 0
     for step in steps {
@@ -142,10 +142,9 @@ struct ReadmeSessionTests {
     try await daemon?.stop()
   }
 
-  static func freePort() -> Int {
-    // Port 1 refuses on loopback on every Linux machine; a random high port might not.
-    1
-  }
+  /// A port nothing listens on: port 1 refuses on loopback (a random high port might
+  /// be taken by the time dmsctl connects).
+  static let refusingPort = 1
 
   @Test("the single-company session (scripts/serve)")
   func singleCompany() async throws {
