@@ -37,7 +37,7 @@ struct DMSCtl: AsyncParsableCommand {
       if json {
         Self.exit(withError: Output.usage(message(for: error), usage: "", json: true))
       }
-      FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+      Output.write(fullMessage(for: error) + "\n", to: STDERR_FILENO)
       Self.exit(withError: Output.Exit.usage)
     }
     do {
@@ -59,7 +59,7 @@ struct DMSCtl: AsyncParsableCommand {
         Output.line(fullMessage(for: error))
         Self.exit(withError: ExitCode.success)
       }
-      FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+      Output.write(fullMessage(for: error) + "\n", to: STDERR_FILENO)
       Self.exit(withError: Output.Exit.usage)
     }
   }

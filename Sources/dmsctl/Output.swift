@@ -3,6 +3,12 @@ import DMSRPC
 import Foundation
 import SwiftProtobuf
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// Printing for people (tables) and for scripts (JSON, docs/CLI.md).
 ///
 /// Every line is written to standard output when printed (`line`), not buffered by
@@ -16,9 +22,28 @@ enum Output {
     static let cannotConnect = ExitCode(3)
   }
 
-  /// Writes `text` and a newline to standard output, at once (one write(2)).
+  /// Writes `text` and a newline to standard output, at once (write(2), no buffer).
+  /// When the reader has gone (`dmsctl methods | head -3`), dmsctl stops quietly with
+  /// exit code 0: the rest of the output is not wanted. (NIO ignores SIGPIPE, so the
+  /// write fails with EPIPE instead of killing the process, and Foundation's
+  /// `FileHandle.write` would crash on that.)
   static func line(_ text: String = "") {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    if !write(text + "\n", to: STDOUT_FILENO) { exit(0) }
+  }
+
+  /// Writes all of `text` to `descriptor`; false when the other end is closed.
+  @discardableResult
+  static func write(_ text: String, to descriptor: Int32) -> Bool {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+      let written = bytes.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress, $0.count) }
+      if written < 0 {
+        if errno == EINTR { continue }
+        return false
+      }
+      bytes = bytes.dropFirst(written)
+    }
+    return true
   }
 
   /// Prints rows as an aligned table under `header`.
@@ -137,8 +162,14 @@ struct FlagNames {
   }
 }
 
+/// Standard error, unbuffered; a closed one is ignored.
 struct StandardError: TextOutputStream {
   mutating func write(_ string: String) {
-    FileHandle.standardError.write(Data(string.utf8))
+    Output.write(string, to: STDERR_FILENO)
   }
+}
+
+/// write(2), under a name `Output.write` does not hide.
+private func systemWrite(_ descriptor: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
+  write(descriptor, buffer, count)
 }
