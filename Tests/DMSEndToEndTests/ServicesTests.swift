@@ -98,6 +98,42 @@ struct ServicesTests {
     }
   }
 
+  @Test("every method declares who may call it; only Health and Reflection are open to anyone")
+  func declaredAccess() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      let list = try await Dms_Rpc_V1_Reflection.Client(client).listMethods()
+      // The test service's methods are made by hand (dms.test.v1); the rest are generated.
+      let generated = list.methods.filter { !$0.name.hasPrefix("/dms.test.v1.") }
+      #expect(generated.count == ServiceCatalog.methods.count)
+      for method in generated {
+        #expect(method.access != .unspecified, "\(method.name)")
+        let entry = try #require(ServiceCatalog.methods.first { $0.descriptor.fullName == method.name })
+        #expect(method.access.rawValue == Dms_Rpc_V1_Access(rawValue: accessNumber(entry.descriptor.access))?.rawValue)
+      }
+      let open = Set(generated.filter { $0.access == .public }.map(\.name))
+      #expect(
+        open == [
+          "/dms.rpc.v1.Health/Check", "/dms.rpc.v1.Health/Watch", "/dms.rpc.v1.Reflection/ListMethods",
+          "/dms.rpc.v1.Reflection/GetFileDescriptorSet",
+        ])
+      let byName = Dictionary(uniqueKeysWithValues: generated.map { ($0.name, $0.access) })
+      #expect(byName["/dms.settings.v1.Companies/RevealSecret"] == .administrator)
+      #expect(byName["/dms.settings.v1.Companies/SetCenters"] == .system)
+      #expect(byName["/dms.settings.v1.SharedSettings/Get"] == .session)
+      await client.close()
+    }
+  }
+
+  private func accessNumber(_ access: MethodDescriptor.Access) -> Int {
+    switch access {
+    case .public: 1
+    case .session: 2
+    case .administrator: 3
+    case .system: 4
+    }
+  }
+
   @Test("Reflection/GetFileDescriptorSet returns every .proto, enough to build messages dynamically")
   func fileDescriptorSet() async throws {
     try await withTestServer { server async throws in

@@ -19,6 +19,14 @@ public struct ReflectionService: Dms_Rpc_V1_Reflection.ServiceProtocol {
       info.requestType = method.requestType
       info.responseType = method.responseType
       info.serverStreaming = method.kind == .serverStreaming
+      info.access =
+        switch method.access {
+        case .public: .public
+        case .session: .session
+        case .administrator: .administrator
+        case .system: .system
+        }
+      info.companyScoped = method.companyScoped
       return info
     }
     self.listing = listing

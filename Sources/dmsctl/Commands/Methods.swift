@@ -1,5 +1,6 @@
 import ArgumentParser
 import DMSClient
+import DMSMessages
 import DMSStubs
 
 /// `dmsctl methods`: the Reflection list.
@@ -15,12 +16,27 @@ struct Methods: AsyncParsableCommand {
         Output.message(list)
       } else {
         Output.table(
-          ["METHOD", "REQUEST", "RESPONSE", "STREAMING"],
+          ["METHOD", "ACCESS", "REQUEST", "RESPONSE", "STREAMING"],
           list.methods.map {
-            [$0.name, $0.requestType, $0.responseType, $0.serverStreaming ? "server" : "-"]
+            [
+              $0.name, Self.access($0), $0.requestType, $0.responseType, $0.serverStreaming ? "server" : "-",
+            ]
           }
         )
       }
     }
+  }
+
+  /// "ADMINISTRATOR", "SESSION, company-scoped".
+  static func access(_ method: Dms_Rpc_V1_MethodInfo) -> String {
+    let name =
+      switch method.access {
+      case .public: "PUBLIC"
+      case .session: "SESSION"
+      case .administrator: "ADMINISTRATOR"
+      case .system: "SYSTEM"
+      default: "?"
+      }
+    return method.companyScoped ? "\(name), company-scoped" : name
   }
 }

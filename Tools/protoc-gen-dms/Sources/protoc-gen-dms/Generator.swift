@@ -43,7 +43,7 @@ struct DMSServiceGenerator: CodeGenerator {
       p.print("import SwiftProtobuf")
       for service in file.services {
         p.print("")
-        printService(service, namer: namer, into: &p)
+        try printService(service, namer: namer, into: &p)
         let ns = namespace(service, namer: namer)
         for method in service.methods {
           catalog.append(
@@ -90,8 +90,11 @@ struct DMSServiceGenerator: CodeGenerator {
     _ service: ServiceDescriptor,
     namer: SwiftProtobufNamer,
     into p: inout CodePrinter
-  ) {
+  ) throws {
     let ns = namespace(service, namer: namer)
+    // Every method declares who may call it; one that does not stops generation.
+    var accesses: [String: MethodAccessOptions] = [:]
+    for method in service.methods { accesses[method.name] = try MethodAccessOptions(method) }
     p.print("/// The `\(service.fullName)` service: method descriptors, server protocol, client.")
     p.print("public enum \(ns) {")
     p.withIndentation { p in
@@ -104,12 +107,15 @@ struct DMSServiceGenerator: CodeGenerator {
         for method in service.methods {
           p.print("/// `/\(service.fullName)/\(method.name)`.")
           p.print("public static let \(memberName(method)) = MethodDescriptor(")
+          let access = accesses[method.name]!
           p.printIndented(
             "service: \"\(service.fullName)\",",
             "method: \"\(method.name)\",",
             "requestType: \"\(method.inputType.fullName)\",",
             "responseType: \"\(method.outputType.fullName)\",",
-            "kind: \(method.serverStreaming ? ".serverStreaming" : ".unary")"
+            "kind: \(method.serverStreaming ? ".serverStreaming" : ".unary"),",
+            "access: .\(access.access),",
+            "companyScoped: \(access.companyScoped)"
           )
           p.print(")")
         }
@@ -228,5 +234,62 @@ struct DMSServiceGenerator: CodeGenerator {
       p.print("}")
     }
     p.print("}")
+  }
+}
+
+/// A method's `(dms.rpc.v1.access)` and `(dms.rpc.v1.company_scoped)` options
+/// (`Protos/dms/rpc/v1/access.proto`). The plugin does not link the options' generated
+/// code, so they are read from the method options' unknown fields: field 50701 (the
+/// `Access` enum) and 50702 (bool), both varints.
+struct MethodAccessOptions {
+  /// The Swift case of `MethodDescriptor.Access`.
+  let access: String
+  let companyScoped: Bool
+
+  struct Missing: Error, CustomStringConvertible {
+    let description: String
+  }
+
+  static let cases = [1: "`public`", 2: "session", 3: "administrator", 4: "system"]
+
+  init(_ method: MethodDescriptor) throws {
+    let bytes = [UInt8](method.options.unknownFields.data)
+    var index = 0
+    func varint() -> UInt64? {
+      var value: UInt64 = 0
+      var shift: UInt64 = 0
+      while index < bytes.count, shift < 64 {
+        let byte = bytes[index]
+        index += 1
+        value |= UInt64(byte & 0x7F) << shift
+        if byte & 0x80 == 0 { return value }
+        shift += 7
+      }
+      return nil
+    }
+    var access: UInt64?
+    var companyScoped = false
+    scan: while index < bytes.count {
+      guard let key = varint() else { break }
+      switch key & 7 {
+      case 0:
+        guard let value = varint() else { break scan }
+        if key >> 3 == 50701 { access = value }
+        if key >> 3 == 50702 { companyScoped = value != 0 }
+      case 1: index += 8
+      case 5: index += 4
+      case 2: index += Int(varint() ?? UInt64(bytes.count))
+      default: break scan
+      }
+    }
+    let name = "\(method.service.fullName).\(method.name)"
+    guard let access, let swiftCase = Self.cases[Int(access)] else {
+      throw Missing(
+        description:
+          "\(name) declares no (dms.rpc.v1.access) option: every method says who may call it "
+          + "(PUBLIC, SESSION, ADMINISTRATOR or SYSTEM; Protos/dms/rpc/v1/access.proto)")
+    }
+    self.access = swiftCase
+    self.companyScoped = companyScoped
   }
 }

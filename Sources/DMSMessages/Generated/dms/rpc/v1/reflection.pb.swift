@@ -66,6 +66,12 @@ public nonisolated struct Dms_Rpc_V1_MethodInfo: Sendable {
 
   public var clientStreaming: Bool = false
 
+  /// Who may call it: its (dms.rpc.v1.access) option.
+  public var access: Dms_Rpc_V1_Access = .unspecified
+
+  /// Whether it acts on the company named in the `company` metadata.
+  public var companyScoped: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -149,7 +155,7 @@ nonisolated extension Dms_Rpc_V1_ListMethodsResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Dms_Rpc_V1_MethodInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MethodInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}request_type\0\u{3}response_type\0\u{3}server_streaming\0\u{3}client_streaming\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}request_type\0\u{3}response_type\0\u{3}server_streaming\0\u{3}client_streaming\0\u{1}access\0\u{3}company_scoped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -162,6 +168,8 @@ nonisolated extension Dms_Rpc_V1_MethodInfo: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularStringField(value: &self.responseType) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.serverStreaming) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.clientStreaming) }()
+      case 6: try { try decoder.decodeSingularEnumField(value: &self.access) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.companyScoped) }()
       default: break
       }
     }
@@ -183,6 +191,12 @@ nonisolated extension Dms_Rpc_V1_MethodInfo: SwiftProtobuf.Message, SwiftProtobu
     if self.clientStreaming != false {
       try visitor.visitSingularBoolField(value: self.clientStreaming, fieldNumber: 5)
     }
+    if self.access != .unspecified {
+      try visitor.visitSingularEnumField(value: self.access, fieldNumber: 6)
+    }
+    if self.companyScoped != false {
+      try visitor.visitSingularBoolField(value: self.companyScoped, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -192,6 +206,8 @@ nonisolated extension Dms_Rpc_V1_MethodInfo: SwiftProtobuf.Message, SwiftProtobu
     if lhs.responseType != rhs.responseType {return false}
     if lhs.serverStreaming != rhs.serverStreaming {return false}
     if lhs.clientStreaming != rhs.clientStreaming {return false}
+    if lhs.access != rhs.access {return false}
+    if lhs.companyScoped != rhs.companyScoped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

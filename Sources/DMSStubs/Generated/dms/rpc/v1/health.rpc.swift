@@ -19,7 +19,9 @@ public enum Dms_Rpc_V1_Health {
       method: "Check",
       requestType: "dms.rpc.v1.HealthCheckRequest",
       responseType: "dms.rpc.v1.HealthCheckResponse",
-      kind: .unary
+      kind: .unary,
+      access: .`public`,
+      companyScoped: false
     )
     /// `/dms.rpc.v1.Health/Watch`.
     public static let watch = MethodDescriptor(
@@ -27,7 +29,9 @@ public enum Dms_Rpc_V1_Health {
       method: "Watch",
       requestType: "dms.rpc.v1.HealthCheckRequest",
       responseType: "dms.rpc.v1.HealthCheckResponse",
-      kind: .serverStreaming
+      kind: .serverStreaming,
+      access: .`public`,
+      companyScoped: false
     )
     /// All methods, in declaration order.
     public static let all: [MethodDescriptor] = [check, watch]

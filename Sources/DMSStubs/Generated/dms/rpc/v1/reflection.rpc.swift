@@ -19,7 +19,9 @@ public enum Dms_Rpc_V1_Reflection {
       method: "ListMethods",
       requestType: "dms.rpc.v1.ListMethodsRequest",
       responseType: "dms.rpc.v1.ListMethodsResponse",
-      kind: .unary
+      kind: .unary,
+      access: .`public`,
+      companyScoped: false
     )
     /// `/dms.rpc.v1.Reflection/GetFileDescriptorSet`.
     public static let getFileDescriptorSet = MethodDescriptor(
@@ -27,7 +29,9 @@ public enum Dms_Rpc_V1_Reflection {
       method: "GetFileDescriptorSet",
       requestType: "dms.rpc.v1.GetFileDescriptorSetRequest",
       responseType: "dms.rpc.v1.GetFileDescriptorSetResponse",
-      kind: .unary
+      kind: .unary,
+      access: .`public`,
+      companyScoped: false
     )
     /// All methods, in declaration order.
     public static let all: [MethodDescriptor] = [listMethods, getFileDescriptorSet]

@@ -19,7 +19,9 @@ public enum Dms_Settings_V1_ApiAuthorization {
       method: "Get",
       requestType: "dms.settings.v1.GetApiAuthorizationRequest",
       responseType: "dms.settings.v1.ApiAuthorizationSettings",
-      kind: .unary
+      kind: .unary,
+      access: .session,
+      companyScoped: false
     )
     /// `/dms.settings.v1.ApiAuthorization/Update`.
     public static let update = MethodDescriptor(
@@ -27,7 +29,9 @@ public enum Dms_Settings_V1_ApiAuthorization {
       method: "Update",
       requestType: "dms.settings.v1.UpdateApiAuthorizationRequest",
       responseType: "dms.settings.v1.ApiAuthorizationSettings",
-      kind: .unary
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
     )
     /// `/dms.settings.v1.ApiAuthorization/RevealPassword`.
     public static let revealPassword = MethodDescriptor(
@@ -35,7 +39,9 @@ public enum Dms_Settings_V1_ApiAuthorization {
       method: "RevealPassword",
       requestType: "dms.settings.v1.RevealApiAuthorizationPasswordRequest",
       responseType: "dms.settings.v1.RevealSecretResponse",
-      kind: .unary
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
     )
     /// All methods, in declaration order.
     public static let all: [MethodDescriptor] = [get, update, revealPassword]

@@ -19,7 +19,9 @@ public enum Dms_Settings_V1_Companies {
       method: "List",
       requestType: "dms.settings.v1.ListCompaniesRequest",
       responseType: "dms.settings.v1.ListCompaniesResponse",
-      kind: .unary
+      kind: .unary,
+      access: .session,
+      companyScoped: false
     )
     /// `/dms.settings.v1.Companies/Get`.
     public static let get = MethodDescriptor(
@@ -27,7 +29,9 @@ public enum Dms_Settings_V1_Companies {
       method: "Get",
       requestType: "dms.settings.v1.GetCompanyRequest",
       responseType: "dms.settings.v1.Company",
-      kind: .unary
+      kind: .unary,
+      access: .session,
+      companyScoped: false
     )
     /// `/dms.settings.v1.Companies/Create`.
     public static let create = MethodDescriptor(
@@ -35,7 +39,9 @@ public enum Dms_Settings_V1_Companies {
       method: "Create",
       requestType: "dms.settings.v1.CreateCompanyRequest",
       responseType: "dms.settings.v1.Company",
-      kind: .unary
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
     )
     /// `/dms.settings.v1.Companies/Update`.
     public static let update = MethodDescriptor(
@@ -43,7 +49,9 @@ public enum Dms_Settings_V1_Companies {
       method: "Update",
       requestType: "dms.settings.v1.UpdateCompanyRequest",
       responseType: "dms.settings.v1.Company",
-      kind: .unary
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
     )
     /// `/dms.settings.v1.Companies/Delete`.
     public static let delete = MethodDescriptor(
@@ -51,7 +59,9 @@ public enum Dms_Settings_V1_Companies {
       method: "Delete",
       requestType: "dms.settings.v1.DeleteCompanyRequest",
       responseType: "dms.settings.v1.DeleteCompanyResponse",
-      kind: .unary
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
     )
     /// `/dms.settings.v1.Companies/SetCenters`.
     public static let setCenters = MethodDescriptor(
@@ -59,7 +69,9 @@ public enum Dms_Settings_V1_Companies {
       method: "SetCenters",
       requestType: "dms.settings.v1.SetCentersRequest",
       responseType: "dms.settings.v1.Centers",
-      kind: .unary
+      kind: .unary,
+      access: .system,
+      companyScoped: false
     )
     /// `/dms.settings.v1.Companies/ListCenters`.
     public static let listCenters = MethodDescriptor(
@@ -67,7 +79,9 @@ public enum Dms_Settings_V1_Companies {
       method: "ListCenters",
       requestType: "dms.settings.v1.ListCentersRequest",
       responseType: "dms.settings.v1.Centers",
-      kind: .unary
+      kind: .unary,
+      access: .session,
+      companyScoped: false
     )
     /// `/dms.settings.v1.Companies/RevealSecret`.
     public static let revealSecret = MethodDescriptor(
@@ -75,7 +89,9 @@ public enum Dms_Settings_V1_Companies {
       method: "RevealSecret",
       requestType: "dms.settings.v1.RevealCompanySecretRequest",
       responseType: "dms.settings.v1.RevealSecretResponse",
-      kind: .unary
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
     )
     /// `/dms.settings.v1.Companies/DownloadPrivateKey`.
     public static let downloadPrivateKey = MethodDescriptor(
@@ -83,7 +99,9 @@ public enum Dms_Settings_V1_Companies {
       method: "DownloadPrivateKey",
       requestType: "dms.settings.v1.DownloadPrivateKeyRequest",
       responseType: "dms.settings.v1.RevealSecretResponse",
-      kind: .unary
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
     )
     /// All methods, in declaration order.
     public static let all: [MethodDescriptor] = [list, get, create, update, delete, setCenters, listCenters, revealSecret, downloadPrivateKey]

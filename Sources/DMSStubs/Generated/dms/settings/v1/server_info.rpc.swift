@@ -19,7 +19,9 @@ public enum Dms_Settings_V1_ServerInfo {
       method: "Get",
       requestType: "dms.settings.v1.GetServerInfoRequest",
       responseType: "dms.settings.v1.ServerInfoResponse",
-      kind: .unary
+      kind: .unary,
+      access: .session,
+      companyScoped: false
     )
     /// All methods, in declaration order.
     public static let all: [MethodDescriptor] = [get]

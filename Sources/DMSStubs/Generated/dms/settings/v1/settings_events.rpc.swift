@@ -19,7 +19,9 @@ public enum Dms_Settings_V1_SettingsEvents {
       method: "Watch",
       requestType: "dms.settings.v1.WatchSettingsRequest",
       responseType: "dms.settings.v1.SettingsEvent",
-      kind: .serverStreaming
+      kind: .serverStreaming,
+      access: .session,
+      companyScoped: false
     )
     /// All methods, in declaration order.
     public static let all: [MethodDescriptor] = [watch]

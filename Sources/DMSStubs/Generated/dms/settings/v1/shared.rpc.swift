@@ -19,7 +19,9 @@ public enum Dms_Settings_V1_SharedSettings {
       method: "Get",
       requestType: "dms.settings.v1.GetSharedSettingsRequest",
       responseType: "dms.settings.v1.Shared",
-      kind: .unary
+      kind: .unary,
+      access: .session,
+      companyScoped: false
     )
     /// `/dms.settings.v1.SharedSettings/Update`.
     public static let update = MethodDescriptor(
@@ -27,7 +29,9 @@ public enum Dms_Settings_V1_SharedSettings {
       method: "Update",
       requestType: "dms.settings.v1.UpdateSharedSettingsRequest",
       responseType: "dms.settings.v1.Shared",
-      kind: .unary
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
     )
     /// All methods, in declaration order.
     public static let all: [MethodDescriptor] = [get, update]
