@@ -14,11 +14,13 @@ struct ShutdownTests {
     let server = try await TestServer.start()
     let (connection, _) = try await RawConnection.open(port: server.port)
     var sleep = Google_Protobuf_UInt32Value()
-    sleep.value = 1_000
+    // Long enough (3 s) that the connection is still open for call 2 on a loaded
+    // machine (the suites run in parallel, some of them spawning processes).
+    sleep.value = 3_000
     try await connection.send(RawFrame.call(id: 1, method: TestService.sleep.fullName, request: sleep))
     // Wait for the handler to start (not a fixed time: tests run in parallel, and a
     // loaded machine can take longer than any guess).
-    while !server.probe.startedTags.contains("sleep 1000") { try await Task.sleep(for: .milliseconds(5)) }
+    while !server.probe.startedTags.contains("sleep 3000") { try await Task.sleep(for: .milliseconds(5)) }
 
     server.server.beginGracefulShutdown()
     let goAwayFrame = try await connection.readFrame()
@@ -77,7 +79,9 @@ struct ShutdownTests {
 
   @Test("a batch cut off by the grace period: its finished call keeps its answer, the open one fails UNAVAILABLE")
   func batchCutOff() async throws {
-    let server = try await TestServer.start { $0.timeouts.shutdownGrace = .milliseconds(200) }
+    // A grace long enough for the 1 ms call to finish on a loaded machine (the whole
+    // suite runs in parallel), far shorter than the 5 s one.
+    let server = try await TestServer.start { $0.timeouts.shutdownGrace = .seconds(1) }
     let client = server.client { $0.connectAttempts = 1 }
     let requests: [Google_Protobuf_UInt32Value] = [1, 5_000]
     async let results: [Result<Google_Protobuf_Empty, RPCError>] = client.unaryBatch(
@@ -146,18 +150,19 @@ struct ShutdownTests {
     let port = first.port
 
     // The server allows one call at a time: the first runs, the other two wait in the
-    // client's queue.
-    let requests: [Google_Protobuf_UInt32Value] = [401, 402, 403]
+    // client's queue. The first lasts long enough (2 s) for the GOAWAY to reach the
+    // client before it ends, on a loaded machine too (the suite runs in parallel).
+    let requests: [Google_Protobuf_UInt32Value] = [2_001, 402, 403]
     async let results: [Result<Google_Protobuf_Empty, RPCError>] = client.unaryBatch(
       TestService.sleep, requests: requests)
-    while !first.probe.startedTags.contains("sleep 401") { try await Task.sleep(for: .milliseconds(5)) }
+    while !first.probe.startedTags.contains("sleep 2001") { try await Task.sleep(for: .milliseconds(5)) }
 
     first.server.beginGracefulShutdown()
     let secondServer = try await startAgain(port: port)
     let outcome = try await results
     #expect(outcome.count == 3)
     for result in outcome { _ = try result.get() }
-    #expect(first.probe.startedTags.filter { $0.hasPrefix("sleep") } == ["sleep 401"], "ran once, on the first server")
+    #expect(first.probe.startedTags.filter { $0.hasPrefix("sleep") } == ["sleep 2001"], "ran once, on the first server")
     #expect(Set(secondServer.probe.startedTags) == ["sleep 402", "sleep 403"], "retried on the second")
     try await first.waitUntilStopped()
     await client.close()

@@ -3,7 +3,7 @@ import Testing
 
 /// `dms-settingsd`'s configuration as an operator meets it (CFG-10): a misspelt key in
 /// any source stops start-up naming the nearest known key; a broken file says where.
-@Suite("dms-settingsd configuration (CFG-10)")
+@Suite("dms-settingsd configuration (CFG-10)", .serialized)
 struct ConfigurationTests {
   /// Runs the server with `arguments` and environment `environment`; it must refuse to
   /// start (exit 78) before listening.
@@ -104,6 +104,17 @@ struct ConfigurationTests {
       contentsOf: Tools.packageRoot.appendingPathComponent("docs/CONFIGURATION.md"), encoding: .utf8)
     let keys = doc.matches(of: /\| `((?:settings|server|storage|log)\.[a-z.-]+)` \|/).map { String($0.1) }
     #expect(keys.count >= 25, "\(keys)")
+    // And the other way: every key the server reads (ConfigurationKeys.all) is documented.
+    let source = try String(
+      contentsOf: Tools.packageRoot.appendingPathComponent("Sources/dms-settingsd/ConfigurationKeys.swift"),
+      encoding: .utf8)
+    let read = source.matches(of: /^\s*"((?:settings|server|storage|log)\.[a-z.-]+)",$/.anchorsMatchLineEndings())
+      .map { String($0.1) }
+    #expect(read.count >= 25, "\(read)")
+    #expect(
+      Set(read) == Set(keys),
+      "read but not documented: \(Set(read).subtracting(keys)); documented but not read: \(Set(keys).subtracting(read))"
+    )
     // Each documented key, written as an environment variable with a bad value, is
     // recognised (refused for its value, not as unknown).
     for key in keys where key != "storage.master-key" {

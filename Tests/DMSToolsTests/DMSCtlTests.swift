@@ -5,7 +5,7 @@ import Testing
 /// `dmsctl` as administrators and scripts use it, against a real `dms-settingsd`:
 /// exit codes, output that scripts can parse, names that match, streams that reach a
 /// pipe as they happen.
-@Suite("dmsctl against dms-settingsd")
+@Suite("dmsctl against dms-settingsd", .serialized)
 struct DMSCtlTests {
   /// Every line of `run`'s standard output parses as one JSON object.
   func jsonLines(_ run: Tools.Run) throws -> [JSONDocument.Node] {

@@ -16,7 +16,7 @@ import Testing
 ///   terminal shows it); `…` in a line stands for any text, a line of only `…` for any
 ///   number of lines; blank lines around outputs do not count;
 /// - the server's address is written 127.0.0.1:7411 whatever port the test uses.
-@Suite("README: the first session, run")
+@Suite("README: the first session, run", .serialized)
 struct ReadmeSessionTests {
   struct Step {
     var command: String

@@ -132,6 +132,13 @@ public final class PasswordHasher: Sendable {
     }
   }
 
+  /// Runs `body` on a hashing thread, as a derivation runs (tests check where).
+  func onHashingThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+      workers.submit { continuation.resume(returning: body()) }
+    }
+  }
+
   /// The derivation itself, synchronously (RFC 7914).
   static func scrypt(_ password: String, salt: [UInt8], parameters: Parameters, length: Int) throws -> [UInt8] {
     let key = try KDF.Scrypt.deriveKey(
@@ -156,12 +163,19 @@ final class HashingThreads: Sendable {
   init(count: Int) {
     for index in 0..<count {
       let thread = Thread { [jobs] in
+        Thread.current.threadDictionary[Self.marker] = true
         while true { jobs.next()() }
       }
       thread.name = "dms-password-hashing-\(index)"
       thread.start()
     }
   }
+
+  /// Set in each hashing thread's dictionary.
+  static let marker = "dms.password-hashing"
+
+  /// Whether the calling thread is one of the hashing threads.
+  static var isHashingThread: Bool { Thread.current.threadDictionary[marker] as? Bool == true }
 
   func submit(_ job: @escaping @Sendable () -> Void) {
     jobs.append(job)
