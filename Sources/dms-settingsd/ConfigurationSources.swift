@@ -130,10 +130,10 @@ struct ConfigurationSources {
         let key = prefix.isEmpty ? member.key : "\(prefix).\(member.key)"
         let at = "the configuration file \(path), \(member.keyPosition)"
         if ConfigurationKeys.all.contains(key) {
-          switch Self.text(member.node.value) {
-          case .success(let text?): values[key] = text
-          case .success(nil): break  // null: the default
-          case .failure(let message): problems.append("\(at): \(key) \(message.description)")
+          do {
+            if let text = try Self.text(member.node.value) { values[key] = text }
+          } catch {
+            problems.append("\(at): \(key) \(error.description)")
           }
         } else if let section = ConfigurationKeys.all.first(where: { $0.hasPrefix(key + ".") }) {
           guard case .object(let inner) = member.node.value else {
@@ -154,32 +154,34 @@ struct ConfigurationSources {
     return values
   }
 
-  /// A value as the text the typed readers parse; lists joined with commas.
-  private static func text(_ value: JSONDocument.Value) -> Result<String?, NotAValueMessage> {
+  /// A value as the text the typed readers parse (nil for null: the default); a list
+  /// joined with commas. Throws why it cannot be a configuration value.
+  private static func text(_ value: JSONDocument.Value) throws(ConfigurationError) -> String? {
+    if let scalar = scalar(value) { return scalar }
     switch value {
-    case .string(let text): return .success(text)
-    case .number(let text): return .success(text)
-    case .bool(let flag): return .success(flag ? "true" : "false")
-    case .null: return .success(nil)
-    case .object: return .failure(NotAValueMessage("must be a value, not an object"))
+    case .null:
+      return nil
     case .array(let nodes):
       var items: [String] = []
       for node in nodes {
-        switch node.value {
-        case .string(let text), .number(let text): items.append(text)
-        case .bool(let flag): items.append(flag ? "true" : "false")
-        default:
-          return .failure(
-            NotAValueMessage("must be a list of plain values (\(node.position) holds \(node.value.kindName))"))
+        guard let item = scalar(node.value) else {
+          throw ConfigurationError(
+            description: "must be a list of plain values (\(node.position) holds \(node.value.kindName))")
         }
+        items.append(item)
       }
-      return .success(items.joined(separator: ","))
+      return items.joined(separator: ",")
+    default:
+      throw ConfigurationError(description: "must be a value, not an object")
     }
   }
-}
 
-/// Why a file's value cannot be a configuration value.
-struct NotAValueMessage: Error, CustomStringConvertible {
-  let description: String
-  init(_ description: String) { self.description = description }
+  /// A string, number or boolean as text; nil for anything else.
+  private static func scalar(_ value: JSONDocument.Value) -> String? {
+    switch value {
+    case .string(let text), .number(let text): text
+    case .bool(let flag): flag ? "true" : "false"
+    default: nil
+    }
+  }
 }

@@ -30,15 +30,7 @@ struct DMSCtl: AsyncParsableCommand {
     do {
       command = try parseAsRoot(arguments)
     } catch {
-      if exitCode(for: error) == .success {
-        Output.line(fullMessage(for: error))
-        Self.exit(withError: ExitCode.success)
-      }
-      if json {
-        Self.exit(withError: Output.usage(message(for: error), usage: "", json: true))
-      }
-      Output.write(fullMessage(for: error) + "\n", to: STDERR_FILENO)
-      Self.exit(withError: Output.Exit.usage)
+      exitForParser(error, json: json)
     }
     do {
       if var asyncCommand = command as? any AsyncParsableCommand {
@@ -55,13 +47,22 @@ struct DMSCtl: AsyncParsableCommand {
       Self.exit(withError: Output.failure(error, json: json))
     } catch {
       // The parser's own errors raised while running (`dmsctl help call`).
-      if exitCode(for: error) == .success {
-        Output.line(fullMessage(for: error))
-        Self.exit(withError: ExitCode.success)
-      }
-      Output.write(fullMessage(for: error) + "\n", to: STDERR_FILENO)
-      Self.exit(withError: Output.Exit.usage)
+      exitForParser(error, json: json)
     }
+  }
+
+  /// Ends with an error of the argument parser: help and --version print and exit 0;
+  /// anything else is a usage error (exit 2) with the command's own usage.
+  private static func exitForParser(_ error: any Error, json: Bool) -> Never {
+    if exitCode(for: error) == .success {
+      Output.line(fullMessage(for: error))
+      Self.exit(withError: ExitCode.success)
+    }
+    if json {
+      Self.exit(withError: Output.usage(message(for: error), usage: "", json: true))
+    }
+    Output.write(fullMessage(for: error) + "\n", to: STDERR_FILENO)
+    Self.exit(withError: Output.Exit.usage)
   }
 
   /// Connection options written anywhere before the command's last word (or before

@@ -245,7 +245,7 @@ struct DMSCtlTests {
         ],
         environment: [
           "DMS_SERVER": "127.0.0.1:\(daemon.port)",
-          "PATH": Tools.binDirectory.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+          "PATH": Tools.pathWithTools,
         ])
       #expect(run.status == 0, "\(run)")
       #expect(run.stdout.hasPrefix("METHOD"), "\(run)")

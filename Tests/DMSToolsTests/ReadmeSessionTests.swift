@@ -120,7 +120,7 @@ struct ReadmeSessionTests {
           ["-c", "exec 2>&1; " + command.replacingOccurrences(of: "127.0.0.1:7411", with: "127.0.0.1:\(port)")],
           environment: [
             "DMS_SERVER": "127.0.0.1:\(port)",
-            "PATH": Tools.binDirectory.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+            "PATH": Tools.pathWithTools,
             "HOME": folder, "PWD": folder,
           ], workingDirectory: folder)
         status = run.status

@@ -123,3 +123,16 @@ extension Company.Secret {
     }
   }
 }
+
+extension Company.Secret {
+  /// What the secret is, for messages: "ERP operator's password (ERP-9)".
+  var displayName: String {
+    switch self {
+    case .connectionPassword: "ERP database password (ERP-4)"
+    case .altumConfigurationPassword: "Altum configuration database password (ERP-4)"
+    case .operatorPassword: "ERP operator's password (ERP-9)"
+    case .ksefToken: "KSeF token (ERP-14)"
+    case .eDeliveryPrivateKey: "e-Delivery private key (ERP-17)"
+    }
+  }
+}

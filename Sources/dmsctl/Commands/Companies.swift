@@ -116,16 +116,11 @@ struct Companies: AsyncParsableCommand {
       var clearInput = Dms_Settings_V1_SecretInput()
       clearInput.clear = true
       for name in clear {
-        switch name {
-        case "db-password": secrets.connectionPassword = clearInput
-        case "operator-password": secrets.operatorPassword = clearInput
-        case "ksef-token": secrets.ksefToken = clearInput
-        case "edelivery-private-key": secrets.edeliveryPrivateKey = clearInput
-        case "altum-configuration-password": secrets.altumConfigurationPassword = clearInput
-        default:
+        guard let secret = Companies.secretNames.first(where: { $0.name == name }) else {
           throw ValidationError(
             "--clear takes \(Companies.secretNames.map(\.name).joined(separator: ", ")) (got \(name))")
         }
+        secrets[keyPath: secret.input] = clearInput
       }
     }
   }
@@ -147,12 +142,18 @@ struct Companies: AsyncParsableCommand {
     "field": "<secret>", "reason": "--reason",
   ])
 
-  /// The secrets by the one name `--clear`, `reveal` and the flags use.
-  static let secretNames: [(name: String, field: Dms_Settings_V1_CompanySecretField)] = [
-    ("db-password", .connectionPassword), ("altum-configuration-password", .altumConfigurationPassword),
-    ("operator-password", .operatorPassword), ("ksef-token", .ksefToken),
-    ("edelivery-private-key", .edeliveryPrivateKey),
-  ]
+  /// The secrets by the one name `--clear`, `reveal` and the flags use: the field
+  /// `reveal` asks for and the input `--clear` sets.
+  static let secretNames:
+    [(
+      name: String, field: Dms_Settings_V1_CompanySecretField,
+      input: WritableKeyPath<Dms_Settings_V1_CompanySecrets, Dms_Settings_V1_SecretInput> & Sendable
+    )] = [
+      ("db-password", .connectionPassword, \.connectionPassword),
+      ("altum-configuration-password", .altumConfigurationPassword, \.altumConfigurationPassword),
+      ("operator-password", .operatorPassword, \.operatorPassword), ("ksef-token", .ksefToken, \.ksefToken),
+      ("edelivery-private-key", .edeliveryPrivateKey, \.edeliveryPrivateKey),
+    ]
 
   static func modeName(_ mode: Dms_Settings_V1_ERPMode) -> String {
     CompanyFields.modes.first { $0.value == mode }?.key ?? "UNSPECIFIED"

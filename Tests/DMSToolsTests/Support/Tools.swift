@@ -26,6 +26,11 @@ enum Tools {
     }
   }
 
+  /// PATH with the build folder first, so that a shell finds `dmsctl` as a user's would.
+  static var pathWithTools: String {
+    binDirectory.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+  }
+
   /// What a finished run printed, and how it ended.
   struct Run: CustomStringConvertible {
     var status: Int32
