@@ -100,7 +100,9 @@ struct ConfigurationSources {
 
   /// The file's keys, nested objects or dotted names; every fault with its line and column.
   private func fileValues(_ path: String, problems: inout [String]) -> [String: String] {
-    guard let data = FileManager.default.contents(atPath: path) else {
+    // Through a file handle: `--config <(generate-config)` is a pipe, which
+    // FileManager.contents(atPath:) does not read.
+    guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd() ?? Data() else {
       var isFolder: ObjCBool = false
       let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
       let reason =

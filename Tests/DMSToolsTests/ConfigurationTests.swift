@@ -89,6 +89,19 @@ struct ConfigurationTests {
     #expect(run.stderr.contains("line 1, column 13: server.host must be a value, not an object"), "\(run)")
   }
 
+  @Test("a configuration file given as a pipe (--config <(...)) is read")
+  func fileFromAPipe() async throws {
+    let run = try await Tools.run(
+      "/bin/bash",
+      [
+        "-c",
+        "dms-settingsd --port 0 --data-directory \(Tools.temporaryDirectory()) "
+          + "--config <(echo '{\"settings\": {\"ksef-workmode\": \"Test\"}}')",
+      ], environment: ["PATH": Tools.pathWithTools], timeout: .seconds(20))
+    #expect(run.status == 78, "\(run)")
+    #expect(run.stderr.contains("unknown key settings.ksef-workmode"), "read, then refused for its key: \(run)")
+  }
+
   @Test("a stray argument is refused with the form keys take")
   func strayArgument() async throws {
     let run = try await refused(["multi-company"])
