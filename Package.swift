@@ -106,7 +106,7 @@ let package = Package(
     .target(
       name: "DMSClient",
       dependencies: [
-        "DMSWire", "DMSRPC", "DMSMessages",
+        "DMSWire", "DMSRPC", "DMSMessages", "DMSStubs",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -24,6 +24,19 @@ public struct ClientConfiguration: Sendable {
   public var userAgent: String
   /// Largest frame accepted from the server (meta + payload). Default 16 MiB.
   public var maxFrameSize: Int
+  /// How calls are signed in (docs/SECURITY.md); nil: no session (only public
+  /// methods such as Health answer).
+  public var credentials: Credentials?
+
+  /// How a client signs its calls in.
+  public enum Credentials: Sendable {
+    /// A session token from `Auth/Login` (`dmsctl login`, `DMS_TOKEN`), sent as is.
+    case token(String)
+    /// An operator's login and password: the client signs in before its first call
+    /// and again when the session ends (expiry, idle timeout, a restart that lost it),
+    /// retrying the call that found it ended once. For long-running services.
+    case password(login: String, password: String)
+  }
 
   /// A configuration; every parameter has the documented default.
   public init(
@@ -36,7 +49,8 @@ public struct ClientConfiguration: Sendable {
     connectAttempts: Int = 5,
     maxRetries: Int = 3,
     userAgent: String = "dms-client/0.1",
-    maxFrameSize: Int = 16 << 20
+    maxFrameSize: Int = 16 << 20,
+    credentials: Credentials? = nil
   ) {
     self.host = host
     self.port = port
@@ -48,6 +62,7 @@ public struct ClientConfiguration: Sendable {
     self.maxRetries = maxRetries
     self.userAgent = userAgent
     self.maxFrameSize = maxFrameSize
+    self.credentials = credentials
   }
 
   /// Exponential backoff with jitter between connection attempts.

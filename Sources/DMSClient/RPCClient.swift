@@ -1,5 +1,6 @@
 import DMSMessages
 import DMSRPC
+import DMSStubs
 import NIOCore
 import NIOPosix
 import SwiftProtobuf
@@ -27,6 +28,14 @@ public final class RPCClient: RPCCaller, Sendable {
   /// (`withTaskExecutorPreference(client.taskExecutor) { ... }`). The clients on one
   /// event loop share it (`EventLoopTaskExecutor.shared(for:)`).
   public let taskExecutor: EventLoopTaskExecutor
+  /// The session calls carry (`Bearer <token>`), when signed in.
+  private let session: Mutex<SessionState>
+
+  private enum SessionState {
+    case none
+    case signedIn(String)
+    case signingIn(Task<String, any Error>)
+  }
 
   private enum State {
     case idle
@@ -43,6 +52,72 @@ public final class RPCClient: RPCCaller, Sendable {
     self.configuration = configuration
     self.eventLoop = eventLoopGroup.next()
     self.taskExecutor = EventLoopTaskExecutor.shared(for: eventLoop)
+    if case .token(let token) = configuration.credentials {
+      session = Mutex(.signedIn("Bearer \(token)"))
+    } else {
+      session = Mutex(.none)
+    }
+  }
+
+  // MARK: Session
+
+  /// The metadata every call carries: the user agent and, with credentials, the session
+  /// (signing in first when there is none yet).
+  private nonisolated(nonsending) func fixedMetadata(for method: MethodDescriptor, before deadline: NIODeadline?)
+    async throws -> FixedMetadata
+  {
+    if let now = fixedMetadataNow(for: method) { return now }
+    guard case .password(let login, let password) = configuration.credentials else {
+      return FixedMetadata(userAgent: configuration.userAgent, authorization: nil)
+    }
+    return FixedMetadata(
+      userAgent: configuration.userAgent,
+      authorization: try await signIn(login: login, password: password, before: deadline))
+  }
+
+  /// Signs in with a password, once for every caller waiting at the time.
+  private func signIn(login: String, password: String, before deadline: NIODeadline?) async throws -> String {
+    let task = session.withLock { state -> Task<String, any Error> in
+      switch state {
+      case .signingIn(let task):
+        return task
+      case .signedIn(let authorization):
+        return Task { authorization }
+      case .none:
+        let task = Task { [self] in
+          var request = Dms_Auth_V1_LoginRequest()
+          request.login = login
+          request.password = password
+          let response: Dms_Auth_V1_LoginResponse = try await unary(
+            Dms_Auth_V1_Auth.Method.login, request: request, options: CallOptions(timeout: .seconds(30)))
+          return "Bearer \(response.token)"
+        }
+        state = .signingIn(task)
+        return task
+      }
+    }
+    do {
+      let authorization = try await task.value
+      session.withLock { state in
+        if case .signingIn = state { state = .signedIn(authorization) }
+      }
+      return authorization
+    } catch {
+      session.withLock { state in
+        if case .signingIn = state { state = .none }
+      }
+      throw error
+    }
+  }
+
+  /// Forgets a session the server no longer knows, so the next call signs in again.
+  /// Returns whether signing in again may help (the client has a password).
+  private func sessionEnded(_ authorization: String?) -> Bool {
+    guard case .password = configuration.credentials, let authorization else { return false }
+    session.withLock { state in
+      if case .signedIn(let current) = state, current == authorization { state = .none }
+    }
+    return true
   }
 
   /// The server's SETTINGS (connecting if need be). With a `timeout`, connecting
@@ -89,11 +164,13 @@ public final class RPCClient: RPCCaller, Sendable {
     // come out of it.
     let deadline = options.timeout.map { NIODeadline.now() + TimeAmount($0) }
     var attempt = 0
+    var signedInAgain = false
     while true {
+      let fixed = try await fixedMetadata(for: method, before: deadline)
       let connection = try await connection(before: deadline)
       do {
         let payload = try await connection.unary(
-          method: method, request: bytes, options: options, deadline: deadline, userAgent: configuration.userAgent)
+          method: method, request: bytes, options: options, deadline: deadline, fixed: fixed)
         do {
           return try Response(decoding: payload)
         } catch {
@@ -102,6 +179,10 @@ public final class RPCClient: RPCCaller, Sendable {
       } catch let error as RetryableCallError {
         attempt += 1
         if attempt > configuration.maxRetries { throw error.rpcError }
+      } catch let error as RPCError where error.code == .unauthenticated && !signedInAgain {
+        // The session ended (expired, idle, the server lost it): sign in again, once.
+        guard sessionEnded(fixed.authorization) else { throw error }
+        signedInAgain = true
       }
     }
   }
@@ -132,9 +213,10 @@ public final class RPCClient: RPCCaller, Sendable {
     var round = Array(payloads.indices)
     var attempt = 0
     while !round.isEmpty {
+      let fixed = try await fixedMetadata(for: method, before: deadline)
       let outcome = try await connection(before: deadline).unaryBatch(
         method: method, requests: attempt == 0 ? payloads : round.map { payloads[$0] }, options: options,
-        deadline: deadline, userAgent: configuration.userAgent)
+        deadline: deadline, fixed: fixed)
       let retryable = attempt < configuration.maxRetries
       var refused: [Int] = []
       // Decoded here, in one loop, rather than in a function per call: generic code
@@ -197,21 +279,50 @@ public final class RPCClient: RPCCaller, Sendable {
       }
     }
     let deadline = options.timeout.map { NIODeadline.now() + TimeAmount($0) }
-    let start: @Sendable (ClientConnection) throws -> Void = { [configuration] connection in
-      let bytes = try request.wireEncoding()
-      let cancel = try connection.serverStreaming(
-        method: method, request: bytes, options: options, deadline: deadline, userAgent: configuration.userAgent,
-        deliver: deliver)
-      cancelHolder.set(cancel)
+    let begin: @Sendable (FixedMetadata) -> Void = { [self] fixed in
+      let start: @Sendable (ClientConnection) throws -> Void = { connection in
+        let bytes = try request.wireEncoding()
+        let cancel = try connection.serverStreaming(
+          method: method, request: bytes, options: options, deadline: deadline, fixed: fixed, deliver: deliver)
+        cancelHolder.set(cancel)
+      }
+      if case .ready(let connection) = state.withLock({ $0 }), connection.isUsable {
+        do { try start(connection) } catch { continuation.finish(throwing: error) }
+      } else {
+        connectFuture(before: deadline).whenComplete { result in
+          do { try start(try result.get()) } catch { continuation.finish(throwing: error) }
+        }
+      }
     }
-    if case .ready(let connection) = state.withLock({ $0 }), connection.isUsable {
-      do { try start(connection) } catch { continuation.finish(throwing: error) }
+    if let fixed = fixedMetadataNow(for: method) {
+      begin(fixed)
     } else {
-      connectFuture(before: deadline).whenComplete { result in
-        do { try start(try result.get()) } catch { continuation.finish(throwing: error) }
+      // Signing in first (a client with a password and no session yet).
+      Task {
+        do {
+          begin(try await fixedMetadata(for: method, before: deadline))
+        } catch {
+          continuation.finish(throwing: error)
+        }
       }
     }
     return stream
+  }
+
+  /// The fixed metadata when it needs no signing in; nil when it does. A session,
+  /// once there is one, goes with every call (a public method's too: the server then
+  /// knows who calls); a public method does not wait for signing in.
+  private func fixedMetadataNow(for method: MethodDescriptor) -> FixedMetadata? {
+    guard configuration.credentials != nil else {
+      return FixedMetadata(userAgent: configuration.userAgent, authorization: nil)
+    }
+    let current = session.withLock { state -> String? in
+      if case .signedIn(let authorization) = state { return authorization }
+      return nil
+    }
+    if let current { return FixedMetadata(userAgent: configuration.userAgent, authorization: current) }
+    if method.access == .public { return FixedMetadata(userAgent: configuration.userAgent, authorization: nil) }
+    return nil
   }
 
   // MARK: Connection management

@@ -47,6 +47,11 @@ public struct Validator: Sendable {
     violations.append(RuleViolation(field: field, rule: rule, message: message))
   }
 
+  /// Records violations found elsewhere.
+  public mutating func append(_ found: [RuleViolation]) {
+    violations.append(contentsOf: found)
+  }
+
   /// Records a violation unless `condition` holds.
   public mutating func require(_ condition: Bool, _ field: String, _ rule: String, _ message: @autoclosure () -> String)
   {

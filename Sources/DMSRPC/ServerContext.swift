@@ -10,12 +10,17 @@ public struct ServerContext: Sendable {
     public let metadata: [String: String]
     /// The peer's address, for logs.
     public let peer: String
+    /// The session credential of the metadata, as the server's authorizer read it.
+    public let credential: CallCredential
 
     /// An origin.
-    public init(method: MethodDescriptor, metadata: [String: String], peer: String) {
+    public init(
+      method: MethodDescriptor, metadata: [String: String], peer: String, credential: CallCredential = .none
+    ) {
       self.method = method
       self.metadata = metadata
       self.peer = peer
+      self.credential = credential
     }
   }
 
@@ -26,6 +31,9 @@ public struct ServerContext: Sendable {
   /// When the call's deadline passes, if it has one. The server cancels the handler
   /// then; a handler may also use it to bound its own waits.
   public let deadline: ContinuousClock.Instant?
+  /// Who is calling, as the server's authorizer established it; nil for a public
+  /// method called without a session (and on a server without an authorizer).
+  public let caller: Caller?
 
   /// The method called.
   public var method: MethodDescriptor { origin.method }
@@ -40,15 +48,19 @@ public struct ServerContext: Sendable {
     metadata: [String: String],
     requestID: String,
     deadline: ContinuousClock.Instant?,
-    peer: String
+    peer: String,
+    caller: Caller? = nil
   ) {
-    self.init(origin: Origin(method: method, metadata: metadata, peer: peer), requestID: requestID, deadline: deadline)
+    self.init(
+      origin: Origin(method: method, metadata: metadata, peer: peer), requestID: requestID, deadline: deadline,
+      caller: caller)
   }
 
   /// A context for a call from `origin`.
-  public init(origin: Origin, requestID: String, deadline: ContinuousClock.Instant?) {
+  public init(origin: Origin, requestID: String, deadline: ContinuousClock.Instant?, caller: Caller? = nil) {
     self.origin = origin
     self.requestID = requestID
     self.deadline = deadline
+    self.caller = caller
   }
 }

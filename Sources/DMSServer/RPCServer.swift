@@ -19,6 +19,7 @@ public final class RPCServer: Service, Sendable {
 
   private let configuration: ServerConfiguration
   private let router: Router
+  private let authorizer: (any CallAuthorizer)?
   private let logger: Logger
   private let group: any EventLoopGroup
   private let onShutdown: @Sendable () -> Void
@@ -34,16 +35,19 @@ public final class RPCServer: Service, Sendable {
   /// A server for `router`'s methods; it listens once `run()` is called.
   ///
   /// `onShutdown` runs when a graceful shutdown begins (the executable sets the
-  /// health status NOT_SERVING there).
+  /// health status NOT_SERVING there). `authorizer` decides who may call what before
+  /// each handler runs; without one every method is open (tests of the protocol).
   public init(
     configuration: ServerConfiguration,
     router: Router,
+    authorizer: (any CallAuthorizer)? = nil,
     logger: Logger = Logger(label: "dms.rpc.server"),
     eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     onShutdown: @escaping @Sendable () -> Void = {}
   ) {
     self.configuration = configuration
     self.router = router
+    self.authorizer = authorizer
     self.logger = logger
     self.group = eventLoopGroup
     self.onShutdown = onShutdown
@@ -66,6 +70,7 @@ public final class RPCServer: Service, Sendable {
     settings.features = Self.features + (sslContext == nil ? [] : ["tls"])
     let shared = ConnectionShared(
       router: router,
+      authorizer: authorizer,
       configuration: configuration,
       logger: logger,
       settingsMeta: try settings.serializedBytes()

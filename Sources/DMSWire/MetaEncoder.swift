@@ -5,29 +5,35 @@ import NIOCore
 /// trailer (every successful END: its request id). Byte for byte what a protobuf library
 /// writes for the same values (frame.proto's field numbers).
 public enum MetaEncoder {
-  /// The encoded size of `CallMeta { method, timeout_ms, metadata }`; `extra` is one
-  /// more metadata entry (the user agent), written unless `metadata` has its key.
+  /// The encoded size of `CallMeta { method, timeout_ms, metadata }`; `extra` and
+  /// `second` are more metadata entries (the user agent, the session), each written
+  /// unless `metadata` has its key.
   public static func callMetaSize(
     method: String,
     timeoutMs: UInt32,
     metadata: [String: String],
-    extra: (key: String, value: String)? = nil
+    extra: (key: String, value: String)? = nil,
+    second: (key: String, value: String)? = nil
   ) -> Int {
     var size = lengthDelimitedSize(method.utf8.count)
     if timeoutMs > 0 { size += 1 + varintSize(UInt64(timeoutMs)) }
     for (key, value) in metadata { size += lengthDelimitedSize(entrySize(key: key, value: value)) }
-    if let extra, metadata[extra.key] == nil {
-      size += lengthDelimitedSize(entrySize(key: extra.key, value: extra.value))
+    for entry in [extra, second] {
+      if let entry, metadata[entry.key] == nil {
+        size += lengthDelimitedSize(entrySize(key: entry.key, value: entry.value))
+      }
     }
     return size
   }
 
-  /// Writes `CallMeta { method, timeout_ms, metadata }` (and `extra`, as above).
+  /// Writes `CallMeta { method, timeout_ms, metadata }` (and `extra` and `second`, as
+  /// above).
   public static func writeCallMeta(
     method: String,
     timeoutMs: UInt32,
     metadata: [String: String],
     extra: (key: String, value: String)? = nil,
+    second: (key: String, value: String)? = nil,
     into buffer: inout ByteBuffer
   ) {
     writeString(field: 1, method, into: &buffer)
@@ -38,6 +44,9 @@ public enum MetaEncoder {
     for (key, value) in metadata { writeEntry(field: 3, key: key, value: value, into: &buffer) }
     if let extra, metadata[extra.key] == nil {
       writeEntry(field: 3, key: extra.key, value: extra.value, into: &buffer)
+    }
+    if let second, metadata[second.key] == nil {
+      writeEntry(field: 3, key: second.key, value: second.value, into: &buffer)
     }
   }
 

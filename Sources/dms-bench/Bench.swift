@@ -29,8 +29,28 @@ struct Target: ParsableArguments {
   @Option(help: "Server as host:port.") var server = "127.0.0.1:7411"
   @Option(help: "PEM file of the CA to trust; connects with TLS.") var ca: String?
   @Option(help: "Name the server's certificate must carry.") var serverName = "localhost"
+  @Option(
+    help: "Sign in as this operator first (its password from --password-file); every connection shares the session.")
+  var login: String?
+  @Option(help: "The file holding --login's password.") var passwordFile: String?
 
-  func client() throws -> RPCClient {
+  /// A session token for the connections: signing in once (a KDF on the server), not
+  /// once per connection. Nil without --login.
+  func token() async throws -> String? {
+    guard let login else { return nil }
+    guard let passwordFile, let data = FileManager.default.contents(atPath: passwordFile) else {
+      throw ValidationError("--login needs --password-file with the password")
+    }
+    let password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+    let client = try client(token: nil)
+    defer { Task { await client.close() } }
+    var request = Dms_Auth_V1_LoginRequest()
+    request.login = login
+    request.password = password
+    return try await Dms_Auth_V1_Auth.Client(client).login(request).token
+  }
+
+  func client(token: String?) throws -> RPCClient {
     guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]) else {
       throw ValidationError("--server must be host:port")
     }
@@ -42,7 +62,8 @@ struct Target: ParsableArguments {
     }
     return RPCClient(
       configuration: ClientConfiguration(
-        host: String(server[..<colon]), port: port, tls: tls, serverHostname: serverName, userAgent: "dms-bench"))
+        host: String(server[..<colon]), port: port, tls: tls, serverHostname: serverName, userAgent: "dms-bench",
+        credentials: token.map { .token($0) }))
   }
 }
 
@@ -67,7 +88,7 @@ struct Seed: AsyncParsableCommand {
   @Option(help: "How many companies.") var companies = 10
 
   func run() async throws {
-    let client = try target.client()
+    let client = try target.client(token: try await target.token())
     let api = Dms_Settings_V1_Companies.Client(client)
     let total = companies
     try await withThrowingTaskGroup(of: Void.self) { group in

@@ -47,7 +47,8 @@ struct Run: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let clients = try (0..<connections).map { _ in try target.client() }
+    let token = try await target.token()
+    let clients = try (0..<connections).map { _ in try target.client(token: token) }
     for client in clients { _ = try await client.serverSettings() }
     let operation = try makeOperation()
     let clock = ContinuousClock()

@@ -31,6 +31,10 @@ enum ConfigurationKeys {
     "storage.master-key-file",
     "storage.busy-timeout-ms",
     "storage.master-key",
+    "security.session-lifetime-minutes",
+    "security.session-idle-minutes",
+    "security.login-free-attempts",
+    "security.password-hash-log-n",
   ]
 
   /// Keys whose values are secrets: redacted wherever swift-configuration prints them.
@@ -38,7 +42,7 @@ enum ConfigurationKeys {
 
   /// Environment variables under these prefixes belong to the server: one that is not
   /// a key is a misspelling (SETTINGS_KSEF_WORKMODE).
-  static let environmentPrefixes = ["SERVER_", "SETTINGS_", "STORAGE_", "LOG_"]
+  static let environmentPrefixes = ["SERVER_", "SETTINGS_", "STORAGE_", "LOG_", "SECURITY_"]
 
   /// `server.port` as an option: `--server-port`.
   static func option(_ key: String) -> String {

@@ -1,6 +1,7 @@
 import Configuration
 import DMSDomain
 import DMSServer
+import DMSServices
 import Foundation
 import Logging
 import NIOSSL
@@ -16,6 +17,14 @@ struct DaemonConfiguration {
   /// How long a write waits for another process holding the database (storage.busy-timeout-ms).
   var busyTimeout: Duration
   var deployment: DeploymentConfiguration
+  var security: SecurityConfiguration
+  /// scrypt's cost of new password hashes: N = 2^logN (security.password-hash-log-n).
+  var passwordHashLogN: Int
+
+  /// The hasher of new password hashes.
+  var passwordHasher: PasswordHasher {
+    PasswordHasher(parameters: .init(logN: passwordHashLogN, blockSize: 8, parallelism: 1))
+  }
 
   /// Reads and checks every key; the first bad value throws `ConfigurationError`.
   static func load(from reader: ConfigReader, serverName: String) throws -> DaemonConfiguration {
@@ -106,6 +115,15 @@ struct DaemonConfiguration {
     }
     deployment.singleCompanyCode = code
 
+    // Sign-in and sessions (docs/SECURITY.md)
+    var security = SecurityConfiguration()
+    security.sessionLifetime = .seconds(
+      60 * (try values.int("security.session-lifetime-minutes", default: 720, range: 5...43_200)))
+    security.idleTimeout = .seconds(
+      60 * (try values.int("security.session-idle-minutes", default: 60, range: 1...1440)))
+    security.throttle.freeFailuresPerLogin = try values.int("security.login-free-attempts", default: 3, range: 1...100)
+    let logN = try values.int("security.password-hash-log-n", default: 17, range: 10...22)
+
     return DaemonConfiguration(
       server: server,
       logLevel: logLevel,
@@ -113,6 +131,8 @@ struct DaemonConfiguration {
       masterKeyFile: masterKeyFile,
       masterKeyBase64: values.optionalString("storage.master-key"),
       busyTimeout: busyTimeout,
-      deployment: deployment)
+      deployment: deployment,
+      security: security,
+      passwordHashLogN: logN)
   }
 }

@@ -11,7 +11,8 @@ import ServiceLifecycle
 import Synchronization
 import SystemPackage
 
-/// `dms-settingsd`: the DMS settings server.
+/// `dms-settingsd`: the DMS settings server. `serve` (the default) runs it;
+/// `bootstrap-admin` makes an administrator for a deployment.
 @main
 struct SettingsDaemon: AsyncParsableCommand {
   static let version = Release.version
@@ -25,12 +26,17 @@ struct SettingsDaemon: AsyncParsableCommand {
       in docs/CONFIGURATION.md; on the command line a key is written --key-with-dashes
       (server.port: --server-port 7411), in the environment KEY_WITH_UNDERSCORES
       (SERVER_PORT=7411). A bad value, or a key that is not one (in the file, on the
-      command line, or an environment variable under SERVER_, SETTINGS_, STORAGE_ or
-      LOG_), stops start-up with exit code 78, naming it (CFG-10).
+      command line, or an environment variable under SERVER_, SETTINGS_, STORAGE_,
+      LOG_ or SECURITY_), stops start-up with exit code 78, naming it (CFG-10).
       """,
-    version: version
+    version: version,
+    subcommands: [Serve.self, BootstrapAdmin.self],
+    defaultSubcommand: Serve.self
   )
+}
 
+/// The configuration options every subcommand reads.
+struct ConfigurationOptions: ParsableArguments {
   @Option(help: "A JSON configuration file (default: DMS_CONFIG, else none).")
   var config: String?
 
@@ -49,18 +55,40 @@ struct SettingsDaemon: AsyncParsableCommand {
   @Argument(parsing: .allUnrecognized, help: "Any other configuration key, as --key value.")
   var keys: [String] = []
 
-  func run() async throws {
-    let loaded: DaemonConfiguration
-    let reader: ConfigReader
+  /// The configuration, or exit 78 naming what is wrong.
+  func load() throws -> DaemonConfiguration {
     do {
-      reader = try makeReader()
-      loaded = try DaemonConfiguration.load(from: reader, serverName: "dms-settingsd/\(Self.version)")
+      return try DaemonConfiguration.load(from: try makeReader(), serverName: "dms-settingsd/\(Release.version)")
     } catch let error as ConfigurationError {
       for line in error.description.split(separator: "\n") {
         FileHandle.standardError.write(Data("dms-settingsd: \(line)\n".utf8))
       }
       throw ExitCode(78)  // EX_CONFIG
     }
+  }
+
+  /// Command line (options, then forwarded keys) over environment over file.
+  private func makeReader() throws -> ConfigReader {
+    var sources = ConfigurationSources()
+    if let host { sources.options["server.host"] = host }
+    if let port { sources.options["server.port"] = String(port) }
+    if let dataDirectory { sources.options["storage.data-directory"] = dataDirectory }
+    if let logLevel { sources.options["log.level"] = logLevel }
+    sources.arguments = keys
+    sources.filePath = config ?? ProcessInfo.processInfo.environment["DMS_CONFIG"]
+    return try sources.reader()
+  }
+}
+
+/// `dms-settingsd serve`: runs the server (the default subcommand).
+struct Serve: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run the server (the default: `dms-settingsd --port 7411` is `dms-settingsd serve --port 7411`).")
+
+  @OptionGroup var options: ConfigurationOptions
+
+  func run() async throws {
+    let loaded = try options.load()
     let level = loaded.logLevel
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)
@@ -73,38 +101,32 @@ struct SettingsDaemon: AsyncParsableCommand {
     // A damaged database turns the whole server NOT_SERVING (the store reports it
     // once, before Health exists if it is found at start-up).
     let healthAfterStart = Mutex<HealthService?>(nil)
-    var storeOptions = SQLiteSettingsStore.Options()
-    storeOptions.busyTimeout = loaded.busyTimeout
-    storeOptions.onCorruption = { healthAfterStart.withLock { $0 }?.setStatus(.notServing) }
-    let store: SQLiteSettingsStore
+    let store = try await StoreOpening.open(loaded, logger: logger) {
+      healthAfterStart.withLock { $0 }?.setStatus(.notServing)
+    }
+    let hasher = loaded.passwordHasher
+    if loaded.passwordHashLogN < PasswordHasher.Parameters.standard.logN {
+      logger.warning(
+        "security.password-hash-log-n is \(loaded.passwordHashLogN), below 17: new password hashes are cheap to guess. For tests only."
+      )
+    }
+    let initialAdministrator = InitialAdministrator(dataFolder: loaded.dataDirectory)
     do {
-      let (key, source) = try MasterKey.load(base64: loaded.masterKeyBase64, path: loaded.masterKeyFile)
-      switch source {
-      case .environment: logger.info("master key from the environment (storage.master-key)")
-      case .existingFile(let path): logger.info("master key from \(path)")
-      case .createdFile(let path): logger.notice("created a new master key in \(path) (mode 0600): back it up")
-      }
-      let path = (loaded.dataDirectory as NSString).appendingPathComponent("settings.sqlite")
-      store = try SQLiteSettingsStore(
-        path: path, secrets: SecretBox(key: key), options: storeOptions, logger: logger)
-      logger.info("storage: SQLite at \(path)")
-      try await CompanyModeMigration.run(store: store, configuration: loaded.deployment, logger: logger)
-    } catch let error as CompanyModeMigration.RefusedSwitch {
-      logger.critical("\(error.description)")
-      throw ExitCode(78)
-    } catch let error as MasterKeyError {
-      logger.critical("\(error.description)")
-      throw ExitCode(78)
-    } catch let error as StoreError {
-      logger.critical("cannot open the database: \(error.message)")
-      throw ExitCode(74)  // EX_IOERR
+      _ = try await initialAdministrator.ensure(store: store, hasher: hasher, logger: logger)
+    } catch {
+      logger.critical("first start: cannot create the administrator: \(error)")
+      throw ExitCode(74)
     }
 
     let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
     healthAfterStart.withLock { $0 = health }
     var router = Router()
     SettingsServices.register(
-      into: &router, store: store, configuration: loaded.deployment, serverVersion: Self.version, logger: logger)
+      into: &router, store: store, configuration: loaded.deployment, serverVersion: SettingsDaemon.version,
+      logger: logger)
+    SecurityServices.register(
+      into: &router, store: store, hasher: hasher, deployment: loaded.deployment, security: loaded.security,
+      initialAdministrator: initialAdministrator, logger: logger)
     BuiltinServices.register(into: &router, health: health)
     logger.info(
       "mode: \(loaded.deployment.mode == .multiCompany ? "multi-company" : "single-company") (CFG-1)",
@@ -113,6 +135,7 @@ struct SettingsDaemon: AsyncParsableCommand {
     let server = RPCServer(
       configuration: loaded.server,
       router: router,
+      authorizer: SessionAuthorizer(directory: store.operators, configuration: loaded.security),
       logger: logger,
       onShutdown: {
         health.shutDown()
@@ -128,16 +151,40 @@ struct SettingsDaemon: AsyncParsableCommand {
     )
     try await group.run()
   }
+}
 
-  /// Command line (options, then forwarded keys) over environment over file.
-  private func makeReader() throws -> ConfigReader {
-    var sources = ConfigurationSources()
-    if let host { sources.options["server.host"] = host }
-    if let port { sources.options["server.port"] = String(port) }
-    if let dataDirectory { sources.options["storage.data-directory"] = dataDirectory }
-    if let logLevel { sources.options["log.level"] = logLevel }
-    sources.arguments = keys
-    sources.filePath = config ?? ProcessInfo.processInfo.environment["DMS_CONFIG"]
-    return try sources.reader()
+/// Opening the data folder's store, for every subcommand.
+enum StoreOpening {
+  /// The store of `loaded`'s data folder, migrated and in the configured mode; exits
+  /// 78 (configuration) or 74 (I/O) with the reason logged.
+  static func open(
+    _ loaded: DaemonConfiguration, logger: Logger, onCorruption: @escaping @Sendable () -> Void = {}
+  ) async throws -> SQLiteSettingsStore {
+    var storeOptions = SQLiteSettingsStore.Options()
+    storeOptions.busyTimeout = loaded.busyTimeout
+    storeOptions.onCorruption = onCorruption
+    do {
+      let (key, source) = try MasterKey.load(base64: loaded.masterKeyBase64, path: loaded.masterKeyFile)
+      switch source {
+      case .environment: logger.info("master key from the environment (storage.master-key)")
+      case .existingFile(let path): logger.info("master key from \(path)")
+      case .createdFile(let path): logger.notice("created a new master key in \(path) (mode 0600): back it up")
+      }
+      let path = (loaded.dataDirectory as NSString).appendingPathComponent("settings.sqlite")
+      let store = try SQLiteSettingsStore(
+        path: path, secrets: SecretBox(key: key), options: storeOptions, logger: logger)
+      logger.info("storage: SQLite at \(path)")
+      try await CompanyModeMigration.run(store: store, configuration: loaded.deployment, logger: logger)
+      return store
+    } catch let error as CompanyModeMigration.RefusedSwitch {
+      logger.critical("\(error.description)")
+      throw ExitCode(78)
+    } catch let error as MasterKeyError {
+      logger.critical("\(error.description)")
+      throw ExitCode(78)
+    } catch let error as StoreError {
+      logger.critical("cannot open the database: \(error.message)")
+      throw ExitCode(74)  // EX_IOERR
+    }
   }
 }

@@ -37,7 +37,13 @@ struct ConnectionOptions: ParsableArguments {
     return (host.isEmpty ? "127.0.0.1" : host, port)
   }
 
-  func makeClient() throws -> RPCClient {
+  /// Where this server's session is saved.
+  func sessionFile() throws -> SessionFile {
+    let (host, port) = try endpoint()
+    return SessionFile(host: host, port: port)
+  }
+
+  func makeClient(signedIn: Bool = true) throws -> RPCClient {
     let (host, port) = try endpoint()
     guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
       throw ValidationError("--timeout must be a number of seconds above 0 and at most 86400 (got \(timeout))")
@@ -57,7 +63,8 @@ struct ConnectionOptions: ParsableArguments {
         // Connecting (TCP, TLS, the preface and SETTINGS) is bounded by --timeout too.
         connectTimeout: callTimeout,
         connectAttempts: 1,
-        userAgent: "dmsctl/\(Release.version)"
+        userAgent: "dmsctl/\(Release.version)",
+        credentials: signedIn ? SessionFile(host: host, port: port).token().map { .token($0) } : nil
       )
     )
   }
@@ -65,8 +72,10 @@ struct ConnectionOptions: ParsableArguments {
   /// Connects, then runs `body` with the client, closing it afterwards. Not reaching
   /// the server exits 3; a failed call prints its status and exits 1 (docs/CLI.md).
   /// `flags` names the request's fields in messages to people.
-  func withClient(flags: FlagNames = FlagNames(), _ body: (RPCClient) async throws -> Void) async throws {
-    let client = try makeClient()
+  func withClient(
+    flags: FlagNames = FlagNames(), signedIn: Bool = true, _ body: (RPCClient) async throws -> Void
+  ) async throws {
+    let client = try makeClient(signedIn: signedIn)
     do {
       _ = try await client.serverSettings(timeout: callTimeout)
     } catch {

@@ -17,7 +17,8 @@ struct DMSCtl: AsyncParsableCommand {
       """,
     version: Release.version,
     subcommands: [
-      Info.self, Ping.self, Methods.self, Call.self, Companies.self, Shared.self, APIAuth.self, Watch.self,
+      Login.self, Logout.self, WhoAmI.self, Passwd.self, Info.self, Ping.self, Methods.self, Call.self,
+      Companies.self, Shared.self, APIAuth.self, Operators.self, Watch.self,
     ]
   )
 

@@ -129,6 +129,14 @@ enum Output {
       if let requestID = rpcError.trailers[MetadataKey.requestID] {
         print("  request-id: \(requestID)", to: &stderr)
       }
+      switch rpcError.code {
+      case .unauthenticated where !rpcError.message.hasPrefix("wrong login"):
+        print("  sign in first: dmsctl login <login> (or set DMS_TOKEN)", to: &stderr)
+      case .resourceExhausted:
+        if let wait = rpcError.trailers["retry-after-ms"] { print("  retry after: \(wait) ms", to: &stderr) }
+      default:
+        break
+      }
     }
     return connecting ? Exit.cannotConnect : Exit.rpcError
   }

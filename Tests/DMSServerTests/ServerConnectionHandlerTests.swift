@@ -38,7 +38,7 @@ struct ServerConnectionHandlerTests {
     var logger = Logger(label: "test")
     logger.logLevel = .critical
     let shared = ConnectionShared(
-      router: router, configuration: ServerConfiguration(limits: limits), logger: logger,
+      router: router, authorizer: nil, configuration: ServerConfiguration(limits: limits), logger: logger,
       settingsMeta: try Dms_Rpc_V1_Settings().serializedBytes())
     let counter = ReadCounter()
     let channel = EmbeddedChannel()

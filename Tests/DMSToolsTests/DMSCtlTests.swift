@@ -99,7 +99,7 @@ struct DMSCtlTests {
         ["ping", "--count", "1"], ["call", "/dms.rpc.v1.Health/Check"],
       ] {
         let run = try await Tools.run(
-          "dmsctl", arguments + ["--json"], environment: ["DMS_SERVER": "127.0.0.1:\(daemon.port)"])
+          "dmsctl", arguments + ["--json"], environment: daemon.environment)
         #expect(run.status == 0, "\(arguments): \(run)")
         #expect(try jsonLines(run).count == 1, "\(arguments): \(run)")
       }
@@ -162,7 +162,7 @@ struct DMSCtlTests {
         ["--server", server, "companies", "list"], ["companies", "--server", server, "list"],
         ["companies", "list", "--server", server], ["companies", "--json", "list", "--server=\(server)"],
       ] {
-        let run = try await Tools.run("dmsctl", arguments)
+        let run = try await Tools.run("dmsctl", arguments, environment: ["XDG_CONFIG_HOME": daemon.configHome])
         #expect(run.status == 0, "\(arguments): \(run)")
       }
     }
@@ -220,7 +220,7 @@ struct DMSCtlTests {
   func streamsFlushEachEvent() async throws {
     try await withDaemon { daemon in
       for arguments in [["watch"], ["watch", "--json"], ["call", "/dms.rpc.v1.Health/Watch"]] {
-        let ctl = Tools.startCtl(arguments, port: daemon.port)
+        let ctl = Tools.startCtl(arguments, server: daemon)
         // The first line arrives while the command runs.
         let first = try await ctl.lines.waitForLines(1)
         #expect(!first.isEmpty, "\(arguments)")
@@ -243,10 +243,7 @@ struct DMSCtlTests {
         [
           "-c", "set -o pipefail; dmsctl methods | head -1; dmsctl methods | true; dmsctl companies list --json | true",
         ],
-        environment: [
-          "DMS_SERVER": "127.0.0.1:\(daemon.port)",
-          "PATH": Tools.pathWithTools,
-        ])
+        environment: daemon.environment.merging(["PATH": Tools.pathWithTools]) { $1 })
       #expect(run.status == 0, "\(run)")
       #expect(run.stdout.hasPrefix("METHOD"), "\(run)")
       #expect(run.stderr.isEmpty, "\(run)")
@@ -269,7 +266,7 @@ struct DMSCtlTests {
     let data = Tools.temporaryDirectory()
     var daemon = try await Daemon.start(dataDirectory: data)
     let port = daemon.port
-    let ctl = Tools.startCtl(["watch", "--follow", "--json"], port: port)
+    let ctl = Tools.startCtl(["watch", "--follow", "--json"], server: daemon)
     _ = try await ctl.lines.waitForLines(1)
     try await addCompany(daemon, "ONE")
     _ = try await ctl.lines.waitForLines(2)

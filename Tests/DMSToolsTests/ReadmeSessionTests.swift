@@ -103,10 +103,16 @@ struct ReadmeSessionTests {
   func run(session: String, daemonArguments: [String]?) async throws {
     let steps = try Self.steps(session: session)
     #expect(!steps.isEmpty, "README.md has no <!-- doc-test: \(session) --> block")
-    var daemon: Daemon?
-    if let daemonArguments { daemon = try await Daemon.start(daemonArguments) }
-    let port = daemon?.port ?? Self.refusingPort
+    // The steps run where `scripts/serve` keeps its data: ./data. The single-company
+    // session starts as a first start does (`admin` and its one-time password); the
+    // multi-company one is already signed in, as a reader who restarted the server in
+    // that mode still is (sessions survive restarts).
     let folder = Tools.temporaryDirectory()
+    var daemon: Daemon?
+    if let daemonArguments {
+      daemon = try await Daemon.start(daemonArguments, dataDirectory: folder + "/data", signIn: session != "single")
+    }
+    let port = daemon?.port ?? Self.refusingPort
     var status: Int32 = 0
     for step in steps {
       let command = Self.withoutComment(step.command)
@@ -121,7 +127,7 @@ struct ReadmeSessionTests {
           environment: [
             "DMS_SERVER": "127.0.0.1:\(port)",
             "PATH": Tools.pathWithTools,
-            "HOME": folder, "PWD": folder,
+            "HOME": folder, "PWD": folder, "XDG_CONFIG_HOME": folder + "/data/config",
           ], workingDirectory: folder)
         status = run.status
         output = run.stdout

@@ -7,6 +7,7 @@ them with any protobuf library, or by hand for small messages.
     with Connection("127.0.0.1", 7411) as conn:
         print(conn.settings)
         status, payload = conn.call("/dms.rpc.v1.Health/Check", b"")
+        conn.login("admin", "the password")   # later calls carry the session
 """
 
 import os
@@ -183,6 +184,19 @@ class Connection:
         if ftype != SETTINGS:
             raise IOError("expected SETTINGS, got frame type %d" % ftype)
         self.settings = decode_settings(meta)
+        # Metadata every call carries (the session, once signed in).
+        self.metadata = {}
+
+    def login(self, login, password):
+        """Auth/Login: signs in; every later call carries `authorization: Bearer <token>`.
+        Returns the token; raises IOError with the status when refused."""
+        request = field_bytes(1, login.encode()) + field_bytes(2, password.encode())
+        status, payload = self.call("/dms.auth.v1.Auth/Login", request)
+        if status["code"] != 0:
+            raise IOError("sign-in refused: %s %s" % (STATUS_NAMES[status["code"]], status["message"]))
+        token = next(value for number, _, value in parse(payload) if number == 1).decode()
+        self.metadata["authorization"] = "Bearer " + token
+        return token
 
     def __enter__(self):
         return self
@@ -213,7 +227,7 @@ class Connection:
         """Sends a CALL and returns its id, without waiting."""
         call_id = self.next_id
         self.next_id += 1
-        meta = encode_call_meta(method, timeout_ms, metadata)
+        meta = encode_call_meta(method, timeout_ms, dict(self.metadata, **(metadata or {})))
         self.sock.sendall(frame(CALL, END_STREAM, call_id, meta, request))
         return call_id
 

@@ -3,7 +3,8 @@ it, and find every acknowledged write.
 
     python3 durability_check.py SERVER_BINARY DATA_DIR PORT
 
-Starts the server (multi-company mode) on DATA_DIR, creates companies one after
+Makes an administrator (dms-settingsd bootstrap-admin), starts the server
+(multi-company mode) on DATA_DIR, signs in and creates companies one after
 another from several pipelined connections, sends SIGKILL once enough writes are
 acknowledged (while more are in flight), restarts the server on the same folder and
 checks that each acknowledged company is there. Exits 1 on any loss.
@@ -31,10 +32,26 @@ def company_request(code):
     return dmsrpc.field_bytes(1, company)
 
 
+LOGIN, PASSWORD = "durability", "a long enough password"
+# Cheap password hashes: this check is about writes, not about sign-in.
+HASH_COST = ["--security-password-hash-log-n", "10"]
+
+
+def bootstrap(binary, data):
+    subprocess.run([binary, "bootstrap-admin", "--login", LOGIN, "--data-directory", data, "--log-level", "warning"]
+                   + HASH_COST, input=(PASSWORD + "\n").encode(), check=True, stdout=subprocess.DEVNULL)
+
+
+def connect(port):
+    conn = dmsrpc.Connection("127.0.0.1", port)
+    conn.login(LOGIN, PASSWORD)
+    return conn
+
+
 def start(binary, data, port):
     process = subprocess.Popen(
         [binary, "--port", str(port), "--data-directory", data, "--settings-multi-company", "true",
-         "--log-level", "warning"],
+         "--log-level", "error"] + HASH_COST,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -49,7 +66,7 @@ def start(binary, data, port):
 def writer(port, prefix, acked, lock, stop):
     """Creates companies P0001, P0002, ... (pipelined 4 deep), recording each OK."""
     try:
-        conn = dmsrpc.Connection("127.0.0.1", port)
+        conn = connect(port)
         pending = {}
         n = 0
         while not stop.is_set() or pending:
@@ -69,6 +86,7 @@ def writer(port, prefix, acked, lock, stop):
 
 def main():
     binary, data, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    bootstrap(binary, data)
     server = start(binary, data, port)
     acked, lock, stop = [], threading.Lock(), threading.Event()
     threads = [threading.Thread(target=writer, args=(port, p, acked, lock, stop)) for p in ("A", "B", "C")]
@@ -89,7 +107,7 @@ def main():
 
     server = start(binary, data, port)
     try:
-        conn = dmsrpc.Connection("127.0.0.1", port)
+        conn = connect(port)
         missing = []
         for code in acknowledged:
             status, _ = conn.call(GET, dmsrpc.field_bytes(1, code.encode()))

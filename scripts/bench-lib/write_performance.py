@@ -79,6 +79,7 @@ def main():
         ("W1", "Health/Check, 1 connection × 1 in flight", "W1", "W1"),
         ("W2", "Health/Check, 1 connection × 64 in flight", "W2", "W2"),
         ("W3", "Health/Check, 64 connections × 1 in flight", "W3", "W3"),
+        ("W3", "the same, each call carrying a session token (checked)", "W3-session", None),
         ("W4", "Health/Check, 50 connections × 16 in flight, pipelined in batches of 16 (`unaryBatch`)", "W4", "W4"),
         ("W4", "Health/Check, 50 connections × 16 in flight, 16 tasks each calling on its own", "W4-tasks", "W4"),
         ("W5", "Companies/Get, 10 companies stored, 1 × 1", "W5-10", None),
@@ -146,6 +147,8 @@ def main():
     target("W1 p50 ≤ 1.5 × Redis GET -c 1", div(o("W1", "p50_us"), r1get and r1get["p50_us"]), 1.5, False)
     r64get = r64.get("GET")
     target("W3 calls/s ≥ 1.0 × Redis GET -c 64", div(o("W3", "calls_per_second"), r64get and r64get["rps"]), 1.0, True)
+    target("W3 with a session token ≥ 0.9 × W3 without",
+           div(o("W3-session", "calls_per_second"), o("W3", "calls_per_second")), 0.9, True)
     rpget = rp.get("GET")
     target("W4 calls/s ≥ 0.5 × Redis GET -c 50 -P 16", div(o("W4", "calls_per_second"), rpget and rpget["rps"]), 0.5, True)
     target("W5 p50, 10,000 ÷ 10 companies ≤ 1.1", div(o("W5-10000", "p50_us"), o("W5-10", "p50_us")), 1.1, False)

@@ -14,7 +14,7 @@ final class ClientConnection: Sendable {
   private let handler: NIOLoopBound<ClientConnectionHandler>
   private let usable: UsableFlag
   private let nextCallID = Atomic<UInt32>(1)
-  private let lastPlainMeta = Mutex<(method: MethodDescriptor, userAgent: String, meta: ByteBuffer)?>(nil)
+  private let lastPlainMeta = Mutex<(method: MethodDescriptor, fixed: FixedMetadata, meta: ByteBuffer)?>(nil)
 
   private init(
     channel: any Channel,
@@ -128,35 +128,36 @@ final class ClientConnection: Sendable {
   /// The encoded `CallMeta` of a call. The meta of a call with no metadata and no
   /// deadline (most calls) is kept for the next call of the same method.
   private func callMeta(
-    method: MethodDescriptor, options: CallOptions, deadline: NIODeadline?, userAgent: String
+    method: MethodDescriptor, options: CallOptions, deadline: NIODeadline?, fixed: FixedMetadata
   ) throws -> ByteBuffer {
     let plain = options.metadata.isEmpty && deadline == nil
-    if plain, let kept = lastPlainMeta.withLock({ $0 }), kept.method == method, kept.userAgent == userAgent {
+    if plain, let kept = lastPlainMeta.withLock({ $0 }), kept.method == method, kept.fixed == fixed {
       return kept.meta
     }
-    let meta = try encodeCallMeta(method: method, options: options, deadline: deadline, userAgent: userAgent)
-    if plain { lastPlainMeta.withLock { $0 = (method, userAgent, meta) } }
+    let meta = try encodeCallMeta(method: method, options: options, deadline: deadline, fixed: fixed)
+    if plain { lastPlainMeta.withLock { $0 = (method, fixed, meta) } }
     return meta
   }
 
   private func encodeCallMeta(
-    method: MethodDescriptor, options: CallOptions, deadline: NIODeadline?, userAgent: String
+    method: MethodDescriptor, options: CallOptions, deadline: NIODeadline?, fixed: FixedMetadata
   ) throws -> ByteBuffer {
     let metadata = options.metadata
-    let extra = (key: MetadataKey.userAgent, value: userAgent)
+    let extra = (key: MetadataKey.userAgent, value: fixed.userAgent)
+    let second = fixed.authorization.map { (key: MetadataKey.authorization, value: $0) }
     var timeoutMs: UInt32 = 0
     if let deadline {
       // What is left of the call's deadline (connecting may have used some).
       timeoutMs = UInt32(clamping: max(1, (deadline - .now()).nanoseconds / 1_000_000))
     }
     let metaLength = MetaEncoder.callMetaSize(
-      method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra)
+      method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra, second: second)
     guard metaLength <= Int(UInt16.max) else {
       throw RPCError(code: .invalidArgument, message: "the call's metadata is too large (\(metaLength) bytes)")
     }
     var meta = channel.allocator.buffer(capacity: metaLength)
     MetaEncoder.writeCallMeta(
-      method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra, into: &meta)
+      method: method.fullName, timeoutMs: timeoutMs, metadata: metadata, extra: extra, second: second, into: &meta)
     return meta
   }
 
@@ -166,9 +167,9 @@ final class ClientConnection: Sendable {
     request: WireBytes,
     options: CallOptions,
     deadline: NIODeadline?,
-    userAgent: String
+    fixed: FixedMetadata
   ) throws -> ByteBuffer {
-    let meta = try callMeta(method: method, options: options, deadline: deadline, userAgent: userAgent)
+    let meta = try callMeta(method: method, options: options, deadline: deadline, fixed: fixed)
     var frame = channel.allocator.buffer(capacity: FrameHeader.size + meta.readableBytes + request.count)
     request.withUnsafeBytes { FrameWriter.writeCall(callID: callID, meta: meta, request: $0, into: &frame) }
     return frame
@@ -177,13 +178,13 @@ final class ClientConnection: Sendable {
   /// Makes a unary call; returns the response payload. `deadline` (the call's, from
   /// when it was made) ends it DEADLINE_EXCEEDED, queued or sent.
   nonisolated(nonsending) func unary(
-    method: MethodDescriptor, request: WireBytes, options: CallOptions, deadline: NIODeadline?, userAgent: String
+    method: MethodDescriptor, request: WireBytes, options: CallOptions, deadline: NIODeadline?, fixed: FixedMetadata
   ) async throws
     -> ByteBuffer
   {
     let callID = makeCallID()
     let frame = try callFrame(
-      callID: callID, method: method, request: request, options: options, deadline: deadline, userAgent: userAgent)
+      callID: callID, method: method, request: request, options: options, deadline: deadline, fixed: fixed)
     let handler = self.handler
     // Off the connection's thread, a cancellation may reach the loop before the call
     // does: the gate makes sure a call cancelled first is never sent.
@@ -217,11 +218,11 @@ final class ClientConnection: Sendable {
   /// one buffer and leave in one write when the server's limit allows. Returns each
   /// call's response payload or error, by the index of its request.
   nonisolated(nonsending) func unaryBatch(
-    method: MethodDescriptor, requests: [WireBytes], options: CallOptions, deadline: NIODeadline?, userAgent: String
+    method: MethodDescriptor, requests: [WireBytes], options: CallOptions, deadline: NIODeadline?, fixed: FixedMetadata
   ) async throws -> BatchOutcome {
     guard !requests.isEmpty else { return BatchOutcome(payloads: [], failures: [:]) }
     // Every call of the batch has the same meta: encoded once.
-    let meta = try callMeta(method: method, options: options, deadline: deadline, userAgent: userAgent)
+    let meta = try callMeta(method: method, options: options, deadline: deadline, fixed: fixed)
     let size = requests.reduce(0) { $0 + FrameHeader.size + meta.readableBytes + $1.count }
     var frames = channel.allocator.buffer(capacity: size)
     // Consecutive call ids; each frame's end offset, for starting calls one by one.
@@ -270,12 +271,12 @@ final class ClientConnection: Sendable {
     request: WireBytes,
     options: CallOptions,
     deadline: NIODeadline?,
-    userAgent: String,
+    fixed: FixedMetadata,
     deliver: @escaping @Sendable (Result<ByteBuffer?, RPCError>) -> Void
   ) throws -> @Sendable () -> Void {
     let callID = makeCallID()
     let frame = try callFrame(
-      callID: callID, method: method, request: request, options: options, deadline: deadline, userAgent: userAgent)
+      callID: callID, method: method, request: request, options: options, deadline: deadline, fixed: fixed)
     let handler = self.handler
     handler.eventLoop.execute {
       handler.value.start(callID: callID, frame: frame, deadline: deadline, receiver: .stream(deliver))
@@ -329,4 +330,12 @@ extension RPCError {
 /// The usable flag, shared between the connection and its handler's callback.
 private final class UsableFlag: Sendable {
   let value = Atomic<Bool>(true)
+}
+
+/// The metadata a client sends with every call: its user agent and, signed in, its
+/// session.
+struct FixedMetadata: Sendable, Equatable {
+  var userAgent: String
+  /// `Bearer <token>`.
+  var authorization: String?
 }

@@ -280,7 +280,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       (method, origin, clientRequestID) = cached
     } else if let found = shared.router.method(named: meta.method) {
       method = found
-      origin = ServerContext.Origin(method: found.descriptor, metadata: meta.metadata, peer: state.peer)
+      origin = ServerContext.Origin(
+        method: found.descriptor, metadata: meta.metadata, peer: state.peer,
+        credential: shared.authorizer?.credential(from: meta.metadata) ?? .none)
       clientRequestID = meta.metadata[MetadataKey.requestID]
       state.metaCache.resolved = (found, origin, clientRequestID)
     } else {
@@ -294,13 +296,30 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
       return
     }
     let requestID = clientRequestID ?? makeRequestID()
+    // Who may call what (docs/SECURITY.md): before the request is decoded.
+    var caller: Caller?
+    if let authorizer = shared.authorizer {
+      do {
+        caller = try authorizer.authorize(origin)
+      } catch {
+        state.logger.debug(
+          "call refused",
+          metadata: [
+            "method": "\(method.descriptor)", "code": "\(error.code)", MetadataKey.requestID: "\(requestID)",
+          ])
+        writeEnd(callID: callID, requestID: requestID, error: error)
+        state.machine.callAnsweredAtOnce()
+        return
+      }
+    }
     if logsCalls {
       state.logger.debug(
         "call",
         metadata: ["method": "\(method.descriptor)", "call-id": "\(callID)", MetadataKey.requestID: "\(requestID)"])
     }
     let timeout = meta.timeoutMs > 0 ? Duration.milliseconds(Int64(meta.timeoutMs)) : nil
-    let callContext = ServerContext(origin: origin, requestID: requestID, deadline: timeout.map { .now + $0 })
+    let callContext = ServerContext(
+      origin: origin, requestID: requestID, deadline: timeout.map { .now + $0 }, caller: caller)
     // One decode of the request; a method's immediate hook answers here, within the
     // read (no task, no timer); every other call runs in a task.
     let start: CallStart

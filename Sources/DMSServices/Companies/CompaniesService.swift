@@ -27,11 +27,15 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     try requireMode(.multiCompany, current: configuration.mode, area: "ERP connections (Companies)")
   }
 
-  private func existing(_ code: String, field: String = "short_name") async throws -> CompanyKey {
+  /// The company `code`, if it exists and the caller belongs to it (administrators
+  /// belong to every one): NOT_FOUND otherwise, the same answer either way.
+  private func existing(_ code: String, field: String = "short_name", context: ServerContext) async throws
+    -> CompanyKey
+  {
     guard !code.isEmpty else {
       throw ValidationFailure([RuleViolation(field: field, rule: "ERP-3", message: "is required")])
     }
-    guard let key = try await store.registry.company(code: code) else {
+    guard context.mayReach(company: code), let key = try await store.registry.company(code: code) else {
       throw RPCError(code: .notFound, message: "no company with the short name \(code)")
     }
     return key
@@ -43,7 +47,8 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   ) async throws -> Dms_Settings_V1_ListCompaniesResponse {
     try requireMultiCompany()
     var response = Dms_Settings_V1_ListCompaniesResponse()
-    for (_, stored) in try await store.registry.documentOfEveryCompany(Company.self) {
+    for (key, stored) in try await store.registry.documentOfEveryCompany(Company.self)
+    where context.mayReach(company: key.code) {
       var summary = Dms_Settings_V1_CompanySummary()
       summary.shortName = stored.value.code
       summary.name = stored.value.name
@@ -59,7 +64,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     context: ServerContext
   ) async throws -> Dms_Settings_V1_Company {
     try requireMultiCompany()
-    let key = try await existing(request.shortName)
+    let key = try await existing(request.shortName, context: context)
     guard let stored = try await store.read(Company.self, of: key) else {
       throw RPCError(code: .notFound, message: "no company with the short name \(request.shortName)")
     }
@@ -148,7 +153,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   ) async throws -> Dms_Settings_V1_Company {
     try requireMultiCompany()
     try requireRevision(request.company.revision, field: "company.revision")
-    let key = try await existing(request.company.shortName, field: "company.short_name")
+    let key = try await existing(request.company.shortName, field: "company.short_name", context: context)
     let input = request
     // Validated against what is committed, off the database's writer; the transaction
     // then checks that it still is (ERP-7's centers, the key kept from the previous
@@ -179,7 +184,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   ) async throws -> Dms_Settings_V1_DeleteCompanyResponse {
     try requireMultiCompany()
     try requireRevision(request.revision)
-    let key = try await existing(request.shortName)
+    let key = try await existing(request.shortName, context: context)
     let expected = request.revision
     try await store.registry.transaction(by: context.auditActor) { tx in
       let current = try tx.scoped(to: key).read(Company.self)?.revision ?? 0
@@ -204,7 +209,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     }
     v.require(Set(request.centers).count == request.centers.count, "centers", "ERP-7", "must not repeat a center")
     try v.check()
-    let key = try await existing(request.shortName)
+    let key = try await existing(request.shortName, context: context)
     let centers = CompanyCenters(centers: request.centers)
     // The connector's list replaces the previous one: last writer wins, in one
     // transaction. The ERP is the source of the structure: a default center it no
@@ -236,7 +241,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     context: ServerContext
   ) async throws -> Dms_Settings_V1_Centers {
     try requireMultiCompany()
-    let key = try await existing(request.shortName)
+    let key = try await existing(request.shortName, context: context)
     var response = Dms_Settings_V1_Centers()
     response.centers = try await store.read(CompanyCenters.self, of: key)?.value.centers ?? []
     return response
@@ -274,7 +279,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     context: ServerContext
   ) async throws -> Dms_Settings_V1_RevealSecretResponse {
     try requireRevealReason(reason)
-    let key = try await existing(company)
+    let key = try await existing(company, context: context)
     let value = try await store.transaction(company: key, by: context.auditActor) { tx in
       try tx.revealSecret(Company.self, field: secret.rawValue, reason: reason)
     }

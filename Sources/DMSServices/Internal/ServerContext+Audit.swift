@@ -1,10 +1,21 @@
+import DMSDomain
 import DMSRPC
 import DMSStorage
 
 extension ServerContext {
   /// The caller, as the audit records it.
   var auditActor: AuditActor {
-    AuditActor(peer: Self.address(peer), userAgent: metadata[MetadataKey.userAgent] ?? "", requestID: requestID)
+    AuditActor(
+      login: caller?.name ?? "", peer: Self.address(peer), userAgent: metadata[MetadataKey.userAgent] ?? "",
+      requestID: requestID)
+  }
+
+  /// Whether the caller may see the company with `code`: administrators and API
+  /// systems every one, an operator those it belongs to; a call without a caller (a
+  /// server without an authorizer) every one.
+  func mayReach(company code: String) -> Bool {
+    guard let caller else { return true }
+    return caller.kind == .system || caller.belongs(toCompany: Company.codeKey(code))
   }
 
   /// `127.0.0.1:54806` from a socket address's description (`[IPv4]127.0.0.1/127.0.0.1:54806`).

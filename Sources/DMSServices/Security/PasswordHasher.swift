@@ -1,6 +1,7 @@
 import Crypto
 import CryptoExtras
 import Foundation
+import Synchronization
 
 /// Hashes and verifies operators' passwords with scrypt (memory-hard), the parameters
 /// stored with each hash so they can be raised later: a hash made with smaller ones is
@@ -92,6 +93,8 @@ public final class PasswordHasher: Sendable {
   /// The parameters new hashes get.
   public let parameters: Parameters
   private let workers: HashingThreads
+  /// Derivations run so far (tests: a sign-in with an unknown login runs one too).
+  let derivations = Atomic<Int>(0)
 
   /// A hasher making hashes with `parameters`, at most `maxConcurrent` at a time.
   public init(parameters: Parameters = .standard, maxConcurrent: Int = 2) {
@@ -122,7 +125,8 @@ public final class PasswordHasher: Sendable {
 
   /// scrypt on the hashing threads.
   func derive(_ password: String, salt: [UInt8], parameters: Parameters, length: Int = 32) async throws -> [UInt8] {
-    try await withCheckedThrowingContinuation { continuation in
+    derivations.add(1, ordering: .relaxed)
+    return try await withCheckedThrowingContinuation { continuation in
       workers.submit {
         continuation.resume(
           with: Result {

@@ -20,8 +20,13 @@ public struct SettingsEventsService: Dms_Settings_V1_SettingsEvents.ServiceProto
     responses: ResponseStreamWriter<Dms_Settings_V1_SettingsEvent>,
     context: ServerContext
   ) async throws {
-    if !request.shortName.isEmpty, try await registry.company(code: request.shortName) == nil {
-      throw RPCError(code: .notFound, message: "no company with the short name \(request.shortName)")
+    if !request.shortName.isEmpty {
+      // A company the caller does not belong to is answered as one that does not exist.
+      let known =
+        context.mayReach(company: request.shortName) ? try await registry.company(code: request.shortName) : nil
+      guard known != nil else {
+        throw RPCError(code: .notFound, message: "no company with the short name \(request.shortName)")
+      }
     }
     let subscription = try feed.subscribe(after: request.hasResumeAfter ? request.resumeAfter : nil)
     var subscribed = Dms_Settings_V1_SettingsEvent()
@@ -32,6 +37,8 @@ public struct SettingsEventsService: Dms_Settings_V1_SettingsEvents.ServiceProto
     let filter = request.shortName.uppercased()
     for try await change in subscription {
       if !filter.isEmpty, let company = change.company, company.uppercased() != filter { continue }
+      // Only the companies the caller belongs to (and the shared section).
+      if let company = change.company, !context.mayReach(company: company) { continue }
       var event = Dms_Settings_V1_SettingsEvent()
       event.kind =
         switch change.kind {

@@ -27,6 +27,13 @@ enum AuditTrail: SQLiteRoom {
           );
           """)
     }
+    migrator.registerMigration("audit v2: subject") { db in
+      logger.info("migrating the database", metadata: ["migration": "audit v2"])
+      try db.execute(
+        sql: """
+          ALTER TABLE audit_entry ADD COLUMN subject TEXT NOT NULL DEFAULT '';  -- the operator or API system changed
+          """)
+    }
   }
 
   /// One audit row.
@@ -37,6 +44,7 @@ enum AuditTrail: SQLiteRoom {
     var field = ""
     var revision: Int64 = 0
     var detail = ""
+    var subject = ""
   }
 
   /// Appends `entry` by `actor` in the open transaction.
@@ -44,13 +52,13 @@ enum AuditTrail: SQLiteRoom {
     try db.cachedStatement(
       sql: """
         INSERT INTO audit_entry (company_id, company_code, at, action, area, field, revision, detail, login, peer,
-          user_agent, request_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          user_agent, request_id, subject)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
     ).execute(
       arguments: [
         entry.company?.id, entry.company?.code, date, entry.action, entry.area, entry.field, entry.revision,
-        entry.detail, actor.login, actor.peer, actor.userAgent, actor.requestID,
+        entry.detail, actor.login, actor.peer, actor.userAgent, actor.requestID, entry.subject,
       ])
   }
 }

@@ -18,6 +18,8 @@ public struct AuditRecord: Sendable, Hashable {
   public var revision: Int64
   /// The reason given for a reveal.
   public var detail: String
+  /// The operator (login) or API system the change was made to; empty for settings.
+  public var subject: String = ""
   /// Who.
   public var actor: AuditActor
 }

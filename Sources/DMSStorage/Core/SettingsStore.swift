@@ -18,6 +18,9 @@ public protocol SettingsStore: Sendable {
   /// The company registry: the privileged, cross-company path.
   var registry: any CompanyRegistry { get }
 
+  /// The operators and their sessions: the security room.
+  var operators: any OperatorDirectory { get }
+
   /// The feed of committed changes.
   var changes: ChangeFeed { get }
 

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import Synchronization
 
@@ -159,4 +160,10 @@ enum CommitEffect: Sendable {
   case documentRemoved(companyID: Int64, area: String)
   case companyCreated(codeKey: String, CompanyKey)
   case companyDeleted(CompanyKey, codeKey: String)
+  case operatorWritten(StoredOperator)
+  case operatorDeleted(id: Int64)
+  case sessionOpened(SessionRecord)
+  case sessionEnded(SessionTokenHash)
+  case sessionsEnded(operatorID: Int64, keeping: SessionTokenHash?)
+  case sessionsExpired(before: Date)
 }

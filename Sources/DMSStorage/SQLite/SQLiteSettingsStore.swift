@@ -28,6 +28,7 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
   let pool: DatabasePool
   let secrets: SecretBox
   let cache: ReadCache
+  let security: SecurityCache
   private let logger: Logger
   private let corrupt = Atomic<Bool>(false)
   private let onCorruption: (@Sendable () -> Void)?
@@ -73,6 +74,22 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
     }
     self.pool = pool
     self.feed = feed
+    let security = SecurityCache()
+    self.security = security
+    do {
+      let (operators, sessions) = try pool.read { db in
+        (
+          try Row.fetchAll(db, sql: "SELECT \(SQLiteTransaction.operatorColumns) FROM operator o").map(
+            StoredOperator.init(row:)),
+          try Row.fetchAll(
+            db, sql: "SELECT * FROM operator_session WHERE expires_at >= ?", arguments: [SQLiteDate.text(Date())]
+          ).map(SessionRecord.init(row:))
+        )
+      }
+      security.load(operators: operators, sessions: sessions)
+    } catch {
+      throw SQLiteFailure.map(error)
+    }
     commits = CommitQueue(pool: pool, maxBatch: options.maxBatch) { [cache] effects in
       var changes: [SettingsChange] = []
       for effect in effects {
@@ -82,7 +99,16 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
           cache.documentWritten(companyID: companyID, area: area, entry)
         case .documentRemoved(let companyID, let area): cache.documentRemoved(companyID: companyID, area: area)
         case .companyCreated(let codeKey, let key): cache.companyCreated(codeKey: codeKey, key)
-        case .companyDeleted(let key, let codeKey): cache.companyDeleted(key, codeKey: codeKey)
+        case .companyDeleted(let key, let codeKey):
+          cache.companyDeleted(key, codeKey: codeKey)
+          security.companyDeleted(codeKey: codeKey)
+        case .operatorWritten(let stored): security.operatorWritten(stored)
+        case .operatorDeleted(let id): security.operatorDeleted(id: id)
+        case .sessionOpened(let record): security.sessionOpened(record)
+        case .sessionEnded(let tokenHash): security.sessionEnded(tokenHash)
+        case .sessionsEnded(let operatorID, let keeping):
+          security.sessionsEnded(operatorID: operatorID, keeping: keeping)
+        case .sessionsExpired(let date): security.sessionsExpired(before: date)
         }
       }
       feed.publish(changes)
@@ -155,7 +181,7 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
   }
 
   /// Runs `body` through group commit in a transaction of its own savepoint.
-  private func commit<Result: Sendable>(
+  func commit<Result: Sendable>(
     by actor: AuditActor, _ body: @escaping @Sendable (SQLiteTransaction) throws -> Result
   ) async throws -> Result {
     try await database {
@@ -282,7 +308,7 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
         ).map { row in
           AuditRecord(
             id: row["id"], company: row["company_code"], at: row["at"], action: row["action"], area: row["area"],
-            field: row["field"], revision: row["revision"], detail: row["detail"],
+            field: row["field"], revision: row["revision"], detail: row["detail"], subject: row["subject"],
             actor: AuditActor(
               login: row["login"], peer: row["peer"], userAgent: row["user_agent"], requestID: row["request_id"]))
         }

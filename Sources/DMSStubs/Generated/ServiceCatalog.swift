@@ -8,6 +8,10 @@ import DMSRPC
 public enum ServiceCatalog {
   /// The methods, in the order of their `.proto` files.
   public static let methods: [MethodCatalogEntry] = [
+    MethodCatalogEntry(descriptor: Dms_Auth_V1_Auth.Method.login, requestType: Dms_Auth_V1_LoginRequest.self, responseType: Dms_Auth_V1_LoginResponse.self),
+    MethodCatalogEntry(descriptor: Dms_Auth_V1_Auth.Method.logout, requestType: Dms_Auth_V1_LogoutRequest.self, responseType: Dms_Auth_V1_LogoutResponse.self),
+    MethodCatalogEntry(descriptor: Dms_Auth_V1_Auth.Method.whoAmI, requestType: Dms_Auth_V1_WhoAmIRequest.self, responseType: Dms_Auth_V1_WhoAmIResponse.self),
+    MethodCatalogEntry(descriptor: Dms_Auth_V1_Auth.Method.changePassword, requestType: Dms_Auth_V1_ChangePasswordRequest.self, responseType: Dms_Auth_V1_ChangePasswordResponse.self),
     MethodCatalogEntry(descriptor: Dms_Rpc_V1_Health.Method.check, requestType: Dms_Rpc_V1_HealthCheckRequest.self, responseType: Dms_Rpc_V1_HealthCheckResponse.self),
     MethodCatalogEntry(descriptor: Dms_Rpc_V1_Health.Method.watch, requestType: Dms_Rpc_V1_HealthCheckRequest.self, responseType: Dms_Rpc_V1_HealthCheckResponse.self),
     MethodCatalogEntry(descriptor: Dms_Rpc_V1_Reflection.Method.listMethods, requestType: Dms_Rpc_V1_ListMethodsRequest.self, responseType: Dms_Rpc_V1_ListMethodsResponse.self),
@@ -24,6 +28,12 @@ public enum ServiceCatalog {
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.listCenters, requestType: Dms_Settings_V1_ListCentersRequest.self, responseType: Dms_Settings_V1_Centers.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.revealSecret, requestType: Dms_Settings_V1_RevealCompanySecretRequest.self, responseType: Dms_Settings_V1_RevealSecretResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.downloadPrivateKey, requestType: Dms_Settings_V1_DownloadPrivateKeyRequest.self, responseType: Dms_Settings_V1_RevealSecretResponse.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.list, requestType: Dms_Settings_V1_ListOperatorsRequest.self, responseType: Dms_Settings_V1_ListOperatorsResponse.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.get, requestType: Dms_Settings_V1_GetOperatorRequest.self, responseType: Dms_Settings_V1_Operator.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.create, requestType: Dms_Settings_V1_CreateOperatorRequest.self, responseType: Dms_Settings_V1_Operator.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.update, requestType: Dms_Settings_V1_UpdateOperatorRequest.self, responseType: Dms_Settings_V1_Operator.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.setPassword, requestType: Dms_Settings_V1_SetOperatorPasswordRequest.self, responseType: Dms_Settings_V1_Operator.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.delete, requestType: Dms_Settings_V1_DeleteOperatorRequest.self, responseType: Dms_Settings_V1_DeleteOperatorResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_ServerInfo.Method.get, requestType: Dms_Settings_V1_GetServerInfoRequest.self, responseType: Dms_Settings_V1_ServerInfoResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_SettingsEvents.Method.watch, requestType: Dms_Settings_V1_WatchSettingsRequest.self, responseType: Dms_Settings_V1_SettingsEvent.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_SharedSettings.Method.get, requestType: Dms_Settings_V1_GetSharedSettingsRequest.self, responseType: Dms_Settings_V1_Shared.self),

@@ -3,13 +3,14 @@ import DMSClient
 import DMSDomain
 import DMSRPC
 import DMSServer
-import DMSServices
 import DMSStorage
 import Foundation
 import Logging
 import NIOCore
 import SwiftProtobuf
 import Synchronization
+
+@testable import DMSServices
 
 /// A real server on 127.0.0.1, port 0, with the built-in services and the test ones.
 struct TestServer {
@@ -20,19 +21,34 @@ struct TestServer {
   /// The data folder (SQLite database) the settings services use.
   let dataDirectory: String
   let store: SQLiteSettingsStore
+  /// A session of the administrator `tester` (password `testerPassword`), which
+  /// `client()` signs its calls with.
+  let adminToken: String
   private let task: Task<Void, any Error>
+
+  /// The password of `tester`, the test server's administrator.
+  static let testerPassword = "tester's long password"
+  /// Cheap hashes for tests (the cost parameters are stored with each hash).
+  static let hasher = PasswordHasher(parameters: .init(logN: 10, blockSize: 8, parallelism: 1))
 
   /// Starts a server; `configure` adjusts its configuration.
   static func start(
     port: Int = 0,
     deployment: DeploymentConfiguration = DeploymentConfiguration(mode: .multiCompany),
     dataDirectory: String? = nil,
+    security: SecurityConfiguration = SecurityConfiguration(),
+    logger: Logger? = nil,
     _ configure: (inout ServerConfiguration) -> Void = { _ in }
   ) async throws -> TestServer {
     var configuration = ServerConfiguration(host: "127.0.0.1", port: port, serverName: "dms-settingsd-test")
     configure(&configuration)
-    var logger = Logger(label: "test-server")
-    logger.logLevel = .critical
+    let logger =
+      logger
+      ?? {
+        var logger = Logger(label: "test-server")
+        logger.logLevel = .critical
+        return logger
+      }()
     let dataDirectory = dataDirectory ?? Self.temporaryDirectory()
     // As in the daemon: a damaged database turns the whole server NOT_SERVING.
     let healthAfterStart = Mutex<HealthService?>(nil)
@@ -50,9 +66,16 @@ struct TestServer {
     for method in TestService.methods(probe: probe) { router.register(method) }
     SettingsServices.register(
       into: &router, store: store, configuration: deployment, serverVersion: "test", logger: logger)
+    SecurityServices.register(
+      into: &router, store: store, hasher: hasher, deployment: deployment, security: security,
+      initialAdministrator: nil, logger: logger)
     BuiltinServices.register(into: &router, health: health)
+    let adminToken = try await Self.session(
+      of: Operator(login: "tester", fullName: "Test Administrator", administrator: true), password: testerPassword,
+      in: store, security: security)
     let server = RPCServer(
-      configuration: configuration, router: router, logger: logger,
+      configuration: configuration, router: router,
+      authorizer: SessionAuthorizer(directory: store.operators, configuration: security), logger: logger,
       onShutdown: {
         health.shutDown()
         store.changes.finishAll()
@@ -61,7 +84,37 @@ struct TestServer {
     let address = try await server.localAddress()
     return TestServer(
       server: server, port: address.port!, health: health, probe: probe, dataDirectory: dataDirectory, store: store,
-      task: task)
+      adminToken: adminToken, task: task)
+  }
+
+  /// A session of `value` (created, with `password`, when it does not exist), made
+  /// straight in the store: its token.
+  static func session(
+    of value: Operator, password: String? = nil, in store: SQLiteSettingsStore,
+    security: SecurityConfiguration = SecurityConfiguration(), expiresIn: Duration? = nil,
+    scope: SessionRecord.Scope = .full
+  ) async throws -> String {
+    let hash: String? = if let password { try await hasher.hash(password).encoded } else { nil }
+    let (token, tokenHash) = SessionTokens.make()
+    let now = Date()
+    let lifetime = expiresIn ?? security.sessionLifetime
+    try await store.operators.transaction(by: .system("test")) { tx in
+      let stored =
+        try tx.operator(login: value.login)
+        ?? tx.createOperator(value, passwordHash: hash, mustChangePassword: false)
+      try tx.createSession(
+        SessionRecord(
+          tokenHash: tokenHash, operatorID: stored.id, scope: scope, createdAt: now,
+          expiresAt: now.addingTimeInterval(lifetime.seconds), peer: "test"))
+    }
+    return token
+  }
+
+  /// A session of `value` on this server (see `session(of:password:in:)`).
+  func session(
+    of value: Operator, password: String? = nil, expiresIn: Duration? = nil, scope: SessionRecord.Scope = .full
+  ) async throws -> String {
+    try await Self.session(of: value, password: password, in: store, expiresIn: expiresIn, scope: scope)
   }
 
   static func temporaryDirectory() -> String {
@@ -81,9 +134,11 @@ struct TestServer {
     try await task.value
   }
 
-  /// A client of this server.
+  /// A client of this server, signed in as the administrator `tester` (set
+  /// `credentials` to nil in `configure` for none).
   func client(_ configure: (inout ClientConfiguration) -> Void = { _ in }) -> RPCClient {
-    var configuration = ClientConfiguration(host: "127.0.0.1", port: port, connectAttempts: 1)
+    var configuration = ClientConfiguration(
+      host: "127.0.0.1", port: port, connectAttempts: 1, credentials: .token(adminToken))
     configure(&configuration)
     return RPCClient(configuration: configuration)
   }
@@ -100,10 +155,12 @@ let testMasterKey = SymmetricKey(size: .bits256)
 /// Runs `body` with a started server, and stops the server afterwards.
 func withTestServer<T>(
   deployment: DeploymentConfiguration = DeploymentConfiguration(mode: .multiCompany),
+  security: SecurityConfiguration = SecurityConfiguration(),
+  logger: Logger? = nil,
   _ configure: (inout ServerConfiguration) -> Void = { _ in },
   _ body: (TestServer) async throws -> T
 ) async throws -> T {
-  let server = try await TestServer.start(deployment: deployment, configure)
+  let server = try await TestServer.start(deployment: deployment, security: security, logger: logger, configure)
   do {
     let result = try await body(server)
     try await server.stop()

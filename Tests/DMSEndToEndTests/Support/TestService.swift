@@ -8,7 +8,8 @@ import Synchronization
 enum TestService {
   static func descriptor(_ name: String, _ request: String, _ response: String) -> MethodDescriptor {
     MethodDescriptor(
-      service: "dms.test.v1.Test", method: name, requestType: request, responseType: response, kind: .unary)
+      service: "dms.test.v1.Test", method: name, requestType: request, responseType: response, kind: .unary,
+      access: .public)
   }
 
   /// `/dms.test.v1.Test/Echo`: returns the request bytes.

@@ -77,9 +77,9 @@ enum Tools {
       stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
   }
 
-  /// `dmsctl` against `server`.
+  /// `dmsctl` against `server`, signed in as its administrator.
   static func ctl(_ server: Daemon, _ arguments: String..., input: String? = nil) async throws -> Run {
-    try await run("dmsctl", arguments, environment: ["DMS_SERVER": "127.0.0.1:\(server.port)"], input: input)
+    try await run("dmsctl", arguments, environment: server.environment, input: input)
   }
 
   /// A dmsctl that keeps running (a stream), its standard output read line by line as
@@ -96,13 +96,14 @@ enum Tools {
     }
   }
 
-  /// Starts `dmsctl arguments` against the server on `port`; standard error is dropped.
-  static func startCtl(_ arguments: [String], port: Int) -> Streaming {
+  /// Starts `dmsctl arguments` against `server`, signed in as its administrator;
+  /// standard error is dropped.
+  static func startCtl(_ arguments: [String], server: Daemon) -> Streaming {
     let pipe = Pipe()
     let process = Process()
     process.executableURL = binDirectory.appendingPathComponent("dmsctl")
     process.arguments = arguments
-    process.environment = cleanEnvironment.merging(["DMS_SERVER": "127.0.0.1:\(port)"]) { $1 }
+    process.environment = cleanEnvironment.merging(server.environment) { $1 }
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
     let lines = LineReader(pipe)
@@ -128,11 +129,27 @@ enum Tools {
   }
 }
 
-/// A `dms-settingsd` process on a free port with its own data folder.
+/// A `dms-settingsd` process on a free port with its own data folder, whose
+/// administrator `tester` is signed in for the `dmsctl` runs of `Tools.ctl`.
 final class Daemon: Sendable {
   let port: Int
   let dataDirectory: String
   let logPath: String
+
+  /// The administrator made with `bootstrap-admin` before the first start.
+  static let login = "tester"
+  static let password = "a long test passphrase"
+  /// Cheap password hashes: the tests sign in often (the server warns about it).
+  static let hashCost = ["--security-password-hash-log-n", "10"]
+
+  /// Where dmsctl keeps the session (`XDG_CONFIG_HOME`): beside the data, so a
+  /// restarted server on the same data is still signed in.
+  var configHome: String { dataDirectory + "/config" }
+
+  /// The environment of a dmsctl signed in to this server.
+  var environment: [String: String] {
+    ["DMS_SERVER": "127.0.0.1:\(port)", "XDG_CONFIG_HOME": configHome]
+  }
   // Process is a reference type Foundation does not mark Sendable; only terminate(),
   // processIdentifier and isRunning are used after start, which are safe from any thread.
   nonisolated(unsafe) private let process: Process
@@ -147,11 +164,33 @@ final class Daemon: Sendable {
   }
 
   /// Starts the server (multi-company mode unless `arguments` say otherwise) and waits
-  /// until it listens.
+  /// until it listens; with `signIn`, first makes the administrator `tester` (on new
+  /// data) and signs dmsctl in as it once the server listens.
   static func start(
-    _ arguments: [String] = ["--settings-multi-company", "true"], port: Int = 0, dataDirectory: String? = nil
+    _ arguments: [String] = ["--settings-multi-company", "true"], port: Int = 0, dataDirectory: String? = nil,
+    signIn: Bool = true
   ) async throws -> Daemon {
     let data = dataDirectory ?? Tools.temporaryDirectory()
+    try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+    if signIn, !FileManager.default.fileExists(atPath: data + "/settings.sqlite") {
+      let made = try await Tools.run(
+        "dms-settingsd", ["bootstrap-admin", "--login", login, "--data-directory", data] + hashCost,
+        input: password + "\n")
+      guard made.status == 0 else { throw DaemonFailure(description: "bootstrap-admin failed: \(made)") }
+    }
+    let daemon = try await launch(arguments + hashCost, port: port, data: data)
+    if signIn {
+      let signedIn = try await Tools.run(
+        "dmsctl", ["login", login, "--password-file", "-"], environment: daemon.environment, input: password + "\n")
+      guard signedIn.status == 0 else {
+        try? await daemon.stop()
+        throw DaemonFailure(description: "dmsctl login failed: \(signedIn)")
+      }
+    }
+    return daemon
+  }
+
+  private static func launch(_ arguments: [String], port: Int, data: String) async throws -> Daemon {
     let logPath = data + "/daemon-\(UUID().uuidString).log"
     FileManager.default.createFile(atPath: logPath, contents: nil)
     let process = Process()

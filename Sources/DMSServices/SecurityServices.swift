@@ -1,0 +1,24 @@
+import DMSDomain
+import DMSRPC
+import DMSStorage
+import Logging
+
+/// Signing in and the operators (docs/SECURITY.md), wired to one store.
+public enum SecurityServices {
+  /// Registers `Auth` and `Operators` with `router`.
+  public static func register(
+    into router: inout Router,
+    store: any SettingsStore,
+    hasher: PasswordHasher,
+    deployment: DeploymentConfiguration,
+    security: SecurityConfiguration,
+    initialAdministrator: InitialAdministrator?,
+    logger: Logger
+  ) {
+    router.register(
+      AuthService(
+        store: store, hasher: hasher, configuration: security, initialAdministrator: initialAdministrator,
+        logger: logger))
+    router.register(OperatorsService(store: store, hasher: hasher, deployment: deployment, security: security))
+  }
+}

@@ -1,0 +1,270 @@
+import DMSDomain
+import Foundation
+import GRDB
+
+extension SQLiteTransaction: OperatorTransaction {
+  var registry: any RegistryTransaction { self }
+
+  /// The columns of `SELECT` that `StoredOperator(row:)` reads.
+  static let operatorColumns = """
+    o.id, o.login, o.full_name, o.email, o.administrator, o.disabled, o.domain_login, o.domain_account,
+    o.cooperating_system, o.repository_permission, o.password_hash IS NOT NULL AS password_set,
+    o.must_change_password, o.revision, o.created_at, o.updated_at,
+    (SELECT group_concat(code, char(31)) FROM (
+      SELECT c.code FROM operator_company oc JOIN company c ON c.id = oc.company_id
+      WHERE oc.operator_id = o.id ORDER BY c.code_key)) AS companies
+    """
+
+  func operatorCount() throws -> Int {
+    try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM operator")) ?? 0
+  }
+
+  func enabledAdministratorCount() throws -> Int {
+    try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM operator WHERE administrator AND NOT disabled")) ?? 0
+  }
+
+  func `operator`(login: String) throws -> StoredOperator? {
+    try Row.fetchOne(
+      db.cachedStatement(sql: "SELECT \(Self.operatorColumns) FROM operator o WHERE o.login_key = ?"),
+      arguments: [Operator.loginKey(login)]
+    ).map(StoredOperator.init(row:))
+  }
+
+  private func operatorByID(_ id: Int64) throws -> StoredOperator {
+    guard
+      let found = try Row.fetchOne(
+        db.cachedStatement(sql: "SELECT \(Self.operatorColumns) FROM operator o WHERE o.id = ?"), arguments: [id]
+      ).map(StoredOperator.init(row:))
+    else { throw StoreError(.notFound, "no such operator") }
+    return found
+  }
+
+  private func requireFreeLogin(_ login: String, except id: Int64?) throws {
+    if let owner = try Int64.fetchOne(
+      db.cachedStatement(sql: "SELECT id FROM operator WHERE login_key = ?"), arguments: [Operator.loginKey(login)]),
+      owner != id
+    {
+      throw StoreError(
+        .alreadyExists, "an operator with the login \(login) exists (logins ignore case)", field: "login",
+        rule: "operator login")
+    }
+  }
+
+  /// Replaces the operator's companies with `codes` (each must be registered).
+  private func setCompanies(_ codes: [String], of id: Int64) throws {
+    try db.cachedStatement(sql: "DELETE FROM operator_company WHERE operator_id = ?").execute(arguments: [id])
+    for (index, code) in codes.enumerated() {
+      guard let key = try company(code: code) else {
+        throw StoreError(
+          .notFound, "no company with the short name \(code) (companies[\(index)])", field: "companies[\(index)]",
+          rule: "ERP-3")
+      }
+      try db.cachedStatement(sql: "INSERT INTO operator_company (company_id, operator_id) VALUES (?, ?)").execute(
+        arguments: [key.id, id])
+    }
+  }
+
+  func createOperator(_ value: Operator, passwordHash: String?, mustChangePassword: Bool) throws -> StoredOperator {
+    try requireFreeLogin(value.login, except: nil)
+    try db.cachedStatement(
+      sql: """
+        INSERT INTO operator (login, login_key, full_name, email, administrator, disabled, domain_login, domain_account,
+          cooperating_system, repository_permission, password_hash, must_change_password, revision, created_at,
+          updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+        """
+    ).execute(
+      arguments: [
+        value.login, Operator.loginKey(value.login), value.fullName, value.email, value.administrator, value.disabled,
+        value.domainLogin, value.domainAccount, value.cooperatingSystem, value.repositoryPermission, passwordHash,
+        mustChangePassword, nowText, nowText,
+      ])
+    let id = db.lastInsertedRowID
+    try setCompanies(value.companies, of: id)
+    let stored = try operatorByID(id)
+    try audit(
+      AuditTrail.Entry(
+        action: "operator.create", area: Operator.area, field: passwordHash == nil ? "" : "set password",
+        revision: 1, subject: value.login))
+    remember(.operatorWritten(stored))
+    return stored
+  }
+
+  func updateOperator(id: Int64, _ value: Operator, expectedRevision: Int64) throws -> StoredOperator {
+    let current = try operatorByID(id)
+    guard current.revision == expectedRevision else {
+      throw StoreError(
+        .staleRevision, "operator \(current.value.login) is at revision \(current.revision), not \(expectedRevision)",
+        currentRevision: current.revision)
+    }
+    let changed = Operator.changedFields(from: current.value, to: value)
+    if changed.isEmpty { return current }
+    try requireFreeLogin(value.login, except: id)
+    try db.cachedStatement(
+      sql: """
+        UPDATE operator SET login = ?, login_key = ?, full_name = ?, email = ?, administrator = ?, disabled = ?,
+          domain_login = ?, domain_account = ?, cooperating_system = ?, repository_permission = ?,
+          revision = revision + 1, updated_at = ?
+        WHERE id = ?
+        """
+    ).execute(
+      arguments: [
+        value.login, Operator.loginKey(value.login), value.fullName, value.email, value.administrator, value.disabled,
+        value.domainLogin, value.domainAccount, value.cooperatingSystem, value.repositoryPermission, nowText, id,
+      ])
+    try setCompanies(value.companies, of: id)
+    let stored = try operatorByID(id)
+    try audit(
+      AuditTrail.Entry(
+        action: "operator.update", area: Operator.area, field: changed.joined(separator: ", "),
+        revision: stored.revision, subject: value.login))
+    if value.disabled && !current.value.disabled { try endSessions(of: id, keeping: nil) }
+    remember(.operatorWritten(stored))
+    return stored
+  }
+
+  func setPassword(
+    operatorID: Int64, passwordHash: String, mustChangePassword: Bool, keeping: SessionTokenHash?
+  ) throws -> StoredOperator {
+    _ = try operatorByID(operatorID)
+    try db.cachedStatement(
+      sql: """
+        UPDATE operator SET password_hash = ?, must_change_password = ?, revision = revision + 1, updated_at = ?
+        WHERE id = ?
+        """
+    ).execute(arguments: [passwordHash, mustChangePassword, nowText, operatorID])
+    let stored = try operatorByID(operatorID)
+    try audit(
+      AuditTrail.Entry(
+        action: "operator.password", area: Operator.area, field: "set password", revision: stored.revision,
+        subject: stored.value.login))
+    try endSessions(of: operatorID, keeping: keeping)
+    remember(.operatorWritten(stored))
+    // The session that changed its own password goes on with full scope.
+    if let keeping {
+      try db.cachedStatement(sql: "UPDATE operator_session SET scope = ? WHERE token_hash = ?").execute(
+        arguments: [SessionRecord.Scope.full.rawValue, keeping.bytes])
+      if let row = try Row.fetchOne(
+        db.cachedStatement(sql: "SELECT * FROM operator_session WHERE token_hash = ?"), arguments: [keeping.bytes])
+      {
+        remember(.sessionOpened(SessionRecord(row: row)))
+      }
+    }
+    return stored
+  }
+
+  func upgradePasswordHash(operatorID: Int64, passwordHash: String) throws {
+    let stored = try operatorByID(operatorID)
+    try db.cachedStatement(sql: "UPDATE operator SET password_hash = ? WHERE id = ?").execute(
+      arguments: [passwordHash, operatorID])
+    try audit(
+      AuditTrail.Entry(
+        action: "operator.password-upgrade", area: Operator.area, revision: stored.revision,
+        detail: "password hash re-made with the current parameters", subject: stored.value.login))
+  }
+
+  func deleteOperator(id: Int64) throws -> StoredOperator {
+    let stored = try operatorByID(id)
+    // ON DELETE CASCADE removes its companies and sessions.
+    try db.cachedStatement(sql: "DELETE FROM operator WHERE id = ?").execute(arguments: [id])
+    try audit(
+      AuditTrail.Entry(
+        action: "operator.delete", area: Operator.area, revision: stored.revision, subject: stored.value.login))
+    remember(.operatorDeleted(id: id))
+    return stored
+  }
+
+  private func endSessions(of operatorID: Int64, keeping: SessionTokenHash?) throws {
+    try db.cachedStatement(sql: "DELETE FROM operator_session WHERE operator_id = ? AND token_hash IS NOT ?").execute(
+      arguments: [operatorID, keeping?.bytes])
+    remember(.sessionsEnded(operatorID: operatorID, keeping: keeping))
+  }
+
+  func createSession(_ session: SessionRecord) throws {
+    try db.cachedStatement(
+      sql: """
+        INSERT INTO operator_session (token_hash, operator_id, scope, created_at, expires_at, peer)
+        VALUES (?, ?, ?, ?, ?, ?)
+        """
+    ).execute(
+      arguments: [
+        session.tokenHash.bytes, session.operatorID, session.scope.rawValue, SQLiteDate.text(session.createdAt),
+        SQLiteDate.text(session.expiresAt), session.peer,
+      ])
+    let login =
+      try String.fetchOne(
+        db.cachedStatement(sql: "SELECT login FROM operator WHERE id = ?"), arguments: [session.operatorID]) ?? ""
+    try audit(
+      AuditTrail.Entry(action: "session.open", area: "session", detail: session.scope.rawValue, subject: login))
+    remember(.sessionOpened(session))
+  }
+
+  func endSession(tokenHash: SessionTokenHash) throws -> Bool {
+    guard
+      let login = try String.fetchOne(
+        db.cachedStatement(
+          sql: """
+            SELECT o.login FROM operator_session s JOIN operator o ON o.id = s.operator_id WHERE s.token_hash = ?
+            """), arguments: [tokenHash.bytes])
+    else { return false }
+    try db.cachedStatement(sql: "DELETE FROM operator_session WHERE token_hash = ?").execute(
+      arguments: [tokenHash.bytes])
+    try audit(AuditTrail.Entry(action: "session.end", area: "session", subject: login))
+    remember(.sessionEnded(tokenHash))
+    return true
+  }
+
+  func removeExpiredSessions(before date: Date) throws -> Int {
+    try db.cachedStatement(sql: "DELETE FROM operator_session WHERE expires_at < ?").execute(
+      arguments: [SQLiteDate.text(date)])
+    let count = db.changesCount
+    if count > 0 { remember(.sessionsExpired(before: date)) }
+    return count
+  }
+}
+
+extension StoredOperator {
+  init(row: Row) {
+    let companies = (row["companies"] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
+    self.init(
+      id: row["id"],
+      value: Operator(
+        login: row["login"], fullName: row["full_name"], email: row["email"], administrator: row["administrator"],
+        disabled: row["disabled"], companies: companies, domainLogin: row["domain_login"],
+        domainAccount: row["domain_account"], cooperatingSystem: row["cooperating_system"],
+        repositoryPermission: row["repository_permission"]),
+      revision: row["revision"], passwordSet: row["password_set"], mustChangePassword: row["must_change_password"],
+      createdAt: row["created_at"], updatedAt: row["updated_at"])
+  }
+}
+
+extension SessionRecord {
+  init(row: Row) {
+    self.init(
+      tokenHash: SessionTokenHash(bytes: row["token_hash"]), operatorID: row["operator_id"],
+      scope: Scope(rawValue: row["scope"]) ?? .changePassword, createdAt: row["created_at"],
+      expiresAt: row["expires_at"], peer: row["peer"])
+  }
+}
+
+extension Operator {
+  /// The audit's area for operators.
+  static let area = "operator"
+
+  /// The names of the fields that differ (the audit's "which fields changed").
+  static func changedFields(from old: Operator, to new: Operator) -> [String] {
+    var changed: [String] = []
+    func note(_ differs: Bool, _ name: String) { if differs { changed.append(name) } }
+    note(old.login != new.login, "login")
+    note(old.fullName != new.fullName, "full_name")
+    note(old.email != new.email, "email")
+    note(old.administrator != new.administrator, "administrator")
+    note(old.disabled != new.disabled, "disabled")
+    note(old.companies.map(Company.codeKey).sorted() != new.companies.map(Company.codeKey).sorted(), "companies")
+    note(old.domainLogin != new.domainLogin, "domain_login")
+    note(old.domainAccount != new.domainAccount, "domain_account")
+    note(old.cooperatingSystem != new.cooperatingSystem, "cooperating_system")
+    note(old.repositoryPermission != new.repositoryPermission, "repository_permission")
+    return changed
+  }
+}

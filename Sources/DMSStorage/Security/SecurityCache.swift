@@ -1,0 +1,89 @@
+import DMSDomain
+import Foundation
+import Synchronization
+
+/// Every operator and every live session, in memory, so that a call's session is
+/// checked without a database read. It follows the commits like `ReadCache`: the store
+/// applies each committed transaction's effects here before the writer hears back, so
+/// a disabled operator's next call is refused. (With several instances on PostgreSQL,
+/// the other instances' commits will arrive through the change feed's notifications.)
+final class SecurityCache: Sendable {
+  private struct Session {
+    var record: SessionRecord
+    var lastUsed: ContinuousClock.Instant
+  }
+
+  private struct State {
+    var operators: [Int64: StoredOperator] = [:]
+    var sessions: [SessionTokenHash: Session] = [:]
+  }
+
+  private let state = Mutex(State())
+
+  /// Fills the cache at start-up.
+  func load(operators: [StoredOperator], sessions: [SessionRecord]) {
+    let now = ContinuousClock.now
+    state.withLock { state in
+      state.operators = Dictionary(uniqueKeysWithValues: operators.map { ($0.id, $0) })
+      state.sessions = Dictionary(
+        sessions.map { ($0.tokenHash, Session(record: $0, lastUsed: now)) }, uniquingKeysWith: { a, _ in a })
+    }
+  }
+
+  func principal(forTokenHash tokenHash: SessionTokenHash, at now: Date, idleTimeout: Duration) -> SessionPrincipal? {
+    let clock = ContinuousClock.now
+    return state.withLock { state -> SessionPrincipal? in
+      guard let session = state.sessions[tokenHash] else { return nil }
+      guard session.record.expiresAt > now, session.lastUsed.advanced(by: idleTimeout) > clock,
+        let found = state.operators[session.record.operatorID]
+      else {
+        state.sessions[tokenHash] = nil
+        return nil
+      }
+      state.sessions[tokenHash]?.lastUsed = clock
+      return SessionPrincipal(session: session.record, operator: found)
+    }
+  }
+
+  // MARK: Following the commits
+
+  func operatorWritten(_ stored: StoredOperator) {
+    state.withLock { $0.operators[stored.id] = stored }
+  }
+
+  func operatorDeleted(id: Int64) {
+    state.withLock { state in
+      state.operators[id] = nil
+      state.sessions = state.sessions.filter { $0.value.record.operatorID != id }
+    }
+  }
+
+  func sessionOpened(_ record: SessionRecord) {
+    let now = ContinuousClock.now
+    state.withLock { $0.sessions[record.tokenHash] = Session(record: record, lastUsed: now) }
+  }
+
+  func sessionEnded(_ tokenHash: SessionTokenHash) {
+    state.withLock { _ = $0.sessions.removeValue(forKey: tokenHash) }
+  }
+
+  func sessionsEnded(operatorID: Int64, keeping: SessionTokenHash?) {
+    state.withLock { state in
+      state.sessions = state.sessions.filter { $0.value.record.operatorID != operatorID || $0.key == keeping }
+    }
+  }
+
+  func sessionsExpired(before date: Date) {
+    state.withLock { state in state.sessions = state.sessions.filter { $0.value.record.expiresAt >= date } }
+  }
+
+  /// A company was deleted: it leaves every operator's companies (its rows went with it).
+  func companyDeleted(codeKey: String) {
+    state.withLock { state in
+      for (id, stored) in state.operators
+      where stored.value.companies.contains(where: { Company.codeKey($0) == codeKey }) {
+        state.operators[id]?.value.companies.removeAll { Company.codeKey($0) == codeKey }
+      }
+    }
+  }
+}
