@@ -77,12 +77,16 @@ public final class LoginThrottle: Sendable {
   @discardableResult
   func failed(login: String, address: String, now: ContinuousClock.Instant = .now) -> Duration {
     counters.withLock { counters in
-      if counters.count >= policy.maxTracked { forgetIdle(&counters, now: now) }
+      // Two counters may be added: keep room for them.
+      if counters.count + 2 > policy.maxTracked { forgetIdle(&counters, now: now) }
       let a = record(&counters, key: Self.loginKey(login), free: policy.freeFailuresPerLogin, now: now)
       let b = record(&counters, key: Self.addressKey(address), free: policy.freeFailuresPerAddress, now: now)
       return max(a, b)
     }
   }
+
+  /// How many logins and addresses are tracked now.
+  var trackedCount: Int { counters.withLock { $0.count } }
 
   /// Records a successful sign-in: the login's counter starts again.
   func succeeded(login: String) {
@@ -118,8 +122,9 @@ public final class LoginThrottle: Sendable {
   /// Forgets the counters idle longest (a tenth of the limit), keeping memory bounded.
   private func forgetIdle(_ counters: inout [String: Counter], now: ContinuousClock.Instant) {
     counters = counters.filter { $0.value.lastFailure.duration(to: now) <= policy.forgetAfter }
-    guard counters.count >= policy.maxTracked else { return }
-    let oldest = counters.sorted { $0.value.lastFailure < $1.value.lastFailure }.prefix(max(1, policy.maxTracked / 10))
+    guard counters.count + 2 > policy.maxTracked else { return }
+    let oldest = counters.sorted { $0.value.lastFailure < $1.value.lastFailure }.prefix(
+      max(2, policy.maxTracked / 10))
     for (key, _) in oldest { counters[key] = nil }
   }
 }

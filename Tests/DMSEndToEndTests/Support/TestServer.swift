@@ -29,7 +29,9 @@ struct TestServer {
   /// The password of `tester`, the test server's administrator.
   static let testerPassword = "tester's long password"
   /// Cheap hashes for tests (the cost parameters are stored with each hash).
-  static let hasher = PasswordHasher(parameters: .init(logN: 10, blockSize: 8, parallelism: 1))
+  static let cheap = PasswordHasher.Parameters(logN: 10, blockSize: 8, parallelism: 1)
+  /// The server's hasher (one per server: tests count its derivations).
+  let hasher: PasswordHasher
 
   /// Starts a server; `configure` adjusts its configuration.
   static func start(
@@ -62,6 +64,7 @@ struct TestServer {
     let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
     healthAfterStart.withLock { $0 = health }
     let probe = TestService.Probe()
+    let hasher = PasswordHasher(parameters: cheap)
     var router = Router()
     for method in TestService.methods(probe: probe) { router.register(method) }
     SettingsServices.register(
@@ -84,7 +87,7 @@ struct TestServer {
     let address = try await server.localAddress()
     return TestServer(
       server: server, port: address.port!, health: health, probe: probe, dataDirectory: dataDirectory, store: store,
-      adminToken: adminToken, task: task)
+      adminToken: adminToken, task: task, hasher: hasher)
   }
 
   /// A session of `value` (created, with `password`, when it does not exist), made
@@ -94,7 +97,8 @@ struct TestServer {
     security: SecurityConfiguration = SecurityConfiguration(), expiresIn: Duration? = nil,
     scope: SessionRecord.Scope = .full
   ) async throws -> String {
-    let hash: String? = if let password { try await hasher.hash(password).encoded } else { nil }
+    let hash: String? =
+      if let password { try await PasswordHasher(parameters: cheap).hash(password).encoded } else { nil }
     let (token, tokenHash) = SessionTokens.make()
     let now = Date()
     let lifetime = expiresIn ?? security.sessionLifetime
