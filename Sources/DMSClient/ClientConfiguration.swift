@@ -29,13 +29,23 @@ public struct ClientConfiguration: Sendable {
   public var credentials: Credentials?
 
   /// How a client signs its calls in.
-  public enum Credentials: Sendable {
+  public enum Credentials: Sendable, CustomStringConvertible, CustomReflectable {
     /// A session token from `Auth/Login` (`dmsctl login`, `DMS_TOKEN`), sent as is.
     case token(String)
     /// An operator's login and password: the client signs in before its first call
     /// and again when the session ends (expiry, idle timeout, a restart that lost it),
     /// retrying the call that found it ended once. For long-running services.
     case password(login: String, password: String)
+
+    /// Never the token or the password (a configuration printed in a log).
+    public var description: String {
+      switch self {
+      case .token: return "token(redacted)"
+      case .password(let login, _): return "password(login: \(login), password: redacted)"
+      }
+    }
+
+    public var customMirror: Mirror { Mirror(self, children: ["credentials": description]) }
   }
 
   /// A configuration; every parameter has the documented default.

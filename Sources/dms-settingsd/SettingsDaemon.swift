@@ -142,9 +142,10 @@ struct Serve: AsyncParsableCommand {
         store.changes.finishAll()
       }
     )
+    let sweeper = SessionSweeper(store: store, configuration: loaded.security, logger: logger)
     let group = ServiceGroup(
       configuration: .init(
-        services: [.init(service: server)],
+        services: [.init(service: server), .init(service: SessionSweepService(sweeper: sweeper))],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
       )
@@ -185,6 +186,24 @@ enum StoreOpening {
     } catch let error as StoreError {
       logger.critical("cannot open the database: \(error.message)")
       throw ExitCode(74)  // EX_IOERR
+    }
+  }
+}
+
+/// Sweeps ended sessions every minute until shutdown (`SessionSweeper`).
+struct SessionSweepService: Service {
+  let sweeper: SessionSweeper
+
+  func run() async throws {
+    // Ends quietly on shutdown: the sleep's cancellation is not a failure of the group.
+    do {
+      try await cancelWhenGracefulShutdown {
+        while !Task.isCancelled {
+          try await Task.sleep(for: .seconds(60))
+          await sweeper.sweep()
+        }
+      }
+    } catch is CancellationError {
     }
   }
 }

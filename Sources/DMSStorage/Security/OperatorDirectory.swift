@@ -24,6 +24,10 @@ public protocol OperatorDirectory: Sendable {
   /// (`expiresAt` before `now`) or it was idle longer than `idleTimeout`.
   func principal(forTokenHash tokenHash: SessionTokenHash, at now: Date, idleTimeout: Duration) -> SessionPrincipal?
 
+  /// The sessions idle longer than `idleTimeout` (in memory: idleness is not stored;
+  /// after a restart it counts from the start).
+  func idleSessions(idleTimeout: Duration) -> [SessionTokenHash]
+
   /// Runs `body` in one transaction over the operators (and, through `registry`,
   /// anything else); its audit rows commit with it. Same rules as
   /// `SettingsStore.transaction`.
@@ -80,8 +84,11 @@ public protocol OperatorTransaction {
   @discardableResult
   func endSession(tokenHash: SessionTokenHash) throws -> Bool
 
-  /// Removes sessions whose absolute expiry has passed.
+  /// Removes sessions whose absolute expiry has passed (not audited: nobody ended them).
   func removeExpiredSessions(before: Date) throws -> Int
+
+  /// Removes the sessions `hashes` (idle ones; not audited).
+  func removeSessions(_ hashes: [SessionTokenHash]) throws
 
   /// The same transaction, as the registry's.
   var registry: any RegistryTransaction { get }

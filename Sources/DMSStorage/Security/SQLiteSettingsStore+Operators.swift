@@ -37,6 +37,10 @@ extension SQLiteSettingsStore: OperatorDirectory {
     security.principal(forTokenHash: tokenHash, at: now, idleTimeout: idleTimeout)
   }
 
+  public func idleSessions(idleTimeout: Duration) -> [SessionTokenHash] {
+    security.idleSessions(idleTimeout: idleTimeout)
+  }
+
   public func transaction<Result: Sendable>(
     by actor: AuditActor,
     _ body: @escaping @Sendable (any OperatorTransaction) throws -> Result

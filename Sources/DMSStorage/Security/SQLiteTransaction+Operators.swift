@@ -214,6 +214,13 @@ extension SQLiteTransaction: OperatorTransaction {
     return true
   }
 
+  func removeSessions(_ hashes: [SessionTokenHash]) throws {
+    for hash in hashes {
+      try db.cachedStatement(sql: "DELETE FROM operator_session WHERE token_hash = ?").execute(arguments: [hash.bytes])
+      remember(.sessionEnded(hash))
+    }
+  }
+
   func removeExpiredSessions(before date: Date) throws -> Int {
     try db.cachedStatement(sql: "DELETE FROM operator_session WHERE expires_at < ?").execute(
       arguments: [SQLiteDate.text(date)])

@@ -45,6 +45,13 @@ final class SecurityCache: Sendable {
     }
   }
 
+  func idleSessions(idleTimeout: Duration) -> [SessionTokenHash] {
+    let now = ContinuousClock.now
+    return state.withLock { state in
+      state.sessions.filter { $0.value.lastUsed.advanced(by: idleTimeout) <= now }.map(\.key)
+    }
+  }
+
   // MARK: Following the commits
 
   func operatorWritten(_ stored: StoredOperator) {

@@ -240,6 +240,34 @@ struct SignInTests {
     }
   }
 
+  @Test("the sweep removes expired and idle sessions from the table and from memory; live ones stay")
+  func sweep() async throws {
+    try await withTestServer { server in
+      let expired = try await server.session(of: Operator(login: "gone"), expiresIn: .seconds(-1))
+      let live = try await server.session(of: Operator(login: "here"))
+      func rows() async throws -> Int {
+        try await server.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM operator_session") }
+          ?? -1
+      }
+      #expect(try await rows() == 3, "tester's, the expired one, the live one")
+      var security = SecurityConfiguration()
+      security.idleTimeout = .seconds(3600)
+      #expect(
+        await SessionSweeper(store: server.store, configuration: security, logger: Logger(label: "t")).sweep() == 1)
+      #expect(try await rows() == 2)
+      let client = server.client { $0.credentials = .token(live) }
+      #expect(try await Dms_Auth_V1_Auth.Client(client).whoAmI().login == "here")
+      // With an idle timeout of zero every session is idle.
+      security.idleTimeout = .zero
+      #expect(
+        await SessionSweeper(store: server.store, configuration: security, logger: Logger(label: "t")).sweep() == 2)
+      #expect(try await rows() == 0)
+      #expect(await rpcError { _ = try await Dms_Auth_V1_Auth.Client(client).whoAmI() }?.code == .unauthenticated)
+      _ = expired
+      await client.close()
+    }
+  }
+
   @Test("first start: admin with a one-time password in a 0600 file; its session may only change it; the file goes")
   func firstStart() async throws {
     try await withTestServer { server in
