@@ -19,6 +19,37 @@ def connect():
     return dmsrpc.Connection(HOST, PORT)
 
 
+class Sessions(unittest.TestCase):
+    """Signing in from Python (PROTOCOL.md, "Signing in"). With DMS_LOGIN and
+    DMS_PASSWORD (scripts/smoke sets them) a real sign-in is tested too."""
+
+    def test_a_settings_call_without_a_session_is_unauthenticated(self):
+        with connect() as conn:
+            status, _ = conn.call("/dms.settings.v1.SharedSettings/Get")
+            self.assertEqual(status["code_name"], "UNAUTHENTICATED")
+            status, _ = conn.call("/dms.settings.v1.SharedSettings/Get",
+                                  metadata={"authorization": "Bearer " + "A" * 43})
+            self.assertEqual(status["code_name"], "UNAUTHENTICATED")
+
+    def test_a_wrong_password_is_refused(self):
+        with connect() as conn:
+            with self.assertRaises(IOError) as refused:
+                conn.login("nobody-at-all", "not a password of anyone")
+            self.assertIn("UNAUTHENTICATED", str(refused.exception))
+
+    @unittest.skipUnless(os.environ.get("DMS_LOGIN"), "needs DMS_LOGIN and DMS_PASSWORD")
+    def test_login_then_a_settings_call(self):
+        with connect() as conn:
+            token = conn.login(os.environ["DMS_LOGIN"], os.environ["DMS_PASSWORD"])
+            self.assertEqual(len(token), 43)
+            status, _ = conn.call("/dms.settings.v1.SharedSettings/Get")
+            self.assertEqual(status["code_name"], "OK")
+            status, _ = conn.call("/dms.auth.v1.Auth/Logout")
+            self.assertEqual(status["code_name"], "OK")
+            status, _ = conn.call("/dms.settings.v1.SharedSettings/Get")
+            self.assertEqual(status["code_name"], "UNAUTHENTICATED")
+
+
 class ProtocolFromTheDocs(unittest.TestCase):
     def test_worked_example_call_bytes(self):
         # The CALL of PROTOCOL.md's worked example, byte for byte.
