@@ -71,9 +71,8 @@ public protocol CompanyRegistry: Sendable {
     _ type: Document.Type
   ) async throws -> [(CompanyKey, Stored<Document>)]
 
-  /// The audit rows after `after` (of one company, or all when nil), oldest first,
-  /// at most `limit`.
-  func auditRecords(company: CompanyKey?, after: Int64, limit: Int) async throws -> [AuditRecord]
+  /// The audit rows `query` selects, in its order.
+  func auditRecords(matching query: AuditQuery) async throws -> [AuditRecord]
 
   /// Runs `body` in one transaction that may reach every company (creating and
   /// deleting companies, the mode switch). Same rules as `SettingsStore.transaction`.
@@ -169,4 +168,12 @@ public protocol SharedTransaction {
   /// yet), with audit and change rows; one that changes nothing writes nothing and
   /// returns the stored document at its revision.
   func write<Document: SettingsDocument>(_ document: Document, expectedRevision: Int64) throws -> Stored<Document>
+}
+
+extension CompanyRegistry {
+  /// The audit rows after `after` (of one company, or all when nil), oldest first,
+  /// at most `limit`.
+  public func auditRecords(company: CompanyKey?, after: Int64, limit: Int) async throws -> [AuditRecord] {
+    try await auditRecords(matching: AuditQuery(companyID: company?.id, cursor: after, limit: limit))
+  }
 }

@@ -293,18 +293,31 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
     }
   }
 
-  /// The audit rows after `after` (of one company, or every one), oldest first.
-  public func auditRecords(company: CompanyKey?, after: Int64, limit: Int) async throws
-    -> [AuditRecord]
-  {
-    try await database {
+  public func auditRecords(matching query: AuditQuery) async throws -> [AuditRecord] {
+    // Two fixed statements, one per direction, so that the id's index orders the rows
+    // (a page costs its rows, not the audit's size).
+    let (bound, order) = query.newestFirst ? ("(? = 0 OR id < ?)", "DESC") : ("id > ?", "ASC")
+    let cursors = query.newestFirst ? [query.cursor, query.cursor] : [query.cursor]
+    return try await database {
       try await pool.read { db in
         try Row.fetchAll(
           db,
           sql: """
-            SELECT * FROM audit_entry WHERE id > ? AND (? IS NULL OR company_id = ?) ORDER BY id LIMIT ?
+            SELECT * FROM audit_entry
+            WHERE \(bound)
+              AND (? IS NULL OR company_id = ?)
+              AND (? IS NULL OR upper(company_code) = upper(?))
+              AND (? IS NULL OR action = ?)
+              AND (? IS NULL OR lower(login) = lower(?))
+              AND (? IS NULL OR lower(subject) = lower(?))
+            ORDER BY id \(order)
+            LIMIT ?
             """,
-          arguments: [after, company?.id, company?.id, limit]
+          arguments: StatementArguments(
+            cursors.map { $0 as (any DatabaseValueConvertible)? } + [
+              query.companyID, query.companyID, query.companyCode, query.companyCode, query.action, query.action,
+              query.login, query.login, query.subject, query.subject, query.limit,
+            ])
         ).map { row in
           AuditRecord(
             id: row["id"], company: row["company_code"], at: row["at"], action: row["action"], area: row["area"],

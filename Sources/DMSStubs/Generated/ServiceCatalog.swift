@@ -19,6 +19,7 @@ public enum ServiceCatalog {
     MethodCatalogEntry(descriptor: Dms_Settings_V1_ApiAuthorization.Method.get, requestType: Dms_Settings_V1_GetApiAuthorizationRequest.self, responseType: Dms_Settings_V1_ApiAuthorizationSettings.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_ApiAuthorization.Method.update, requestType: Dms_Settings_V1_UpdateApiAuthorizationRequest.self, responseType: Dms_Settings_V1_ApiAuthorizationSettings.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_ApiAuthorization.Method.revealPassword, requestType: Dms_Settings_V1_RevealApiAuthorizationPasswordRequest.self, responseType: Dms_Settings_V1_RevealSecretResponse.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Audit.Method.list, requestType: Dms_Settings_V1_ListAuditRequest.self, responseType: Dms_Settings_V1_ListAuditResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.list, requestType: Dms_Settings_V1_ListCompaniesRequest.self, responseType: Dms_Settings_V1_ListCompaniesResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.get, requestType: Dms_Settings_V1_GetCompanyRequest.self, responseType: Dms_Settings_V1_Company.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.create, requestType: Dms_Settings_V1_CreateCompanyRequest.self, responseType: Dms_Settings_V1_Company.self),
