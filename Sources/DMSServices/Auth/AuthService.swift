@@ -95,7 +95,7 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     response.token = token
     response.expiresAtUnixMs = Int64(session.expiresAt.timeIntervalSince1970 * 1000)
     response.idleTimeoutSeconds = configuration.idleTimeout.components.seconds
-    response.scope = session.scope == .full ? .full : .changePassword
+    response.scope = Self.scope(session.scope == .full)
     response.login = account.value.login
     response.administrator = account.value.administrator
     return response
@@ -118,7 +118,7 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     var response = Dms_Auth_V1_WhoAmIResponse()
     response.login = caller.name
     response.administrator = caller.administrator
-    response.scope = caller.scope == .full ? .full : .changePassword
+    response.scope = Self.scope(caller.scope == .full)
     response.expiresAtUnixMs = Int64(caller.expiresAt.timeIntervalSince1970 * 1000)
     response.idleTimeoutSeconds = configuration.idleTimeout.components.seconds
     if let stored = try await store.operators.operator(login: caller.name) {
@@ -166,6 +166,9 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     initialAdministrator?.passwordChanged(login: caller.name)
     return Dms_Auth_V1_ChangePasswordResponse()
   }
+
+  /// A session's scope as the messages name it.
+  static func scope(_ full: Bool) -> Dms_Auth_V1_SessionScope { full ? .full : .changePassword }
 
   static func tooManyAttempts(_ wait: Duration) -> RPCError {
     let milliseconds = max(1, wait.milliseconds)

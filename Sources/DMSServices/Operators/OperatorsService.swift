@@ -3,7 +3,6 @@ import DMSMessages
 import DMSRPC
 import DMSStorage
 import DMSStubs
-import Logging
 
 /// `dms.settings.v1.Operators`: the people who sign in (docs/SECURITY.md).
 public struct OperatorsService: Dms_Settings_V1_Operators.ServiceProtocol {

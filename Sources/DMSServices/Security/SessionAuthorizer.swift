@@ -92,7 +92,7 @@ public struct SessionAuthorizer: CallAuthorizer {
     let value = principal.operator.value
     return Caller(
       kind: .operator, id: principal.operator.id, name: value.login, administrator: value.administrator,
-      companies: Set(value.companies.map(Company.codeKey)),
+      companies: principal.companyKeys,
       scope: principal.session.scope == .full ? .full : .changePassword, sessionKey: key,
       expiresAt: principal.session.expiresAt)
   }

@@ -167,4 +167,6 @@ public struct SessionRecord: Sendable, Hashable {
 public struct SessionPrincipal: Sendable {
   public var session: SessionRecord
   public var `operator`: StoredOperator
+  /// The operator's companies as `Company.codeKey` (upper case).
+  public var companyKeys: Set<String>
 }

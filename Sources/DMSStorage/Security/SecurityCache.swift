@@ -13,8 +13,19 @@ final class SecurityCache: Sendable {
     var lastUsed: ContinuousClock.Instant
   }
 
+  /// An operator with its companies' keys, made once per change rather than per call.
+  private struct CachedOperator {
+    var stored: StoredOperator
+    var companyKeys: Set<String>
+
+    init(_ stored: StoredOperator) {
+      self.stored = stored
+      companyKeys = Set(stored.value.companies.map(Company.codeKey))
+    }
+  }
+
   private struct State {
-    var operators: [Int64: StoredOperator] = [:]
+    var operators: [Int64: CachedOperator] = [:]
     var sessions: [SessionTokenHash: Session] = [:]
   }
 
@@ -24,7 +35,7 @@ final class SecurityCache: Sendable {
   func load(operators: [StoredOperator], sessions: [SessionRecord]) {
     let now = ContinuousClock.now
     state.withLock { state in
-      state.operators = Dictionary(uniqueKeysWithValues: operators.map { ($0.id, $0) })
+      state.operators = Dictionary(uniqueKeysWithValues: operators.map { ($0.id, CachedOperator($0)) })
       state.sessions = Dictionary(
         sessions.map { ($0.tokenHash, Session(record: $0, lastUsed: now)) }, uniquingKeysWith: { a, _ in a })
     }
@@ -41,7 +52,7 @@ final class SecurityCache: Sendable {
         return nil
       }
       state.sessions[tokenHash]?.lastUsed = clock
-      return SessionPrincipal(session: session.record, operator: found)
+      return SessionPrincipal(session: session.record, operator: found.stored, companyKeys: found.companyKeys)
     }
   }
 
@@ -55,7 +66,8 @@ final class SecurityCache: Sendable {
   // MARK: Following the commits
 
   func operatorWritten(_ stored: StoredOperator) {
-    state.withLock { $0.operators[stored.id] = stored }
+    let cached = CachedOperator(stored)
+    state.withLock { $0.operators[stored.id] = cached }
   }
 
   func operatorDeleted(id: Int64) {
@@ -87,9 +99,10 @@ final class SecurityCache: Sendable {
   /// A company was deleted: it leaves every operator's companies (its rows went with it).
   func companyDeleted(codeKey: String) {
     state.withLock { state in
-      for (id, stored) in state.operators
-      where stored.value.companies.contains(where: { Company.codeKey($0) == codeKey }) {
-        state.operators[id]?.value.companies.removeAll { Company.codeKey($0) == codeKey }
+      for (id, cached) in state.operators where cached.companyKeys.contains(codeKey) {
+        var stored = cached.stored
+        stored.value.companies.removeAll { Company.codeKey($0) == codeKey }
+        state.operators[id] = CachedOperator(stored)
       }
     }
   }

@@ -81,6 +81,26 @@ struct OperatorsTests {
     }
   }
 
+  @Test("DOM-4, STORE-2: the fields later areas hang on an operator are stored and read back")
+  func laterFields() async throws {
+    try await withTestServer { server in
+      let admin = server.client()
+      var value = Self.operatorMessage("dom")
+      value.domainLogin = true
+      value.domainAccount = "CORP\\dom"
+      value.repositoryPermission = true
+      let created = try await Self.create(admin, value)
+      #expect(created.domainLogin && created.domainAccount == "CORP\\dom" && created.repositoryPermission)
+      #expect(!created.passwordSet, "a domain operator needs no password here (DOM-5)")
+      let read = try await Self.get(admin, "DOM")
+      #expect(read.domainAccount == "CORP\\dom" && read.repositoryPermission)
+      // APISYS-4: a cooperating system must be one of the API systems (none yet).
+      let refused = await rpcError { _ = try await Self.update(admin, "dom") { $0.cooperatingSystem = "HRM" } }
+      #expect(rules(refused) == ["operator.cooperating_system:APISYS-4"])
+      await admin.close()
+    }
+  }
+
   @Test("in single-company mode an operator belongs to no list of companies")
   func singleCompany() async throws {
     try await withTestServer(deployment: DeploymentConfiguration(mode: .singleCompany)) { server in
