@@ -36,12 +36,16 @@ public struct ClientConfiguration: Sendable {
     /// and again when the session ends (expiry, idle timeout, a restart that lost it),
     /// retrying the call that found it ended once. For long-running services.
     case password(login: String, password: String)
+    /// An API system's identifier and secret (`Auth/LoginSystem`), signed in and
+    /// renewed as with a password. For inter-service callers.
+    case system(identifier: String, secret: String)
 
     /// Never the token or the password (a configuration printed in a log).
     public var description: String {
       switch self {
       case .token: return "token(redacted)"
       case .password(let login, _): return "password(login: \(login), password: redacted)"
+      case .system(let identifier, _): return "system(identifier: \(identifier), secret: redacted)"
       }
     }
 

@@ -67,16 +67,18 @@ public final class RPCClient: RPCCaller, Sendable {
     async throws -> FixedMetadata
   {
     if let now = fixedMetadataNow(for: method) { return now }
-    guard case .password(let login, let password) = configuration.credentials else {
+    switch configuration.credentials {
+    case .password, .system:
+      return FixedMetadata(
+        userAgent: configuration.userAgent, authorization: try await signIn(before: deadline))
+    case .token, nil:
       return FixedMetadata(userAgent: configuration.userAgent, authorization: nil)
     }
-    return FixedMetadata(
-      userAgent: configuration.userAgent,
-      authorization: try await signIn(login: login, password: password, before: deadline))
   }
 
-  /// Signs in with a password, once for every caller waiting at the time.
-  private func signIn(login: String, password: String, before deadline: NIODeadline?) async throws -> String {
+  /// Signs in with the credentials (a password, or a system's secret), once for every
+  /// caller waiting at the time.
+  private func signIn(before deadline: NIODeadline?) async throws -> String {
     let task = session.withLock { state -> Task<String, any Error> in
       switch state {
       case .signingIn(let task):
@@ -85,11 +87,22 @@ public final class RPCClient: RPCCaller, Sendable {
         return Task { authorization }
       case .none:
         let task = Task { [self] in
-          var request = Dms_Auth_V1_LoginRequest()
-          request.login = login
-          request.password = password
-          let response: Dms_Auth_V1_LoginResponse = try await unary(
-            Dms_Auth_V1_Auth.Method.login, request: request, options: CallOptions(timeout: .seconds(30)))
+          let options = CallOptions(timeout: .seconds(30))
+          let response: Dms_Auth_V1_LoginResponse
+          switch configuration.credentials {
+          case .system(let identifier, let secret):
+            var request = Dms_Auth_V1_LoginSystemRequest()
+            request.identifier = identifier
+            request.secret = secret
+            response = try await unary(Dms_Auth_V1_Auth.Method.loginSystem, request: request, options: options)
+          case .password(let login, let password):
+            var request = Dms_Auth_V1_LoginRequest()
+            request.login = login
+            request.password = password
+            response = try await unary(Dms_Auth_V1_Auth.Method.login, request: request, options: options)
+          case .token, nil:
+            throw RPCError(code: .unauthenticated, message: "no credentials to sign in with")
+          }
           return "Bearer \(response.token)"
         }
         state = .signingIn(task)
@@ -113,7 +126,11 @@ public final class RPCClient: RPCCaller, Sendable {
   /// Forgets a session the server no longer knows, so the next call signs in again.
   /// Returns whether signing in again may help (the client has a password).
   private func sessionEnded(_ authorization: String?) -> Bool {
-    guard case .password = configuration.credentials, let authorization else { return false }
+    guard let authorization else { return false }
+    switch configuration.credentials {
+    case .password, .system: break
+    case .token, nil: return false
+    }
     session.withLock { state in
       if case .signedIn(let current) = state, current == authorization { state = .none }
     }

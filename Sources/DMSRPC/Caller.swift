@@ -19,6 +19,8 @@ public final class Caller: Sendable {
     case full
     /// Only change the password (the first sign-in with a generated or reset one).
     case changePassword = "change-password"
+    /// Only turn two-step login on (it is enforced and the operator has none).
+    case enrolTwoStep = "enrol-two-step"
   }
 
   /// Operator or system.
@@ -53,9 +55,11 @@ public final class Caller: Sendable {
     self.expiresAt = expiresAt
   }
 
-  /// Whether the caller may act on the company whose code key (upper case) is `codeKey`.
+  /// Whether the caller may act on the company whose code key (upper case) is `codeKey`:
+  /// administrators and API systems (inter-service calls serve every company) may act
+  /// on all; other operators on theirs.
   public func belongs(toCompany codeKey: String) -> Bool {
-    administrator || companies.contains(codeKey)
+    administrator || kind == .system || companies.contains(codeKey)
   }
 }
 

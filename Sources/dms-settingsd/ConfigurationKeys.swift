@@ -21,6 +21,7 @@ enum ConfigurationKeys {
     "server.port",
     "server.tls.certificate",
     "server.tls.key",
+    "server.tls.client-ca",
     "server.max-concurrent-calls",
     "server.max-frame-size",
     "server.max-buffered-bytes",
@@ -35,6 +36,7 @@ enum ConfigurationKeys {
     "security.session-idle-minutes",
     "security.login-free-attempts",
     "security.password-hash-log-n",
+    "security.two-step-issuer",
   ]
 
   /// Keys whose values are secrets: redacted wherever swift-configuration prints them.

@@ -44,9 +44,13 @@ struct DaemonConfiguration {
     server.timeouts.shutdownGrace = .seconds(try values.int("server.shutdown-grace", default: 10, range: 0...3600))
     let certificate = values.optionalString("server.tls.certificate")
     let key = values.optionalString("server.tls.key")
+    let clientCA = values.optionalString("server.tls.client-ca")
     switch (certificate, key) {
     case (nil, nil):
-      break
+      if clientCA != nil {
+        throw ConfigurationError(
+          description: "server.tls.client-ca needs TLS: set server.tls.certificate and server.tls.key too")
+      }
     case (let certificate?, let key?):
       do {
         server.tls = TLSConfiguration.makeServerConfiguration(
@@ -56,6 +60,19 @@ struct DaemonConfiguration {
         throw ConfigurationError(
           description:
             "server.tls.certificate \(certificate) / server.tls.key \(key): cannot load them as PEM (\(error))")
+      }
+      if let clientCA {
+        // Mutual TLS: the handshake fails unless the client presents a certificate
+        // signed by one of these CAs (docs/SECURITY.md#mutual-tls).
+        do {
+          let roots = try NIOSSLCertificate.fromPEMFile(clientCA)
+          guard !roots.isEmpty else { throw ConfigurationError(description: "no certificate in the file") }
+          server.tls?.trustRoots = .certificates(roots)
+          server.tls?.certificateVerification = .noHostnameVerification
+        } catch {
+          throw ConfigurationError(
+            description: "server.tls.client-ca \(clientCA): cannot load it as PEM certificates (\(error))")
+        }
       }
     default:
       throw ConfigurationError(
@@ -123,6 +140,11 @@ struct DaemonConfiguration {
       60 * (try values.int("security.session-idle-minutes", default: 60, range: 1...1440)))
     security.throttle.freeFailuresPerLogin = try values.int("security.login-free-attempts", default: 3, range: 1...100)
     let logN = try values.int("security.password-hash-log-n", default: 17, range: 10...22)
+    security.twoStepIssuer = values.string("security.two-step-issuer", default: security.twoStepIssuer)
+    guard (1...64).contains(security.twoStepIssuer.count), !security.twoStepIssuer.contains(":") else {
+      throw ConfigurationError.badValue(
+        "security.two-step-issuer", security.twoStepIssuer, allowed: "1 to 64 characters without ':'")
+    }
 
     return DaemonConfiguration(
       server: server,

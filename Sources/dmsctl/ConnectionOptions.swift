@@ -18,6 +18,14 @@ struct ConnectionOptions: ParsableArguments {
   @Option(name: .long, help: "Name the server's certificate must carry (default: the host).")
   var serverName: String?
 
+  @Option(
+    name: .long,
+    help: "PEM file of this client's certificate, for a server that requires one (mutual TLS; implies --tls).")
+  var cert: String?
+
+  @Option(name: .long, help: "PEM file of the private key of --cert.")
+  var key: String?
+
   @Option(name: .long, help: "Seconds a call (and connecting) may take.")
   var timeout: Double = 10
 
@@ -49,9 +57,18 @@ struct ConnectionOptions: ParsableArguments {
       throw ValidationError("--timeout must be a number of seconds above 0 and at most 86400 (got \(timeout))")
     }
     var tlsConfiguration: TLSConfiguration?
-    if tls || ca != nil {
+    guard (cert == nil) == (key == nil) else { throw ValidationError("--cert and --key go together: give both") }
+    if tls || ca != nil || cert != nil {
       var configuration = TLSConfiguration.makeClientConfiguration()
       if let ca { configuration.trustRoots = .file(ca) }
+      if let cert, let key {
+        do {
+          configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+          configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+        } catch {
+          throw ValidationError("--cert \(cert) / --key \(key): cannot load them as PEM (\(error))")
+        }
+      }
       tlsConfiguration = configuration
     }
     return RPCClient(

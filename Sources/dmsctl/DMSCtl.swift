@@ -18,7 +18,7 @@ struct DMSCtl: AsyncParsableCommand {
     version: Release.version,
     subcommands: [
       Login.self, Logout.self, WhoAmI.self, Passwd.self, Info.self, Ping.self, Methods.self, Call.self,
-      Companies.self, Shared.self, APIAuth.self, Operators.self, Audit.self, Watch.self,
+      Companies.self, Shared.self, APIAuth.self, Operators.self, ApiSystems.self, TwoStep.self, Audit.self, Watch.self,
     ]
   )
 
@@ -70,7 +70,7 @@ struct DMSCtl: AsyncParsableCommand {
   /// `--`), moved to the end, where the (sub)command's parser reads them: `dmsctl
   /// companies --server X list` works as `dmsctl companies list --server X`.
   static func movingConnectionOptions(_ arguments: [String]) -> [String] {
-    let withValue: Set = ["--server", "--ca", "--server-name", "--timeout"]
+    let withValue: Set = ["--server", "--ca", "--server-name", "--cert", "--key", "--timeout"]
     let flags: Set = ["--json", "--tls"]
     var moved: [String] = []
     var rest: [String] = []

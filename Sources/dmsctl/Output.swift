@@ -130,7 +130,9 @@ enum Output {
         print("  request-id: \(requestID)", to: &stderr)
       }
       switch rpcError.code {
-      case .unauthenticated where !rpcError.message.hasPrefix("wrong login"):
+      case .unauthenticated where rpcError.trailers["two-step"] == "required":
+        print("  give the authenticator app's current code: dmsctl login <login> --code <code>", to: &stderr)
+      case .unauthenticated where !rpcError.message.hasPrefix("wrong "):
         print("  sign in first: dmsctl login <login> (or set DMS_TOKEN)", to: &stderr)
       case .resourceExhausted:
         if let wait = rpcError.trailers["retry-after-ms"] { print("  retry after: \(wait) ms", to: &stderr) }

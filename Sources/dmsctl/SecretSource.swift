@@ -33,9 +33,12 @@ struct SecretSource {
         stdinTaken = true
         return Self.droppingNewline(String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self))
       }
-      guard let data = FileManager.default.contents(atPath: file) else {
+      // Read as a stream: a pipe such as bash's <(pass show x) (/dev/fd/63) has no
+      // size, which FileManager.contents(atPath:) gives up on.
+      guard let handle = FileHandle(forReadingAtPath: file), let data = try? handle.readToEnd() ?? Data() else {
         throw ValidationError("--\(name)-file: cannot read \(file)")
       }
+      try? handle.close()
       return Self.droppingNewline(String(decoding: data, as: UTF8.self))
     }
     if prompt { return try Self.ask("\(label): ", option: name) }

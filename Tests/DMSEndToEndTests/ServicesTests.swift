@@ -98,7 +98,7 @@ struct ServicesTests {
     }
   }
 
-  @Test("every method declares who may call it; only Health, Reflection and Auth/Login are open to anyone")
+  @Test("every method declares who may call it; only Health, Reflection and Auth's logins are open to anyone")
   func declaredAccess() async throws {
     try await withTestServer { server async throws in
       let client = server.client()
@@ -115,7 +115,7 @@ struct ServicesTests {
       #expect(
         open == [
           "/dms.rpc.v1.Health/Check", "/dms.rpc.v1.Health/Watch", "/dms.rpc.v1.Reflection/ListMethods",
-          "/dms.rpc.v1.Reflection/GetFileDescriptorSet", "/dms.auth.v1.Auth/Login",
+          "/dms.rpc.v1.Reflection/GetFileDescriptorSet", "/dms.auth.v1.Auth/Login", "/dms.auth.v1.Auth/LoginSystem",
         ])
       let byName = Dictionary(uniqueKeysWithValues: generated.map { ($0.name, $0.access) })
       #expect(byName["/dms.settings.v1.Companies/RevealSecret"] == .administrator)

@@ -156,6 +156,17 @@ def decode_goaway(data):
 
 # --- frames ---------------------------------------------------------------------
 
+def totp(secret_base32, at=None, step_offset=0):
+    """The 6-digit TOTP code (RFC 6238: HMAC-SHA-1, 30 s) of a base32 secret, as an
+    authenticator app shows it: for two-step login (EnrolTwoStep's secret)."""
+    import base64, hashlib, hmac, time
+    key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
+    counter = int(time.time() if at is None else at) // 30 + step_offset
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
 def frame(ftype, flags, call_id, meta=b"", payload=b""):
     """One frame: 12-byte header, meta, payload (PROTOCOL.md, Frames)."""
     return struct.pack(">IBBHI", 8 + len(meta) + len(payload), ftype, flags, len(meta), call_id) + meta + payload
@@ -187,11 +198,22 @@ class Connection:
         # Metadata every call carries (the session, once signed in).
         self.metadata = {}
 
-    def login(self, login, password):
+    def login(self, login, password, one_time_code=""):
         """Auth/Login: signs in; every later call carries `authorization: Bearer <token>`.
+        one_time_code: the authenticator's code, for an operator with two-step login.
         Returns the token; raises IOError with the status when refused."""
         request = field_bytes(1, login.encode()) + field_bytes(2, password.encode())
-        status, payload = self.call("/dms.auth.v1.Auth/Login", request)
+        if one_time_code:
+            request += field_bytes(3, one_time_code.encode())
+        return self._sign_in("/dms.auth.v1.Auth/Login", request)
+
+    def login_system(self, identifier, secret):
+        """Auth/LoginSystem: signs in as an API system (its identifier and secret)."""
+        request = field_bytes(1, identifier.encode()) + field_bytes(2, secret.encode())
+        return self._sign_in("/dms.auth.v1.Auth/LoginSystem", request)
+
+    def _sign_in(self, method, request):
+        status, payload = self.call(method, request)
         if status["code"] != 0:
             raise IOError("sign-in refused: %s %s" % (STATUS_NAMES[status["code"]], status["message"]))
         token = next(value for number, _, value in parse(payload) if number == 1).decode()

@@ -50,6 +50,51 @@ class Sessions(unittest.TestCase):
             self.assertEqual(status["code_name"], "UNAUTHENTICATED")
 
 
+    @unittest.skipUnless(os.environ.get("DMS_LOGIN"), "needs DMS_LOGIN and DMS_PASSWORD")
+    def test_api_system_and_two_step_login(self):
+        """An API system added and signed in, and an operator's two-step login with codes
+        made here (Python's hmac), not by the server's own TOTP code."""
+        def fields(payload):
+            return {number: value for number, _, value in dmsrpc.parse(payload)}
+
+        with connect() as admin:
+            admin.login(os.environ["DMS_LOGIN"], os.environ["DMS_PASSWORD"])
+            name = "py-%d" % os.getpid()
+            status, payload = admin.call("/dms.settings.v1.ApiSystems/Add", dmsrpc.field_bytes(1, name.encode()))
+            self.assertEqual(status["code_name"], "OK", status)
+            added = fields(payload)
+            identifier = fields(added[1])[1].decode()
+            secret = added[2].decode()
+            request = dmsrpc.field_bytes(1, b"2fa-" + name.encode()) + dmsrpc.field_bytes(2, b"Py Two-Step")
+            status, _ = admin.call("/dms.settings.v1.Operators/Create",
+                                   dmsrpc.field_bytes(1, request) + dmsrpc.field_bytes(2, b"a python passphrase"))
+            self.assertEqual(status["code_name"], "OK", status)
+        with connect() as system:
+            system.login_system(identifier, secret)
+            status, payload = system.call("/dms.auth.v1.Auth/WhoAmI")
+            self.assertEqual(status["code_name"], "OK")
+            self.assertEqual(fields(payload)[1].decode(), name)
+            self.assertEqual(fields(payload).get(9), 1, "WhoAmIResponse.system")
+        with connect() as conn:
+            conn.login("2fa-" + name, "a python passphrase")
+            status, payload = conn.call("/dms.auth.v1.Auth/EnrolTwoStep")
+            self.assertEqual(status["code_name"], "OK")
+            enrolment = fields(payload)
+            key = enrolment[1].decode()
+            self.assertTrue(enrolment[2].decode().startswith("otpauth://totp/"))
+            status, _ = conn.call("/dms.auth.v1.Auth/ConfirmTwoStep",
+                                  dmsrpc.field_bytes(1, dmsrpc.totp(key).encode()))
+            self.assertEqual(status["code_name"], "OK", status)
+        with connect() as conn:
+            status, _ = conn.call("/dms.auth.v1.Auth/Login", dmsrpc.field_bytes(1, b"2fa-" + name.encode())
+                                  + dmsrpc.field_bytes(2, b"a python passphrase"))
+            self.assertEqual(status["code_name"], "UNAUTHENTICATED")
+            self.assertEqual(status["trailers"].get("two-step"), "required", status)
+            conn.login("2fa-" + name, "a python passphrase", dmsrpc.totp(key, step_offset=1))
+            status, _ = conn.call("/dms.settings.v1.SharedSettings/Get")
+            self.assertEqual(status["code_name"], "OK")
+
+
 class ProtocolFromTheDocs(unittest.TestCase):
     def test_worked_example_call_bytes(self):
         # The CALL of PROTOCOL.md's worked example, byte for byte.

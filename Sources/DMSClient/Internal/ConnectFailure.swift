@@ -68,6 +68,11 @@ struct ConnectFailure: Error, CustomStringConvertible {
       return Self.tlsFailure(error, address: address)
     case let error as RPCError:
       return ConnectFailure(error.message, retryable: error.code == .unavailable, code: error.code)
+    case let error as BoringSSLError:
+      // With TLS 1.3 the server judges the client's certificate after the client's
+      // side of the handshake: its verdict arrives as an alert on the first read.
+      if let failure = clientCertificateRefused("\(error)", address: address) { return failure }
+      return ConnectFailure("TLS with \(address) failed: \(error)", retryable: false)
     default:
       return ConnectFailure("cannot connect to \(address): \(error)", retryable: true)
     }
@@ -100,8 +105,25 @@ struct ConnectFailure: Error, CustomStringConvertible {
     }
   }
 
+  /// The server's alert refusing the client's certificate (mutual TLS), said for a person.
+  private static func clientCertificateRefused(_ text: String, address: String) -> ConnectFailure? {
+    if text.contains("ALERT_CERTIFICATE_REQUIRED") {
+      return ConnectFailure(
+        "TLS: \(address) requires a client certificate (mutual TLS): give --cert and --key", retryable: false)
+    }
+    if text.contains("ALERT_UNKNOWN_CA") || text.contains("ALERT_BAD_CERTIFICATE")
+      || text.contains("ALERT_CERTIFICATE_EXPIRED") || text.contains("ALERT_CERTIFICATE_UNKNOWN")
+    {
+      return ConnectFailure(
+        "TLS: \(address) does not accept this client certificate (signed by a CA it does not trust, or expired)",
+        retryable: false)
+    }
+    return nil
+  }
+
   private static func tlsFailure(_ error: NIOSSLError, address: String) -> ConnectFailure {
     let text = "\(error)"
+    if let failure = clientCertificateRefused(text, address: address) { return failure }
     if text.contains("CERTIFICATE_VERIFY_FAILED") {
       return ConnectFailure(
         "TLS: the certificate of \(address) is not trusted (signed by a CA not in the trust roots, expired, "

@@ -9,12 +9,12 @@ import Synchronization
 
 /// `dms.auth.v1.Auth`: signing in and out (docs/SECURITY.md).
 public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
-  private let store: any SettingsStore
+  let store: any SettingsStore
   private let hasher: PasswordHasher
-  private let configuration: SecurityConfiguration
-  private let throttle: LoginThrottle
+  let configuration: SecurityConfiguration
+  let throttle: LoginThrottle
   private let initialAdministrator: InitialAdministrator?
-  private let logger: Logger
+  let logger: Logger
   private let inFlight: InFlightLogins
   /// Verified when the login does not exist, so that the answer takes as long.
   private let decoy: PasswordHasher.Hash
@@ -76,28 +76,108 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
         ])
       throw RPCError(code: .unauthenticated, message: "wrong login or password")
     }
-    throttle.succeeded(login: request.login)
     let upgrade = hasher.needsUpgrade(stored) ? try await hasher.hash(request.password).encoded : nil
     let (token, tokenHash) = SessionTokens.make()
     let now = Date()
-    let session = SessionRecord(
-      tokenHash: tokenHash, operatorID: account.id, scope: account.mustChangePassword ? .changePassword : .full,
-      createdAt: now, expiresAt: now.addingTimeInterval(configuration.sessionLifetime.seconds), peer: address)
+    let enforced = try await store.operators.securityPolicy().value.enforceTwoStep
     var actor = context.auditActor
     actor.login = account.value.login
-    try await store.operators.transaction(by: actor) { tx in
+    let code = request.oneTimeCode
+    let opened = try await store.operators.transaction(by: actor) { tx -> SessionRecord? in
+      // TOOLS-4: with two-step login on, the code is checked (and its step recorded)
+      // in the transaction that opens the session, so no code opens two.
+      let twoStep = try tx.twoStep(operatorID: account.id).flatMap { $0.confirmed ? $0 : nil }
+      if let twoStep {
+        guard let secret = Base32.decode(twoStep.secret),
+          let step = TOTP.matchingStep(code, secret: secret, at: now, after: twoStep.lastStep)
+        else { return nil }
+        try tx.useTwoStep(operatorID: account.id, step: step)
+      }
+      let scope: SessionRecord.Scope =
+        account.mustChangePassword ? .changePassword : enforced && twoStep == nil ? .enrolTwoStep : .full
+      let session = SessionRecord(
+        tokenHash: tokenHash, holder: .operator(account.id), scope: scope, createdAt: now,
+        expiresAt: now.addingTimeInterval(configuration.sessionLifetime.seconds), peer: address)
       if let upgrade { try tx.upgradePasswordHash(operatorID: account.id, passwordHash: upgrade) }
       try tx.createSession(session)
+      return session
     }
+    guard let session = opened else {
+      let wait = throttle.failed(login: request.login, address: address)
+      logger.warning(
+        "sign-in refused",
+        metadata: [
+          "login": "\(account.value.login)", "peer": "\(address)",
+          "reason": "\(code.isEmpty ? "one-time code missing" : "wrong or used one-time code")",
+          "next-attempt-wait-ms": "\(wait.milliseconds)",
+        ])
+      throw RPCError(
+        code: .unauthenticated,
+        message: code.isEmpty
+          ? "a one-time code is required: this operator has two-step login (one_time_code)"
+          : "wrong or already used one-time code", trailers: [Self.twoStepTrailer: "required"])
+    }
+    throttle.succeeded(login: request.login)
     logger.info(
       "signed in", metadata: ["login": "\(account.value.login)", "peer": "\(address)", "scope": "\(session.scope)"])
+    return loginResponse(
+      token: token, session: session, login: account.value.login, administrator: account.value.administrator)
+  }
+
+  public func loginSystem(
+    request: Dms_Auth_V1_LoginSystemRequest, context: ServerContext
+  ) async throws -> Dms_Auth_V1_LoginResponse {
+    var v = Validator()
+    v.require(!request.identifier.isEmpty, "identifier", "APISYS-1", "is required")
+    v.require(!request.secret.isEmpty, "secret", "", "is required")
+    v.require(request.identifier.count <= 64, "identifier", "APISYS-1", "is too long")
+    v.require(request.secret.count <= 64, "secret", "", "is too long")
+    try v.check()
+    let address = ServerContext.address(context.peer)
+    // Throttled like operators' sign-ins, under a key no login can take.
+    let throttleKey = "\u{0}system:" + request.identifier.lowercased()
+    if let wait = throttle.wait(login: throttleKey, address: address) { throw Self.tooManyAttempts(wait) }
+    let found = try await store.operators.systemCredentials(identifier: request.identifier)
+    // Secrets are 256 random bits: their SHA-256 is compared (in constant time), no KDF
+    // is needed against guessing.
+    let offered = SessionTokens.decode(Substring(request.secret)).map { SessionTokens.hash($0) }
+    guard let (system, stored) = found, let stored, let offered,
+      SessionTokens.equal(offered.bytes, stored)
+    else {
+      let wait = throttle.failed(login: throttleKey, address: address)
+      logger.warning(
+        "API system sign-in refused",
+        metadata: [
+          "identifier": "\(request.identifier.prefix(64))", "peer": "\(address)",
+          "reason":
+            "\(found == nil ? "unknown identifier" : found?.secretHash == nil ? "no secret set" : "wrong secret")",
+          "next-attempt-wait-ms": "\(wait.milliseconds)",
+        ])
+      throw RPCError(code: .unauthenticated, message: "wrong API system identifier or secret")
+    }
+    throttle.succeeded(login: throttleKey)
+    let (token, tokenHash) = SessionTokens.make()
+    let now = Date()
+    let session = SessionRecord(
+      tokenHash: tokenHash, holder: .system(system.id), scope: .full, createdAt: now,
+      expiresAt: now.addingTimeInterval(configuration.sessionLifetime.seconds), peer: address)
+    var actor = context.auditActor
+    actor.login = system.value.name
+    try await store.operators.transaction(by: actor) { tx in try tx.createSession(session) }
+    logger.info("API system signed in", metadata: ["system": "\(system.value.name)", "peer": "\(address)"])
+    return loginResponse(token: token, session: session, login: system.value.name, administrator: false)
+  }
+
+  private func loginResponse(token: String, session: SessionRecord, login: String, administrator: Bool)
+    -> Dms_Auth_V1_LoginResponse
+  {
     var response = Dms_Auth_V1_LoginResponse()
     response.token = token
     response.expiresAtUnixMs = Int64(session.expiresAt.timeIntervalSince1970 * 1000)
     response.idleTimeoutSeconds = configuration.idleTimeout.components.seconds
-    response.scope = Self.scope(session.scope == .full)
-    response.login = account.value.login
-    response.administrator = account.value.administrator
+    response.scope = Self.scope(SessionAuthorizer.scope(session.scope))
+    response.login = login
+    response.administrator = administrator
     return response
   }
 
@@ -118,12 +198,14 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     var response = Dms_Auth_V1_WhoAmIResponse()
     response.login = caller.name
     response.administrator = caller.administrator
-    response.scope = Self.scope(caller.scope == .full)
+    response.system = caller.kind == .system
+    response.scope = Self.scope(caller.scope)
     response.expiresAtUnixMs = Int64(caller.expiresAt.timeIntervalSince1970 * 1000)
     response.idleTimeoutSeconds = configuration.idleTimeout.components.seconds
-    if let stored = try await store.operators.operator(login: caller.name) {
+    if caller.kind == .operator, let stored = try await store.operators.operator(login: caller.name) {
       response.fullName = stored.value.fullName
       response.companies = stored.value.companies
+      response.twoStepEnabled = stored.twoStepEnabled
     }
     return response
   }
@@ -132,6 +214,11 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     request: Dms_Auth_V1_ChangePasswordRequest, context: ServerContext
   ) async throws -> Dms_Auth_V1_ChangePasswordResponse {
     let caller = try context.requireCaller()
+    guard caller.kind == .operator else {
+      throw RPCError(
+        code: .failedPrecondition,
+        message: "an API system has no password: an administrator makes it a new secret (ApiSystems/RotateSecret)")
+    }
     var v = Validator()
     v.require(!request.currentPassword.isEmpty, "current_password", "", "is required")
     v.append(
@@ -159,16 +246,30 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     }
     let newHash = try await hasher.hash(request.newPassword).encoded
     let keeping = SessionTokenHash(bytes: caller.sessionKey)
+    // TOOLS-4: when two-step login is enforced, an operator without it goes on to enrol.
+    let enforced = try await store.operators.securityPolicy().value.enforceTwoStep
+    let keptScope: SessionRecord.Scope = enforced && !account.twoStepEnabled ? .enrolTwoStep : .full
     try await store.operators.transaction(by: context.auditActor) { tx in
-      _ = try tx.setPassword(operatorID: account.id, passwordHash: newHash, mustChangePassword: false, keeping: keeping)
+      _ = try tx.setPassword(
+        operatorID: account.id, passwordHash: newHash, mustChangePassword: false, keeping: keeping,
+        keptScope: keptScope)
     }
     logger.info("password changed", metadata: ["login": "\(caller.name)", "peer": "\(address)"])
     initialAdministrator?.passwordChanged(login: caller.name)
     return Dms_Auth_V1_ChangePasswordResponse()
   }
 
+  /// The trailer that says a sign-in needs a one-time code (`required`).
+  static let twoStepTrailer = "two-step"
+
   /// A session's scope as the messages name it.
-  static func scope(_ full: Bool) -> Dms_Auth_V1_SessionScope { full ? .full : .changePassword }
+  static func scope(_ scope: Caller.Scope) -> Dms_Auth_V1_SessionScope {
+    switch scope {
+    case .full: .full
+    case .changePassword: .changePassword
+    case .enrolTwoStep: .enrolTwoStep
+    }
+  }
 
   static func tooManyAttempts(_ wait: Duration) -> RPCError {
     let milliseconds = max(1, wait.milliseconds)

@@ -37,6 +37,8 @@ extension StoreError: RPCErrorConvertible {
       return RPCError(code: .resourceExhausted, message: message)
     case .outOfRange:
       return RPCError(code: .outOfRange, message: message)
+    case .inUse:
+      return RPCError(code: .failedPrecondition, message: message)
     default:  // busy, unavailable
       return RPCError(code: .unavailable, message: message)
     }

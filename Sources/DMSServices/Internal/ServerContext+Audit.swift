@@ -15,7 +15,7 @@ extension ServerContext {
   /// server without an authorizer) every one.
   func mayReach(company code: String) -> Bool {
     guard let caller else { return true }
-    return caller.kind == .system || caller.belongs(toCompany: Company.codeKey(code))
+    return caller.belongs(toCompany: Company.codeKey(code))
   }
 
   /// `127.0.0.1:54806` from a socket address's description (`[IPv4]127.0.0.1/127.0.0.1:54806`).

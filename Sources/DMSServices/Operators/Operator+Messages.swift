@@ -28,6 +28,7 @@ extension Operator {
     message.repositoryPermission = value.repositoryPermission
     message.passwordSet = stored.passwordSet
     message.mustChangePassword = stored.mustChangePassword
+    message.twoStepEnabled = stored.twoStepEnabled
     message.revision = stored.revision
     return message
   }

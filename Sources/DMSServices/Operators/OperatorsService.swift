@@ -65,11 +65,8 @@ public struct OperatorsService: Dms_Settings_V1_Operators.ServiceProtocol {
         value.companies.isEmpty, "operator.companies", "CFG-1",
         "is for multi-company mode (settings.multi-company true); single-company mode has one company")
     }
-    // APISYS-4: one of the API systems. None can be registered yet (ApiSystems comes
-    // with the next part of the security issue), so any name is unknown.
-    v.require(
-      value.cooperatingSystem.isEmpty, "operator.cooperating_system", "APISYS-4",
-      "no API system named \(value.cooperatingSystem)")
+    // APISYS-4 (the cooperating system is one of the API systems) is checked in the
+    // store's transaction.
     try v.check()
     return value
   }
@@ -133,7 +130,22 @@ public struct OperatorsService: Dms_Settings_V1_Operators.ServiceProtocol {
     let hash = try await hasher.hash(request.password).encoded
     let stored = try await store.operators.transaction(by: context.auditActor) { tx in
       try tx.setPassword(
-        operatorID: current.id, passwordHash: hash, mustChangePassword: request.mustChangePassword, keeping: nil)
+        operatorID: current.id, passwordHash: hash, mustChangePassword: request.mustChangePassword, keeping: nil,
+        keptScope: .full)
+    }
+    return Operator.message(stored)
+  }
+
+  public func disableTwoStep(
+    request: Dms_Settings_V1_DisableOperatorTwoStepRequest, context: ServerContext
+  ) async throws -> Dms_Settings_V1_Operator {
+    try requireLogin(request.login)
+    let stored = try await store.operators.transaction(by: context.auditActor) { tx in
+      guard let current = try tx.operator(login: request.login) else {
+        throw RPCError(code: .notFound, message: "no operator with the login \(request.login)")
+      }
+      // TOOLS-4: an administrator turns it off for one who lost the app.
+      return try tx.clearTwoStep(operatorID: current.id, detail: "by an administrator")
     }
     return Operator.message(stored)
   }

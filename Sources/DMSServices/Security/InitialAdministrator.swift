@@ -92,7 +92,8 @@ public struct InitialAdministrator: Sendable {
         changed.administrator = true
         changed.disabled = false
         _ = try tx.updateOperator(id: existing.id, changed, expectedRevision: existing.revision)
-        _ = try tx.setPassword(operatorID: existing.id, passwordHash: hash, mustChangePassword: false, keeping: nil)
+        _ = try tx.setPassword(
+          operatorID: existing.id, passwordHash: hash, mustChangePassword: false, keeping: nil, keptScope: .full)
         return .passwordReset
       }
       _ = try tx.createOperator(value, passwordHash: hash, mustChangePassword: false)

@@ -12,6 +12,9 @@ public struct SecurityConfiguration: Sendable {
   public var passwordPolicy: PasswordPolicy
   /// How failed sign-ins slow down further ones.
   public var throttle: LoginThrottle.Policy
+  /// The issuer authenticator apps show beside a two-step login's codes
+  /// (`security.two-step-issuer`; TOOLS-4).
+  public var twoStepIssuer = "DMS"
 
   /// The defaults: 12 hours, 1 hour idle.
   public init(

@@ -11,7 +11,9 @@ import Foundation
 /// - ADMINISTRATOR: an operator with the administrator flag (PERMISSION_DENIED otherwise).
 /// - SYSTEM: an API system or an administrator.
 /// - A session that may only change the password reaches only Auth's ChangePassword,
-///   WhoAmI and Logout (FAILED_PRECONDITION otherwise).
+///   WhoAmI and Logout; one that may only enrol in two-step login (TOOLS-4), only
+///   Auth's EnrolTwoStep, ConfirmTwoStep, WhoAmI and Logout (FAILED_PRECONDITION
+///   otherwise).
 /// - A company-scoped method's `company` metadata must name a company the caller
 ///   belongs to: NOT_FOUND otherwise, the answer for a company that does not exist.
 ///
@@ -24,6 +26,12 @@ public struct SessionAuthorizer: CallAuthorizer {
   /// The methods a password-change-only session may call.
   static let passwordChangeMethods: Set<String> = [
     "/dms.auth.v1.Auth/ChangePassword", "/dms.auth.v1.Auth/WhoAmI", "/dms.auth.v1.Auth/Logout",
+  ]
+
+  /// The methods an enrolment-only session may call (TOOLS-4).
+  static let enrolmentMethods: Set<String> = [
+    "/dms.auth.v1.Auth/EnrolTwoStep", "/dms.auth.v1.Auth/ConfirmTwoStep", "/dms.auth.v1.Auth/WhoAmI",
+    "/dms.auth.v1.Auth/Logout",
   ]
 
   /// An authorizer over the store's sessions.
@@ -55,12 +63,23 @@ public struct SessionAuthorizer: CallAuthorizer {
       if method.access == .public { return nil }
       throw RPCError(code: .unauthenticated, message: "the session has ended or expired: sign in again (Auth/Login)")
     }
-    if caller.scope == .changePassword, method.access != .public,
-      !Self.passwordChangeMethods.contains(method.fullName)
-    {
-      throw RPCError(
-        code: .failedPrecondition,
-        message: "this session may only change the password: call Auth/ChangePassword (dmsctl passwd), then go on")
+    switch caller.scope {
+    case .full:
+      break
+    case .changePassword:
+      if method.access != .public, !Self.passwordChangeMethods.contains(method.fullName) {
+        throw RPCError(
+          code: .failedPrecondition,
+          message: "this session may only change the password: call Auth/ChangePassword (dmsctl passwd), then go on")
+      }
+    case .enrolTwoStep:
+      if method.access != .public, !Self.enrolmentMethods.contains(method.fullName) {
+        throw RPCError(
+          code: .failedPrecondition,
+          message:
+            "two-step login is enforced and you have none: turn it on first (Auth/EnrolTwoStep, then "
+            + "Auth/ConfirmTwoStep; dmsctl 2fa enrol), then go on")
+      }
     }
     switch method.access {
     case .public, .session:
@@ -82,18 +101,32 @@ public struct SessionAuthorizer: CallAuthorizer {
     return caller
   }
 
+  static func scope(_ scope: SessionRecord.Scope) -> Caller.Scope {
+    switch scope {
+    case .full: .full
+    case .changePassword: .changePassword
+    case .enrolTwoStep: .enrolTwoStep
+    }
+  }
+
   /// The live session of `key` as a caller, or nil.
   private func lookUp(_ key: Data) -> Caller? {
     guard
       let principal = directory.principal(
-        forTokenHash: SessionTokenHash(bytes: key), at: Date(), idleTimeout: idleTimeout),
-      !principal.operator.value.disabled
+        forTokenHash: SessionTokenHash(bytes: key), at: Date(), idleTimeout: idleTimeout)
     else { return nil }
-    let value = principal.operator.value
-    return Caller(
-      kind: .operator, id: principal.operator.id, name: value.login, administrator: value.administrator,
-      companies: principal.companyKeys,
-      scope: principal.session.scope == .full ? .full : .changePassword, sessionKey: key,
-      expiresAt: principal.session.expiresAt)
+    switch principal.holder {
+    case .operator(let stored, let companyKeys):
+      let value = stored.value
+      guard !value.disabled else { return nil }
+      return Caller(
+        kind: .operator, id: stored.id, name: value.login, administrator: value.administrator,
+        companies: companyKeys, scope: Self.scope(principal.session.scope), sessionKey: key,
+        expiresAt: principal.session.expiresAt)
+    case .system(let system):
+      return Caller(
+        kind: .system, id: system.id, name: system.value.name, administrator: false, companies: [], scope: .full,
+        sessionKey: key, expiresAt: principal.session.expiresAt)
+    }
   }
 }

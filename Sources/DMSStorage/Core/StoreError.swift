@@ -4,7 +4,7 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
   public struct Kind: Hashable, Sendable, CustomStringConvertible {
     fileprivate enum Base: String, Hashable {
       case notFound, alreadyExists, staleRevision, secretUnreadable, unavailable, busy, full, corrupt, unreadable
-      case outOfRange, fellBehind
+      case outOfRange, fellBehind, inUse
     }
     fileprivate let base: Base
 
@@ -28,6 +28,9 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let unreadable = Kind(base: .unreadable)
     /// A change-feed position the feed does not hold (ahead of it, or pruned).
     public static let outOfRange = Kind(base: .outOfRange)
+    /// The record is still referred to (an API system that is an operator's
+    /// cooperating system): change those first.
+    public static let inUse = Kind(base: .inUse)
     /// A change-feed subscriber fell too far behind and was ended; resume from its last position.
     public static let fellBehind = Kind(base: .fellBehind)
 

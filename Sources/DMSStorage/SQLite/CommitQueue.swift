@@ -164,6 +164,8 @@ enum CommitEffect: Sendable {
   case operatorDeleted(id: Int64)
   case sessionOpened(SessionRecord)
   case sessionEnded(SessionTokenHash)
-  case sessionsEnded(operatorID: Int64, keeping: SessionTokenHash?)
+  case apiSystemWritten(StoredApiSystem)
+  case apiSystemDeleted(id: Int64)
+  case sessionsEnded(SessionHolder, keeping: SessionTokenHash?)
   case sessionsExpired(before: Date)
 }

@@ -77,16 +77,20 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
     let security = SecurityCache()
     self.security = security
     do {
-      let (operators, sessions) = try pool.read { db in
-        (
+      let (operators, systems, sessions) = try pool.read { db in
+        let now = SQLiteDate.text(Date())
+        return (
           try Row.fetchAll(db, sql: "SELECT \(SQLiteTransaction.operatorColumns) FROM operator o").map(
             StoredOperator.init(row:)),
-          try Row.fetchAll(
-            db, sql: "SELECT * FROM operator_session WHERE expires_at >= ?", arguments: [SQLiteDate.text(Date())]
-          ).map(SessionRecord.init(row:))
+          try Row.fetchAll(db, sql: "SELECT \(SQLiteTransaction.apiSystemColumns) FROM api_system").map(
+            StoredApiSystem.init(row:)),
+          try Row.fetchAll(db, sql: "SELECT * FROM operator_session WHERE expires_at >= ?", arguments: [now]).map(
+            SessionRecord.init(row:))
+            + Row.fetchAll(db, sql: "SELECT * FROM api_system_session WHERE expires_at >= ?", arguments: [now]).map(
+              SessionRecord.init(systemRow:))
         )
       }
-      security.load(operators: operators, sessions: sessions)
+      security.load(operators: operators, systems: systems, sessions: sessions)
     } catch {
       throw SQLiteFailure.map(error)
     }
@@ -106,8 +110,9 @@ public final class SQLiteSettingsStore: SettingsStore, CompanyRegistry {
         case .operatorDeleted(let id): security.operatorDeleted(id: id)
         case .sessionOpened(let record): security.sessionOpened(record)
         case .sessionEnded(let tokenHash): security.sessionEnded(tokenHash)
-        case .sessionsEnded(let operatorID, let keeping):
-          security.sessionsEnded(operatorID: operatorID, keeping: keeping)
+        case .apiSystemWritten(let stored): security.apiSystemWritten(stored)
+        case .apiSystemDeleted(let id): security.apiSystemDeleted(id: id)
+        case .sessionsEnded(let holder, let keeping): security.sessionsEnded(holder: holder, keeping: keeping)
         case .sessionsExpired(let date): security.sessionsExpired(before: date)
         }
       }

@@ -48,3 +48,26 @@ extension SQLiteSettingsStore: OperatorDirectory {
     try await commit(by: actor) { tx in try body(tx) }
   }
 }
+
+extension SQLiteSettingsStore {
+  public func apiSystems() async throws -> [StoredApiSystem] {
+    try await database {
+      try await pool.read { db in
+        try Row.fetchAll(db, sql: "SELECT \(SQLiteTransaction.apiSystemColumns) FROM api_system ORDER BY name_key")
+          .map(StoredApiSystem.init(row:))
+      }
+    }
+  }
+
+  public func systemCredentials(identifier: String) async throws -> (StoredApiSystem, secretHash: Data?)? {
+    try await database {
+      try await pool.read { db in
+        try Row.fetchOne(
+          db,
+          sql: "SELECT \(SQLiteTransaction.apiSystemColumns), secret_hash FROM api_system WHERE identifier = ?",
+          arguments: [identifier.lowercased()]
+        ).map { (StoredApiSystem(row: $0), $0["secret_hash"]) }
+      }
+    }
+  }
+}

@@ -9,7 +9,7 @@ extension SQLiteTransaction: OperatorTransaction {
   static let operatorColumns = """
     o.id, o.login, o.full_name, o.email, o.administrator, o.disabled, o.domain_login, o.domain_account,
     o.cooperating_system, o.repository_permission, o.password_hash IS NOT NULL AS password_set,
-    o.must_change_password, o.revision, o.created_at, o.updated_at,
+    o.must_change_password, o.two_step_confirmed, o.revision, o.created_at, o.updated_at,
     (SELECT group_concat(code, char(31)) FROM (
       SELECT c.code FROM operator_company oc JOIN company c ON c.id = oc.company_id
       WHERE oc.operator_id = o.id ORDER BY c.code_key)) AS companies
@@ -30,7 +30,7 @@ extension SQLiteTransaction: OperatorTransaction {
     ).map(StoredOperator.init(row:))
   }
 
-  private func operatorByID(_ id: Int64) throws -> StoredOperator {
+  func operatorByID(_ id: Int64) throws -> StoredOperator {
     guard
       let found = try Row.fetchOne(
         db.cachedStatement(sql: "SELECT \(Self.operatorColumns) FROM operator o WHERE o.id = ?"), arguments: [id]
@@ -50,6 +50,21 @@ extension SQLiteTransaction: OperatorTransaction {
     }
   }
 
+  /// APISYS-4: an operator's cooperating system is empty or one of the API systems;
+  /// the system's name as stored.
+  private func cooperatingSystem(_ name: String) throws -> String {
+    guard !name.isEmpty else { return "" }
+    guard
+      let stored = try String.fetchOne(
+        db.cachedStatement(sql: "SELECT name FROM api_system WHERE name_key = ?"), arguments: [ApiSystem.nameKey(name)])
+    else {
+      throw StoreError(
+        .notFound, "no API system named \(name) (ApiSystems/List shows them)", field: "cooperating_system",
+        rule: "APISYS-4")
+    }
+    return stored
+  }
+
   /// Replaces the operator's companies with `codes` (each must be registered).
   private func setCompanies(_ codes: [String], of id: Int64) throws {
     try db.cachedStatement(sql: "DELETE FROM operator_company WHERE operator_id = ?").execute(arguments: [id])
@@ -66,6 +81,8 @@ extension SQLiteTransaction: OperatorTransaction {
 
   func createOperator(_ value: Operator, passwordHash: String?, mustChangePassword: Bool) throws -> StoredOperator {
     try requireFreeLogin(value.login, except: nil)
+    var value = value
+    value.cooperatingSystem = try cooperatingSystem(value.cooperatingSystem)
     try db.cachedStatement(
       sql: """
         INSERT INTO operator (login, login_key, full_name, email, administrator, disabled, domain_login, domain_account,
@@ -97,6 +114,8 @@ extension SQLiteTransaction: OperatorTransaction {
         .staleRevision, "operator \(current.value.login) is at revision \(current.revision), not \(expectedRevision)",
         currentRevision: current.revision)
     }
+    var value = value
+    value.cooperatingSystem = try cooperatingSystem(value.cooperatingSystem)
     let changed = Operator.changedFields(from: current.value, to: value)
     if changed.isEmpty { return current }
     try requireFreeLogin(value.login, except: id)
@@ -124,7 +143,8 @@ extension SQLiteTransaction: OperatorTransaction {
   }
 
   func setPassword(
-    operatorID: Int64, passwordHash: String, mustChangePassword: Bool, keeping: SessionTokenHash?
+    operatorID: Int64, passwordHash: String, mustChangePassword: Bool, keeping: SessionTokenHash?,
+    keptScope: SessionRecord.Scope
   ) throws -> StoredOperator {
     _ = try operatorByID(operatorID)
     try db.cachedStatement(
@@ -140,17 +160,20 @@ extension SQLiteTransaction: OperatorTransaction {
         subject: stored.value.login))
     try endSessions(of: operatorID, keeping: keeping)
     remember(.operatorWritten(stored))
-    // The session that changed its own password goes on with full scope.
-    if let keeping {
-      try db.cachedStatement(sql: "UPDATE operator_session SET scope = ? WHERE token_hash = ?").execute(
-        arguments: [SessionRecord.Scope.full.rawValue, keeping.bytes])
-      if let row = try Row.fetchOne(
-        db.cachedStatement(sql: "SELECT * FROM operator_session WHERE token_hash = ?"), arguments: [keeping.bytes])
-      {
-        remember(.sessionOpened(SessionRecord(row: row)))
-      }
-    }
+    // The session that changed its own password goes on with `keptScope`.
+    if let keeping { try setSessionScope(keeping, keptScope) }
     return stored
+  }
+
+  /// Changes a live session's scope.
+  func setSessionScope(_ tokenHash: SessionTokenHash, _ scope: SessionRecord.Scope) throws {
+    try db.cachedStatement(sql: "UPDATE operator_session SET scope = ? WHERE token_hash = ?").execute(
+      arguments: [scope.rawValue, tokenHash.bytes])
+    if let row = try Row.fetchOne(
+      db.cachedStatement(sql: "SELECT * FROM operator_session WHERE token_hash = ?"), arguments: [tokenHash.bytes])
+    {
+      remember(.sessionOpened(SessionRecord(row: row)))
+    }
   }
 
   func upgradePasswordHash(operatorID: Int64, passwordHash: String) throws {
@@ -177,39 +200,60 @@ extension SQLiteTransaction: OperatorTransaction {
   private func endSessions(of operatorID: Int64, keeping: SessionTokenHash?) throws {
     try db.cachedStatement(sql: "DELETE FROM operator_session WHERE operator_id = ? AND token_hash IS NOT ?").execute(
       arguments: [operatorID, keeping?.bytes])
-    remember(.sessionsEnded(operatorID: operatorID, keeping: keeping))
+    remember(.sessionsEnded(.operator(operatorID), keeping: keeping))
   }
 
   func createSession(_ session: SessionRecord) throws {
-    try db.cachedStatement(
-      sql: """
-        INSERT INTO operator_session (token_hash, operator_id, scope, created_at, expires_at, peer)
-        VALUES (?, ?, ?, ?, ?, ?)
-        """
-    ).execute(
-      arguments: [
-        session.tokenHash.bytes, session.operatorID, session.scope.rawValue, SQLiteDate.text(session.createdAt),
-        SQLiteDate.text(session.expiresAt), session.peer,
-      ])
-    let login =
-      try String.fetchOne(
-        db.cachedStatement(sql: "SELECT login FROM operator WHERE id = ?"), arguments: [session.operatorID]) ?? ""
+    let arguments: StatementArguments = [
+      session.tokenHash.bytes, SQLiteDate.text(session.createdAt), SQLiteDate.text(session.expiresAt), session.peer,
+    ]
+    let subject: String
+    switch session.holder {
+    case .operator(let id):
+      try db.cachedStatement(
+        sql: """
+          INSERT INTO operator_session (token_hash, created_at, expires_at, peer, operator_id, scope)
+          VALUES (?, ?, ?, ?, ?, ?)
+          """
+      ).execute(arguments: arguments + [id, session.scope.rawValue])
+      subject =
+        try String.fetchOne(db.cachedStatement(sql: "SELECT login FROM operator WHERE id = ?"), arguments: [id]) ?? ""
+    case .system(let id):
+      try db.cachedStatement(
+        sql: """
+          INSERT INTO api_system_session (token_hash, created_at, expires_at, peer, system_id) VALUES (?, ?, ?, ?, ?)
+          """
+      ).execute(arguments: arguments + [id])
+      subject =
+        try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM api_system WHERE id = ?"), arguments: [id]) ?? ""
+    }
     try audit(
-      AuditTrail.Entry(action: "session.open", area: "session", detail: session.scope.rawValue, subject: login))
+      AuditTrail.Entry(action: "session.open", area: "session", detail: session.scope.rawValue, subject: subject))
     remember(.sessionOpened(session))
   }
 
   func endSession(tokenHash: SessionTokenHash) throws -> Bool {
-    guard
-      let login = try String.fetchOne(
-        db.cachedStatement(
-          sql: """
-            SELECT o.login FROM operator_session s JOIN operator o ON o.id = s.operator_id WHERE s.token_hash = ?
-            """), arguments: [tokenHash.bytes])
-    else { return false }
-    try db.cachedStatement(sql: "DELETE FROM operator_session WHERE token_hash = ?").execute(
+    let subject: String
+    if let login = try String.fetchOne(
+      db.cachedStatement(
+        sql: "SELECT o.login FROM operator_session s JOIN operator o ON o.id = s.operator_id WHERE s.token_hash = ?"),
       arguments: [tokenHash.bytes])
-    try audit(AuditTrail.Entry(action: "session.end", area: "session", subject: login))
+    {
+      try db.cachedStatement(sql: "DELETE FROM operator_session WHERE token_hash = ?").execute(
+        arguments: [tokenHash.bytes])
+      subject = login
+    } else if let name = try String.fetchOne(
+      db.cachedStatement(
+        sql: "SELECT a.name FROM api_system_session s JOIN api_system a ON a.id = s.system_id WHERE s.token_hash = ?"),
+      arguments: [tokenHash.bytes])
+    {
+      try db.cachedStatement(sql: "DELETE FROM api_system_session WHERE token_hash = ?").execute(
+        arguments: [tokenHash.bytes])
+      subject = name
+    } else {
+      return false
+    }
+    try audit(AuditTrail.Entry(action: "session.end", area: "session", subject: subject))
     remember(.sessionEnded(tokenHash))
     return true
   }
@@ -217,6 +261,8 @@ extension SQLiteTransaction: OperatorTransaction {
   func removeSessions(_ hashes: [SessionTokenHash]) throws {
     for hash in hashes {
       try db.cachedStatement(sql: "DELETE FROM operator_session WHERE token_hash = ?").execute(arguments: [hash.bytes])
+      try db.cachedStatement(sql: "DELETE FROM api_system_session WHERE token_hash = ?").execute(
+        arguments: [hash.bytes])
       remember(.sessionEnded(hash))
     }
   }
@@ -224,7 +270,10 @@ extension SQLiteTransaction: OperatorTransaction {
   func removeExpiredSessions(before date: Date) throws -> Int {
     try db.cachedStatement(sql: "DELETE FROM operator_session WHERE expires_at < ?").execute(
       arguments: [SQLiteDate.text(date)])
-    let count = db.changesCount
+    var count = db.changesCount
+    try db.cachedStatement(sql: "DELETE FROM api_system_session WHERE expires_at < ?").execute(
+      arguments: [SQLiteDate.text(date)])
+    count += db.changesCount
     if count > 0 { remember(.sessionsExpired(before: date)) }
     return count
   }
@@ -241,16 +290,23 @@ extension StoredOperator {
         domainAccount: row["domain_account"], cooperatingSystem: row["cooperating_system"],
         repositoryPermission: row["repository_permission"]),
       revision: row["revision"], passwordSet: row["password_set"], mustChangePassword: row["must_change_password"],
-      createdAt: row["created_at"], updatedAt: row["updated_at"])
+      twoStepEnabled: row["two_step_confirmed"], createdAt: row["created_at"], updatedAt: row["updated_at"])
   }
 }
 
 extension SessionRecord {
   init(row: Row) {
     self.init(
-      tokenHash: SessionTokenHash(bytes: row["token_hash"]), operatorID: row["operator_id"],
+      tokenHash: SessionTokenHash(bytes: row["token_hash"]), holder: .operator(row["operator_id"]),
       scope: Scope(rawValue: row["scope"]) ?? .changePassword, createdAt: row["created_at"],
       expiresAt: row["expires_at"], peer: row["peer"])
+  }
+
+  /// A row of `api_system_session`.
+  init(systemRow row: Row) {
+    self.init(
+      tokenHash: SessionTokenHash(bytes: row["token_hash"]), holder: .system(row["system_id"]), scope: .full,
+      createdAt: row["created_at"], expiresAt: row["expires_at"], peer: row["peer"])
   }
 }
 

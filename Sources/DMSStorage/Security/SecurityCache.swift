@@ -2,7 +2,7 @@ import DMSDomain
 import Foundation
 import Synchronization
 
-/// Every operator and every live session, in memory, so that a call's session is
+/// Every operator, every API system and every live session, in memory, so that a call's session is
 /// checked without a database read. It follows the commits like `ReadCache`: the store
 /// applies each committed transaction's effects here before the writer hears back, so
 /// a disabled operator's next call is refused. (With several instances on PostgreSQL,
@@ -26,16 +26,18 @@ final class SecurityCache: Sendable {
 
   private struct State {
     var operators: [Int64: CachedOperator] = [:]
+    var systems: [Int64: StoredApiSystem] = [:]
     var sessions: [SessionTokenHash: Session] = [:]
   }
 
   private let state = Mutex(State())
 
   /// Fills the cache at start-up.
-  func load(operators: [StoredOperator], sessions: [SessionRecord]) {
+  func load(operators: [StoredOperator], systems: [StoredApiSystem], sessions: [SessionRecord]) {
     let now = ContinuousClock.now
     state.withLock { state in
       state.operators = Dictionary(uniqueKeysWithValues: operators.map { ($0.id, CachedOperator($0)) })
+      state.systems = Dictionary(uniqueKeysWithValues: systems.map { ($0.id, $0) })
       state.sessions = Dictionary(
         sessions.map { ($0.tokenHash, Session(record: $0, lastUsed: now)) }, uniquingKeysWith: { a, _ in a })
     }
@@ -45,14 +47,19 @@ final class SecurityCache: Sendable {
     let clock = ContinuousClock.now
     return state.withLock { state -> SessionPrincipal? in
       guard let session = state.sessions[tokenHash] else { return nil }
-      guard session.record.expiresAt > now, session.lastUsed.advanced(by: idleTimeout) > clock,
-        let found = state.operators[session.record.operatorID]
-      else {
+      let holder: SessionPrincipal.Holder?
+      switch session.record.holder {
+      case .operator(let id):
+        holder = state.operators[id].map { .operator($0.stored, companyKeys: $0.companyKeys) }
+      case .system(let id):
+        holder = state.systems[id].map { .system($0) }
+      }
+      guard session.record.expiresAt > now, session.lastUsed.advanced(by: idleTimeout) > clock, let holder else {
         state.sessions[tokenHash] = nil
         return nil
       }
       state.sessions[tokenHash]?.lastUsed = clock
-      return SessionPrincipal(session: session.record, operator: found.stored, companyKeys: found.companyKeys)
+      return SessionPrincipal(session: session.record, holder: holder)
     }
   }
 
@@ -73,7 +80,18 @@ final class SecurityCache: Sendable {
   func operatorDeleted(id: Int64) {
     state.withLock { state in
       state.operators[id] = nil
-      state.sessions = state.sessions.filter { $0.value.record.operatorID != id }
+      state.sessions = state.sessions.filter { $0.value.record.holder != .operator(id) }
+    }
+  }
+
+  func apiSystemWritten(_ stored: StoredApiSystem) {
+    state.withLock { $0.systems[stored.id] = stored }
+  }
+
+  func apiSystemDeleted(id: Int64) {
+    state.withLock { state in
+      state.systems[id] = nil
+      state.sessions = state.sessions.filter { $0.value.record.holder != .system(id) }
     }
   }
 
@@ -86,9 +104,9 @@ final class SecurityCache: Sendable {
     state.withLock { _ = $0.sessions.removeValue(forKey: tokenHash) }
   }
 
-  func sessionsEnded(operatorID: Int64, keeping: SessionTokenHash?) {
+  func sessionsEnded(holder: SessionHolder, keeping: SessionTokenHash?) {
     state.withLock { state in
-      state.sessions = state.sessions.filter { $0.value.record.operatorID != operatorID || $0.key == keeping }
+      state.sessions = state.sessions.filter { $0.value.record.holder != holder || $0.key == keeping }
     }
   }
 

@@ -15,24 +15,52 @@ struct Login: AsyncParsableCommand {
       The session is saved in $XDG_CONFIG_HOME/dmsctl/ (default ~/.config/dmsctl/), one
       file per server; DMS_TOKEN, when set, is used instead. A session made with a
       generated or reset password may only change it: dmsctl passwd.
+      An API system signs in with --system: the argument is its identifier and the
+      password its secret (dmsctl api-systems).
       """)
   @OptionGroup var connection: ConnectionOptions
-  @Argument(help: "The operator's login.") var login: String
-  @Option(help: "Read the password from a file (- for stdin).") var passwordFile: String?
+  @Argument(help: "The operator's login (with --system: the system's identifier).") var login: String
+  @Option(help: "Read the password (or secret) from a file (- for stdin).") var passwordFile: String?
+  @Flag(help: "Sign in as an API system (Auth/LoginSystem).") var system = false
+  @Option(
+    help: """
+      The one-time code of two-step login (dmsctl 2fa). Without it, an operator with \
+      two-step login is asked for one on the terminal.
+      """)
+  var code: String?
 
   func run() async throws {
     var stdinTaken = false
     guard
       let password = try SecretSource(
-        name: "password", label: "Password for \(login)", prompt: passwordFile == nil, file: passwordFile
+        name: system ? "secret" : "password", label: system ? "Secret of \(login)" : "Password for \(login)",
+        prompt: passwordFile == nil, file: passwordFile
       ).value(stdinTaken: &stdinTaken)
     else { return }
     let file = try connection.sessionFile()
     try await connection.withClient(signedIn: false) { client in
-      var request = Dms_Auth_V1_LoginRequest()
-      request.login = login
-      request.password = password
-      let response = try await Dms_Auth_V1_Auth.Client(client).login(request, options: connection.callOptions)
+      let auth = Dms_Auth_V1_Auth.Client(client)
+      let response: Dms_Auth_V1_LoginResponse
+      if system {
+        var request = Dms_Auth_V1_LoginSystemRequest()
+        request.identifier = login
+        request.secret = password
+        response = try await auth.loginSystem(request, options: connection.callOptions)
+      } else {
+        var request = Dms_Auth_V1_LoginRequest()
+        request.login = login
+        request.password = password
+        request.oneTimeCode = code ?? ""
+        do {
+          response = try await auth.login(request, options: connection.callOptions)
+        } catch let error as RPCError
+          where error.trailers["two-step"] == "required" && code == nil && isatty(STDIN_FILENO) == 1
+        {
+          // Two-step login is on: the code is asked for, and the sign-in made again.
+          request.oneTimeCode = try SecretSource.ask("One-time code for \(login): ", option: "code")
+          response = try await auth.login(request, options: connection.callOptions)
+        }
+      }
       try file.save(response.token)
       if connection.json {
         Output.json(
@@ -51,6 +79,9 @@ struct Login: AsyncParsableCommand {
       )
       if response.scope == .changePassword {
         Output.line("this password must be changed before anything else: dmsctl passwd")
+      }
+      if response.scope == .enrolTwoStep {
+        Output.line("two-step login is enforced: turn it on before anything else: dmsctl 2fa enrol")
       }
     }
   }
@@ -95,6 +126,7 @@ struct WhoAmI: AsyncParsableCommand {
         ("full name", me.fullName),
         ("administrator", me.administrator ? "yes" : "no"),
         ("companies", me.companies.joined(separator: ", ")),
+        ("two-step login", me.system ? "(an API system)" : me.twoStepEnabled ? "on" : "off"),
         ("scope", Session.scopeName(me.scope)),
         ("session ends", Session.time(me.expiresAtUnixMs)),
       ])
@@ -146,6 +178,7 @@ enum Session {
     switch scope {
     case .full: return "full"
     case .changePassword: return "change password only"
+    case .enrolTwoStep: return "enrol in two-step login only"
     default: return "unknown"
     }
   }

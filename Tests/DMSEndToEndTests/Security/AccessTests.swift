@@ -2,6 +2,7 @@ import DMSClient
 import DMSDomain
 import DMSMessages
 import DMSRPC
+import DMSStorage
 import DMSStubs
 import Foundation
 import SwiftProtobuf
@@ -127,23 +128,57 @@ struct AccessTests {
     }
   }
 
-  @Test("a session that may only change the password: FAILED_PRECONDITION for all but ChangePassword, WhoAmI, Logout")
-  func passwordChangeOnly() async throws {
+  /// Methods an enrolment-only session may call (TOOLS-4).
+  static let enrolmentMethods: Set = [
+    "/dms.auth.v1.Auth/EnrolTwoStep", "/dms.auth.v1.Auth/ConfirmTwoStep", "/dms.auth.v1.Auth/WhoAmI",
+    "/dms.auth.v1.Auth/Logout",
+  ]
+
+  @Test(
+    "a session that may only change the password, or only enrol in two-step login: FAILED_PRECONDITION for the rest",
+    arguments: [SessionRecord.Scope.changePassword, .enrolTwoStep])
+  func restrictedScope(_ scope: SessionRecord.Scope) async throws {
     try await withTestServer { server in
       let admin = server.client()
       let methods = try await Self.listed(admin)
-      let token = try await server.session(
-        of: Operator(login: "newcomer", administrator: true), scope: .changePassword)
+      let allowed = scope == .changePassword ? Self.passwordChangeMethods : Self.enrolmentMethods
+      let token = try await server.session(of: Operator(login: "newcomer", administrator: true), scope: scope)
       let newcomer = server.client { $0.credentials = .token(token) }
-      for method in methods
-      where method.access != .public && !Self.passwordChangeMethods.contains(method.descriptor.fullName) {
+      for method in methods where method.access != .public && !allowed.contains(method.descriptor.fullName) {
         let code = await Self.status(newcomer, method)
         #expect(code == .failedPrecondition, "\(method.descriptor): \(code)")
       }
       let me = try await Dms_Auth_V1_Auth.Client(newcomer).whoAmI()
-      #expect(me.scope == .changePassword && me.login == "newcomer")
+      #expect(me.scope == (scope == .changePassword ? .changePassword : .enrolTwoStep) && me.login == "newcomer")
       await newcomer.close()
       await admin.close()
+    }
+  }
+
+  @Test("an API system's session: PERMISSION_DENIED for ADMINISTRATOR methods only; every company reachable")
+  func apiSystem() async throws {
+    try await withTestServer { server in
+      let admin = server.client()
+      let methods = try await Self.listed(admin)
+      var create = Dms_Settings_V1_CreateCompanyRequest()
+      create.company = companyMessage("ANY")
+      _ = try await Dms_Settings_V1_Companies.Client(admin).create(create)
+      let added = try await ApiSystemsTests.add(admin, "Connector")
+      let anonymous = server.client { $0.credentials = nil }
+      let token = try await ApiSystemsTests.loginSystem(anonymous, added.system.identifier, added.secret).token
+      let system = server.client { $0.credentials = .token(token) }
+      for method in methods where method.descriptor.fullName != "/dms.auth.v1.Auth/Logout" {
+        let code = await Self.status(
+          system, method, metadata: method.companyScoped ? ["company": "ANY"] : [:], company: "ANY")
+        switch method.access {
+        case .administrator:
+          #expect(code == .permissionDenied, "\(method.descriptor): \(code)")
+        default:
+          #expect(
+            code != .permissionDenied && code != .unauthenticated && code != .notFound, "\(method.descriptor): \(code)")
+        }
+      }
+      for client in [admin, anonymous, system] { await client.close() }
     }
   }
 

@@ -108,7 +108,7 @@ struct TestServer {
         ?? tx.createOperator(value, passwordHash: hash, mustChangePassword: false)
       try tx.createSession(
         SessionRecord(
-          tokenHash: tokenHash, operatorID: stored.id, scope: scope, createdAt: now,
+          tokenHash: tokenHash, holder: .operator(stored.id), scope: scope, createdAt: now,
           expiresAt: now.addingTimeInterval(lifetime.seconds), peer: "test"))
     }
     return token

@@ -34,6 +34,10 @@ public nonisolated enum Dms_Auth_V1_SessionScope: SwiftProtobuf.Enum, Swift.Case
   /// Only ChangePassword, WhoAmI and Logout: the first sign-in with a generated or
   /// reset password.
   case changePassword // = 2
+
+  /// Only EnrolTwoStep, ConfirmTwoStep, WhoAmI and Logout: two-step login is enforced
+  /// and the operator has none yet (TOOLS-4).
+  case enrolTwoStep // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -45,6 +49,7 @@ public nonisolated enum Dms_Auth_V1_SessionScope: SwiftProtobuf.Enum, Swift.Case
     case 0: self = .unspecified
     case 1: self = .full
     case 2: self = .changePassword
+    case 3: self = .enrolTwoStep
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -54,6 +59,7 @@ public nonisolated enum Dms_Auth_V1_SessionScope: SwiftProtobuf.Enum, Swift.Case
     case .unspecified: return 0
     case .full: return 1
     case .changePassword: return 2
+    case .enrolTwoStep: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -63,6 +69,7 @@ public nonisolated enum Dms_Auth_V1_SessionScope: SwiftProtobuf.Enum, Swift.Case
     .unspecified,
     .full,
     .changePassword,
+    .enrolTwoStep,
   ]
 
 }
@@ -100,10 +107,25 @@ public nonisolated struct Dms_Auth_V1_LoginResponse: Sendable {
 
   public var scope: Dms_Auth_V1_SessionScope = .unspecified
 
-  /// The login as stored.
+  /// The login as stored (an API system: its name).
   public var login: String = String()
 
   public var administrator: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Auth_V1_LoginSystemRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The system's identifier (ApiSystems/List).
+  public var identifier: String = String()
+
+  public var secret: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -160,6 +182,12 @@ public nonisolated struct Dms_Auth_V1_WhoAmIResponse: Sendable {
 
   public var idleTimeoutSeconds: Int64 = 0
 
+  /// Two-step login is on (TOOLS-4).
+  public var twoStepEnabled: Bool = false
+
+  /// An API system's session (Auth/LoginSystem): login is the system's name.
+  public var system: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -189,12 +217,84 @@ public nonisolated struct Dms_Auth_V1_ChangePasswordResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Dms_Auth_V1_EnrolTwoStepRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Auth_V1_EnrolTwoStepResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The TOTP secret, base32 without padding (160 bits): shown this once.
+  public var secret: String = String()
+
+  /// otpauth://totp/ISSUER:LOGIN?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30
+  public var uri: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Auth_V1_ConfirmTwoStepRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The app's current 6-digit code.
+  public var code: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Auth_V1_ConfirmTwoStepResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Auth_V1_DisableTwoStepRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The app's current 6-digit code.
+  public var code: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Auth_V1_DisableTwoStepResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "dms.auth.v1"
 
 nonisolated extension Dms_Auth_V1_SessionScope: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0SESSION_SCOPE_UNSPECIFIED\0\u{1}FULL\0\u{1}CHANGE_PASSWORD\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0SESSION_SCOPE_UNSPECIFIED\0\u{1}FULL\0\u{1}CHANGE_PASSWORD\0\u{1}ENROL_TWO_STEP\0")
 }
 
 nonisolated extension Dms_Auth_V1_LoginRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -292,6 +392,41 @@ nonisolated extension Dms_Auth_V1_LoginResponse: SwiftProtobuf.Message, SwiftPro
   }
 }
 
+nonisolated extension Dms_Auth_V1_LoginSystemRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LoginSystemRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}identifier\0\u{1}secret\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.identifier) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.secret) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.identifier.isEmpty {
+      try visitor.visitSingularStringField(value: self.identifier, fieldNumber: 1)
+    }
+    if !self.secret.isEmpty {
+      try visitor.visitSingularStringField(value: self.secret, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Auth_V1_LoginSystemRequest, rhs: Dms_Auth_V1_LoginSystemRequest) -> Bool {
+    if lhs.identifier != rhs.identifier {return false}
+    if lhs.secret != rhs.secret {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Dms_Auth_V1_LogoutRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LogoutRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
@@ -351,7 +486,7 @@ nonisolated extension Dms_Auth_V1_WhoAmIRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Dms_Auth_V1_WhoAmIResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WhoAmIResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}login\0\u{3}full_name\0\u{1}administrator\0\u{1}companies\0\u{1}scope\0\u{3}expires_at_unix_ms\0\u{3}idle_timeout_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}login\0\u{3}full_name\0\u{1}administrator\0\u{1}companies\0\u{1}scope\0\u{3}expires_at_unix_ms\0\u{3}idle_timeout_seconds\0\u{3}two_step_enabled\0\u{1}system\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -366,6 +501,8 @@ nonisolated extension Dms_Auth_V1_WhoAmIResponse: SwiftProtobuf.Message, SwiftPr
       case 5: try { try decoder.decodeSingularEnumField(value: &self.scope) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnixMs) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.idleTimeoutSeconds) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.twoStepEnabled) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.system) }()
       default: break
       }
     }
@@ -393,6 +530,12 @@ nonisolated extension Dms_Auth_V1_WhoAmIResponse: SwiftProtobuf.Message, SwiftPr
     if self.idleTimeoutSeconds != 0 {
       try visitor.visitSingularInt64Field(value: self.idleTimeoutSeconds, fieldNumber: 7)
     }
+    if self.twoStepEnabled != false {
+      try visitor.visitSingularBoolField(value: self.twoStepEnabled, fieldNumber: 8)
+    }
+    if self.system != false {
+      try visitor.visitSingularBoolField(value: self.system, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -404,6 +547,8 @@ nonisolated extension Dms_Auth_V1_WhoAmIResponse: SwiftProtobuf.Message, SwiftPr
     if lhs.scope != rhs.scope {return false}
     if lhs.expiresAtUnixMs != rhs.expiresAtUnixMs {return false}
     if lhs.idleTimeoutSeconds != rhs.idleTimeoutSeconds {return false}
+    if lhs.twoStepEnabled != rhs.twoStepEnabled {return false}
+    if lhs.system != rhs.system {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -458,6 +603,158 @@ nonisolated extension Dms_Auth_V1_ChangePasswordResponse: SwiftProtobuf.Message,
   }
 
   public static func ==(lhs: Dms_Auth_V1_ChangePasswordResponse, rhs: Dms_Auth_V1_ChangePasswordResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Auth_V1_EnrolTwoStepRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrolTwoStepRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Auth_V1_EnrolTwoStepRequest, rhs: Dms_Auth_V1_EnrolTwoStepRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Auth_V1_EnrolTwoStepResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnrolTwoStepResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}secret\0\u{1}uri\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.secret) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.uri) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.secret.isEmpty {
+      try visitor.visitSingularStringField(value: self.secret, fieldNumber: 1)
+    }
+    if !self.uri.isEmpty {
+      try visitor.visitSingularStringField(value: self.uri, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Auth_V1_EnrolTwoStepResponse, rhs: Dms_Auth_V1_EnrolTwoStepResponse) -> Bool {
+    if lhs.secret != rhs.secret {return false}
+    if lhs.uri != rhs.uri {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Auth_V1_ConfirmTwoStepRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConfirmTwoStepRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Auth_V1_ConfirmTwoStepRequest, rhs: Dms_Auth_V1_ConfirmTwoStepRequest) -> Bool {
+    if lhs.code != rhs.code {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Auth_V1_ConfirmTwoStepResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConfirmTwoStepResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Auth_V1_ConfirmTwoStepResponse, rhs: Dms_Auth_V1_ConfirmTwoStepResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Auth_V1_DisableTwoStepRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DisableTwoStepRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Auth_V1_DisableTwoStepRequest, rhs: Dms_Auth_V1_DisableTwoStepRequest) -> Bool {
+    if lhs.code != rhs.code {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Auth_V1_DisableTwoStepResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DisableTwoStepResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Auth_V1_DisableTwoStepResponse, rhs: Dms_Auth_V1_DisableTwoStepResponse) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -65,6 +65,9 @@ public nonisolated struct Dms_Settings_V1_Operator: Sendable {
   /// The revision read; Update must send it back.
   public var revision: Int64 = 0
 
+  /// Output only: two-step login is on (TOOLS-4).
+  public var twoStepEnabled: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -173,6 +176,18 @@ public nonisolated struct Dms_Settings_V1_SetOperatorPasswordRequest: Sendable {
   public init() {}
 }
 
+public nonisolated struct Dms_Settings_V1_DisableOperatorTwoStepRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var login: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Dms_Settings_V1_DeleteOperatorRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -201,7 +216,7 @@ fileprivate nonisolated let _protobuf_package = "dms.settings.v1"
 
 nonisolated extension Dms_Settings_V1_Operator: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Operator"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}login\0\u{3}full_name\0\u{1}email\0\u{1}administrator\0\u{1}disabled\0\u{1}companies\0\u{3}domain_login\0\u{3}domain_account\0\u{3}cooperating_system\0\u{3}repository_permission\0\u{3}password_set\0\u{3}must_change_password\0\u{1}revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}login\0\u{3}full_name\0\u{1}email\0\u{1}administrator\0\u{1}disabled\0\u{1}companies\0\u{3}domain_login\0\u{3}domain_account\0\u{3}cooperating_system\0\u{3}repository_permission\0\u{3}password_set\0\u{3}must_change_password\0\u{1}revision\0\u{3}two_step_enabled\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -222,6 +237,7 @@ nonisolated extension Dms_Settings_V1_Operator: SwiftProtobuf.Message, SwiftProt
       case 11: try { try decoder.decodeSingularBoolField(value: &self.passwordSet) }()
       case 12: try { try decoder.decodeSingularBoolField(value: &self.mustChangePassword) }()
       case 13: try { try decoder.decodeSingularInt64Field(value: &self.revision) }()
+      case 14: try { try decoder.decodeSingularBoolField(value: &self.twoStepEnabled) }()
       default: break
       }
     }
@@ -267,6 +283,9 @@ nonisolated extension Dms_Settings_V1_Operator: SwiftProtobuf.Message, SwiftProt
     if self.revision != 0 {
       try visitor.visitSingularInt64Field(value: self.revision, fieldNumber: 13)
     }
+    if self.twoStepEnabled != false {
+      try visitor.visitSingularBoolField(value: self.twoStepEnabled, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -284,6 +303,7 @@ nonisolated extension Dms_Settings_V1_Operator: SwiftProtobuf.Message, SwiftProt
     if lhs.passwordSet != rhs.passwordSet {return false}
     if lhs.mustChangePassword != rhs.mustChangePassword {return false}
     if lhs.revision != rhs.revision {return false}
+    if lhs.twoStepEnabled != rhs.twoStepEnabled {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -486,6 +506,36 @@ nonisolated extension Dms_Settings_V1_SetOperatorPasswordRequest: SwiftProtobuf.
     if lhs.login != rhs.login {return false}
     if lhs.password != rhs.password {return false}
     if lhs.mustChangePassword != rhs.mustChangePassword {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_DisableOperatorTwoStepRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DisableOperatorTwoStepRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}login\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.login) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.login.isEmpty {
+      try visitor.visitSingularStringField(value: self.login, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_DisableOperatorTwoStepRequest, rhs: Dms_Settings_V1_DisableOperatorTwoStepRequest) -> Bool {
+    if lhs.login != rhs.login {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -23,6 +23,16 @@ public enum Dms_Auth_V1_Auth {
       access: .`public`,
       companyScoped: false
     )
+    /// `/dms.auth.v1.Auth/LoginSystem`.
+    public static let loginSystem = MethodDescriptor(
+      service: "dms.auth.v1.Auth",
+      method: "LoginSystem",
+      requestType: "dms.auth.v1.LoginSystemRequest",
+      responseType: "dms.auth.v1.LoginResponse",
+      kind: .unary,
+      access: .`public`,
+      companyScoped: false
+    )
     /// `/dms.auth.v1.Auth/Logout`.
     public static let logout = MethodDescriptor(
       service: "dms.auth.v1.Auth",
@@ -53,8 +63,38 @@ public enum Dms_Auth_V1_Auth {
       access: .session,
       companyScoped: false
     )
+    /// `/dms.auth.v1.Auth/EnrolTwoStep`.
+    public static let enrolTwoStep = MethodDescriptor(
+      service: "dms.auth.v1.Auth",
+      method: "EnrolTwoStep",
+      requestType: "dms.auth.v1.EnrolTwoStepRequest",
+      responseType: "dms.auth.v1.EnrolTwoStepResponse",
+      kind: .unary,
+      access: .session,
+      companyScoped: false
+    )
+    /// `/dms.auth.v1.Auth/ConfirmTwoStep`.
+    public static let confirmTwoStep = MethodDescriptor(
+      service: "dms.auth.v1.Auth",
+      method: "ConfirmTwoStep",
+      requestType: "dms.auth.v1.ConfirmTwoStepRequest",
+      responseType: "dms.auth.v1.ConfirmTwoStepResponse",
+      kind: .unary,
+      access: .session,
+      companyScoped: false
+    )
+    /// `/dms.auth.v1.Auth/DisableTwoStep`.
+    public static let disableTwoStep = MethodDescriptor(
+      service: "dms.auth.v1.Auth",
+      method: "DisableTwoStep",
+      requestType: "dms.auth.v1.DisableTwoStepRequest",
+      responseType: "dms.auth.v1.DisableTwoStepResponse",
+      kind: .unary,
+      access: .session,
+      companyScoped: false
+    )
     /// All methods, in declaration order.
-    public static let all: [MethodDescriptor] = [login, logout, whoAmI, changePassword]
+    public static let all: [MethodDescriptor] = [login, loginSystem, logout, whoAmI, changePassword, enrolTwoStep, confirmTwoStep, disableTwoStep]
   }
 
   /// What a server-side implementation of `dms.auth.v1.Auth` provides.
@@ -65,6 +105,12 @@ public enum Dms_Auth_V1_Auth {
     /// event loop, or returns nil to have `login(request:context:)` run in a task.
     /// The default returns nil; implement it where an answer needs no waiting (a cached read).
     func loginImmediately(request: Dms_Auth_V1_LoginRequest, context: ServerContext) throws -> Dms_Auth_V1_LoginResponse?
+    /// Handles `/dms.auth.v1.Auth/LoginSystem`.
+    func loginSystem(request: Dms_Auth_V1_LoginSystemRequest, context: ServerContext) async throws -> Dms_Auth_V1_LoginResponse
+    /// Answers `/dms.auth.v1.Auth/LoginSystem` without suspending, on the connection's
+    /// event loop, or returns nil to have `loginSystem(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func loginSystemImmediately(request: Dms_Auth_V1_LoginSystemRequest, context: ServerContext) throws -> Dms_Auth_V1_LoginResponse?
     /// Handles `/dms.auth.v1.Auth/Logout`.
     func logout(request: Dms_Auth_V1_LogoutRequest, context: ServerContext) async throws -> Dms_Auth_V1_LogoutResponse
     /// Answers `/dms.auth.v1.Auth/Logout` without suspending, on the connection's
@@ -83,6 +129,24 @@ public enum Dms_Auth_V1_Auth {
     /// event loop, or returns nil to have `changePassword(request:context:)` run in a task.
     /// The default returns nil; implement it where an answer needs no waiting (a cached read).
     func changePasswordImmediately(request: Dms_Auth_V1_ChangePasswordRequest, context: ServerContext) throws -> Dms_Auth_V1_ChangePasswordResponse?
+    /// Handles `/dms.auth.v1.Auth/EnrolTwoStep`.
+    func enrolTwoStep(request: Dms_Auth_V1_EnrolTwoStepRequest, context: ServerContext) async throws -> Dms_Auth_V1_EnrolTwoStepResponse
+    /// Answers `/dms.auth.v1.Auth/EnrolTwoStep` without suspending, on the connection's
+    /// event loop, or returns nil to have `enrolTwoStep(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func enrolTwoStepImmediately(request: Dms_Auth_V1_EnrolTwoStepRequest, context: ServerContext) throws -> Dms_Auth_V1_EnrolTwoStepResponse?
+    /// Handles `/dms.auth.v1.Auth/ConfirmTwoStep`.
+    func confirmTwoStep(request: Dms_Auth_V1_ConfirmTwoStepRequest, context: ServerContext) async throws -> Dms_Auth_V1_ConfirmTwoStepResponse
+    /// Answers `/dms.auth.v1.Auth/ConfirmTwoStep` without suspending, on the connection's
+    /// event loop, or returns nil to have `confirmTwoStep(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func confirmTwoStepImmediately(request: Dms_Auth_V1_ConfirmTwoStepRequest, context: ServerContext) throws -> Dms_Auth_V1_ConfirmTwoStepResponse?
+    /// Handles `/dms.auth.v1.Auth/DisableTwoStep`.
+    func disableTwoStep(request: Dms_Auth_V1_DisableTwoStepRequest, context: ServerContext) async throws -> Dms_Auth_V1_DisableTwoStepResponse
+    /// Answers `/dms.auth.v1.Auth/DisableTwoStep` without suspending, on the connection's
+    /// event loop, or returns nil to have `disableTwoStep(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func disableTwoStepImmediately(request: Dms_Auth_V1_DisableTwoStepRequest, context: ServerContext) throws -> Dms_Auth_V1_DisableTwoStepResponse?
   }
 
   /// A typed client of `dms.auth.v1.Auth` over any connection.
@@ -99,6 +163,14 @@ public enum Dms_Auth_V1_Auth {
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Auth_V1_LoginResponse {
       try await caller.unary(Method.login, request: request, options: options)
+    }
+
+    /// Calls `/dms.auth.v1.Auth/LoginSystem`.
+    public nonisolated(nonsending) func loginSystem(
+      _ request: Dms_Auth_V1_LoginSystemRequest = Dms_Auth_V1_LoginSystemRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Auth_V1_LoginResponse {
+      try await caller.unary(Method.loginSystem, request: request, options: options)
     }
 
     /// Calls `/dms.auth.v1.Auth/Logout`.
@@ -124,12 +196,41 @@ public enum Dms_Auth_V1_Auth {
     ) async throws -> Dms_Auth_V1_ChangePasswordResponse {
       try await caller.unary(Method.changePassword, request: request, options: options)
     }
+
+    /// Calls `/dms.auth.v1.Auth/EnrolTwoStep`.
+    public nonisolated(nonsending) func enrolTwoStep(
+      _ request: Dms_Auth_V1_EnrolTwoStepRequest = Dms_Auth_V1_EnrolTwoStepRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Auth_V1_EnrolTwoStepResponse {
+      try await caller.unary(Method.enrolTwoStep, request: request, options: options)
+    }
+
+    /// Calls `/dms.auth.v1.Auth/ConfirmTwoStep`.
+    public nonisolated(nonsending) func confirmTwoStep(
+      _ request: Dms_Auth_V1_ConfirmTwoStepRequest = Dms_Auth_V1_ConfirmTwoStepRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Auth_V1_ConfirmTwoStepResponse {
+      try await caller.unary(Method.confirmTwoStep, request: request, options: options)
+    }
+
+    /// Calls `/dms.auth.v1.Auth/DisableTwoStep`.
+    public nonisolated(nonsending) func disableTwoStep(
+      _ request: Dms_Auth_V1_DisableTwoStepRequest = Dms_Auth_V1_DisableTwoStepRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Auth_V1_DisableTwoStepResponse {
+      try await caller.unary(Method.disableTwoStep, request: request, options: options)
+    }
   }
 }
 
 extension Dms_Auth_V1_Auth.ServiceProtocol {
   /// Nil: `login(request:context:)` answers, in a task.
   public func loginImmediately(request: Dms_Auth_V1_LoginRequest, context: ServerContext) throws -> Dms_Auth_V1_LoginResponse? {
+    nil
+  }
+
+  /// Nil: `loginSystem(request:context:)` answers, in a task.
+  public func loginSystemImmediately(request: Dms_Auth_V1_LoginSystemRequest, context: ServerContext) throws -> Dms_Auth_V1_LoginResponse? {
     nil
   }
 
@@ -148,6 +249,21 @@ extension Dms_Auth_V1_Auth.ServiceProtocol {
     nil
   }
 
+  /// Nil: `enrolTwoStep(request:context:)` answers, in a task.
+  public func enrolTwoStepImmediately(request: Dms_Auth_V1_EnrolTwoStepRequest, context: ServerContext) throws -> Dms_Auth_V1_EnrolTwoStepResponse? {
+    nil
+  }
+
+  /// Nil: `confirmTwoStep(request:context:)` answers, in a task.
+  public func confirmTwoStepImmediately(request: Dms_Auth_V1_ConfirmTwoStepRequest, context: ServerContext) throws -> Dms_Auth_V1_ConfirmTwoStepResponse? {
+    nil
+  }
+
+  /// Nil: `disableTwoStep(request:context:)` answers, in a task.
+  public func disableTwoStepImmediately(request: Dms_Auth_V1_DisableTwoStepRequest, context: ServerContext) throws -> Dms_Auth_V1_DisableTwoStepResponse? {
+    nil
+  }
+
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
@@ -158,6 +274,14 @@ extension Dms_Auth_V1_Auth.ServiceProtocol {
         }
       ) { (request: Dms_Auth_V1_LoginRequest, context) in
         try await self.login(request: request, context: context)
+      },
+      .unary(
+        Dms_Auth_V1_Auth.Method.loginSystem,
+        immediate: { (request: Dms_Auth_V1_LoginSystemRequest, context) in
+          try self.loginSystemImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Auth_V1_LoginSystemRequest, context) in
+        try await self.loginSystem(request: request, context: context)
       },
       .unary(
         Dms_Auth_V1_Auth.Method.logout,
@@ -182,6 +306,30 @@ extension Dms_Auth_V1_Auth.ServiceProtocol {
         }
       ) { (request: Dms_Auth_V1_ChangePasswordRequest, context) in
         try await self.changePassword(request: request, context: context)
+      },
+      .unary(
+        Dms_Auth_V1_Auth.Method.enrolTwoStep,
+        immediate: { (request: Dms_Auth_V1_EnrolTwoStepRequest, context) in
+          try self.enrolTwoStepImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Auth_V1_EnrolTwoStepRequest, context) in
+        try await self.enrolTwoStep(request: request, context: context)
+      },
+      .unary(
+        Dms_Auth_V1_Auth.Method.confirmTwoStep,
+        immediate: { (request: Dms_Auth_V1_ConfirmTwoStepRequest, context) in
+          try self.confirmTwoStepImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Auth_V1_ConfirmTwoStepRequest, context) in
+        try await self.confirmTwoStep(request: request, context: context)
+      },
+      .unary(
+        Dms_Auth_V1_Auth.Method.disableTwoStep,
+        immediate: { (request: Dms_Auth_V1_DisableTwoStepRequest, context) in
+          try self.disableTwoStepImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Auth_V1_DisableTwoStepRequest, context) in
+        try await self.disableTwoStep(request: request, context: context)
       },
     ]
   }

@@ -63,6 +63,16 @@ public enum Dms_Settings_V1_Operators {
       access: .administrator,
       companyScoped: false
     )
+    /// `/dms.settings.v1.Operators/DisableTwoStep`.
+    public static let disableTwoStep = MethodDescriptor(
+      service: "dms.settings.v1.Operators",
+      method: "DisableTwoStep",
+      requestType: "dms.settings.v1.DisableOperatorTwoStepRequest",
+      responseType: "dms.settings.v1.Operator",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: false
+    )
     /// `/dms.settings.v1.Operators/Delete`.
     public static let delete = MethodDescriptor(
       service: "dms.settings.v1.Operators",
@@ -74,7 +84,7 @@ public enum Dms_Settings_V1_Operators {
       companyScoped: false
     )
     /// All methods, in declaration order.
-    public static let all: [MethodDescriptor] = [list, get, create, update, setPassword, delete]
+    public static let all: [MethodDescriptor] = [list, get, create, update, setPassword, disableTwoStep, delete]
   }
 
   /// What a server-side implementation of `dms.settings.v1.Operators` provides.
@@ -109,6 +119,12 @@ public enum Dms_Settings_V1_Operators {
     /// event loop, or returns nil to have `setPassword(request:context:)` run in a task.
     /// The default returns nil; implement it where an answer needs no waiting (a cached read).
     func setPasswordImmediately(request: Dms_Settings_V1_SetOperatorPasswordRequest, context: ServerContext) throws -> Dms_Settings_V1_Operator?
+    /// Handles `/dms.settings.v1.Operators/DisableTwoStep`.
+    func disableTwoStep(request: Dms_Settings_V1_DisableOperatorTwoStepRequest, context: ServerContext) async throws -> Dms_Settings_V1_Operator
+    /// Answers `/dms.settings.v1.Operators/DisableTwoStep` without suspending, on the connection's
+    /// event loop, or returns nil to have `disableTwoStep(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func disableTwoStepImmediately(request: Dms_Settings_V1_DisableOperatorTwoStepRequest, context: ServerContext) throws -> Dms_Settings_V1_Operator?
     /// Handles `/dms.settings.v1.Operators/Delete`.
     func delete(request: Dms_Settings_V1_DeleteOperatorRequest, context: ServerContext) async throws -> Dms_Settings_V1_DeleteOperatorResponse
     /// Answers `/dms.settings.v1.Operators/Delete` without suspending, on the connection's
@@ -165,6 +181,14 @@ public enum Dms_Settings_V1_Operators {
       try await caller.unary(Method.setPassword, request: request, options: options)
     }
 
+    /// Calls `/dms.settings.v1.Operators/DisableTwoStep`.
+    public nonisolated(nonsending) func disableTwoStep(
+      _ request: Dms_Settings_V1_DisableOperatorTwoStepRequest = Dms_Settings_V1_DisableOperatorTwoStepRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_Operator {
+      try await caller.unary(Method.disableTwoStep, request: request, options: options)
+    }
+
     /// Calls `/dms.settings.v1.Operators/Delete`.
     public nonisolated(nonsending) func delete(
       _ request: Dms_Settings_V1_DeleteOperatorRequest = Dms_Settings_V1_DeleteOperatorRequest(),
@@ -198,6 +222,11 @@ extension Dms_Settings_V1_Operators.ServiceProtocol {
 
   /// Nil: `setPassword(request:context:)` answers, in a task.
   public func setPasswordImmediately(request: Dms_Settings_V1_SetOperatorPasswordRequest, context: ServerContext) throws -> Dms_Settings_V1_Operator? {
+    nil
+  }
+
+  /// Nil: `disableTwoStep(request:context:)` answers, in a task.
+  public func disableTwoStepImmediately(request: Dms_Settings_V1_DisableOperatorTwoStepRequest, context: ServerContext) throws -> Dms_Settings_V1_Operator? {
     nil
   }
 
@@ -248,6 +277,14 @@ extension Dms_Settings_V1_Operators.ServiceProtocol {
         }
       ) { (request: Dms_Settings_V1_SetOperatorPasswordRequest, context) in
         try await self.setPassword(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Operators.Method.disableTwoStep,
+        immediate: { (request: Dms_Settings_V1_DisableOperatorTwoStepRequest, context) in
+          try self.disableTwoStepImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_DisableOperatorTwoStepRequest, context) in
+        try await self.disableTwoStep(request: request, context: context)
       },
       .unary(
         Dms_Settings_V1_Operators.Method.delete,

@@ -1,0 +1,133 @@
+import DMSDomain
+import Foundation
+import GRDB
+
+/// Two-step login (TOOLS-4) and the security policy.
+extension SQLiteTransaction {
+  /// What the operator's TOTP secret is sealed under: bound to the operator, so a
+  /// ciphertext copied to another operator does not open.
+  private static func binding(_ operatorID: Int64) -> (area: String, field: String) {
+    ("operator/\(operatorID)", "two_step_secret")
+  }
+
+  func twoStep(operatorID: Int64) throws -> TwoStepRecord? {
+    guard
+      let row = try Row.fetchOne(
+        db.cachedStatement(
+          sql: "SELECT two_step_secret, two_step_confirmed, two_step_last_step FROM operator WHERE id = ?"),
+        arguments: [operatorID]),
+      let sealed = row["two_step_secret"] as Data?
+    else { return nil }
+    let binding = Self.binding(operatorID)
+    return TwoStepRecord(
+      secret: try store.secrets.open(sealed, companyID: 0, area: binding.area, field: binding.field),
+      confirmed: row["two_step_confirmed"], lastStep: row["two_step_last_step"])
+  }
+
+  func beginTwoStep(operatorID: Int64, secret: String) throws {
+    let stored = try operatorByID(operatorID)
+    guard !stored.twoStepEnabled else {
+      throw StoreError(.inUse, "two-step login is already on for \(stored.value.login): turn it off first")
+    }
+    let binding = Self.binding(operatorID)
+    let sealed = try store.secrets.seal(secret, companyID: 0, area: binding.area, field: binding.field)
+    try db.cachedStatement(
+      sql: "UPDATE operator SET two_step_secret = ?, two_step_confirmed = 0, two_step_last_step = 0 WHERE id = ?"
+    ).execute(arguments: [sealed, operatorID])
+    try audit(
+      AuditTrail.Entry(
+        action: "operator.two-step.enrol", area: Operator.area, field: "two_step_secret: changed",
+        revision: stored.revision, detail: "pending until confirmed with a code", subject: stored.value.login))
+  }
+
+  func confirmTwoStep(operatorID: Int64, step: Int64, session: SessionTokenHash?, scope: SessionRecord.Scope) throws
+    -> StoredOperator
+  {
+    try db.cachedStatement(
+      sql: """
+        UPDATE operator SET two_step_confirmed = 1, two_step_last_step = ?, revision = revision + 1, updated_at = ?
+        WHERE id = ? AND two_step_secret IS NOT NULL
+        """
+    ).execute(arguments: [step, nowText, operatorID])
+    let stored = try operatorByID(operatorID)
+    try audit(
+      AuditTrail.Entry(
+        action: "operator.two-step.on", area: Operator.area, field: "two_step", revision: stored.revision,
+        subject: stored.value.login))
+    remember(.operatorWritten(stored))
+    if let session { try setSessionScope(session, scope) }
+    return stored
+  }
+
+  func useTwoStep(operatorID: Int64, step: Int64) throws {
+    try db.cachedStatement(sql: "UPDATE operator SET two_step_last_step = ? WHERE id = ?").execute(
+      arguments: [step, operatorID])
+  }
+
+  func clearTwoStep(operatorID: Int64, detail: String) throws -> StoredOperator {
+    let before = try operatorByID(operatorID)
+    try db.cachedStatement(
+      sql: """
+        UPDATE operator SET two_step_secret = NULL, two_step_confirmed = 0, two_step_last_step = 0,
+          revision = revision + \(before.twoStepEnabled ? 1 : 0), updated_at = ?
+        WHERE id = ?
+        """
+    ).execute(arguments: [nowText, operatorID])
+    let stored = try operatorByID(operatorID)
+    try audit(
+      AuditTrail.Entry(
+        action: "operator.two-step.off", area: Operator.area, field: "two_step_secret: changed",
+        revision: stored.revision, detail: detail, subject: stored.value.login))
+    remember(.operatorWritten(stored))
+    return stored
+  }
+
+  func securityPolicy() throws -> StoredSecurityPolicy {
+    guard
+      let row = try Row.fetchOne(
+        db.cachedStatement(sql: "SELECT enforce_two_step, revision, updated_at FROM security_policy WHERE id = 1"))
+    else { throw StoreError(.unreadable, "the security policy row is missing") }
+    return StoredSecurityPolicy(row: row)
+  }
+
+  func setSecurityPolicy(_ policy: SecurityPolicy, expectedRevision: Int64) throws -> StoredSecurityPolicy {
+    let current = try securityPolicy()
+    guard current.revision == expectedRevision else {
+      throw StoreError(
+        .staleRevision, "the security policy is at revision \(current.revision), not \(expectedRevision)",
+        currentRevision: current.revision)
+    }
+    guard policy != current.value else { return current }
+    try db.cachedStatement(
+      sql: "UPDATE security_policy SET enforce_two_step = ?, revision = revision + 1, updated_at = ? WHERE id = 1"
+    ).execute(arguments: [policy.enforceTwoStep, nowText])
+    let stored = try securityPolicy()
+    try audit(
+      AuditTrail.Entry(
+        action: "security-policy.update", area: "security-policy", field: "enforce_two_step",
+        revision: stored.revision, detail: policy.enforceTwoStep ? "enforced" : "not enforced"))
+    return stored
+  }
+}
+
+extension StoredSecurityPolicy {
+  init(row: Row) {
+    self.init(
+      value: SecurityPolicy(enforceTwoStep: row["enforce_two_step"]), revision: row["revision"],
+      updatedAt: row["updated_at"])
+  }
+}
+
+extension SQLiteSettingsStore {
+  public func securityPolicy() async throws -> StoredSecurityPolicy {
+    try await database {
+      try await pool.read { db in
+        guard
+          let row = try Row.fetchOne(
+            db, sql: "SELECT enforce_two_step, revision, updated_at FROM security_policy WHERE id = 1")
+        else { throw StoreError(.unreadable, "the security policy row is missing") }
+        return StoredSecurityPolicy(row: row)
+      }
+    }
+  }
+}
