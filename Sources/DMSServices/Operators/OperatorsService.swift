@@ -144,7 +144,11 @@ public struct OperatorsService: Dms_Settings_V1_Operators.ServiceProtocol {
       guard let current = try tx.operator(login: request.login) else {
         throw RPCError(code: .notFound, message: "no operator with the login \(request.login)")
       }
-      // TOOLS-4: an administrator turns it off for one who lost the app.
+      guard try tx.twoStep(operatorID: current.id) != nil else {
+        throw RPCError(code: .failedPrecondition, message: "\(current.value.login) has no two-step login")
+      }
+      // TOOLS-4: an administrator turns it off (or a pending enrolment) for one who
+      // lost the app.
       return try tx.clearTwoStep(operatorID: current.id, detail: "by an administrator")
     }
     return Operator.message(stored)

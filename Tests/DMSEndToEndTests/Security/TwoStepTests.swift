@@ -147,6 +147,8 @@ struct TwoStepTests {
       var off = Dms_Settings_V1_DisableOperatorTwoStepRequest()
       off.login = "kim"
       #expect(try await Dms_Settings_V1_Operators.Client(admin).disableTwoStep(off).twoStepEnabled == false)
+      let nothing = await rpcError { _ = try await Dms_Settings_V1_Operators.Client(admin).disableTwoStep(off) }
+      #expect(nothing?.code == .failedPrecondition, "nothing left to turn off")
       _ = try await Self.login(anonymous, "kim", password)
       #expect(await rpcError { _ = try await auth.disableTwoStep(disable) }?.code == .failedPrecondition)
 
