@@ -124,7 +124,7 @@ public final class RPCClient: RPCCaller, Sendable {
   }
 
   /// Forgets a session the server no longer knows, so the next call signs in again.
-  /// Returns whether signing in again may help (the client has a password).
+  /// Returns whether signing in again may help (the client has a password or a secret).
   private func sessionEnded(_ authorization: String?) -> Bool {
     guard let authorization else { return false }
     switch configuration.credentials {
