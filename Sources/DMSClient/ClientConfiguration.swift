@@ -6,6 +6,11 @@ public struct ClientConfiguration: Sendable {
   public var host: String
   /// The server's port. Default 7411.
   public var port: Int
+  /// Other instances of the same deployment (several servers on one database), tried
+  /// in order when the one before cannot be reached. A client stays on the server that
+  /// answered until its connection fails; then it tries that one first, then the
+  /// others. Default none.
+  public var failoverServers: [Server]
   /// TLS, or nil for plaintext.
   public var tls: TLSConfiguration?
   /// The name the server's certificate must carry; default `host`.
@@ -52,10 +57,28 @@ public struct ClientConfiguration: Sendable {
     public var customMirror: Mirror { Mirror(self, children: ["credentials": description]) }
   }
 
+  /// A server's address.
+  public struct Server: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+      self.host = host
+      self.port = port
+    }
+
+    /// `host:port`, an IPv6 address in brackets.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+  }
+
+  /// Every server to try, in order: `host`:`port`, then `failoverServers`.
+  public var servers: [Server] { [Server(host: host, port: port)] + failoverServers }
+
   /// A configuration; every parameter has the documented default.
   public init(
     host: String = "127.0.0.1",
     port: Int = 7411,
+    failoverServers: [Server] = [],
     tls: TLSConfiguration? = nil,
     serverHostname: String? = nil,
     connectTimeout: Duration = .seconds(5),
@@ -68,6 +91,7 @@ public struct ClientConfiguration: Sendable {
   ) {
     self.host = host
     self.port = port
+    self.failoverServers = failoverServers
     self.tls = tls
     self.serverHostname = serverHostname
     self.connectTimeout = connectTimeout

@@ -30,6 +30,15 @@ public final class RPCClient: RPCCaller, Sendable {
   public let taskExecutor: EventLoopTaskExecutor
   /// The session calls carry (`Bearer <token>`), when signed in.
   private let session: Mutex<SessionState>
+  /// The index in `configuration.servers` of the server that answered last.
+  private let preferredServer = Mutex(0)
+
+  /// The server this client talks to: the one that answered last (the first before
+  /// any has).
+  public var server: ClientConfiguration.Server {
+    let servers = configuration.servers
+    return servers[preferredServer.withLock { $0 } % servers.count]
+  }
 
   private enum SessionState {
     case none
@@ -359,7 +368,7 @@ public final class RPCClient: RPCCaller, Sendable {
     let connecting = connectFuture()
     guard let deadline else { return connecting }
     let promise = eventLoop.makePromise(of: ClientConnection.self)
-    let address = "\(configuration.host):\(configuration.port)"
+    let address = configuration.servers.map(\.description).joined(separator: ", ")
     let timer = eventLoop.scheduleTask(deadline: deadline) {
       promise.fail(
         RPCError(code: .deadlineExceeded, message: "the call's deadline passed while connecting to \(address)"))
@@ -407,23 +416,45 @@ public final class RPCClient: RPCCaller, Sendable {
     return promise.futureResult
   }
 
+  /// Connects to the first server that answers, starting with the one that answered
+  /// last: each round tries every server once, and rounds are `connectAttempts` apart
+  /// by the backoff. A final answer from a server (no such host, not a DMS RPC
+  /// server, an untrusted certificate) drops it from the rounds; when every server has
+  /// given one, the first is the error.
   private func connectWithBackoff() async throws -> ClientConnection {
-    var lastFailure: ConnectFailure?
+    let servers = configuration.servers
+    let first = preferredServer.withLock { $0 } % servers.count
+    let order = Array(servers.indices[first...]) + Array(servers.indices[..<first])
+    // Each server's latest failure; `final` holds those that are not worth retrying.
+    var failures: [Int: ConnectFailure] = [:]
+    var final: Set<Int> = []
     for attempt in 0..<max(1, configuration.connectAttempts) {
       if attempt > 0 {
         try await Task.sleep(for: configuration.backoff.delay(beforeAttempt: attempt))
       }
-      do {
-        return try await ClientConnection.connect(configuration: configuration, executor: taskExecutor)
-      } catch let failure as ConnectFailure {
-        // A final answer (no such host, not a DMS RPC server, an untrusted
-        // certificate, a refusal by the server) is not retried.
-        guard failure.retryable else { throw failure.rpcError }
-        lastFailure = failure
+      for index in order where !final.contains(index) {
+        var one = configuration
+        one.host = servers[index].host
+        one.port = servers[index].port
+        one.failoverServers = []
+        do {
+          let connection = try await ClientConnection.connect(configuration: one, executor: taskExecutor)
+          preferredServer.withLock { $0 = index }
+          return connection
+        } catch let failure as ConnectFailure {
+          failures[index] = failure
+          if !failure.retryable { final.insert(index) }
+        }
       }
+      if final.count == servers.count { break }
     }
-    throw lastFailure?.rpcError
-      ?? RPCError(code: .unavailable, message: "cannot reach \(configuration.host):\(configuration.port)")
+    guard servers.count > 1 else {
+      throw failures[0]?.rpcError ?? RPCError(code: .unavailable, message: "cannot reach \(servers[0])")
+    }
+    throw RPCError(
+      code: .unavailable,
+      message: "cannot reach any of \(servers.map(\.description).joined(separator: ", ")): "
+        + order.compactMap { failures[$0]?.description }.joined(separator: "; "))
   }
 }
 

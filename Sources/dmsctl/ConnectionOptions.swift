@@ -6,7 +6,10 @@ import NIOSSL
 
 /// Options every command takes: where the server is, TLS, output format.
 struct ConnectionOptions: ParsableArguments {
-  @Option(name: .long, help: "Server as host:port (default: DMS_SERVER, else 127.0.0.1:7411).")
+  @Option(
+    name: .long,
+    help: "Server as host:port, or several instances as a,b (tried in order; default: DMS_SERVER, else 127.0.0.1:7411)."
+  )
   var server: String?
 
   @Flag(name: .long, help: "Connect with TLS.")
@@ -32,20 +35,32 @@ struct ConnectionOptions: ParsableArguments {
   @Flag(name: .long, help: "Machine-readable JSON output.")
   var json = false
 
-  /// host and port from --server, DMS_SERVER or the default.
-  func endpoint() throws -> (host: String, port: Int) {
+  /// The servers of --server, DMS_SERVER or the default: `host:port`, or several
+  /// separated by commas (instances of one deployment, tried in order).
+  func endpoints() throws -> [ClientConfiguration.Server] {
     let text = server ?? ProcessInfo.processInfo.environment["DMS_SERVER"] ?? "127.0.0.1:7411"
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-      (1...65535).contains(port)
-    else {
-      throw ValidationError("--server must be host:port, such as 127.0.0.1:7411 (got \"\(text)\")")
+    let servers = try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
+      let item = item.trimmingCharacters(in: .whitespaces)
+      guard let colon = item.lastIndex(of: ":"), let port = Int(item[item.index(after: colon)...]),
+        (1...65535).contains(port)
+      else {
+        throw ValidationError(
+          "--server must be host:port, such as 127.0.0.1:7411, or several separated by commas (got \"\(text)\")")
+      }
+      var host = String(item[..<colon])
+      if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+      return ClientConfiguration.Server(host: host.isEmpty ? "127.0.0.1" : host, port: port)
     }
-    var host = String(text[..<colon])
-    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    return (host.isEmpty ? "127.0.0.1" : host, port)
+    return servers
   }
 
-  /// Where this server's session is saved.
+  /// The first server: the one sessions are saved for.
+  func endpoint() throws -> (host: String, port: Int) {
+    let first = try endpoints()[0]
+    return (first.host, first.port)
+  }
+
+  /// Where this server's session is saved (the first of several: one deployment).
   func sessionFile() throws -> SessionFile {
     let (host, port) = try endpoint()
     return SessionFile(host: host, port: port)
@@ -75,6 +90,7 @@ struct ConnectionOptions: ParsableArguments {
       configuration: ClientConfiguration(
         host: host,
         port: port,
+        failoverServers: Array(try endpoints().dropFirst()),
         tls: tlsConfiguration,
         serverHostname: serverName,
         // Connecting (TCP, TLS, the preface and SETTINGS) is bounded by --timeout too.

@@ -74,6 +74,27 @@ struct DMSCtlTests {
     #expect(member(error, "error").map { "\($0)" } == "\(JSONDocument.Value.string("connect"))")
   }
 
+  @Test("--server a,b: the first instance that answers; a session saved for the list is used with it")
+  func severalServers() async throws {
+    try await withDaemon { daemon in
+      // 127.0.0.1:1 refuses: dmsctl goes on to the daemon, and says which one answered.
+      let list = "127.0.0.1:1,127.0.0.1:\(daemon.port)"
+      var environment = daemon.environment
+      environment["DMS_SERVER"] = list
+      let info = try await Tools.run("dmsctl", ["info", "--json"], environment: environment)
+      #expect(info.status == 0 && info.stdout.contains("\"address\":\"127.0.0.1:\(daemon.port)\""), "\(info)")
+      let login = try await Tools.run(
+        "dmsctl", ["login", Daemon.login, "--password-file", "-"], environment: environment,
+        input: Daemon.password + "\n")
+      #expect(login.status == 0, "\(login)")
+      #expect(try await Tools.run("dmsctl", ["whoami"], environment: environment).status == 0)
+      let bad = try await Tools.run("dmsctl", ["--server", list + ",", "ping"])
+      #expect(bad.status == 2 && bad.stderr.contains("or several separated by commas"), "\(bad)")
+      let none = try await Tools.run("dmsctl", ["--server", "127.0.0.1:1,127.0.0.1:2", "ping"])
+      #expect(none.status == 3 && none.stderr.contains("cannot reach any of 127.0.0.1:1, 127.0.0.1:2"), "\(none)")
+    }
+  }
+
   @Test("usage errors show the subcommand's own usage, on stderr, exit 2")
   func usageOfTheSubcommand() async throws {
     try await withDaemon { daemon in

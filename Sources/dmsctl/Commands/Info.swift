@@ -12,15 +12,16 @@ struct Info: AsyncParsableCommand {
   @OptionGroup var connection: ConnectionOptions
 
   func run() async throws {
-    let (host, port) = try connection.endpoint()
     try await connection.withClient { client in
       let settings = try await client.serverSettings(timeout: connection.callTimeout)
       // ServerInfo is a settings service: a server without it still answers info.
       let info = try? await Dms_Settings_V1_ServerInfo.Client(client).get(options: connection.callOptions)
+      // The server that answered (with several given, the first that could be reached).
+      let address = client.server.description
       if connection.json {
         Output.json(
           .object([
-            ("address", .string("\(host):\(port)")),
+            ("address", .string(address)),
             ("protocol_version", .int(Preface.version)),
             ("settings", ProtoJSON.output(settings)),
             ("server_info", info.map { ProtoJSON.output($0) } ?? .null),
@@ -30,7 +31,7 @@ struct Info: AsyncParsableCommand {
           ["SETTING", "VALUE"],
           [
             ["server", settings.server],
-            ["address", "\(host):\(port)"],
+            ["address", address],
             ["protocol version", "\(Preface.version)"],
             ["max frame size", "\(settings.maxFrameSize) bytes"],
             ["max concurrent calls", "\(settings.maxConcurrentCalls)"],
