@@ -419,8 +419,9 @@ public final class RPCClient: RPCCaller, Sendable {
   /// Connects to the first server that answers, starting with the one that answered
   /// last: each round tries every server once, and rounds are `connectAttempts` apart
   /// by the backoff. A final answer from a server (no such host, not a DMS RPC
-  /// server, an untrusted certificate) drops it from the rounds; when every server has
-  /// given one, the first is the error.
+  /// server, an untrusted certificate) drops it from the rounds. When none answers:
+  /// with one server its own error, as it always was; with several, UNAVAILABLE
+  /// naming each one's reason.
   private func connectWithBackoff() async throws -> ClientConnection {
     let servers = configuration.servers
     let first = preferredServer.withLock { $0 } % servers.count
