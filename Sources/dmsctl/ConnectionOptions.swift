@@ -67,7 +67,8 @@ struct ConnectionOptions: ParsableArguments {
   }
 
   func makeClient(signedIn: Bool = true) throws -> RPCClient {
-    let (host, port) = try endpoint()
+    let servers = try endpoints()
+    let (host, port) = (servers[0].host, servers[0].port)
     guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
       throw ValidationError("--timeout must be a number of seconds above 0 and at most 86400 (got \(timeout))")
     }
@@ -90,7 +91,7 @@ struct ConnectionOptions: ParsableArguments {
       configuration: ClientConfiguration(
         host: host,
         port: port,
-        failoverServers: Array(try endpoints().dropFirst()),
+        failoverServers: Array(servers.dropFirst()),
         tls: tlsConfiguration,
         serverHostname: serverName,
         // Connecting (TCP, TLS, the preface and SETTINGS) is bounded by --timeout too.

@@ -27,8 +27,7 @@ public struct ApiSystemsService: Dms_Settings_V1_ApiSystems.ServiceProtocol {
     request: Dms_Settings_V1_AddApiSystemRequest, context: ServerContext
   ) async throws -> Dms_Settings_V1_ApiSystemSecret {
     // APISYS-3: at least 2 characters; APISYS-1: the DMS makes the identifier.
-    let system = ApiSystem(
-      identifier: UUID().uuidString.lowercased(), name: try ApiSystem.validatedName(request.name))
+    let system = ApiSystem(identifier: ApiSystem.newIdentifier(), name: try ApiSystem.validatedName(request.name))
     let (secret, hash) = SessionTokens.make()
     let stored = try await store.operators.transaction(by: context.auditActor) { tx in
       try tx.addApiSystem(system, secretHash: hash.bytes)

@@ -30,10 +30,11 @@ extension AuthService {
     let session = caller.scope == .enrolTwoStep ? SessionTokenHash(bytes: caller.sessionKey) : nil
     let now = Date()
     let confirmed = try await store.operators.transaction(by: context.auditActor) { tx -> Bool in
-      guard let pending = try tx.twoStep(operatorID: caller.id), !pending.confirmed else {
+      let current = try tx.twoStep(operatorID: caller.id)
+      guard let pending = current, !pending.confirmed else {
         throw RPCError(
           code: .failedPrecondition,
-          message: try tx.twoStep(operatorID: caller.id) == nil
+          message: current == nil
             ? "no two-step login is being set up: call Auth/EnrolTwoStep (dmsctl 2fa enrol) first"
             : "two-step login is already on")
       }
@@ -80,8 +81,7 @@ extension AuthService {
 
   /// Refuses a malformed code, and one while failed codes make the caller wait.
   private func checkAttempt(code: String, caller: Caller, context: ServerContext) throws {
-    let digits = code.filter { $0 != " " }
-    guard digits.count == TOTP.digits, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+    guard TOTP.wellFormed(code) != nil else {
       throw ValidationFailure([
         RuleViolation(field: "code", rule: "TOOLS-4", message: "must be the app's \(TOTP.digits)-digit code")
       ])

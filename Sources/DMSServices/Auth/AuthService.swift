@@ -79,7 +79,6 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     let upgrade = hasher.needsUpgrade(stored) ? try await hasher.hash(request.password).encoded : nil
     let (token, tokenHash) = SessionTokens.make()
     let now = Date()
-    let enforced = try await store.operators.securityPolicy().value.enforceTwoStep
     var actor = context.auditActor
     actor.login = account.value.login
     let code = request.oneTimeCode
@@ -93,6 +92,7 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
         else { return nil }
         try tx.useTwoStep(operatorID: account.id, step: step)
       }
+      let enforced = try tx.securityPolicy().value.enforceTwoStep
       let scope: SessionRecord.Scope =
         account.mustChangePassword ? .changePassword : enforced && twoStep == nil ? .enrolTwoStep : .full
       let session = SessionRecord(
@@ -142,7 +142,7 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     // is needed against guessing.
     let offered = SessionTokens.decode(Substring(request.secret)).map { SessionTokens.hash($0) }
     guard let (system, stored) = found, let stored, let offered,
-      SessionTokens.equal(offered.bytes, stored)
+      PasswordHasher.constantTimeEqual(offered.bytes, stored)
     else {
       let wait = throttle.failed(login: throttleKey, address: address)
       logger.warning(
@@ -246,10 +246,10 @@ public struct AuthService: Dms_Auth_V1_Auth.ServiceProtocol {
     }
     let newHash = try await hasher.hash(request.newPassword).encoded
     let keeping = SessionTokenHash(bytes: caller.sessionKey)
-    // TOOLS-4: when two-step login is enforced, an operator without it goes on to enrol.
-    let enforced = try await store.operators.securityPolicy().value.enforceTwoStep
-    let keptScope: SessionRecord.Scope = enforced && !account.twoStepEnabled ? .enrolTwoStep : .full
     try await store.operators.transaction(by: context.auditActor) { tx in
+      // TOOLS-4: when two-step login is enforced, an operator without it goes on to enrol.
+      let enforced = try tx.securityPolicy().value.enforceTwoStep
+      let keptScope: SessionRecord.Scope = enforced && !account.twoStepEnabled ? .enrolTwoStep : .full
       _ = try tx.setPassword(
         operatorID: account.id, passwordHash: newHash, mustChangePassword: false, keeping: keeping,
         keptScope: keptScope)

@@ -151,10 +151,12 @@ public final class PasswordHasher: Sendable {
     return key.withUnsafeBytes { Array($0) }
   }
 
-  static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+  /// Whether `a` and `b` hold the same bytes, in time that does not depend on where
+  /// they differ (digests, secrets' hashes, one-time codes).
+  static func constantTimeEqual(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
     guard a.count == b.count else { return false }
     var difference: UInt8 = 0
-    for index in a.indices { difference |= a[index] ^ b[index] }
+    for (x, y) in zip(a, b) { difference |= x ^ y }
     return difference == 0
   }
 }

@@ -18,12 +18,6 @@ enum SessionTokens {
     SessionTokenHash(bytes: Data(SHA256.hash(data: bytes)))
   }
 
-  /// Whether two hashes are equal, in time that does not depend on where they differ.
-  static func equal(_ a: Data, _ b: Data) -> Bool {
-    guard a.count == b.count else { return false }
-    return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
-  }
-
   /// base64url without padding.
   static func encode(_ bytes: [UInt8]) -> String {
     Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")

@@ -36,19 +36,25 @@ enum TOTP {
   /// The step, within `skew` of `date`'s and later than `after`, whose code is `code`;
   /// nil when none is (a wrong code, or one already used: no code is accepted twice).
   static func matchingStep(_ code: String, secret: [UInt8], at date: Date, after lastStep: Int64) -> Int64? {
-    let code = code.filter { $0 != " " }
-    guard code.count == digits, code.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+    guard let code = wellFormed(code) else { return nil }
     let now = step(at: date)
     var found: Int64?
     // Every candidate is computed and compared, so the time does not tell which matched.
     for candidate in (now - skew)...(now + skew) where candidate > lastStep {
-      if SessionTokens.equal(Data(self.code(secret: secret, counter: candidate).utf8), Data(code.utf8)),
+      if PasswordHasher.constantTimeEqual(self.code(secret: secret, counter: candidate).utf8, code.utf8),
         found == nil
       {
         found = candidate
       }
     }
     return found
+  }
+
+  /// `code` without spaces when it is `digits` ASCII digits (as apps show it,
+  /// "123 456"); nil otherwise.
+  static func wellFormed(_ code: String) -> String? {
+    let code = code.filter { $0 != " " }
+    return code.count == digits && code.allSatisfy({ $0.isASCII && $0.isNumber }) ? code : nil
   }
 
   /// A new random secret.

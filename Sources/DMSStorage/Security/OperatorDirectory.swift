@@ -88,9 +88,6 @@ public protocol OperatorTransaction {
   /// Removes the operator and ends its sessions.
   func deleteOperator(id: Int64) throws -> StoredOperator
 
-  /// Every API system, by name.
-  func apiSystems() throws -> [StoredApiSystem]
-
   /// The API system with `identifier`.
   func apiSystem(identifier: String) throws -> StoredApiSystem?
 

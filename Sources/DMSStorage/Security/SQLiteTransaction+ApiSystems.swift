@@ -8,11 +8,6 @@ extension SQLiteTransaction {
     id, identifier, name, secret_hash IS NOT NULL AS secret_set, secret_set_at, created_at
     """
 
-  func apiSystems() throws -> [StoredApiSystem] {
-    try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Self.apiSystemColumns) FROM api_system ORDER BY name_key"))
-      .map(StoredApiSystem.init(row:))
-  }
-
   func apiSystem(identifier: String) throws -> StoredApiSystem? {
     try Row.fetchOne(
       db.cachedStatement(sql: "SELECT \(Self.apiSystemColumns) FROM api_system WHERE identifier = ?"),
@@ -99,4 +94,7 @@ extension StoredApiSystem {
 extension ApiSystem {
   /// The audit's area for API systems.
   static let area = "api-system"
+
+  /// A new identifier (APISYS-1): a random UUID in lower case.
+  public static func newIdentifier() -> String { UUID().uuidString.lowercased() }
 }

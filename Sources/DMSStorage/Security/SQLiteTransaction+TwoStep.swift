@@ -69,10 +69,10 @@ extension SQLiteTransaction {
     try db.cachedStatement(
       sql: """
         UPDATE operator SET two_step_secret = NULL, two_step_confirmed = 0, two_step_last_step = 0,
-          revision = revision + \(before.twoStepEnabled ? 1 : 0), updated_at = ?
+          revision = revision + ?, updated_at = ?
         WHERE id = ?
         """
-    ).execute(arguments: [nowText, operatorID])
+    ).execute(arguments: [before.twoStepEnabled ? 1 : 0, nowText, operatorID])
     let stored = try operatorByID(operatorID)
     try audit(
       AuditTrail.Entry(
@@ -83,11 +83,7 @@ extension SQLiteTransaction {
   }
 
   func securityPolicy() throws -> StoredSecurityPolicy {
-    guard
-      let row = try Row.fetchOne(
-        db.cachedStatement(sql: "SELECT enforce_two_step, revision, updated_at FROM security_policy WHERE id = 1"))
-    else { throw StoreError(.unreadable, "the security policy row is missing") }
-    return StoredSecurityPolicy(row: row)
+    try StoredSecurityPolicy.fetch(db)
   }
 
   func setSecurityPolicy(_ policy: SecurityPolicy, expectedRevision: Int64) throws -> StoredSecurityPolicy {
@@ -111,8 +107,13 @@ extension SQLiteTransaction {
 }
 
 extension StoredSecurityPolicy {
-  init(row: Row) {
-    self.init(
+  /// The policy's one row (made by the migration that made the table).
+  static func fetch(_ db: Database) throws -> StoredSecurityPolicy {
+    guard
+      let row = try Row.fetchOne(
+        db.cachedStatement(sql: "SELECT enforce_two_step, revision, updated_at FROM security_policy WHERE id = 1"))
+    else { throw StoreError(.unreadable, "the security policy row is missing") }
+    return StoredSecurityPolicy(
       value: SecurityPolicy(enforceTwoStep: row["enforce_two_step"]), revision: row["revision"],
       updatedAt: row["updated_at"])
   }
@@ -121,13 +122,7 @@ extension StoredSecurityPolicy {
 extension SQLiteSettingsStore {
   public func securityPolicy() async throws -> StoredSecurityPolicy {
     try await database {
-      try await pool.read { db in
-        guard
-          let row = try Row.fetchOne(
-            db, sql: "SELECT enforce_two_step, revision, updated_at FROM security_policy WHERE id = 1")
-        else { throw StoreError(.unreadable, "the security policy row is missing") }
-        return StoredSecurityPolicy(row: row)
-      }
+      try await pool.read { db in try StoredSecurityPolicy.fetch(db) }
     }
   }
 }

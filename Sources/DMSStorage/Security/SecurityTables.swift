@@ -73,7 +73,7 @@ enum SecurityTables: SQLiteRoom {
       try db.execute(
         sql: "INSERT INTO api_system (identifier, name, name_key, created_at) VALUES (?, ?, ?, ?)",
         arguments: [
-          UUID().uuidString.lowercased(), ApiSystem.predefinedName, ApiSystem.nameKey(ApiSystem.predefinedName),
+          ApiSystem.newIdentifier(), ApiSystem.predefinedName, ApiSystem.nameKey(ApiSystem.predefinedName),
           SQLiteDate.text(Date()),
         ])
     }
