@@ -48,15 +48,14 @@ enum AuditTrail: SQLiteRoom {
   }
 
   /// Appends `entry` by `actor` in the open transaction.
-  static func append(_ entry: Entry, by actor: AuditActor, at date: String, in db: Database) throws {
-    try db.cachedStatement(
-      sql: """
-        INSERT INTO audit_entry (company_id, company_code, at, action, area, field, revision, detail, login, peer,
-          user_agent, request_id, subject)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """
-    ).execute(
-      arguments: [
+  static func append(_ entry: Entry, by actor: AuditActor, at date: String, in sql: any SQLSession) throws {
+    try sql.execute(
+      """
+      INSERT INTO audit_entry (company_id, company_code, at, action, area, field, revision, detail, login, peer,
+        user_agent, request_id, subject)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      """,
+      [
         entry.company?.id, entry.company?.code, date, entry.action, entry.area, entry.field, entry.revision,
         entry.detail, actor.login, actor.peer, actor.userAgent, actor.requestID, entry.subject,
       ])

@@ -74,7 +74,7 @@ enum SecurityTables: SQLiteRoom {
         sql: "INSERT INTO api_system (identifier, name, name_key, created_at) VALUES (?, ?, ?, ?)",
         arguments: [
           ApiSystem.newIdentifier(), ApiSystem.predefinedName, ApiSystem.nameKey(ApiSystem.predefinedName),
-          SQLiteDate.text(Date()),
+          StoredDate.text(Date()),
         ])
     }
     migrator.registerMigration("security v3: two-step login, security_policy") { db in
@@ -96,7 +96,7 @@ enum SecurityTables: SQLiteRoom {
           """)
       try db.execute(
         sql: "INSERT INTO security_policy (id, enforce_two_step, revision, updated_at) VALUES (1, 0, 1, ?)",
-        arguments: [SQLiteDate.text(Date())])
+        arguments: [StoredDate.text(Date())])
     }
   }
 }

@@ -1,29 +1,52 @@
 import Foundation
-import GRDB
 import Synchronization
+
+/// The one connection a backend writes through, serially.
+protocol CommitWriter: Sendable {
+  /// Runs `drain` on the writer's connection, after any drain before it.
+  func schedule(_ drain: @escaping @Sendable (any WriterSession) -> Void)
+}
+
+/// The writer's connection, with the transaction control group commit needs.
+protocol WriterSession: SQLSession {
+  /// Opens the batch's transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and the
+  /// lock that makes one instance's batch the database's only writer).
+  func begin() throws
+  /// Commits it durably.
+  func commit() throws
+  /// Rolls back whatever is open (best effort: the connection may be gone).
+  func rollback()
+  /// Whether a transaction is still open (a backend may have ended it on an error).
+  var isInsideTransaction: Bool { get }
+}
 
 /// Group commit: writes that arrive together run in one transaction, each in its own
 /// savepoint, and each caller resumes only after the shared commit is durable.
 ///
-/// A caller queues its job; if no drain is under way it starts one on GRDB's serial
+/// Both backends write this way: SQLite through GRDB's serial writer, PostgreSQL
+/// through one writer connection per instance.
+///
+/// A caller queues its job; if no drain is under way it starts one on the serial
 /// writer. A drain takes every queued job as one batch, commits it, answers each
 /// caller, and takes the jobs that arrived meanwhile as the next batch, until none is
 /// left. A job that throws rolls back its savepoint alone; if SQLite aborts the whole
 /// transaction (disk full, I/O error) or the commit fails, every job of the batch fails
-/// with that error and none of it is kept. Errors reach the callers as SQLite raised
-/// them; the store maps (and logs) them once (`SQLiteSettingsStore.database`).
+/// with that error and none of it is kept (so too on PostgreSQL when the connection is
+/// lost). Errors reach the callers as the backend raised them; the store maps (and
+/// logs) them once (`DatabaseStore.database`).
 ///
-/// Each commit is durable before anyone hears of it: the writer runs with
-/// `synchronous=FULL`, so COMMIT returns once the WAL is on disk; then the batch's
+/// Each commit is durable before anyone hears of it: SQLite's writer runs with
+/// `synchronous=FULL`, so COMMIT returns once the WAL is on disk (PostgreSQL's COMMIT
+/// returns once its WAL is flushed); then the batch's
 /// effects are applied (read cache, change feed) and its callers answered.
 ///
-/// The drain runs through GRDB's callback API, which task cancellation does not reach:
+/// The drain runs on the writer's thread, which task cancellation does not reach:
 /// a caller that goes away cannot interrupt the statements of a batch that carries
 /// other callers' writes. Its write still commits (or fails) with the batch.
 final class CommitQueue: Sendable {
   /// One queued transaction body and its caller.
   private struct Job: Sendable {
-    let work: @Sendable (Database) throws -> (any Sendable, [CommitEffect])
+    let work: @Sendable (any WriterSession) throws -> (any Sendable, [CommitEffect])
     let caller: CheckedContinuation<any Sendable, any Error>
   }
 
@@ -34,21 +57,21 @@ final class CommitQueue: Sendable {
   }
 
   private let state = Mutex(State())
-  private let pool: DatabasePool
+  private let writer: any CommitWriter
   private let maxBatch: Int
   /// Applies the effects of committed jobs (caches, change feed), in commit order,
   /// still on the writer, before their callers resume.
   private let committed: @Sendable ([CommitEffect]) -> Void
 
-  init(pool: DatabasePool, maxBatch: Int = 256, committed: @escaping @Sendable ([CommitEffect]) -> Void) {
-    self.pool = pool
+  init(writer: any CommitWriter, maxBatch: Int = 256, committed: @escaping @Sendable ([CommitEffect]) -> Void) {
+    self.writer = writer
     self.maxBatch = maxBatch
     self.committed = committed
   }
 
   /// Runs `work` in a transaction shared with whatever else is queued.
   func run<Result: Sendable>(
-    _ work: @escaping @Sendable (Database) throws -> (Result, [CommitEffect])
+    _ work: @escaping @Sendable (any WriterSession) throws -> (Result, [CommitEffect])
   ) async throws -> Result {
     let result = try await withCheckedThrowingContinuation { (caller: CheckedContinuation<any Sendable, any Error>) in
       let job = Job(
@@ -61,14 +84,14 @@ final class CommitQueue: Sendable {
         defer { state.draining = true }
         return !state.draining
       }
-      if startDrain { pool.asyncWriteWithoutTransaction { db in self.drain(db) } }
+      if startDrain { writer.schedule { session in self.drain(session) } }
     }
     // The job's `work` returned a `Result`.
     return result as! Result  // swift-format-ignore: NeverForceUnwrap
   }
 
   /// Commits batches until nothing is queued.
-  private func drain(_ db: Database) {
+  private func drain(_ db: any WriterSession) {
     while true {
       let jobs = state.withLock { state -> [Job] in
         if state.pending.isEmpty {
@@ -88,36 +111,38 @@ final class CommitQueue: Sendable {
   }
 
   /// Runs one batch in one transaction and answers its callers.
-  private func commit(_ jobs: [Job], _ db: Database) {
+  private func commit(_ jobs: [Job], _ db: any WriterSession) {
     var outcomes: [Result<(any Sendable, [CommitEffect]), any Error>] = []
     outcomes.reserveCapacity(jobs.count)
     do {
-      try db.inTransaction(.immediate) {
+      try db.begin()
+      do {
         if jobs.count == 1 {
           // Alone: the transaction is the savepoint.
           outcomes.append(.success(try jobs[0].work(db)))
-          return .commit
-        }
-        // Savepoints by hand, with prepared statements: one pair per job.
-        let savepoint = try db.cachedStatement(sql: "SAVEPOINT job")
-        let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT job")
-        let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT job")
-        for job in jobs {
-          try savepoint.execute()
-          do {
-            let produced = try job.work(db)
-            try release.execute()
-            outcomes.append(.success(produced))
-          } catch {
-            // SQLite rolls the whole transaction back on some errors (disk full,
-            // I/O): then nothing of the batch can be kept.
-            if !db.isInsideTransaction { throw error }
-            try rollback.execute()
-            try release.execute()
-            outcomes.append(.failure(error))
+        } else {
+          // One savepoint per job.
+          for job in jobs {
+            try db.execute("SAVEPOINT job")
+            do {
+              let produced = try job.work(db)
+              try db.execute("RELEASE SAVEPOINT job")
+              outcomes.append(.success(produced))
+            } catch {
+              // SQLite rolls the whole transaction back on some errors (disk full,
+              // I/O), PostgreSQL on a lost connection: then nothing of the batch can
+              // be kept.
+              if !db.isInsideTransaction { throw error }
+              try db.execute("ROLLBACK TO SAVEPOINT job")
+              try db.execute("RELEASE SAVEPOINT job")
+              outcomes.append(.failure(error))
+            }
           }
         }
-        return .commit
+        try db.commit()
+      } catch {
+        db.rollback()
+        throw error
       }
     } catch {
       for (index, job) in jobs.enumerated() {

@@ -1,47 +1,53 @@
 import DMSDomain
 import Foundation
-import GRDB
 
-extension SQLiteTransaction: OperatorTransaction {
+extension StoreTransaction: OperatorTransaction {
   var registry: any RegistryTransaction { self }
 
-  /// The columns of `SELECT` that `StoredOperator(row:)` reads.
-  static let operatorColumns = """
+  /// The columns of `SELECT` that `StoredOperator(row:)` reads (from `operator o`).
+  static func operatorColumns(_ dialect: SQLDialect) -> String {
+    dialect.rowLevelSecurity ? operatorColumnsPostgres : operatorColumnsSQLite
+  }
+
+  private static let operatorColumnsSQLite = operatorColumns(joining: SQLDialect.sqlite.joined)
+  private static let operatorColumnsPostgres = operatorColumns(joining: SQLDialect.postgres.joined)
+
+  private static func operatorColumns(joining joined: (String, String) -> String) -> String {
+    """
     o.id, o.login, o.full_name, o.email, o.administrator, o.disabled, o.domain_login, o.domain_account,
     o.cooperating_system, o.repository_permission, o.password_hash IS NOT NULL AS password_set,
     o.must_change_password, o.two_step_confirmed, o.revision, o.created_at, o.updated_at,
-    (SELECT group_concat(code, char(31)) FROM (
-      SELECT c.code FROM operator_company oc JOIN company c ON c.id = oc.company_id
-      WHERE oc.operator_id = o.id ORDER BY c.code_key)) AS companies
+    (SELECT \(joined("code", "code_key")) FROM (
+      SELECT c.code, c.code_key FROM operator_company oc JOIN company c ON c.id = oc.company_id
+      WHERE oc.operator_id = o.id ORDER BY c.code_key) AS companies_of) AS companies
     """
+  }
 
   func operatorCount() throws -> Int {
-    try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM operator")) ?? 0
+    try sql.value(Int.self, "SELECT count(*) FROM operator") ?? 0
   }
 
   func enabledAdministratorCount() throws -> Int {
-    try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM operator WHERE administrator AND NOT disabled")) ?? 0
+    try sql.value(Int.self, "SELECT count(*) FROM operator WHERE administrator AND NOT disabled") ?? 0
   }
 
   func `operator`(login: String) throws -> StoredOperator? {
-    try Row.fetchOne(
-      db.cachedStatement(sql: "SELECT \(Self.operatorColumns) FROM operator o WHERE o.login_key = ?"),
-      arguments: [Operator.loginKey(login)]
+    try sql.row(
+      "SELECT \(Self.operatorColumns(sql.dialect)) FROM operator o WHERE o.login_key = ?", [Operator.loginKey(login)]
     ).map(StoredOperator.init(row:))
   }
 
   func operatorByID(_ id: Int64) throws -> StoredOperator {
     guard
-      let found = try Row.fetchOne(
-        db.cachedStatement(sql: "SELECT \(Self.operatorColumns) FROM operator o WHERE o.id = ?"), arguments: [id]
+      let found = try sql.row(
+        "SELECT \(Self.operatorColumns(sql.dialect)) FROM operator o WHERE o.id = ?", [id]
       ).map(StoredOperator.init(row:))
     else { throw StoreError(.notFound, "no such operator") }
     return found
   }
 
   private func requireFreeLogin(_ login: String, except id: Int64?) throws {
-    if let owner = try Int64.fetchOne(
-      db.cachedStatement(sql: "SELECT id FROM operator WHERE login_key = ?"), arguments: [Operator.loginKey(login)]),
+    if let owner = try sql.value(Int64.self, "SELECT id FROM operator WHERE login_key = ?", [Operator.loginKey(login)]),
       owner != id
     {
       throw StoreError(
@@ -55,8 +61,8 @@ extension SQLiteTransaction: OperatorTransaction {
   private func cooperatingSystem(_ name: String) throws -> String {
     guard !name.isEmpty else { return "" }
     guard
-      let stored = try String.fetchOne(
-        db.cachedStatement(sql: "SELECT name FROM api_system WHERE name_key = ?"), arguments: [ApiSystem.nameKey(name)])
+      let stored = try sql.value(
+        String.self, "SELECT name FROM api_system WHERE name_key = ?", [ApiSystem.nameKey(name)])
     else {
       throw StoreError(
         .notFound, "no API system named \(name) (ApiSystems/List shows them)", field: "cooperating_system",
@@ -67,15 +73,14 @@ extension SQLiteTransaction: OperatorTransaction {
 
   /// Replaces the operator's companies with `codes` (each must be registered).
   private func setCompanies(_ codes: [String], of id: Int64) throws {
-    try db.cachedStatement(sql: "DELETE FROM operator_company WHERE operator_id = ?").execute(arguments: [id])
+    try sql.execute("DELETE FROM operator_company WHERE operator_id = ?", [id])
     for (index, code) in codes.enumerated() {
       guard let key = try company(code: code) else {
         throw StoreError(
           .notFound, "no company with the short name \(code) (companies[\(index)])", field: "companies[\(index)]",
           rule: "ERP-3")
       }
-      try db.cachedStatement(sql: "INSERT INTO operator_company (company_id, operator_id) VALUES (?, ?)").execute(
-        arguments: [key.id, id])
+      try sql.execute("INSERT INTO operator_company (company_id, operator_id) VALUES (?, ?)", [key.id, id])
     }
   }
 
@@ -83,20 +88,20 @@ extension SQLiteTransaction: OperatorTransaction {
     try requireFreeLogin(value.login, except: nil)
     var value = value
     value.cooperatingSystem = try cooperatingSystem(value.cooperatingSystem)
-    try db.cachedStatement(
-      sql: """
-        INSERT INTO operator (login, login_key, full_name, email, administrator, disabled, domain_login, domain_account,
-          cooperating_system, repository_permission, password_hash, must_change_password, revision, created_at,
-          updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
-        """
-    ).execute(
-      arguments: [
+    let inserted = try sql.value(
+      Int64.self,
+      """
+      INSERT INTO operator (login, login_key, full_name, email, administrator, disabled, domain_login, domain_account,
+        cooperating_system, repository_permission, password_hash, must_change_password, revision, created_at,
+        updated_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id
+      """,
+      [
         value.login, Operator.loginKey(value.login), value.fullName, value.email, value.administrator, value.disabled,
         value.domainLogin, value.domainAccount, value.cooperatingSystem, value.repositoryPermission, passwordHash,
         mustChangePassword, nowText, nowText,
       ])
-    let id = db.lastInsertedRowID
+    guard let id = inserted else { throw StoreError(.unavailable, "the new operator got no id") }
     try setCompanies(value.companies, of: id)
     let stored = try operatorByID(id)
     try audit(
@@ -119,15 +124,14 @@ extension SQLiteTransaction: OperatorTransaction {
     let changed = Operator.changedFields(from: current.value, to: value)
     if changed.isEmpty { return current }
     try requireFreeLogin(value.login, except: id)
-    try db.cachedStatement(
-      sql: """
-        UPDATE operator SET login = ?, login_key = ?, full_name = ?, email = ?, administrator = ?, disabled = ?,
-          domain_login = ?, domain_account = ?, cooperating_system = ?, repository_permission = ?,
-          revision = revision + 1, updated_at = ?
-        WHERE id = ?
-        """
-    ).execute(
-      arguments: [
+    try sql.execute(
+      """
+      UPDATE operator SET login = ?, login_key = ?, full_name = ?, email = ?, administrator = ?, disabled = ?,
+        domain_login = ?, domain_account = ?, cooperating_system = ?, repository_permission = ?,
+        revision = revision + 1, updated_at = ?
+      WHERE id = ?
+      """,
+      [
         value.login, Operator.loginKey(value.login), value.fullName, value.email, value.administrator, value.disabled,
         value.domainLogin, value.domainAccount, value.cooperatingSystem, value.repositoryPermission, nowText, id,
       ])
@@ -147,12 +151,11 @@ extension SQLiteTransaction: OperatorTransaction {
     keptScope: SessionRecord.Scope
   ) throws -> StoredOperator {
     _ = try operatorByID(operatorID)
-    try db.cachedStatement(
-      sql: """
-        UPDATE operator SET password_hash = ?, must_change_password = ?, revision = revision + 1, updated_at = ?
-        WHERE id = ?
-        """
-    ).execute(arguments: [passwordHash, mustChangePassword, nowText, operatorID])
+    try sql.execute(
+      """
+      UPDATE operator SET password_hash = ?, must_change_password = ?, revision = revision + 1, updated_at = ?
+      WHERE id = ?
+      """, [passwordHash, mustChangePassword, nowText, operatorID])
     let stored = try operatorByID(operatorID)
     try audit(
       AuditTrail.Entry(
@@ -167,19 +170,15 @@ extension SQLiteTransaction: OperatorTransaction {
 
   /// Changes a live session's scope.
   func setSessionScope(_ tokenHash: SessionTokenHash, _ scope: SessionRecord.Scope) throws {
-    try db.cachedStatement(sql: "UPDATE operator_session SET scope = ? WHERE token_hash = ?").execute(
-      arguments: [scope.rawValue, tokenHash.bytes])
-    if let row = try Row.fetchOne(
-      db.cachedStatement(sql: "SELECT * FROM operator_session WHERE token_hash = ?"), arguments: [tokenHash.bytes])
-    {
+    try sql.execute("UPDATE operator_session SET scope = ? WHERE token_hash = ?", [scope.rawValue, tokenHash.bytes])
+    if let row = try sql.row("SELECT * FROM operator_session WHERE token_hash = ?", [tokenHash.bytes]) {
       remember(.sessionOpened(SessionRecord(row: row)))
     }
   }
 
   func upgradePasswordHash(operatorID: Int64, passwordHash: String) throws {
     let stored = try operatorByID(operatorID)
-    try db.cachedStatement(sql: "UPDATE operator SET password_hash = ? WHERE id = ?").execute(
-      arguments: [passwordHash, operatorID])
+    try sql.execute("UPDATE operator SET password_hash = ? WHERE id = ?", [passwordHash, operatorID])
     try audit(
       AuditTrail.Entry(
         action: "operator.password-upgrade", area: Operator.area, revision: stored.revision,
@@ -189,7 +188,7 @@ extension SQLiteTransaction: OperatorTransaction {
   func deleteOperator(id: Int64) throws -> StoredOperator {
     let stored = try operatorByID(id)
     // ON DELETE CASCADE removes its companies and sessions.
-    try db.cachedStatement(sql: "DELETE FROM operator WHERE id = ?").execute(arguments: [id])
+    try sql.execute("DELETE FROM operator WHERE id = ?", [id])
     try audit(
       AuditTrail.Entry(
         action: "operator.delete", area: Operator.area, revision: stored.revision, subject: stored.value.login))
@@ -198,34 +197,33 @@ extension SQLiteTransaction: OperatorTransaction {
   }
 
   private func endSessions(of operatorID: Int64, keeping: SessionTokenHash?) throws {
-    try db.cachedStatement(sql: "DELETE FROM operator_session WHERE operator_id = ? AND token_hash IS NOT ?").execute(
-      arguments: [operatorID, keeping?.bytes])
+    try sql.execute(
+      "DELETE FROM operator_session WHERE operator_id = ? AND token_hash IS DISTINCT FROM ?",
+      [operatorID, keeping?.bytes])
     remember(.sessionsEnded(.operator(operatorID), keeping: keeping))
   }
 
   func createSession(_ session: SessionRecord) throws {
-    let arguments: StatementArguments = [
-      session.tokenHash.bytes, SQLiteDate.text(session.createdAt), SQLiteDate.text(session.expiresAt), session.peer,
+    let arguments: [any SQLBindable] = [
+      session.tokenHash.bytes, StoredDate.text(session.createdAt), StoredDate.text(session.expiresAt), session.peer,
     ]
     let subject: String
     switch session.holder {
     case .operator(let id):
-      try db.cachedStatement(
-        sql: """
-          INSERT INTO operator_session (token_hash, created_at, expires_at, peer, operator_id, scope)
-          VALUES (?, ?, ?, ?, ?, ?)
-          """
-      ).execute(arguments: arguments + [id, session.scope.rawValue])
+      try sql.execute(
+        """
+        INSERT INTO operator_session (token_hash, created_at, expires_at, peer, operator_id, scope)
+        VALUES (?, ?, ?, ?, ?, ?)
+        """, arguments + [id, session.scope.rawValue])
       subject =
-        try String.fetchOne(db.cachedStatement(sql: "SELECT login FROM operator WHERE id = ?"), arguments: [id]) ?? ""
+        try sql.value(String.self, "SELECT login FROM operator WHERE id = ?", [id]) ?? ""
     case .system(let id):
-      try db.cachedStatement(
-        sql: """
-          INSERT INTO api_system_session (token_hash, created_at, expires_at, peer, system_id) VALUES (?, ?, ?, ?, ?)
-          """
-      ).execute(arguments: arguments + [id])
+      try sql.execute(
+        """
+        INSERT INTO api_system_session (token_hash, created_at, expires_at, peer, system_id) VALUES (?, ?, ?, ?, ?)
+        """, arguments + [id])
       subject =
-        try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM api_system WHERE id = ?"), arguments: [id]) ?? ""
+        try sql.value(String.self, "SELECT name FROM api_system WHERE id = ?", [id]) ?? ""
     }
     try audit(
       AuditTrail.Entry(action: "session.open", area: "session", detail: session.scope.rawValue, subject: subject))
@@ -234,21 +232,19 @@ extension SQLiteTransaction: OperatorTransaction {
 
   func endSession(tokenHash: SessionTokenHash) throws -> Bool {
     let subject: String
-    if let login = try String.fetchOne(
-      db.cachedStatement(
-        sql: "SELECT o.login FROM operator_session s JOIN operator o ON o.id = s.operator_id WHERE s.token_hash = ?"),
-      arguments: [tokenHash.bytes])
+    if let login = try sql.value(
+      String.self,
+      "SELECT o.login FROM operator_session s JOIN operator o ON o.id = s.operator_id WHERE s.token_hash = ?",
+      [tokenHash.bytes])
     {
-      try db.cachedStatement(sql: "DELETE FROM operator_session WHERE token_hash = ?").execute(
-        arguments: [tokenHash.bytes])
+      try sql.execute("DELETE FROM operator_session WHERE token_hash = ?", [tokenHash.bytes])
       subject = login
-    } else if let name = try String.fetchOne(
-      db.cachedStatement(
-        sql: "SELECT a.name FROM api_system_session s JOIN api_system a ON a.id = s.system_id WHERE s.token_hash = ?"),
-      arguments: [tokenHash.bytes])
+    } else if let name = try sql.value(
+      String.self,
+      "SELECT a.name FROM api_system_session s JOIN api_system a ON a.id = s.system_id WHERE s.token_hash = ?",
+      [tokenHash.bytes])
     {
-      try db.cachedStatement(sql: "DELETE FROM api_system_session WHERE token_hash = ?").execute(
-        arguments: [tokenHash.bytes])
+      try sql.execute("DELETE FROM api_system_session WHERE token_hash = ?", [tokenHash.bytes])
       subject = name
     } else {
       return false
@@ -260,27 +256,23 @@ extension SQLiteTransaction: OperatorTransaction {
 
   func removeSessions(_ hashes: [SessionTokenHash]) throws {
     for hash in hashes {
-      try db.cachedStatement(sql: "DELETE FROM operator_session WHERE token_hash = ?").execute(arguments: [hash.bytes])
-      try db.cachedStatement(sql: "DELETE FROM api_system_session WHERE token_hash = ?").execute(
-        arguments: [hash.bytes])
+      try sql.execute("DELETE FROM operator_session WHERE token_hash = ?", [hash.bytes])
+      try sql.execute("DELETE FROM api_system_session WHERE token_hash = ?", [hash.bytes])
       remember(.sessionEnded(hash))
     }
   }
 
   func removeExpiredSessions(before date: Date) throws -> Int {
-    try db.cachedStatement(sql: "DELETE FROM operator_session WHERE expires_at < ?").execute(
-      arguments: [SQLiteDate.text(date)])
-    var count = db.changesCount
-    try db.cachedStatement(sql: "DELETE FROM api_system_session WHERE expires_at < ?").execute(
-      arguments: [SQLiteDate.text(date)])
-    count += db.changesCount
+    let count =
+      try sql.execute("DELETE FROM operator_session WHERE expires_at < ?", [StoredDate.text(date)])
+      + sql.execute("DELETE FROM api_system_session WHERE expires_at < ?", [StoredDate.text(date)])
     if count > 0 { remember(.sessionsExpired(before: date)) }
     return count
   }
 }
 
 extension StoredOperator {
-  init(row: Row) {
+  init(row: SQLRow) {
     let companies = (row["companies"] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
     self.init(
       id: row["id"],
@@ -295,7 +287,7 @@ extension StoredOperator {
 }
 
 extension SessionRecord {
-  init(row: Row) {
+  init(row: SQLRow) {
     self.init(
       tokenHash: SessionTokenHash(bytes: row["token_hash"]), holder: .operator(row["operator_id"]),
       scope: Scope(rawValue: row["scope"]) ?? .changePassword, createdAt: row["created_at"],
@@ -303,7 +295,7 @@ extension SessionRecord {
   }
 
   /// A row of `api_system_session`.
-  init(systemRow row: Row) {
+  init(systemRow row: SQLRow) {
     self.init(
       tokenHash: SessionTokenHash(bytes: row["token_hash"]), holder: .system(row["system_id"]), scope: .full,
       createdAt: row["created_at"], expiresAt: row["expires_at"], peer: row["peer"])

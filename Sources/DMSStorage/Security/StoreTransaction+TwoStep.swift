@@ -1,9 +1,8 @@
 import DMSDomain
 import Foundation
-import GRDB
 
 /// Two-step login (TOOLS-4) and the security policy.
-extension SQLiteTransaction {
+extension StoreTransaction {
   /// What the operator's TOTP secret is sealed under: bound to the operator, so a
   /// ciphertext copied to another operator does not open.
   private static func binding(_ operatorID: Int64) -> (area: String, field: String) {
@@ -12,15 +11,13 @@ extension SQLiteTransaction {
 
   func twoStep(operatorID: Int64) throws -> TwoStepRecord? {
     guard
-      let row = try Row.fetchOne(
-        db.cachedStatement(
-          sql: "SELECT two_step_secret, two_step_confirmed, two_step_last_step FROM operator WHERE id = ?"),
-        arguments: [operatorID]),
+      let row = try sql.row(
+        "SELECT two_step_secret, two_step_confirmed, two_step_last_step FROM operator WHERE id = ?", [operatorID]),
       let sealed = row["two_step_secret"] as Data?
     else { return nil }
     let binding = Self.binding(operatorID)
     return TwoStepRecord(
-      secret: try store.secrets.open(sealed, companyID: 0, area: binding.area, field: binding.field),
+      secret: try secrets.open(sealed, companyID: 0, area: binding.area, field: binding.field),
       confirmed: row["two_step_confirmed"], lastStep: row["two_step_last_step"])
   }
 
@@ -30,10 +27,10 @@ extension SQLiteTransaction {
       throw StoreError(.inUse, "two-step login is already on for \(stored.value.login): turn it off first")
     }
     let binding = Self.binding(operatorID)
-    let sealed = try store.secrets.seal(secret, companyID: 0, area: binding.area, field: binding.field)
-    try db.cachedStatement(
-      sql: "UPDATE operator SET two_step_secret = ?, two_step_confirmed = 0, two_step_last_step = 0 WHERE id = ?"
-    ).execute(arguments: [sealed, operatorID])
+    let sealed = try secrets.seal(secret, companyID: 0, area: binding.area, field: binding.field)
+    try sql.execute(
+      "UPDATE operator SET two_step_secret = ?, two_step_confirmed = FALSE, two_step_last_step = 0 WHERE id = ?",
+      [sealed, operatorID])
     try audit(
       AuditTrail.Entry(
         action: "operator.two-step.enrol", area: Operator.area, field: "two_step_secret: changed",
@@ -43,12 +40,11 @@ extension SQLiteTransaction {
   func confirmTwoStep(operatorID: Int64, step: Int64, session: SessionTokenHash?, scope: SessionRecord.Scope) throws
     -> StoredOperator
   {
-    try db.cachedStatement(
-      sql: """
-        UPDATE operator SET two_step_confirmed = 1, two_step_last_step = ?, revision = revision + 1, updated_at = ?
-        WHERE id = ? AND two_step_secret IS NOT NULL
-        """
-    ).execute(arguments: [step, nowText, operatorID])
+    try sql.execute(
+      """
+      UPDATE operator SET two_step_confirmed = TRUE, two_step_last_step = ?, revision = revision + 1, updated_at = ?
+      WHERE id = ? AND two_step_secret IS NOT NULL
+      """, [step, nowText, operatorID])
     let stored = try operatorByID(operatorID)
     try audit(
       AuditTrail.Entry(
@@ -60,19 +56,17 @@ extension SQLiteTransaction {
   }
 
   func useTwoStep(operatorID: Int64, step: Int64) throws {
-    try db.cachedStatement(sql: "UPDATE operator SET two_step_last_step = ? WHERE id = ?").execute(
-      arguments: [step, operatorID])
+    try sql.execute("UPDATE operator SET two_step_last_step = ? WHERE id = ?", [step, operatorID])
   }
 
   func clearTwoStep(operatorID: Int64, detail: String) throws -> StoredOperator {
     let before = try operatorByID(operatorID)
-    try db.cachedStatement(
-      sql: """
-        UPDATE operator SET two_step_secret = NULL, two_step_confirmed = 0, two_step_last_step = 0,
-          revision = revision + ?, updated_at = ?
-        WHERE id = ?
-        """
-    ).execute(arguments: [before.twoStepEnabled ? 1 : 0, nowText, operatorID])
+    try sql.execute(
+      """
+      UPDATE operator SET two_step_secret = NULL, two_step_confirmed = FALSE, two_step_last_step = 0,
+        revision = revision + ?, updated_at = ?
+      WHERE id = ?
+      """, [before.twoStepEnabled ? 1 : 0, nowText, operatorID])
     let stored = try operatorByID(operatorID)
     try audit(
       AuditTrail.Entry(
@@ -83,7 +77,7 @@ extension SQLiteTransaction {
   }
 
   func securityPolicy() throws -> StoredSecurityPolicy {
-    try StoredSecurityPolicy.fetch(db)
+    try StoredSecurityPolicy.fetch(sql)
   }
 
   func setSecurityPolicy(_ policy: SecurityPolicy, expectedRevision: Int64) throws -> StoredSecurityPolicy {
@@ -94,9 +88,9 @@ extension SQLiteTransaction {
         currentRevision: current.revision)
     }
     guard policy != current.value else { return current }
-    try db.cachedStatement(
-      sql: "UPDATE security_policy SET enforce_two_step = ?, revision = revision + 1, updated_at = ? WHERE id = 1"
-    ).execute(arguments: [policy.enforceTwoStep, nowText])
+    try sql.execute(
+      "UPDATE security_policy SET enforce_two_step = ?, revision = revision + 1, updated_at = ? WHERE id = 1",
+      [policy.enforceTwoStep, nowText])
     let stored = try securityPolicy()
     try audit(
       AuditTrail.Entry(
@@ -108,10 +102,9 @@ extension SQLiteTransaction {
 
 extension StoredSecurityPolicy {
   /// The policy's one row (made by the migration that made the table).
-  static func fetch(_ db: Database) throws -> StoredSecurityPolicy {
+  static func fetch(_ sql: any SQLSession) throws -> StoredSecurityPolicy {
     guard
-      let row = try Row.fetchOne(
-        db.cachedStatement(sql: "SELECT enforce_two_step, revision, updated_at FROM security_policy WHERE id = 1"))
+      let row = try sql.row("SELECT enforce_two_step, revision, updated_at FROM security_policy WHERE id = 1")
     else { throw StoreError(.unreadable, "the security policy row is missing") }
     return StoredSecurityPolicy(
       value: SecurityPolicy(enforceTwoStep: row["enforce_two_step"]), revision: row["revision"],
@@ -119,10 +112,8 @@ extension StoredSecurityPolicy {
   }
 }
 
-extension SQLiteSettingsStore {
+extension DatabaseStore {
   public func securityPolicy() async throws -> StoredSecurityPolicy {
-    try await database {
-      try await pool.read { db in try StoredSecurityPolicy.fetch(db) }
-    }
+    try await read(.none) { sql in try StoredSecurityPolicy.fetch(sql) }
   }
 }

@@ -1,24 +1,23 @@
 import DMSDomain
 import Foundation
-import GRDB
 
-/// One transaction body's view of the SQLite database: what it writes is collected as
-/// audit rows, change rows and, for after the commit, cache updates.
-final class SQLiteTransaction {
-  let db: Database
-  let store: SQLiteSettingsStore
+/// One transaction body's view of the database (either backend): what it writes is
+/// collected as audit rows, change rows and, for after the commit, cache updates.
+final class StoreTransaction {
+  let sql: any SQLSession
+  let secrets: SecretBox
   let actor: AuditActor
   /// The transaction's time, to the millisecond as stored (taken by its first write;
   /// a read needs none).
   private(set) lazy var now = Date(
     timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
   /// `now` as stored.
-  private(set) lazy var nowText = SQLiteDate.text(now)
+  private(set) lazy var nowText = StoredDate.text(now)
   private(set) var effects: [CommitEffect] = []
 
-  init(db: Database, store: SQLiteSettingsStore, actor: AuditActor) {
-    self.db = db
-    self.store = store
+  init(sql: any SQLSession, secrets: SecretBox, actor: AuditActor) {
+    self.sql = sql
+    self.secrets = secrets
     self.actor = actor
   }
 
@@ -33,21 +32,21 @@ final class SQLiteTransaction {
   /// Appends a change row and remembers it for the feed.
   func recordChange(_ kind: SettingsChange.Kind, company: CompanyKey?, area: String, revision: Int64) throws {
     guard Self.journaling else { return }
-    try db.cachedStatement(
-      sql: """
-        INSERT INTO change_feed (company_id, company_code, area, kind, revision, committed_at)
-        VALUES (?, ?, ?, ?, ?, ?)
-        """
-    ).execute(arguments: [company?.id, company?.code, area, kind.rawValue, revision, nowText])
+    let position = try sql.value(
+      Int64.self,
+      """
+      INSERT INTO change_feed (company_id, company_code, area, kind, revision, committed_at)
+      VALUES (?, ?, ?, ?, ?, ?) RETURNING position
+      """, [company?.id, company?.code, area, kind.rawValue, revision, nowText])
     effects.append(
       .change(
         SettingsChange(
-          position: db.lastInsertedRowID, kind: kind, company: company?.code, area: area, revision: revision)))
+          position: position ?? 0, kind: kind, company: company?.code, area: area, revision: revision)))
   }
 
   func audit(_ entry: AuditTrail.Entry) throws {
     guard Self.journaling else { return }
-    try AuditTrail.append(entry, by: actor, at: nowText, in: db)
+    try AuditTrail.append(entry, by: actor, at: nowText, in: sql)
   }
 
   func remember(_ effect: CommitEffect) {
@@ -72,32 +71,35 @@ final class SQLiteTransaction {
   }
 }
 
-extension SQLiteTransaction: RegistryTransaction {
+extension StoreTransaction: RegistryTransaction {
   func companies() throws -> [CompanyKey] {
-    try Row.fetchAll(db.cachedStatement(sql: "SELECT id, code FROM company ORDER BY code_key")).map {
+    try sql.rows("SELECT id, code FROM company ORDER BY code_key").map {
       CompanyKey(id: $0["id"], code: $0["code"])
     }
   }
 
   func company(code: String) throws -> CompanyKey? {
-    try Row.fetchOne(
-      db.cachedStatement(sql: "SELECT id, code FROM company WHERE code_key = ?"), arguments: [Company.codeKey(code)]
+    try sql.row(
+      "SELECT id, code FROM company WHERE code_key = ?", [Company.codeKey(code)]
     )
     .map { CompanyKey(id: $0["id"], code: $0["code"]) }
   }
 
   func createCompany(code: String) throws -> CompanyKey {
     let codeKey = Company.codeKey(code)
-    if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM company WHERE code_key = ?"), arguments: [codeKey])
+    if try sql.value(Bool.self, "SELECT 1 FROM company WHERE code_key = ?", [codeKey])
       == true
     {
       throw StoreError(
         .alreadyExists, "a company with the short name \(code) exists (short names ignore case)",
         field: "short_name", rule: "ERP-3")
     }
-    try db.cachedStatement(sql: "INSERT INTO company (code, code_key, created_at) VALUES (?, ?, ?)").execute(
-      arguments: [code, codeKey, nowText])
-    let key = CompanyKey(id: db.lastInsertedRowID, code: code)
+    guard
+      let id = try sql.value(
+        Int64.self, "INSERT INTO company (code, code_key, created_at) VALUES (?, ?, ?) RETURNING id",
+        [code, codeKey, nowText])
+    else { throw StoreError(.unavailable, "the new company got no id") }
+    let key = CompanyKey(id: id, code: code)
     try audit(AuditTrail.Entry(company: key, action: "company.create", area: Company.area))
     remember(.companyCreated(codeKey: codeKey, key))
     return key
@@ -105,50 +107,48 @@ extension SQLiteTransaction: RegistryTransaction {
 
   func deleteCompany(_ company: CompanyKey) throws {
     guard
-      try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM company WHERE id = ?"), arguments: [company.id]) == true
+      try sql.value(Bool.self, "SELECT 1 FROM company WHERE id = ?", [company.id]) == true
     else {
       throw StoreError(.notFound, "no company \(company.code)")
     }
-    let areas = try String.fetchAll(
-      db.cachedStatement(sql: "SELECT area FROM company_document WHERE company_id = ? ORDER BY area"),
-      arguments: [company.id])
+    let areas = try sql.values(
+      String.self, "SELECT area FROM company_document WHERE company_id = ? ORDER BY area", [company.id])
     // ON DELETE CASCADE removes every row partitioned under the company.
-    try db.cachedStatement(sql: "DELETE FROM company WHERE id = ?").execute(arguments: [company.id])
+    try sql.execute("DELETE FROM company WHERE id = ?", [company.id])
     try audit(AuditTrail.Entry(company: company, action: "company.delete", area: Company.area))
     for area in areas { try recordChange(.deleted, company: company, area: area, revision: 0) }
     remember(.companyDeleted(company, codeKey: Company.codeKey(company.code)))
   }
 
   func scoped(to company: CompanyKey) -> any CompanyTransaction {
-    SQLiteCompanyTransaction(tx: self, company: company)
+    StoreCompanyTransaction(tx: self, company: company)
   }
 
-  var shared: any SharedTransaction { SQLiteSharedTransaction(tx: self) }
+  var shared: any SharedTransaction { StoreSharedTransaction(tx: self) }
 
   func serverValue(_ key: String) throws -> String? {
-    try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM server_state WHERE key = ?"), arguments: [key])
+    try sql.value(String.self, "SELECT value FROM server_state WHERE key = ?", [key])
   }
 
   func setServerValue(_ key: String, _ value: String) throws {
-    try db.cachedStatement(
-      sql: "INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-    ).execute(arguments: [key, value])
+    try sql.execute(
+      "INSERT INTO server_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      [key, value])
   }
 }
 
 /// A transaction scoped to one company: every statement filters on its `company_id`.
-struct SQLiteCompanyTransaction: CompanyTransaction {
-  let tx: SQLiteTransaction
+struct StoreCompanyTransaction: CompanyTransaction {
+  let tx: StoreTransaction
   let company: CompanyKey
 
-  private var db: Database { tx.db }
+  private var sql: any SQLSession { tx.sql }
 
   func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>? {
     guard
-      let row = try Row.fetchOne(
-        db.cachedStatement(
-          sql: "SELECT revision, body, format, updated_at FROM company_document WHERE company_id = ? AND area = ?"),
-        arguments: [company.id, Document.area])
+      let row = try sql.row(
+        "SELECT revision, body, format, updated_at FROM company_document WHERE company_id = ? AND area = ?",
+        [company.id, Document.area])
     else { return nil }
     return Stored(
       value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"],
@@ -157,15 +157,14 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
 
   private func secretsSet(_ area: String) throws -> Set<String> {
     Set(
-      try String.fetchAll(
-        db.cachedStatement(sql: "SELECT field FROM company_secret WHERE company_id = ? AND area = ?"),
-        arguments: [company.id, area]))
+      try sql.values(
+        String.self, "SELECT field FROM company_secret WHERE company_id = ? AND area = ?", [company.id, area]))
   }
 
   func revision<Document: SettingsDocument>(of type: Document.Type) throws -> Int64 {
-    try Int64.fetchOne(
-      db.cachedStatement(sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?"),
-      arguments: [company.id, Document.area]) ?? 0
+    try sql.value(
+      Int64.self, "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
+      [company.id, Document.area]) ?? 0
   }
 
   func write<Document: SettingsDocument>(
@@ -176,13 +175,12 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
     let id = company.id
     // The company (it may have been deleted) and the document, in one read.
     guard
-      let found = try Row.fetchOne(
-        db.cachedStatement(
-          sql: """
-            SELECT d.revision, d.body, d.format, d.updated_at FROM company c
-            LEFT JOIN company_document d ON d.company_id = c.id AND d.area = ?
-            WHERE c.id = ?
-            """), arguments: [Document.area, id])
+      let found = try sql.row(
+        """
+        SELECT d.revision, d.body, d.format, d.updated_at FROM company c
+        LEFT JOIN company_document d ON d.company_id = c.id AND d.area = ?
+        WHERE c.id = ?
+        """, [Document.area, id])
     else {
       throw StoreError(.notFound, "no company \(company.code)")
     }
@@ -200,28 +198,26 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
         return Stored(value: staged.value, revision: current, secretsSet: set, updatedAt: found[3])
       }
     }
-    try db.cachedStatement(
-      sql: """
-        INSERT INTO company_document (company_id, area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
-          format = excluded.format, updated_at = excluded.updated_at
-        """
-    ).execute(arguments: [id, Document.area, current + 1, staged.body, Document.storedFormat, tx.nowText])
+    try sql.execute(
+      """
+      INSERT INTO company_document (company_id, area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
+        format = excluded.format, updated_at = excluded.updated_at
+      """, [id, Document.area, current + 1, staged.body, Document.storedFormat, tx.nowText])
     for (field, change) in secrets.sorted(by: { $0.key < $1.key }) {
       switch change {
       case .keep:
         continue
       case .clear:
-        try db.cachedStatement(sql: "DELETE FROM company_secret WHERE company_id = ? AND area = ? AND field = ?")
-          .execute(arguments: [id, Document.area, field])
+        try sql.execute(
+          "DELETE FROM company_secret WHERE company_id = ? AND area = ? AND field = ?", [id, Document.area, field])
       case .set(let plaintext):
-        let sealed = try tx.store.secrets.seal(plaintext, companyID: id, area: Document.area, field: field)
-        try db.cachedStatement(
-          sql: """
-            INSERT INTO company_secret (company_id, area, field, ciphertext) VALUES (?, ?, ?, ?)
-            ON CONFLICT (company_id, area, field) DO UPDATE SET ciphertext = excluded.ciphertext
-            """
-        ).execute(arguments: [id, Document.area, field, sealed])
+        let sealed = try tx.secrets.seal(plaintext, companyID: id, area: Document.area, field: field)
+        try sql.execute(
+          """
+          INSERT INTO company_secret (company_id, area, field, ciphertext) VALUES (?, ?, ?, ?)
+          ON CONFLICT (company_id, area, field) DO UPDATE SET ciphertext = excluded.ciphertext
+          """, [id, Document.area, field, sealed])
       }
     }
     let revision = current + 1
@@ -231,7 +227,7 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
     try tx.audit(
       AuditTrail.Entry(
         company: company, action: current == 0 ? "create" : "update", area: Document.area,
-        field: SQLiteTransaction.describe(secrets), revision: revision))
+        field: StoreTransaction.describe(secrets), revision: revision))
     try tx.recordChange(current == 0 ? .created : .updated, company: company, area: Document.area, revision: revision)
     tx.remember(.document(companyID: id, area: Document.area, ReadCache.Entry(stored)))
     return stored
@@ -239,16 +235,20 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
 
   func remove<Document: SettingsDocument>(_ type: Document.Type) throws {
     guard
-      try Int64.fetchOne(
-        db.cachedStatement(sql: "SELECT revision FROM company_document WHERE company_id = ? AND area = ?"),
-        arguments: [company.id, Document.area]) != nil
+      try sql.value(
+        Int64.self, "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
+        [company.id, Document.area]) != nil
     else { return }
-    try db.cachedStatement(sql: "DELETE FROM company_secret WHERE company_id = ? AND area = ?").execute(arguments: [
-      company.id, Document.area,
-    ])
-    try db.cachedStatement(sql: "DELETE FROM company_document WHERE company_id = ? AND area = ?").execute(arguments: [
-      company.id, Document.area,
-    ])
+    try sql.execute(
+      "DELETE FROM company_secret WHERE company_id = ? AND area = ?",
+      [
+        company.id, Document.area,
+      ])
+    try sql.execute(
+      "DELETE FROM company_document WHERE company_id = ? AND area = ?",
+      [
+        company.id, Document.area,
+      ])
     try tx.audit(AuditTrail.Entry(company: company, action: "delete", area: Document.area))
     try tx.recordChange(.deleted, company: company, area: Document.area, revision: 0)
     tx.remember(.documentRemoved(companyID: company.id, area: Document.area))
@@ -257,11 +257,11 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
   func revealSecret<Document: SettingsDocument>(_ type: Document.Type, field: String, reason: String) throws
     -> String?
   {
-    let sealed = try Data.fetchOne(
-      db.cachedStatement(sql: "SELECT ciphertext FROM company_secret WHERE company_id = ? AND area = ? AND field = ?"),
-      arguments: [company.id, Document.area, field])
+    let sealed = try sql.value(
+      Data.self, "SELECT ciphertext FROM company_secret WHERE company_id = ? AND area = ? AND field = ?",
+      [company.id, Document.area, field])
     let value = try sealed.map {
-      try tx.store.secrets.open($0, companyID: company.id, area: Document.area, field: field)
+      try tx.secrets.open($0, companyID: company.id, area: Document.area, field: field)
     }
     try tx.audit(
       AuditTrail.Entry(
@@ -272,14 +272,15 @@ struct SQLiteCompanyTransaction: CompanyTransaction {
 }
 
 /// The shared section inside a transaction.
-struct SQLiteSharedTransaction: SharedTransaction {
-  let tx: SQLiteTransaction
+struct StoreSharedTransaction: SharedTransaction {
+  let tx: StoreTransaction
+
+  private var sql: any SQLSession { tx.sql }
 
   func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>? {
     guard
-      let row = try Row.fetchOne(
-        tx.db.cachedStatement(sql: "SELECT revision, body, format, updated_at FROM shared_document WHERE area = ?"),
-        arguments: [Document.area])
+      let row = try sql.row(
+        "SELECT revision, body, format, updated_at FROM shared_document WHERE area = ?", [Document.area])
     else { return nil }
     return Stored(
       value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"], secretsSet: [],
@@ -287,9 +288,8 @@ struct SQLiteSharedTransaction: SharedTransaction {
   }
 
   func write<Document: SettingsDocument>(_ document: Document, expectedRevision: Int64) throws -> Stored<Document> {
-    let found = try Row.fetchOne(
-      tx.db.cachedStatement(sql: "SELECT revision, body, format, updated_at FROM shared_document WHERE area = ?"),
-      arguments: [Document.area])
+    let found = try sql.row(
+      "SELECT revision, body, format, updated_at FROM shared_document WHERE area = ?", [Document.area])
     let current: Int64 = found?[0] ?? 0
     guard current == expectedRevision else {
       throw StoreError(
@@ -301,15 +301,15 @@ struct SQLiteSharedTransaction: SharedTransaction {
     if let found, found[2] == Document.storedFormat, found[1] == body {
       return Stored(value: document, revision: current, secretsSet: [], updatedAt: found[3])
     }
-    try tx.db.cachedStatement(
-      sql: """
-        INSERT INTO shared_document (area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (area) DO UPDATE SET revision = excluded.revision, body = excluded.body, format = excluded.format,
-          updated_at = excluded.updated_at
-        """
-    ).execute(arguments: [
-      Document.area, current + 1, body, Document.storedFormat, tx.nowText,
-    ])
+    try tx.sql.execute(
+      """
+      INSERT INTO shared_document (area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (area) DO UPDATE SET revision = excluded.revision, body = excluded.body, format = excluded.format,
+        updated_at = excluded.updated_at
+      """,
+      [
+        Document.area, current + 1, body, Document.storedFormat, tx.nowText,
+      ])
     let stored = Stored(value: document, revision: current + 1, secretsSet: [], updatedAt: tx.now)
     try tx.audit(
       AuditTrail.Entry(

@@ -1,0 +1,316 @@
+import DMSDomain
+import Foundation
+import Logging
+
+/// What a backend gives the store: reader connections, the serial writer, and how its
+/// failures read as store errors.
+protocol StoreEngine: Sendable {
+  var dialect: SQLDialect { get }
+
+  /// The connection every write goes through, serially, in group commit.
+  var writer: any CommitWriter { get }
+
+  /// Runs `body` on a reader connection, seeing the rows `scope` allows.
+  func read<Result: Sendable>(
+    _ scope: RowScope, _ body: @escaping @Sendable (any SQLSession) throws -> Result
+  ) async throws -> Result
+
+  /// The store error for a failure of the backend (logged when an operator must act);
+  /// other errors pass through.
+  func map(_ error: any Error) -> any Error
+
+  /// Whether the database answers and was not found damaged.
+  func isHealthy() async -> Bool
+}
+
+/// The store on a relational database: the rooms' SQL, the read cache, the security
+/// cache, the change feed and group commit, the same for every backend. A backend
+/// (`SQLiteSettingsStore`, `PostgresSettingsStore`) opens its database, runs its
+/// migrations and hands over its `StoreEngine`.
+///
+/// Subclassed only by the two backends; every stored property is immutable and
+/// `Sendable`.
+public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable {
+  let engine: any StoreEngine
+  let secrets: SecretBox
+  let cache: ReadCache
+  let security: SecurityCache
+  private let commits: CommitQueue
+  private let feed: ChangeFeed
+
+  /// What a store keeps in memory, read when it opens.
+  struct Loaded {
+    var lastPosition: Int64
+    var operators: [StoredOperator]
+    var systems: [StoredApiSystem]
+    var sessions: [SessionRecord]
+
+    /// Reads it (row scope: every company).
+    init(_ sql: any SQLSession) throws {
+      let now = StoredDate.text(Date())
+      lastPosition = try sql.value(Int64.self, "SELECT MAX(position) FROM change_feed") ?? 0
+      operators = try sql.rows("SELECT \(StoreTransaction.operatorColumns(sql.dialect)) FROM operator o").map(
+        StoredOperator.init(row:))
+      systems = try sql.rows("SELECT \(StoreTransaction.apiSystemColumns) FROM api_system").map(
+        StoredApiSystem.init(row:))
+      sessions =
+        try sql.rows("SELECT * FROM operator_session WHERE expires_at >= ?", [now]).map(SessionRecord.init(row:))
+        + sql.rows("SELECT * FROM api_system_session WHERE expires_at >= ?", [now]).map(
+          SessionRecord.init(systemRow:))
+    }
+  }
+
+  init(engine: any StoreEngine, secrets: SecretBox, loaded: Loaded, maxBatch: Int) {
+    self.engine = engine
+    self.secrets = secrets
+    let cache = ReadCache()
+    self.cache = cache
+    let feed = ChangeFeed(last: loaded.lastPosition) { [engine] after, through, limit in
+      do {
+        return try await engine.read(.none) { sql in
+          try Self.changes(after: after, through: through, limit: limit, in: sql)
+        }
+      } catch {
+        throw engine.map(error)
+      }
+    }
+    self.feed = feed
+    let security = SecurityCache()
+    security.load(operators: loaded.operators, systems: loaded.systems, sessions: loaded.sessions)
+    self.security = security
+    commits = CommitQueue(writer: engine.writer, maxBatch: maxBatch) { [cache] effects in
+      var changes: [SettingsChange] = []
+      for effect in effects {
+        switch effect {
+        case .change(let change): changes.append(change)
+        case .document(let companyID, let area, let entry):
+          cache.documentWritten(companyID: companyID, area: area, entry)
+        case .documentRemoved(let companyID, let area): cache.documentRemoved(companyID: companyID, area: area)
+        case .companyCreated(let codeKey, let key): cache.companyCreated(codeKey: codeKey, key)
+        case .companyDeleted(let key, let codeKey):
+          cache.companyDeleted(key, codeKey: codeKey)
+          security.companyDeleted(codeKey: codeKey)
+        case .operatorWritten(let stored): security.operatorWritten(stored)
+        case .operatorDeleted(let id): security.operatorDeleted(id: id)
+        case .sessionOpened(let record): security.sessionOpened(record)
+        case .sessionEnded(let tokenHash): security.sessionEnded(tokenHash)
+        case .apiSystemWritten(let stored): security.apiSystemWritten(stored)
+        case .apiSystemDeleted(let id): security.apiSystemDeleted(id: id)
+        case .sessionsEnded(let holder, let keeping): security.sessionsEnded(holder: holder, keeping: keeping)
+        case .sessionsExpired(let date): security.sessionsExpired(before: date)
+        }
+      }
+      feed.publish(changes)
+    }
+  }
+
+  /// Runs `body` on a reader, mapping the backend's failures.
+  func read<Result: Sendable>(
+    _ scope: RowScope, _ body: @escaping @Sendable (any SQLSession) throws -> Result
+  ) async throws -> Result {
+    do {
+      return try await engine.read(scope, body)
+    } catch {
+      throw engine.map(error)
+    }
+  }
+
+  /// Runs `body` through group commit in a transaction of its own savepoint, its rows
+  /// scoped to `scope`.
+  func commit<Result: Sendable>(
+    _ scope: RowScope, by actor: AuditActor, _ body: @escaping @Sendable (StoreTransaction) throws -> Result
+  ) async throws -> Result {
+    do {
+      return try await commits.run { [secrets] sql in
+        try sql.scope(scope, local: true)
+        let tx = StoreTransaction(sql: sql, secrets: secrets, actor: actor)
+        let result = try body(tx)
+        return (result, tx.effects)
+      }
+    } catch {
+      throw engine.map(error)
+    }
+  }
+
+  // MARK: SettingsStore
+
+  public var registry: any CompanyRegistry { self }
+
+  public var changes: ChangeFeed { feed }
+
+  public func read<Document: SettingsDocument>(
+    _ type: Document.Type, of company: CompanyKey
+  ) async throws -> Stored<Document>? {
+    let id = company.id
+    if let entry = cache.document(companyID: id, area: Document.area) { return entry.stored(type) }
+    let generation = cache.generation
+    let stored = try await read(.company(id)) { [secrets] sql in
+      try StoreCompanyTransaction(
+        tx: StoreTransaction(sql: sql, secrets: secrets, actor: .system("read")), company: company
+      )
+      .read(type)
+    }
+    cache.fillDocument(
+      companyID: id, area: Document.area, stored.map(ReadCache.Entry.init) ?? .absent, generation: generation)
+    return stored
+  }
+
+  public func readShared<Document: SettingsDocument>(_ type: Document.Type) async throws -> Stored<Document>? {
+    if let entry = cache.document(companyID: ReadCache.shared, area: Document.area) { return entry.stored(type) }
+    let generation = cache.generation
+    let stored = try await read(.none) { [secrets] sql in
+      try StoreSharedTransaction(tx: StoreTransaction(sql: sql, secrets: secrets, actor: .system("read"))).read(type)
+    }
+    cache.fillDocument(
+      companyID: ReadCache.shared, area: Document.area, stored.map(ReadCache.Entry.init) ?? .absent,
+      generation: generation)
+    return stored
+  }
+
+  public func transaction<Result: Sendable>(
+    company: CompanyKey,
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any CompanyTransaction) throws -> Result
+  ) async throws -> Result {
+    try await commit(.company(company.id), by: actor) { tx in
+      try body(StoreCompanyTransaction(tx: tx, company: company))
+    }
+  }
+
+  public func sharedTransaction<Result: Sendable>(
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any SharedTransaction) throws -> Result
+  ) async throws -> Result {
+    try await commit(.none, by: actor) { tx in try body(StoreSharedTransaction(tx: tx)) }
+  }
+
+  public func isHealthy() async -> Bool {
+    await engine.isHealthy()
+  }
+
+  // MARK: CompanyRegistry
+
+  public func company(code: String) async throws -> CompanyKey? {
+    let codeKey = Company.codeKey(code)
+    if let key = cache.company(codeKey: codeKey) { return key }
+    let generation = cache.generation
+    let key = try await read(.none) { sql in
+      try sql.row("SELECT id, code FROM company WHERE code_key = ?", [codeKey]).map {
+        CompanyKey(id: $0["id"], code: $0["code"])
+      }
+    }
+    if let key { cache.fillCompany(codeKey: codeKey, key, generation: generation) }
+    return key
+  }
+
+  public func companies() async throws -> [CompanyKey] {
+    try await read(.none) { sql in
+      try sql.rows("SELECT id, code FROM company ORDER BY code_key").map {
+        CompanyKey(id: $0["id"], code: $0["code"])
+      }
+    }
+  }
+
+  public func documentOfEveryCompany<Document: SettingsDocument>(
+    _ type: Document.Type
+  ) async throws -> [(CompanyKey, Stored<Document>)] {
+    let rows = try await read(.all) { sql in
+      try sql.rows(
+        """
+        SELECT c.id, c.code, d.revision, d.body, d.format, d.updated_at,
+          (SELECT \(sql.dialect.joined("s.field", "s.field")) FROM company_secret s
+            WHERE s.company_id = c.id AND s.area = d.area) AS secrets
+        FROM company c JOIN company_document d ON d.company_id = c.id AND d.area = ?
+        ORDER BY c.code_key
+        """,
+        [Document.area])
+    }
+    return try rows.map { row in
+      let secrets = (row["secrets"] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
+      return (
+        CompanyKey(id: row["id"], code: row["code"]),
+        Stored(
+          value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"],
+          secretsSet: Set(secrets), updatedAt: row["updated_at"])
+      )
+    }
+  }
+
+  public func transaction<Result: Sendable>(
+    by actor: AuditActor,
+    _ body: @escaping @Sendable (any RegistryTransaction) throws -> Result
+  ) async throws -> Result {
+    try await commit(.all, by: actor) { tx in try body(tx) }
+  }
+
+  // MARK: Reading the journals
+
+  /// The change feed's rows after `after`, up to `through`, at most `limit`.
+  static func changes(after: Int64, through: Int64, limit: Int, in sql: any SQLSession) throws -> [SettingsChange] {
+    try sql.rows(
+      """
+      SELECT position, kind, company_code, area, revision FROM change_feed
+      WHERE position > ? AND position <= ? ORDER BY position LIMIT ?
+      """,
+      [after, through, limit]
+    ).map { row in
+      SettingsChange(
+        position: row["position"], kind: SettingsChange.Kind(rawValue: row["kind"]) ?? .updated,
+        company: row["company_code"], area: row["area"], revision: row["revision"])
+    }
+  }
+
+  public func auditRecords(matching query: AuditQuery) async throws -> [AuditRecord] {
+    // Two fixed statements, one per direction, so that the id's index orders the rows
+    // (a page costs its rows, not the audit's size). The casts give PostgreSQL the
+    // type of an argument that may be NULL.
+    let (bound, order) =
+      query.newestFirst ? ("(CAST(? AS BIGINT) = 0 OR id < ?)", "DESC") : ("id > CAST(? AS BIGINT)", "ASC")
+    let cursors: [any SQLBindable] = query.newestFirst ? [query.cursor, query.cursor] : [query.cursor]
+    let arguments: [any SQLBindable] =
+      cursors + [
+        query.companyID, query.companyID, query.companyCode, query.companyCode, query.action, query.action,
+        query.login, query.login, query.subject, query.subject, query.limit,
+      ]
+    return try await read(.none) { sql in
+      try sql.rows(
+        """
+        SELECT * FROM audit_entry
+        WHERE \(bound)
+          AND (CAST(? AS BIGINT) IS NULL OR company_id = ?)
+          AND (CAST(? AS TEXT) IS NULL OR upper(company_code) = upper(?))
+          AND (CAST(? AS TEXT) IS NULL OR action = ?)
+          AND (CAST(? AS TEXT) IS NULL OR lower(login) = lower(?))
+          AND (CAST(? AS TEXT) IS NULL OR lower(subject) = lower(?))
+        ORDER BY id \(order)
+        LIMIT ?
+        """,
+        arguments
+      ).map { row in
+        AuditRecord(
+          id: row["id"], company: row["company_code"], at: row["at"], action: row["action"], area: row["area"],
+          field: row["field"], revision: row["revision"], detail: row["detail"], subject: row["subject"],
+          actor: AuditActor(
+            login: row["login"], peer: row["peer"], userAgent: row["user_agent"], requestID: row["request_id"]))
+      }
+    }
+  }
+}
+
+extension ReadCache.Entry {
+  /// The entry of a stored document.
+  init<Document: Sendable>(_ stored: Stored<Document>) {
+    self.init(
+      value: stored.value, revision: stored.revision, secretsSet: stored.secretsSet, updatedAt: stored.updatedAt)
+  }
+
+  /// "There is no such document."
+  static let absent = ReadCache.Entry(
+    value: nil, revision: 0, secretsSet: [], updatedAt: Date(timeIntervalSince1970: 0))
+
+  /// The stored document, or nil when absent (or, defensively, of another type).
+  func stored<Document>(_ type: Document.Type) -> Stored<Document>? {
+    guard let value = value as? Document else { return nil }
+    return Stored(value: value, revision: revision, secretsSet: secretsSet, updatedAt: updatedAt)
+  }
+}
