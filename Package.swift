@@ -7,7 +7,8 @@ import PackageDescription
 //   DMSRPC        status codes, RPCError, metadata, method descriptors, router
 //   DMSStubs      generated service protocols, registrations and typed clients
 //   DMSDomain     settings value types and validation rules by spec ID (pure Swift)
-//   DMSStorage    store protocols, SQLite (GRDB) backend, migrations, secrets at rest
+//   DMSStorage    store protocols, SQLite (GRDB) and PostgreSQL (PostgresNIO) backends, migrations,
+//                 secrets at rest
 //   DMSServices   one folder per service area (Health, Reflection, Companies, ...)
 //   DMSProtocol   the protocol's rules as state machines, apart from I/O (NIOCore)
 //   DMSServer     NIO bootstrap, connections, dispatch, limits, deadlines, TLS
@@ -31,6 +32,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     .package(
       url: "https://github.com/apple/swift-configuration",
@@ -68,6 +70,10 @@ let package = Package(
       dependencies: [
         "DMSDomain",
         .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
       ]
@@ -189,6 +195,7 @@ let package = Package(
       dependencies: [
         "DMSStorage", "DMSDomain",
         .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "Crypto", package: "swift-crypto"),
       ],
       exclude: ["Fixtures"]

@@ -5,21 +5,26 @@ import Foundation
 import Testing
 
 /// What every `SettingsStore` backend must do. Each backend adds itself to
-/// `StoreConformanceTests.backends`; PostgreSQL will be the second.
+/// `StoreConformanceTests.backends`: SQLite always, PostgreSQL when `DMS_TEST_POSTGRES`
+/// names one (`scripts/test` starts one, so CI runs both).
 struct Backend: CustomTestStringConvertible, Sendable {
   let name: String
   /// Opens a store on a fresh, empty database; `reopen` opens the same one again.
-  let make: @Sendable () throws -> (store: any SettingsStore, reopen: @Sendable () throws -> any SettingsStore)
+  let make:
+    @Sendable () async throws -> (store: any SettingsStore, reopen: @Sendable () async throws -> any SettingsStore)
   var testDescription: String { name }
+
+  /// The backends this run tests.
+  static var all: [Backend] { PostgresScratch.adminURL == nil ? [.sqlite] : [.sqlite, .postgres] }
 }
 
 @Suite("Store conformance")
 struct StoreConformanceTests {
-  static let backends: [Backend] = [.sqlite]
+  static let backends = Backend.all
 
   @Test("create, read, update with the right revision, refuse a stale one", arguments: backends)
   func revisions(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let (key, created) = try await store.create("ACME", company("ACME"))
     #expect(created.revision == 1)
     var value = try #require(try await store.read(Company.self, of: key))
@@ -41,7 +46,7 @@ struct StoreConformanceTests {
 
   @Test("ERP-3: codes are unique ignoring case, and found ignoring case", arguments: backends)
   func uniqueCodes(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     _ = try await store.create("Acme", company("Acme"))
     await #expect {
       _ = try await store.create("ACME", company("ACME"))
@@ -55,7 +60,7 @@ struct StoreConformanceTests {
 
   @Test("two companies never see each other's data", arguments: backends)
   func isolation(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let field = Company.Secret.operatorPassword.rawValue
     let (a, _) = try await store.create("A", company("A", name: "Alpha"), secrets: [field: .set("alpha-pw")])
     let (b, _) = try await store.create("B", company("B", name: "Beta"))
@@ -68,7 +73,7 @@ struct StoreConformanceTests {
 
   @Test("secrets: set, keep, clear, reveal; only their presence is read", arguments: backends)
   func secrets(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let field = Company.Secret.ksefToken.rawValue
     let (key, created) = try await store.create("S", company("S"), secrets: [field: .set("tok-1")])
     #expect(created.secretsSet == [field])
@@ -88,7 +93,7 @@ struct StoreConformanceTests {
 
   @Test("ERP-19: deleting a company removes all its state; its code can be used again", arguments: backends)
   func delete(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let (key, _) = try await store.create(
       "DEL", company("DEL"), secrets: [Company.Secret.ksefToken.rawValue: .set("t")])
     _ = try await store.write(CompanyCenters(centers: ["X"]), to: key, expectedRevision: 0)
@@ -108,7 +113,7 @@ struct StoreConformanceTests {
 
   @Test("every company's document in one read, in code order, with its secrets' presence", arguments: backends)
   func documentOfEveryCompany(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let field = Company.Secret.ksefToken.rawValue
     _ = try await store.create("Beta", company("Beta"), secrets: [field: .set("t")])
     _ = try await store.create("alpha", company("alpha"))
@@ -122,7 +127,7 @@ struct StoreConformanceTests {
 
   @Test("the shared section has its own revisions", arguments: backends)
   func shared(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     #expect(try await store.readShared(SharedSettings.self) == nil)
     let first = try await store.writeShared(
       SharedSettings(apiVersion: 20240, documentControlMode: "Standard"), expectedRevision: 0)
@@ -138,13 +143,13 @@ struct StoreConformanceTests {
 
   @Test("everything written is there after the store is reopened", arguments: backends)
   func reopen(backend: Backend) async throws {
-    let (store, reopen) = try backend.make()
+    let (store, reopen) = try await backend.make()
     let (key, _) = try await store.create(
       "KEEP", company("KEEP"), secrets: [Company.Secret.operatorPassword.rawValue: .set("pw")])
     _ = try await store.writeShared(
       SharedSettings(apiVersion: 20232, documentControlMode: "Extended"), expectedRevision: 0)
     try await store.registry.transaction(by: tester) { tx in try tx.setServerValue("mode", "multi") }
-    let again = try reopen()
+    let again = try await reopen()
     let found = try #require(try await again.registry.company(code: "keep"))
     #expect(found == key)
     #expect(try await again.read(Company.self, of: found)?.value == company("KEEP"))
@@ -159,7 +164,7 @@ struct StoreConformanceTests {
 
   @Test("a transaction rolls back as a whole: documents, secrets, companies, server values", arguments: backends)
   func rollback(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let field = Company.Secret.ksefToken.rawValue
     let (key, _) = try await store.create("KEEP", company("KEEP", name: "Before"), secrets: [field: .set("old")])
     let before = store.changes.lastPosition
@@ -185,7 +190,7 @@ struct StoreConformanceTests {
 
   @Test("a change row for every committed change, in commit order, and none for a refused one", arguments: backends)
   func changeRows(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let start = store.changes.lastPosition
     let (key, _) = try await store.create("FEED", company("FEED"))
     _ = try await store.write(CompanyCenters(centers: ["A"]), to: key, expectedRevision: 0)
@@ -213,7 +218,7 @@ struct StoreConformanceTests {
 
   @Test("Watch's feed: a subscriber resumes from a position with nothing missed and nothing twice", arguments: backends)
   func feedResume(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let (key, _) = try await store.create("W", company("W"))
     let resumeFrom = store.changes.lastPosition
     for revision in 1...5 {
@@ -240,7 +245,7 @@ struct StoreConformanceTests {
 
   @Test("group commit: concurrent writes commit together; a refused one fails alone", arguments: backends)
   func groupCommit(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     var keys: [CompanyKey] = []
     for index in 0..<32 { keys.append(try await store.create("C\(index)", company("C\(index)")).0) }
     let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
@@ -272,7 +277,7 @@ struct StoreConformanceTests {
 
   @Test("every change and every reveal is audited in its transaction; a rolled-back one is not", arguments: backends)
   func audit(backend: Backend) async throws {
-    let (store, _) = try backend.make()
+    let (store, _) = try await backend.make()
     let field = Company.Secret.ksefToken.rawValue
     let (key, _) = try await store.create("AUD", company("AUD"), secrets: [field: .set("secret-value")])
     _ = try await store.write(company("AUD"), to: key, secrets: [field: .clear], expectedRevision: 1)

@@ -61,3 +61,32 @@ enum AuditTrail: SQLiteRoom {
       ])
   }
 }
+
+extension AuditTrail: PostgresRoom {
+  static var postgresMigrations: [PostgresMigration] {
+    [
+      PostgresMigration(
+        "audit v1: audit_entry",
+        [
+          """
+          CREATE TABLE audit_entry (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- rows are never deleted: ids only grow
+            company_id BIGINT,                       -- NULL: the shared section or the server
+            company_code TEXT,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,
+            area TEXT NOT NULL,
+            field TEXT NOT NULL DEFAULT '',
+            revision BIGINT NOT NULL DEFAULT 0,
+            detail TEXT NOT NULL DEFAULT '',
+            login TEXT NOT NULL DEFAULT '',
+            peer TEXT NOT NULL,
+            user_agent TEXT NOT NULL DEFAULT '',
+            request_id TEXT NOT NULL DEFAULT '',
+            subject TEXT NOT NULL DEFAULT ''         -- the operator or API system changed
+          )
+          """
+        ])
+    ]
+  }
+}

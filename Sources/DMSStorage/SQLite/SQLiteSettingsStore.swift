@@ -148,6 +148,7 @@ final class GRDBSession: WriterSession {
       })
   }
 
+  @discardableResult
   func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
     try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
     return db.changesCount

@@ -100,3 +100,97 @@ enum SecurityTables: SQLiteRoom {
     }
   }
 }
+
+extension SecurityTables: PostgresRoom {
+  static var postgresMigrations: [PostgresMigration] {
+    [
+      PostgresMigration(
+        "security v1: operator, operator_company, operator_session, api_system, api_system_session, security_policy",
+        [
+          """
+          CREATE TABLE operator (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            login TEXT NOT NULL,
+            login_key TEXT NOT NULL UNIQUE,          -- lower case: unique ignoring case
+            full_name TEXT NOT NULL DEFAULT '',
+            email TEXT NOT NULL DEFAULT '',
+            administrator BOOLEAN NOT NULL DEFAULT FALSE,
+            disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            domain_login BOOLEAN NOT NULL DEFAULT FALSE,  -- DOM-4
+            domain_account TEXT NOT NULL DEFAULT '',
+            cooperating_system TEXT NOT NULL DEFAULT '',  -- APISYS-4
+            repository_permission BOOLEAN NOT NULL DEFAULT FALSE,  -- STORE-2
+            password_hash TEXT,                      -- PHC string; NULL: none
+            must_change_password BOOLEAN NOT NULL DEFAULT FALSE,
+            revision BIGINT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            two_step_secret BYTEA,                   -- TOOLS-4: sealed with the master key
+            two_step_confirmed BOOLEAN NOT NULL DEFAULT FALSE,
+            two_step_last_step BIGINT NOT NULL DEFAULT 0
+          )
+          """,
+          """
+          CREATE TABLE operator_company (
+            company_id BIGINT NOT NULL REFERENCES company(id) ON DELETE CASCADE,
+            operator_id BIGINT NOT NULL REFERENCES operator(id) ON DELETE CASCADE,
+            PRIMARY KEY (company_id, operator_id)
+          )
+          """,
+          "CREATE INDEX operator_company_by_operator ON operator_company (operator_id)",
+          """
+          CREATE TABLE operator_session (
+            token_hash BYTEA PRIMARY KEY,            -- SHA-256 of the token
+            operator_id BIGINT NOT NULL REFERENCES operator(id) ON DELETE CASCADE,
+            scope TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            peer TEXT NOT NULL DEFAULT ''
+          )
+          """,
+          "CREATE INDEX operator_session_by_operator ON operator_session (operator_id)",
+          """
+          CREATE TABLE api_system (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            identifier TEXT NOT NULL UNIQUE,         -- APISYS-1
+            name TEXT NOT NULL,
+            name_key TEXT NOT NULL UNIQUE,
+            secret_hash BYTEA,
+            secret_set_at TEXT,
+            created_at TEXT NOT NULL
+          )
+          """,
+          """
+          CREATE TABLE api_system_session (
+            token_hash BYTEA PRIMARY KEY,
+            system_id BIGINT NOT NULL REFERENCES api_system(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            peer TEXT NOT NULL DEFAULT ''
+          )
+          """,
+          "CREATE INDEX api_system_session_by_system ON api_system_session (system_id)",
+          """
+          CREATE TABLE security_policy (
+            id BIGINT PRIMARY KEY CHECK (id = 1),
+            enforce_two_step BOOLEAN NOT NULL,       -- TOOLS-4
+            revision BIGINT NOT NULL,
+            updated_at TEXT NOT NULL
+          )
+          """,
+        ] + PostgresMigrations.companyOwned("operator_company"),
+        then: [
+          // APISYS-2: HRM is added by this migration, which runs once per database.
+          .init(
+            sql: "INSERT INTO api_system (identifier, name, name_key, created_at) VALUES (?, ?, ?, ?)",
+            arguments: [
+              ApiSystem.newIdentifier(), ApiSystem.predefinedName, ApiSystem.nameKey(ApiSystem.predefinedName),
+              StoredDate.text(Date()),
+            ]),
+          .init(
+            sql: "INSERT INTO security_policy (id, enforce_two_step, revision, updated_at) VALUES (1, FALSE, 1, ?)",
+            arguments: [StoredDate.text(Date())]),
+        ])
+    ]
+  }
+}

@@ -1,0 +1,110 @@
+import Foundation
+
+/// How the server reaches PostgreSQL (`storage.postgres.*`, docs/CONFIGURATION.md).
+public struct PostgresOptions: Sendable {
+  /// How the connection is encrypted, as libpq's `sslmode` says it.
+  public enum TLSMode: String, Sendable, CaseIterable {
+    /// Never.
+    case disable
+    /// When the server offers it, without checking its certificate (libpq's default).
+    case prefer
+    /// Always, without checking the certificate.
+    case require
+    /// Always, with a certificate signed by a trusted CA (`sslrootcert`, else the system's).
+    case verifyCA = "verify-ca"
+    /// As `verify-ca`, and the certificate names the host.
+    case verifyFull = "verify-full"
+  }
+
+  /// One role's way in: where, who, which database.
+  public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    /// A Unix socket folder (`?host=/run/postgresql`), instead of TCP.
+    public var socketDirectory: String?
+    public var user: String
+    /// Never logged, never in a message.
+    public var password: String?
+    public var database: String
+    public var tls: TLSMode
+    /// `sslrootcert`: the CA file for `verify-ca` and `verify-full`.
+    public var rootCertificate: String?
+
+    /// The address without the password, for logs and messages.
+    public var description: String {
+      let place = socketDirectory.map { "\($0)/.s.PGSQL.\(port)" } ?? "\(host):\(port)"
+      return "postgres://\(user)@\(place)/\(database)"
+    }
+
+    /// Parses `postgres://user:password@host:port/database?sslmode=…&sslrootcert=…&host=…`
+    /// (or `postgresql://`); `key` names the setting in errors, which never repeat the
+    /// password.
+    public init(url text: String, key: String) throws {
+      func invalid(_ why: String) -> PostgresOptions.Invalid {
+        PostgresOptions.Invalid(message: "\(key): \(why) (expected postgres://user:password@host:5432/database)")
+      }
+      guard let components = URLComponents(string: text),
+        let scheme = components.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql"
+      else { throw invalid("not a postgres:// URL") }
+      guard let user = components.user, !user.isEmpty else { throw invalid("names no user") }
+      self.user = user
+      password = components.password
+      let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+      guard !database.isEmpty, !database.contains("/") else { throw invalid("names no database (the path)") }
+      self.database = database
+      port = components.port ?? 5432
+      guard (1...65535).contains(port) else { throw invalid("port \(port) is not 1–65535") }
+      host = components.host ?? ""
+      socketDirectory = nil
+      tls = .prefer
+      rootCertificate = nil
+      for item in components.queryItems ?? [] {
+        let value = item.value ?? ""
+        switch item.name {
+        case "sslmode":
+          guard let mode = TLSMode(rawValue: value) else {
+            throw invalid(
+              "sslmode \(value) is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+          }
+          tls = mode
+        case "sslrootcert": rootCertificate = value
+        case "host":
+          if value.hasPrefix("/") { socketDirectory = value } else { host = value }
+        case "application_name", "connect_timeout": continue
+        default: throw invalid("unknown parameter \(item.name) (known: sslmode, sslrootcert, host)")
+        }
+      }
+      guard socketDirectory != nil || !host.isEmpty else { throw invalid("names no host") }
+      if socketDirectory != nil, tls != .disable, tls != .prefer {
+        throw invalid("sslmode \(tls.rawValue) over a Unix socket (TLS needs TCP)")
+      }
+    }
+  }
+
+  /// A setting that cannot be used; the message names the key and never a password.
+  public struct Invalid: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+  }
+
+  /// The role the server works as (`storage.postgres.url`): it should own no table, so
+  /// that row-level security binds it.
+  public var endpoint: Endpoint
+  /// The role that owns the tables and runs the migrations (`storage.postgres.owner-url`);
+  /// nil: `endpoint`'s role does both.
+  public var owner: Endpoint?
+  /// Reader connections, besides the one writer (`storage.postgres.pool-size`).
+  public var poolSize = 4
+  /// How long one statement may run (`storage.postgres.statement-timeout-ms`); past it
+  /// PostgreSQL cancels it and the call fails with UNAVAILABLE.
+  public var statementTimeout: Duration = .seconds(10)
+  /// How long connecting may take (`storage.postgres.connect-timeout-ms`).
+  public var connectTimeout: Duration = .seconds(5)
+  /// The most transactions one commit carries.
+  public var maxBatch = 256
+
+  public init(endpoint: Endpoint, owner: Endpoint? = nil) {
+    self.endpoint = endpoint
+    self.owner = owner
+  }
+}

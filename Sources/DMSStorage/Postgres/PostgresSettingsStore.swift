@@ -1,0 +1,273 @@
+import DMSDomain
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresNIO
+import Synchronization
+
+/// The backend for deployments that outgrow one machine: several instances on one
+/// PostgreSQL (docs/STORAGE.md).
+///
+/// The same rooms' SQL, caches, feed and group commit as SQLite (`DatabaseStore`).
+/// Each instance writes through one connection, in batches; a batch holds an advisory
+/// lock until it commits, so writers across instances take turns as SQLite's single
+/// writer does, revisions are checked against the latest commit and the feed's
+/// positions follow commit order. Reads use a small pool of connections. Every
+/// statement blocks a thread of the store's own (the writer's, or the pool's), never an
+/// event loop. Company-owned tables are under row-level security: each transaction
+/// sets its company (`SET LOCAL` through `set_config`).
+public final class PostgresSettingsStore: DatabaseStore, @unchecked Sendable {
+  private let postgres: PostgresEngine
+
+  /// Connects, runs the migrations (as `options.owner` when given) under an advisory
+  /// lock, grants the server's role what it needs, and loads the caches.
+  ///
+  /// - Throws: `StoreError` (`.unavailable` with the reason when the database cannot be
+  ///   reached or refuses the role).
+  public static func open(
+    options: PostgresOptions, secrets: SecretBox, logger: Logger = Logger(label: "dms.storage")
+  ) async throws -> PostgresSettingsStore {
+    let engine = try PostgresEngine(options: options, logger: logger)
+    do {
+      let loaded = try await engine.pool.runIfActive {
+        try engine.prepareDatabase()
+        return try engine.withReader(.all) { sql in try Loaded(sql) }
+      }
+      return PostgresSettingsStore(engine: engine, secrets: secrets, loaded: loaded, maxBatch: options.maxBatch)
+    } catch {
+      await engine.shutdown()
+      throw engine.map(error)
+    }
+  }
+
+  private init(engine: PostgresEngine, secrets: SecretBox, loaded: Loaded, maxBatch: Int) {
+    postgres = engine
+    super.init(engine: engine, secrets: secrets, loaded: loaded, maxBatch: maxBatch)
+  }
+
+  /// Closes the connections and stops the store's threads.
+  public func shutdown() async {
+    await postgres.shutdown()
+  }
+}
+
+/// PostgreSQL through PostgresNIO: a writer connection on a serial queue, reader
+/// connections on a thread pool.
+final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
+  let options: PostgresOptions
+  let logger: Logger
+  let pool: NIOThreadPool
+  private let group: any EventLoopGroup
+  private let writerQueue = DispatchQueue(label: "dms.storage.postgres.writer")
+  /// Touched only on `writerQueue`.
+  private var writerSession: PostgresSession?
+  private let idle = Mutex<[PostgresSession]>([])
+  private let statements = PlaceholderCache()
+  private let tls: PostgresConnection.Configuration.TLS
+  private let nextID = Atomic<Int>(1)
+
+  init(options: PostgresOptions, logger: Logger) throws {
+    self.options = options
+    self.logger = logger
+    tls = try Self.tls(options.endpoint)
+    group = MultiThreadedEventLoopGroup.singleton
+    pool = NIOThreadPool(numberOfThreads: max(1, options.poolSize))
+    pool.start()
+  }
+
+  deinit {
+    pool.shutdownGracefully { _ in }
+  }
+
+  func shutdown() async {
+    let sessions = idle.withLock { sessions in
+      defer { sessions.removeAll() }
+      return sessions
+    }
+    for session in sessions { try? await session.connection.close() }
+    let writer = writerQueue.sync { () -> PostgresSession? in
+      defer { writerSession = nil }
+      return writerSession
+    }
+    if let writer { try? await writer.connection.close() }
+    try? await pool.shutdownGracefully()
+  }
+
+  var dialect: SQLDialect { .postgres }
+
+  var writer: any CommitWriter { self }
+
+  // MARK: Connections
+
+  private static func tls(_ endpoint: PostgresOptions.Endpoint) throws -> PostgresConnection.Configuration.TLS {
+    var configuration = TLSConfiguration.makeClientConfiguration()
+    switch endpoint.tls {
+    case .disable: return .disable
+    case .prefer, .require: configuration.certificateVerification = .none
+    case .verifyCA: configuration.certificateVerification = .noHostnameVerification
+    case .verifyFull: configuration.certificateVerification = .fullVerification
+    }
+    if let root = endpoint.rootCertificate {
+      configuration.trustRoots = .file(root)
+    }
+    let context = try NIOSSLContext(configuration: configuration)
+    return endpoint.tls == .prefer ? .prefer(context) : .require(context)
+  }
+
+  /// A new connection as `endpoint`'s role (blocking: called on the store's threads).
+  func connect(_ endpoint: PostgresOptions.Endpoint) throws -> PostgresSession {
+    var configuration: PostgresConnection.Configuration
+    if let socket = endpoint.socketDirectory {
+      configuration = .init(
+        unixSocketPath: "\(socket)/.s.PGSQL.\(endpoint.port)", username: endpoint.user, password: endpoint.password,
+        database: endpoint.database)
+    } else {
+      configuration = .init(
+        host: endpoint.host, port: endpoint.port, username: endpoint.user, password: endpoint.password,
+        database: endpoint.database, tls: endpoint == options.endpoint ? tls : try Self.tls(endpoint))
+    }
+    configuration.options.connectTimeout = .milliseconds(Int64(options.connectTimeout.milliseconds))
+    configuration.options.additionalStartupParameters = [
+      ("application_name", "dms-settingsd"),
+      ("statement_timeout", "\(options.statementTimeout.milliseconds)"),
+      // A transaction left open by a lost client does not hold the write lock for long.
+      ("idle_in_transaction_session_timeout", "\(max(options.statementTimeout.milliseconds * 3, 30_000))"),
+    ]
+    let connection = try PostgresConnection.connect(
+      on: group.next(), configuration: configuration, id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue,
+      logger: logger
+    ).wait()
+    return PostgresSession(
+      connection: connection, statements: statements, watchdog: options.statementTimeout, logger: logger)
+  }
+
+  /// Migrates (as the owner), grants the server's role its rights and warns when
+  /// row-level security cannot bind it.
+  func prepareDatabase() throws {
+    let ownerEndpoint = options.owner ?? options.endpoint
+    let owner = try connect(ownerEndpoint)
+    defer { owner.close() }
+    try PostgresMigrations.migrate(owner, logger: logger)
+    if ownerEndpoint.user != options.endpoint.user {
+      try PostgresMigrations.grant(to: options.endpoint.user, owner)
+    }
+    try withReader(.none) { sql in
+      let bypasses =
+        try sql.value(Bool.self, "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user") ?? false
+      if bypasses {
+        logger.warning(
+          "storage: the role \(options.endpoint.user) is a superuser or has BYPASSRLS: row-level security does not bind it; connect as a role without (docs/STORAGE.md)"
+        )
+      } else if ownerEndpoint.user == options.endpoint.user {
+        logger.notice(
+          "storage: the server's role \(options.endpoint.user) owns the tables; row-level security is forced on it, but a separate owner (storage.postgres.owner-url) keeps DDL out of the server's reach"
+        )
+      }
+    }
+  }
+
+  /// Runs `body` on an idle reader connection (a new one when none is idle), scoped to
+  /// `scope`; a connection that failed is not reused.
+  func withReader<Result>(_ scope: RowScope, _ body: (PostgresSession) throws -> Result) throws -> Result {
+    let session = try idle.withLock { $0.popLast() } ?? connect(options.endpoint)
+    do {
+      try session.scope(scope, local: false)
+      let result = try body(session)
+      idle.withLock { $0.append(session) }
+      return result
+    } catch {
+      if session.isClosed { session.close() } else { idle.withLock { $0.append(session) } }
+      throw error
+    }
+  }
+
+  func read<Result: Sendable>(
+    _ scope: RowScope, _ body: @escaping @Sendable (any SQLSession) throws -> Result
+  ) async throws -> Result {
+    try await pool.runIfActive { try self.withReader(scope) { try body($0) } }
+  }
+
+  func schedule(_ drain: @escaping @Sendable (any WriterSession) -> Void) {
+    writerQueue.async {
+      if let session = self.writerSession, !session.isClosed {
+        drain(session)
+        return
+      }
+      self.writerSession = nil
+      do {
+        let session = try self.connect(self.options.endpoint)
+        self.writerSession = session
+        drain(session)
+      } catch {
+        drain(UnreachableSession(error))
+      }
+    }
+  }
+
+  // MARK: Failures
+
+  func map(_ error: any Error) -> any Error {
+    if error is StoreError { return error }
+    let place = options.endpoint.description
+    let mapped: StoreError
+    var metadata: Logger.Metadata = ["database": "\(place)"]
+    if let psql = error as? PSQLError {
+      metadata["psql-code"] = "\(psql.code)"
+      if psql.code == .server, let info = psql.serverInfo {
+        let state = info[.sqlState] ?? "?"
+        metadata["sqlstate"] = "\(state)"
+        metadata["postgres-message"] = "\(info[.message] ?? "")"
+        mapped = Self.serverError(state: state)
+      } else {
+        mapped = StoreError(
+          .unavailable,
+          "the PostgreSQL database at \(place) is unreachable (\(psql.code)); nothing was saved, try again")
+      }
+    } else if error is PostgresOptions.Invalid {
+      mapped = StoreError(.unavailable, "\(error)")
+    } else if error is ChannelError || error is IOError || error is NIOConnectionError || error is NIOSSLError {
+      mapped = StoreError(
+        .unavailable, "cannot reach the PostgreSQL database at \(place) (\(error)); nothing was saved, try again")
+    } else {
+      // A transaction body's own error.
+      return error
+    }
+    logger.error("storage: \(mapped.message)", metadata: metadata)
+    return mapped
+  }
+
+  private static func serverError(state: String) -> StoreError {
+    switch state {
+    case "57014":
+      StoreError(.unavailable, "a statement ran past storage.postgres.statement-timeout-ms; nothing was saved")
+    case "40001", "40P01", "55P03":
+      StoreError(.busy, "PostgreSQL could not order this change with another (SQLSTATE \(state)); try again")
+    case "53100":
+      StoreError(.full, "the disk holding the PostgreSQL database is full (SQLSTATE 53100); nothing was saved")
+    case "57P01", "57P02", "57P03":
+      StoreError(.unavailable, "PostgreSQL is shutting down or starting up (SQLSTATE \(state)); try again")
+    case "28P01", "28000":
+      StoreError(.unavailable, "PostgreSQL refused the role of storage.postgres.url (SQLSTATE \(state))")
+    case "42501":
+      StoreError(
+        .unavailable, "the server's PostgreSQL role lacks a privilege (SQLSTATE 42501): see docs/STORAGE.md")
+    case "3D000":
+      StoreError(.unavailable, "the database of storage.postgres.url does not exist (SQLSTATE 3D000)")
+    default:
+      StoreError(.unavailable, "PostgreSQL failed (SQLSTATE \(state)); nothing was saved")
+    }
+  }
+
+  func isHealthy() async -> Bool {
+    (try? await read(.none) { sql in try sql.value(Int64.self, "SELECT 1") }) == 1
+  }
+}
+
+extension Duration {
+  /// Whole milliseconds.
+  var milliseconds: Int64 {
+    components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+  }
+}

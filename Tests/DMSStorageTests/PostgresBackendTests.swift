@@ -1,0 +1,109 @@
+import Crypto
+import DMSDomain
+import DMSStorage
+import Foundation
+import PostgresNIO
+import Testing
+
+extension Backend {
+  /// PostgreSQL: a new database per test, the server working as a role that owns no
+  /// table (`PostgresScratch`).
+  static let postgres = Backend(name: "PostgreSQL") {
+    let options = try await PostgresScratch.create(adminURL: PostgresScratch.adminURL ?? "")
+    let box = SecretBox(key: testKey)
+    return (
+      try await PostgresSettingsStore.open(options: options, secrets: box),
+      { try await PostgresSettingsStore.open(options: options, secrets: box) }
+    )
+  }
+}
+
+/// Runs `sql` on `connection`; the first column of each row as text.
+private func column(_ connection: PostgresConnection, _ sql: String) async throws -> [String] {
+  var values: [String] = []
+  for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: connection.logger) {
+    values.append(try row.decode(String.self))
+  }
+  return values
+}
+
+@Suite("PostgreSQL backend", .enabled(if: PostgresScratch.adminURL != nil, "DMS_TEST_POSTGRES names no PostgreSQL"))
+struct PostgresBackendTests {
+  @Test("row-level security: with no company set, or another, the server's role sees and changes nothing")
+  func rowLevelSecurity() async throws {
+    let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    let store = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    let field = Company.Secret.operatorPassword.rawValue
+    let (a, _) = try await store.create("A", company("A"), secrets: [field: .set("alpha")])
+    let (b, _) = try await store.create("B", company("B"), secrets: [field: .set("beta")])
+    await store.shutdown()
+
+    // As the server's own role, outside the store: what a bug in its scoping would run.
+    let app = try await PostgresScratch.connect(options.endpoint)
+    defer { Task { try? await app.close() } }
+    for table in ["company_document", "company_secret"] {
+      #expect(try await column(app, "SELECT count(*)::text FROM \(table)") == ["0"], "\(table), no company set")
+    }
+    _ = try await column(app, "SELECT set_config('dms.company', '\(a.id)', false)")
+    #expect(try await column(app, "SELECT DISTINCT company_id::text FROM company_document") == ["\(a.id)"])
+    #expect(try await column(app, "SELECT count(*)::text FROM company_secret WHERE company_id = \(b.id)") == ["0"])
+    // Another company's rows cannot be changed or added while A is set.
+    #expect(
+      try await column(
+        app,
+        "WITH u AS (UPDATE company_document SET revision = 99 WHERE company_id = \(b.id) RETURNING 1) SELECT count(*)::text FROM u"
+      ) == ["0"])
+    await #expect(throws: PSQLError.self) {
+      _ = try await column(
+        app,
+        "INSERT INTO company_secret (company_id, area, field, ciphertext) VALUES (\(b.id), 'x', 'y', '\\x00') RETURNING 'no'"
+      )
+    }
+    // The role owns nothing: it cannot switch the policies off.
+    await #expect(throws: PSQLError.self) {
+      _ = try await column(app, "ALTER TABLE company_document NO FORCE ROW LEVEL SECURITY")
+    }
+    // The store itself still reads both, each in its own scope.
+    let again = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    #expect(try await again.reveal(Company.self, field, of: a) == "alpha")
+    #expect(try await again.reveal(Company.self, field, of: b) == "beta")
+    #expect(try await again.registry.documentOfEveryCompany(Company.self).map(\.0.code) == ["A", "B"])
+    await again.shutdown()
+  }
+
+  @Test("secrets at rest: the database holds ciphertext, never the plaintext")
+  func noPlaintext() async throws {
+    let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    let store = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    let secret = "plain-text-secret-\(UUID().uuidString)"
+    _ = try await store.create("S", company("S"), secrets: [Company.Secret.ksefToken.rawValue: .set(secret)])
+    await store.shutdown()
+    var owner = try #require(options.owner)
+    owner.user = "postgres"
+    let admin = try await PostgresScratch.connect(owner)
+    defer { Task { try? await admin.close() } }
+    let dump = try await column(
+      admin,
+      """
+      SELECT encode(ciphertext, 'escape') FROM company_secret
+      UNION ALL SELECT convert_from(body, 'UTF8') FROM company_document
+      UNION ALL SELECT detail || field FROM audit_entry
+      """)
+    #expect(!dump.isEmpty)
+    #expect(!dump.contains { $0.contains(secret) })
+  }
+
+  @Test("two instances starting together on a new database migrate it once")
+  func concurrentMigrations() async throws {
+    let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    async let first = PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    async let second = PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    let (one, two) = try await (first, second)
+    // APISYS-2: HRM was added once.
+    #expect(try await one.apiSystems().map(\.value.name) == ["HRM"])
+    let (key, _) = try await one.create("X", company("X"))
+    #expect(try await two.registry.company(code: "x") == key)
+    await one.shutdown()
+    await two.shutdown()
+  }
+}
