@@ -32,6 +32,11 @@ enum ConfigurationKeys {
     "storage.master-key-file",
     "storage.busy-timeout-ms",
     "storage.master-key",
+    "storage.postgres.url",
+    "storage.postgres.owner-url",
+    "storage.postgres.pool-size",
+    "storage.postgres.statement-timeout-ms",
+    "storage.postgres.connect-timeout-ms",
     "security.session-lifetime-minutes",
     "security.session-idle-minutes",
     "security.login-free-attempts",
@@ -40,7 +45,7 @@ enum ConfigurationKeys {
   ]
 
   /// Keys whose values are secrets: redacted wherever swift-configuration prints them.
-  static let secret: Set<String> = ["storage.master-key"]
+  static let secret: Set<String> = ["storage.master-key", "storage.postgres.url", "storage.postgres.owner-url"]
 
   /// Environment variables under these prefixes belong to the server: one that is not
   /// a key is a misspelling (SETTINGS_KSEF_WORKMODE).

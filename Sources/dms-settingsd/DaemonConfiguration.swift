@@ -2,6 +2,7 @@ import Configuration
 import DMSDomain
 import DMSServer
 import DMSServices
+import DMSStorage
 import Foundation
 import Logging
 import NIOSSL
@@ -16,6 +17,8 @@ struct DaemonConfiguration {
   var masterKeyBase64: String?
   /// How long a write waits for another process holding the database (storage.busy-timeout-ms).
   var busyTimeout: Duration
+  /// PostgreSQL instead of SQLite, when `storage.postgres.url` is set.
+  var postgres: PostgresOptions?
   var deployment: DeploymentConfiguration
   var security: SecurityConfiguration
   /// scrypt's cost of new password hashes: N = 2^logN (security.password-hash-log-n).
@@ -90,6 +93,7 @@ struct DaemonConfiguration {
       try values.int("storage.busy-timeout-ms", default: 10_000, range: 0...600_000))
     let masterKeyFile = values.string(
       "storage.master-key-file", default: (dataDirectory as NSString).appendingPathComponent("master.key"))
+    let postgres = try loadPostgres(values)
 
     // Deployment configuration, CFG-1 … CFG-8
     var deployment = DeploymentConfiguration()
@@ -153,8 +157,51 @@ struct DaemonConfiguration {
       masterKeyFile: masterKeyFile,
       masterKeyBase64: values.optionalString("storage.master-key"),
       busyTimeout: busyTimeout,
+      postgres: postgres,
       deployment: deployment,
       security: security,
       passwordHashLogN: logN)
+  }
+
+  /// The `storage.postgres.*` keys: nil when `storage.postgres.url` is unset (then the
+  /// others must be unset too: they would do nothing).
+  private static func loadPostgres(_ values: ConfigValues) throws -> PostgresOptions? {
+    let tuning = [
+      "storage.postgres.owner-url", "storage.postgres.pool-size", "storage.postgres.statement-timeout-ms",
+      "storage.postgres.connect-timeout-ms",
+    ]
+    guard let url = values.optionalString("storage.postgres.url") else {
+      if let stray = tuning.first(where: { values.text($0) != nil }) {
+        throw ConfigurationError(
+          description:
+            "configuration key \(stray) is set but storage.postgres.url is not: set the URL to use PostgreSQL, or remove \(stray) (see docs/CONFIGURATION.md)"
+        )
+      }
+      return nil
+    }
+    do {
+      var options = PostgresOptions(
+        endpoint: try PostgresOptions.Endpoint(url: url, key: "storage.postgres.url"),
+        owner: try values.optionalString("storage.postgres.owner-url").map {
+          try PostgresOptions.Endpoint(url: $0, key: "storage.postgres.owner-url")
+        })
+      options.poolSize = try values.int("storage.postgres.pool-size", default: 4, range: 1...64)
+      options.statementTimeout = .milliseconds(
+        try values.int("storage.postgres.statement-timeout-ms", default: 10_000, range: 100...600_000))
+      options.connectTimeout = .milliseconds(
+        try values.int("storage.postgres.connect-timeout-ms", default: 5_000, range: 100...120_000))
+      if let owner = options.owner,
+        owner.host != options.endpoint.host || owner.port != options.endpoint.port
+          || owner.database != options.endpoint.database || owner.socketDirectory != options.endpoint.socketDirectory
+      {
+        throw ConfigurationError(
+          description:
+            "configuration keys storage.postgres.url and storage.postgres.owner-url name different databases (\(options.endpoint) and \(owner)): they must differ in the role only"
+        )
+      }
+      return options
+    } catch let error as PostgresOptions.Invalid {
+      throw ConfigurationError(description: "configuration key \(error.message) (see docs/CONFIGURATION.md)")
+    }
   }
 }

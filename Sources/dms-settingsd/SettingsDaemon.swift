@@ -160,7 +160,7 @@ enum StoreOpening {
   /// 78 (configuration) or 74 (I/O) with the reason logged.
   static func open(
     _ loaded: DaemonConfiguration, logger: Logger, onCorruption: @escaping @Sendable () -> Void = {}
-  ) async throws -> SQLiteSettingsStore {
+  ) async throws -> DatabaseStore {
     var storeOptions = SQLiteSettingsStore.Options()
     storeOptions.busyTimeout = loaded.busyTimeout
     storeOptions.onCorruption = onCorruption
@@ -171,10 +171,17 @@ enum StoreOpening {
       case .existingFile(let path): logger.info("master key from \(path)")
       case .createdFile(let path): logger.notice("created a new master key in \(path) (mode 0600): back it up")
       }
-      let path = (loaded.dataDirectory as NSString).appendingPathComponent("settings.sqlite")
-      let store = try SQLiteSettingsStore(
-        path: path, secrets: SecretBox(key: key), options: storeOptions, logger: logger)
-      logger.info("storage: SQLite at \(path)")
+      let store: DatabaseStore
+      if let postgres = loaded.postgres {
+        store = try await PostgresSettingsStore.open(options: postgres, secrets: SecretBox(key: key), logger: logger)
+        logger.info(
+          "storage: PostgreSQL at \(postgres.endpoint)",
+          metadata: ["pool-size": "\(postgres.poolSize)", "owner": "\(postgres.owner?.user ?? postgres.endpoint.user)"])
+      } else {
+        let path = (loaded.dataDirectory as NSString).appendingPathComponent("settings.sqlite")
+        store = try SQLiteSettingsStore(path: path, secrets: SecretBox(key: key), options: storeOptions, logger: logger)
+        logger.info("storage: SQLite at \(path)")
+      }
       try await CompanyModeMigration.run(store: store, configuration: loaded.deployment, logger: logger)
       return store
     } catch let error as CompanyModeMigration.RefusedSwitch {

@@ -98,7 +98,8 @@ struct ClientConnectingTests {
     }
     #expect(error?.code == .deadlineExceeded)
     #expect(error?.message.contains("while connecting to 127.0.0.1:\(peer.port)") == true)
-    #expect(took < .seconds(2))
+    // Far below the 30 s connect timeout; loose enough for a loaded machine.
+    #expect(took < .seconds(5))
     await peer.stop()
   }
 
@@ -108,7 +109,8 @@ struct ClientConnectingTests {
     let (error, took) = await checkFailure(port: peer.port) { $0.connectTimeout = .milliseconds(300) }
     #expect(error?.code == .unavailable)
     #expect(error?.message.contains("sent no DMS RPC preface and SETTINGS within 300 ms") == true)
-    #expect(took < .seconds(2))
+    // Without the timeout it would wait forever; loose enough for a loaded machine.
+    #expect(took < .seconds(5))
     await peer.stop()
   }
 

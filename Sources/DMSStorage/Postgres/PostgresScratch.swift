@@ -18,7 +18,12 @@ package enum PostgresScratch {
   package static func create(adminURL: String) async throws -> PostgresOptions {
     let admin = try PostgresOptions.Endpoint(url: adminURL, key: "DMS_TEST_POSTGRES")
     let name = "dms_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-    let connection = try await connect(admin)
+    let connection: PostgresConnection
+    do {
+      connection = try await connect(admin)
+    } catch {
+      throw StoreError(.unavailable, "making a test database: \(String(reflecting: error))")
+    }
     do {
       for role in ["dms_owner", "dms_app"] {
         // Roles are the cluster's: made once, by whichever test comes first.
@@ -33,7 +38,7 @@ package enum PostgresScratch {
       try await connection.close()
     } catch {
       try? await connection.close()
-      throw error
+      throw StoreError(.unavailable, "making a test database: \(String(reflecting: error))")
     }
     var app = admin
     app.user = "dms_app"
@@ -43,7 +48,7 @@ package enum PostgresScratch {
     var owner = app
     owner.user = "dms_owner"
     var options = PostgresOptions(endpoint: app, owner: owner)
-    options.poolSize = 2
+    options.poolSize = 1
     return options
   }
 

@@ -45,6 +45,9 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   var isClosed: Bool { connection.isClosed }
 
   private func run(_ sql: String, _ arguments: [any SQLBindable]) throws -> PostgresQueryResult {
+    // PostgresNIO never answers a query written to a closed channel: fail it here (one
+    // that closes after this check is failed by the watchdog).
+    guard !connection.isClosed else { throw ChannelError.ioOnClosedChannel }
     var binds = PostgresBindings(capacity: arguments.count)
     for argument in arguments {
       switch argument.sqlValue {

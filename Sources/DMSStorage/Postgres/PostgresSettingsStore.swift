@@ -171,7 +171,14 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
   /// Runs `body` on an idle reader connection (a new one when none is idle), scoped to
   /// `scope`; a connection that failed is not reused.
   func withReader<Result>(_ scope: RowScope, _ body: (PostgresSession) throws -> Result) throws -> Result {
-    let session = try idle.withLock { $0.popLast() } ?? connect(options.endpoint)
+    // Connections the server closed while idle (a restart, a failover) are dropped.
+    let reusable = idle.withLock { sessions -> PostgresSession? in
+      while let session = sessions.popLast() {
+        if !session.isClosed { return session }
+      }
+      return nil
+    }
+    let session = try reusable ?? connect(options.endpoint)
     do {
       try session.scope(scope, local: false)
       let result = try body(session)

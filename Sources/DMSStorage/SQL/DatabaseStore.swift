@@ -297,6 +297,18 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
   }
 }
 
+extension DatabaseStore {
+  /// Tests: the first column of `sql`'s rows as bytes (every company's rows).
+  package func inspectData(_ sql: String) async throws -> [Data] {
+    try await read(.all) { session in try session.values(Data.self, sql) }
+  }
+
+  /// Tests: the number `sql` counts.
+  package func inspectCount(_ sql: String) async throws -> Int {
+    try await read(.all) { session in try session.value(Int.self, sql) ?? -1 }
+  }
+}
+
 extension ReadCache.Entry {
   /// The entry of a stored document.
   init<Document: Sendable>(_ stored: Stored<Document>) {

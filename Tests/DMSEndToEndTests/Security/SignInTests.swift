@@ -56,9 +56,7 @@ struct SignInTests {
       let me = try await Dms_Auth_V1_Auth.Client(jan).whoAmI()
       #expect(me.login == "Jan" && me.fullName == "Operator Jan")
       // The database holds the token's SHA-256, never the token.
-      let stored = try await server.store.pool.read { db in
-        try Data.fetchAll(db, sql: "SELECT token_hash FROM operator_session")
-      }
+      let stored = try await server.store.inspectData("SELECT token_hash FROM operator_session")
       let bytes = try #require(SessionTokens.decode(Substring(response.token)))
       #expect(stored.contains(SessionTokens.hash(bytes).bytes))
       #expect(!stored.contains(Data(bytes)))
@@ -251,8 +249,7 @@ struct SignInTests {
       let expired = try await server.session(of: Operator(login: "gone"), expiresIn: .seconds(-1))
       let live = try await server.session(of: Operator(login: "here"))
       func rows() async throws -> Int {
-        try await server.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM operator_session") }
-          ?? -1
+        try await server.store.inspectCount("SELECT count(*) FROM operator_session")
       }
       #expect(try await rows() == 3, "tester's, the expired one, the live one")
       var security = SecurityConfiguration()

@@ -132,10 +132,8 @@ struct TwoStepTests {
       #expect(badPassword?.trailers["two-step"] == nil, "a wrong password says nothing of two-step login")
 
       // Sealed at rest: the column holds no form of the secret.
-      let sealed = try await server.store.pool.read { db in
-        try Data.fetchOne(db, sql: "SELECT two_step_secret FROM operator WHERE login = 'kim'")
-      }
-      let raw = try #require(sealed)
+      let sealed = try await server.store.inspectData("SELECT two_step_secret FROM operator WHERE login = 'kim'")
+      let raw = try #require(sealed.first)
       #expect(
         raw.range(of: Data(enrolment.secret.utf8)) == nil
           && raw.range(of: Data(Base32.decode(enrolment.secret)!)) == nil)

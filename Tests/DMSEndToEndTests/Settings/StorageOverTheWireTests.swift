@@ -38,7 +38,9 @@ struct StorageOverTheWireTests {
     }
   }
 
-  @Test("a damaged database: DATA_LOSS to the caller, and Health goes NOT_SERVING for the server and the storage")
+  @Test(
+    "a damaged database: DATA_LOSS to the caller, and Health goes NOT_SERVING for the server and the storage",
+    .enabled(if: TestBackend.current == .sqlite, "a damaged SQLite file"))
   func corruptDatabase() async throws {
     let folder = TestServer.temporaryDirectory()
     let path = (folder as NSString).appendingPathComponent("settings.sqlite")

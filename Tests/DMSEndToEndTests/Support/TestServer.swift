@@ -12,15 +12,56 @@ import Synchronization
 
 @testable import DMSServices
 
+/// The store the end-to-end tests run on: SQLite in a data folder, or PostgreSQL when
+/// `DMS_TEST_BACKEND=postgres` (and `DMS_TEST_POSTGRES` names a server; `scripts/test`
+/// runs the end-to-end tests both ways).
+enum TestBackend {
+  case sqlite, postgres
+
+  static let current: TestBackend =
+    ProcessInfo.processInfo.environment["DMS_TEST_BACKEND"] == "postgres" ? .postgres : .sqlite
+
+  /// Each data folder's database (a restart on the same folder finds the same one).
+  private static let databases = Mutex<[String: PostgresOptions]>([:])
+
+  /// The store of `dataDirectory`.
+  static func open(dataDirectory: String, logger: Logger, onCorruption: @escaping @Sendable () -> Void)
+    async throws -> DatabaseStore
+  {
+    switch current {
+    case .sqlite:
+      var options = SQLiteSettingsStore.Options()
+      options.onCorruption = onCorruption
+      return try SQLiteSettingsStore(
+        path: (dataDirectory as NSString).appendingPathComponent("settings.sqlite"),
+        secrets: SecretBox(key: testMasterKey), options: options, logger: logger)
+    case .postgres:
+      guard let admin = PostgresScratch.adminURL else {
+        throw StoreError(.unavailable, "DMS_TEST_BACKEND=postgres needs DMS_TEST_POSTGRES (scripts/postgres start)")
+      }
+      let options: PostgresOptions
+      if let known = databases.withLock({ $0[dataDirectory] }) {
+        options = known
+      } else {
+        options = try await PostgresScratch.create(adminURL: admin)
+        databases.withLock { $0[dataDirectory] = options }
+      }
+      return try await PostgresSettingsStore.open(
+        options: options, secrets: SecretBox(key: testMasterKey), logger: logger)
+    }
+  }
+}
+
 /// A real server on 127.0.0.1, port 0, with the built-in services and the test ones.
 struct TestServer {
   let server: RPCServer
   let port: Int
   let health: HealthService
   let probe: TestService.Probe
-  /// The data folder (SQLite database) the settings services use.
+  /// The data folder (SQLite database) the settings services use; on PostgreSQL, it
+  /// names the database.
   let dataDirectory: String
-  let store: SQLiteSettingsStore
+  let store: DatabaseStore
   /// A session of the administrator `tester` (password `testerPassword`), which
   /// `client()` signs its calls with.
   let adminToken: String
@@ -54,12 +95,9 @@ struct TestServer {
     let dataDirectory = dataDirectory ?? Self.temporaryDirectory()
     // As in the daemon: a damaged database turns the whole server NOT_SERVING.
     let healthAfterStart = Mutex<HealthService?>(nil)
-    var options = SQLiteSettingsStore.Options()
-    options.onCorruption = { healthAfterStart.withLock { $0 }?.setStatus(.notServing) }
-    let store = try SQLiteSettingsStore(
-      path: (dataDirectory as NSString).appendingPathComponent("settings.sqlite"),
-      secrets: SecretBox(key: testMasterKey), options: options,
-      logger: logger)
+    let store = try await TestBackend.open(dataDirectory: dataDirectory, logger: logger) {
+      healthAfterStart.withLock { $0 }?.setStatus(.notServing)
+    }
     try await CompanyModeMigration.run(store: store, configuration: deployment, logger: logger)
     let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
     healthAfterStart.withLock { $0 = health }
@@ -93,7 +131,7 @@ struct TestServer {
   /// A session of `value` (created, with `password`, when it does not exist), made
   /// straight in the store: its token.
   static func session(
-    of value: Operator, password: String? = nil, in store: SQLiteSettingsStore,
+    of value: Operator, password: String? = nil, in store: DatabaseStore,
     security: SecurityConfiguration = SecurityConfiguration(), expiresIn: Duration? = nil,
     scope: SessionRecord.Scope = .full
   ) async throws -> String {
@@ -131,6 +169,7 @@ struct TestServer {
   func stop() async throws {
     server.beginGracefulShutdown()
     try await task.value
+    await (store as? PostgresSettingsStore)?.shutdown()
   }
 
   /// Waits for `run()` to return (after a shutdown begun elsewhere).
