@@ -83,6 +83,58 @@ struct ConfigurationTests {
     #expect(!run.stderr.contains("NSCocoaErrorDomain"), "\(run)")
   }
 
+  @Test(
+    "storage.postgres.*: a bad URL, sslmode or parameter, a tuning key without a URL, an owner on another database",
+    arguments: [
+      (["--storage-postgres-url", "mysql://u:hunter2@db/x"], "storage.postgres.url: not a postgres:// URL"),
+      (["--storage-postgres-url", "postgres://u:hunter2@db"], "storage.postgres.url: names no database"),
+      (
+        ["--storage-postgres-url", "postgres://u:hunter2@db/x?sslmode=strict"],
+        "sslmode strict is not one of disable, prefer, require, verify-ca, verify-full"
+      ),
+      (
+        ["--storage-postgres-url", "postgres://u:hunter2@db/x?sslmde=require"],
+        "unknown parameter sslmde (known: sslmode, sslrootcert, host)"
+      ),
+      (
+        ["--storage-postgres-pool-size", "8"],
+        "storage.postgres.pool-size is set but storage.postgres.url is not"
+      ),
+      (
+        ["--storage-postgres-url", "postgres://u:hunter2@db/x", "--storage-postgres-pool-size", "0"],
+        "storage.postgres.pool-size"
+      ),
+      (
+        [
+          "--storage-postgres-url", "postgres://app:hunter2@db/x",
+          "--storage-postgres-owner-url", "postgres://owner:hunter2@db/y",
+        ],
+        "name different databases (postgres://app@db:5432/x and postgres://owner@db:5432/y)"
+      ),
+    ])
+  func postgresKeys(arguments: [String], expected: String) async throws {
+    let run = try await refused(arguments)
+    #expect(run.stderr.contains(expected), "\(run)")
+    #expect(!run.stderr.contains("hunter2"), "the password is never repeated: \(run)")
+  }
+
+  @Test("storage.postgres.url naming a database that does not answer: exit 74 at once, the password not shown")
+  func postgresUnreachable() async throws {
+    let data = Tools.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: data) }
+    let started = ContinuousClock.now
+    let run = try await Tools.run(
+      "dms-settingsd",
+      [
+        "--port", "0", "--data-directory", data, "--storage-postgres-url",
+        "postgres://app:hunter2@127.0.0.1:1/x?sslmode=disable",
+      ], timeout: .seconds(20))
+    #expect(run.status == 74, "\(run)")
+    #expect(run.stderr.contains("cannot reach the PostgreSQL database at postgres://app@127.0.0.1:1/x"), "\(run)")
+    #expect(!run.stderr.contains("hunter2"), "\(run)")
+    #expect(ContinuousClock.now - started < .seconds(10))
+  }
+
   @Test("a key set to an object where a value belongs is named with its position")
   func objectWhereAValueBelongs() async throws {
     let run = try await refused(["--config", file("{\"server\": {\"host\": {\"name\": \"x\"}}}")])

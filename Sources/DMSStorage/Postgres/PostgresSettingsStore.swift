@@ -228,9 +228,12 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
         metadata["postgres-message"] = "\(info[.message] ?? "")"
         mapped = Self.serverError(state: state)
       } else {
+        let reason =
+          psql.code == .sslUnsupported
+          ? "it does not offer TLS, which sslmode=\(options.endpoint.tls.rawValue) requires"
+          : psql.underlying.map { "\($0)" } ?? "\(psql.code)"
         mapped = StoreError(
-          .unavailable,
-          "the PostgreSQL database at \(place) is unreachable (\(psql.code)); nothing was saved, try again")
+          .unavailable, "cannot reach the PostgreSQL database at \(place) (\(reason)); nothing was saved, try again")
       }
     } else if error is PostgresOptions.Invalid {
       mapped = StoreError(.unavailable, "\(error)")
