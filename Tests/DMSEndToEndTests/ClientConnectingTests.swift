@@ -62,7 +62,8 @@ struct ClientConnectingTests {
     let (error, took) = await checkFailure(port: peer.port) { $0.connectAttempts = 3 }
     #expect(error?.code == .unavailable)
     #expect(error?.message == "not a DMS RPC server: 127.0.0.1:\(peer.port) answered \"HTTP/1.0 400 Bad Request\"")
-    #expect(took < .seconds(2))
+    // No retries, no waiting for the 5 s connect timeout (loose for a loaded machine).
+    #expect(took < .seconds(4))
     await peer.stop()
   }
 

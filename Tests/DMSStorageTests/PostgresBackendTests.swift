@@ -106,4 +106,71 @@ struct PostgresBackendTests {
     await one.shutdown()
     await two.shutdown()
   }
+
+  /// Waits up to 5 s for `condition`.
+  private func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .seconds(5)
+    while ContinuousClock.now < deadline {
+      if try await condition() { return true }
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+  }
+
+  @Test("two instances on one database: each follows the other's commits (cache, feed, sessions); conflicts ABORT")
+  func twoInstances() async throws {
+    let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    let a = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    let b = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    let subscription = try b.changes.subscribe(after: b.changes.lastPosition)
+    var watched = subscription.makeAsyncIterator()
+
+    // A creates; B finds it (its cache had nothing) and its watcher sees the change.
+    let (key, _) = try await a.create("TWO", company("TWO", name: "first"))
+    #expect(try await b.registry.company(code: "two") == key)
+    #expect(try await b.read(Company.self, of: key)?.value.name == "first")
+    #expect(try #require(try await watched.next()).company == "TWO")
+
+    // A updates: B's cached copy is replaced, its watcher sees revision 2.
+    _ = try await a.write(company("TWO", name: "second"), to: key, expectedRevision: 1)
+    #expect(try await eventually { try await b.read(Company.self, of: key)?.value.name == "second" })
+    #expect(try #require(try await watched.next()).revision == 2)
+
+    // B writes on top; both read revision 3. A's write on the old revision is ABORTED.
+    _ = try await b.write(company("TWO", name: "third"), to: key, expectedRevision: 2)
+    #expect(try await eventually { try await a.read(Company.self, of: key)?.revision == 3 })
+    await #expect {
+      _ = try await a.write(company("TWO", name: "stale"), to: key, expectedRevision: 2)
+    } throws: { error in
+      (error as? StoreError)?.kind == .staleRevision && (error as? StoreError)?.currentRevision == 3
+    }
+    // B's feed holds its own row and A's, in commit order.
+    #expect(try #require(try await watched.next()).revision == 3)
+
+    // A session opened through A is known to B; ended through A, B forgets it.
+    let hash = SessionTokenHash(bytes: Data(SHA256.hash(data: Data("token".utf8))))
+    let now = Date()
+    try await a.operators.transaction(by: tester) { tx in
+      let stored = try tx.createOperator(Operator(login: "ola"), passwordHash: nil, mustChangePassword: false)
+      try tx.createSession(
+        SessionRecord(
+          tokenHash: hash, holder: .operator(stored.id), scope: .full, createdAt: now,
+          expiresAt: now.addingTimeInterval(3600), peer: "test"))
+    }
+    #expect(
+      try await eventually {
+        b.operators.principal(forTokenHash: hash, at: Date(), idleTimeout: .seconds(3600)) != nil
+      })
+    _ = try await a.operators.transaction(by: tester) { tx in try tx.endSession(tokenHash: hash) }
+    #expect(
+      try await eventually {
+        b.operators.principal(forTokenHash: hash, at: Date(), idleTimeout: .seconds(3600)) == nil
+      })
+
+    // A deletes the company: B forgets it.
+    try await a.delete(key)
+    #expect(try await eventually { try await b.registry.company(code: "TWO") == nil })
+    await a.shutdown()
+    await b.shutdown()
+  }
 }

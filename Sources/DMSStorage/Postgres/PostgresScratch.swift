@@ -49,6 +49,8 @@ package enum PostgresScratch {
     owner.user = "dms_owner"
     var options = PostgresOptions(endpoint: app, owner: owner)
     options.poolSize = 1
+    // Tests run many servers at once on a loaded machine.
+    options.connectTimeout = .seconds(30)
     return options
   }
 

@@ -21,6 +21,7 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   /// commit order across instances.
   static let writeLock: Int64 = 0x0444_4D53_5752_4954  // "DMSWRIT"
   private var transactionStarted = false
+  private(set) var securityFeedPosition: Int64?
 
   /// A lost connection ends the transaction.
   var isInsideTransaction: Bool { transactionStarted && !connection.isClosed }
@@ -100,10 +101,25 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
     try execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock])
   }
 
-  func commit() throws {
+  /// Commits; when the batch changed anything, first records the security changes for
+  /// the other instances (`security_feed`) and wakes them (`pg_notify`, delivered at
+  /// the commit).
+  func commit(effects: [CommitEffect]) throws {
     defer { transactionStarted = false }
+    securityFeedPosition = nil
+    if !effects.isEmpty {
+      if let keys = SecurityFeed.keys(of: effects) {
+        securityFeedPosition = try value(
+          Int64.self, "INSERT INTO security_feed (changes, committed_at) VALUES (?, ?) RETURNING position",
+          [keys, StoredDate.text(Date())])
+      }
+      try execute("SELECT pg_notify(?, '')", [Self.channel])
+    }
     try execute("COMMIT")
   }
+
+  /// The channel commits are announced on.
+  static let channel = "dms_settings"
 
   func rollback() {
     defer { transactionStarted = false }
@@ -164,7 +180,8 @@ final class UnreachableSession: WriterSession {
   func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int { throw error }
   func rows(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] { throw error }
   func begin() throws { throw error }
-  func commit() throws { throw error }
+  func commit(effects: [CommitEffect]) throws { throw error }
   func rollback() {}
   var isInsideTransaction: Bool { false }
+  var securityFeedPosition: Int64? { nil }
 }

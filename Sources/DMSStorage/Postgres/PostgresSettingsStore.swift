@@ -44,7 +44,7 @@ public final class PostgresSettingsStore: DatabaseStore, @unchecked Sendable {
 
   private init(engine: PostgresEngine, secrets: SecretBox, loaded: Loaded, maxBatch: Int) {
     postgres = engine
-    super.init(engine: engine, secrets: secrets, loaded: loaded, maxBatch: maxBatch)
+    super.init(engine: engine, secrets: secrets, loaded: loaded, maxBatch: maxBatch, logger: engine.logger)
   }
 
   /// Closes the connections and stops the store's threads.
@@ -67,6 +67,8 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
   private let statements = PlaceholderCache()
   private let tls: PostgresConnection.Configuration.TLS
   private let nextID = Atomic<Int>(1)
+  /// The connection that LISTENs for the other instances' commits, and its loop.
+  private let listener = Mutex<(task: Task<Void, Never>?, session: PostgresSession?)>((nil, nil))
 
   init(options: PostgresOptions, logger: Logger) throws {
     self.options = options
@@ -78,10 +80,17 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
   }
 
   deinit {
+    listener.withLock { $0.task?.cancel() }
     pool.shutdownGracefully { _ in }
   }
 
   func shutdown() async {
+    let session = listener.withLock { listener in
+      listener.task?.cancel()
+      defer { listener.session = nil }
+      return listener.session
+    }
+    if let session { try? await session.connection.close() }
     let sessions = idle.withLock { sessions in
       defer { sessions.removeAll() }
       return sessions
@@ -211,6 +220,40 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
         drain(UnreachableSession(error))
       }
     }
+  }
+
+  // MARK: Following the other instances
+
+  func follow(_ wake: @escaping @Sendable () -> Void) {
+    let task = Task.detached { [weak self] in
+      var delay: Duration = .milliseconds(100)
+      while !Task.isCancelled {
+        var closed: EventLoopFuture<Void>?
+        do {
+          // The engine is held only while connecting, not while listening: a store
+          // that goes away stops its listener.
+          guard let engine = self else { return }
+          let session = try await engine.pool.runIfActive {
+            let session = try engine.connect(engine.options.endpoint)
+            session.connection.addListener(channel: PostgresSession.channel) { _, _ in wake() }
+            try session.execute("LISTEN \(PostgresSession.channel)")
+            return session
+          }
+          engine.listener.withLock { $0.session = session }
+          closed = session.connection.closeFuture
+          // Whatever was committed while not listening.
+          wake()
+          delay = .milliseconds(100)
+        } catch {
+          self?.logger.debug("storage: cannot listen for the other instances' changes yet: \(error)")
+        }
+        if let closed { try? await closed.get() }
+        if Task.isCancelled { return }
+        try? await Task.sleep(for: delay)
+        delay = min(delay * 2, .seconds(5))
+      }
+    }
+    listener.withLock { $0.task = task }
   }
 
   // MARK: Failures

@@ -12,12 +12,15 @@ protocol WriterSession: SQLSession {
   /// Opens the batch's transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and the
   /// lock that makes one instance's batch the database's only writer).
   func begin() throws
-  /// Commits it durably.
-  func commit() throws
+  /// Commits it durably; `effects` are what the batch changed (PostgreSQL announces
+  /// them to the other instances in the same transaction).
+  func commit(effects: [CommitEffect]) throws
   /// Rolls back whatever is open (best effort: the connection may be gone).
   func rollback()
   /// Whether a transaction is still open (a backend may have ended it on an error).
   var isInsideTransaction: Bool { get }
+  /// The `security_feed` row the last commit wrote, if any (PostgreSQL).
+  var securityFeedPosition: Int64? { get }
 }
 
 /// Group commit: writes that arrive together run in one transaction, each in its own
@@ -60,10 +63,13 @@ final class CommitQueue: Sendable {
   private let writer: any CommitWriter
   private let maxBatch: Int
   /// Applies the effects of committed jobs (caches, change feed), in commit order,
-  /// still on the writer, before their callers resume.
-  private let committed: @Sendable ([CommitEffect]) -> Void
+  /// still on the writer (whose session it is given), before their callers resume.
+  private let committed: @Sendable (any WriterSession, [CommitEffect]) -> Void
 
-  init(writer: any CommitWriter, maxBatch: Int = 256, committed: @escaping @Sendable ([CommitEffect]) -> Void) {
+  init(
+    writer: any CommitWriter, maxBatch: Int = 256,
+    committed: @escaping @Sendable (any WriterSession, [CommitEffect]) -> Void
+  ) {
     self.writer = writer
     self.maxBatch = maxBatch
     self.committed = committed
@@ -139,7 +145,7 @@ final class CommitQueue: Sendable {
             }
           }
         }
-        try db.commit()
+        try db.commit(effects: outcomes.flatMap { (try? $0.get())?.1 ?? [] })
       } catch {
         db.rollback()
         throw error
@@ -167,7 +173,7 @@ final class CommitQueue: Sendable {
         results.append(.failure(error))
       }
     }
-    committed(effects)
+    committed(db, effects)
     for (job, result) in zip(jobs, results) {
       switch result {
       case .success(let value): job.caller.resume(returning: value)
@@ -180,6 +186,11 @@ final class CommitQueue: Sendable {
 /// What a committed transaction changes outside the database: the read cache and the
 /// change feed.
 enum CommitEffect: Sendable {
+  /// The change-feed row, if this is one.
+  var change: SettingsChange? {
+    if case .change(let change) = self { change } else { nil }
+  }
+
   case change(SettingsChange)
   case document(companyID: Int64, area: String, ReadCache.Entry)
   case documentRemoved(companyID: Int64, area: String)

@@ -1,6 +1,7 @@
 import DMSDomain
 import Foundation
 import Logging
+import Synchronization
 
 /// What a backend gives the store: reader connections, the serial writer, and how its
 /// failures read as store errors.
@@ -21,6 +22,10 @@ protocol StoreEngine: Sendable {
 
   /// Whether the database answers and was not found damaged.
   func isHealthy() async -> Bool
+
+  /// Calls `wake` whenever another instance may have committed (and once after each
+  /// reconnection, to resynchronise); nothing on a database no one else writes.
+  func follow(_ wake: @escaping @Sendable () -> Void)
 }
 
 /// The store on a relational database: the rooms' SQL, the read cache, the security
@@ -37,10 +42,16 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
   let security: SecurityCache
   private let commits: CommitQueue
   private let feed: ChangeFeed
+  /// The last `security_feed` row applied (PostgreSQL).
+  private let securityPosition: Position
+  /// A catch-up with the other instances' commits is queued on the writer.
+  private let catchUpQueued = Atomic<Bool>(false)
+  private let logger: Logger
 
   /// What a store keeps in memory, read when it opens.
-  struct Loaded {
+  struct Loaded: Sendable {
     var lastPosition: Int64
+    var securityPosition: Int64 = 0
     var operators: [StoredOperator]
     var systems: [StoredApiSystem]
     var sessions: [SessionRecord]
@@ -49,6 +60,9 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
     init(_ sql: any SQLSession) throws {
       let now = StoredDate.text(Date())
       lastPosition = try sql.value(Int64.self, "SELECT MAX(position) FROM change_feed") ?? 0
+      if sql.dialect.shared {
+        securityPosition = try sql.value(Int64.self, "SELECT MAX(position) FROM security_feed") ?? 0
+      }
       operators = try sql.rows("SELECT \(StoreTransaction.operatorColumns(sql.dialect)) FROM operator o").map(
         StoredOperator.init(row:))
       systems = try sql.rows("SELECT \(StoreTransaction.apiSystemColumns) FROM api_system").map(
@@ -60,9 +74,12 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
     }
   }
 
-  init(engine: any StoreEngine, secrets: SecretBox, loaded: Loaded, maxBatch: Int) {
+  init(engine: any StoreEngine, secrets: SecretBox, loaded: Loaded, maxBatch: Int, logger: Logger) {
     self.engine = engine
     self.secrets = secrets
+    self.logger = logger
+    let securityPosition = Position(loaded.securityPosition)
+    self.securityPosition = securityPosition
     let cache = ReadCache()
     self.cache = cache
     let feed = ChangeFeed(last: loaded.lastPosition) { [engine] after, through, limit in
@@ -78,8 +95,23 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
     let security = SecurityCache()
     security.load(operators: loaded.operators, systems: loaded.systems, sessions: loaded.sessions)
     self.security = security
-    commits = CommitQueue(writer: engine.writer, maxBatch: maxBatch) { [cache] effects in
+    let shared = engine.dialect.shared
+    commits = CommitQueue(writer: engine.writer, maxBatch: maxBatch) { [cache] session, effects in
       var changes: [SettingsChange] = []
+      if shared, let first = effects.lazy.compactMap(\.change).first, first.position > feed.lastPosition + 1 {
+        // Other instances committed between this instance's last row and this batch
+        // (writers take turns): their rows come first, in order.
+        try? Self.catchUp(feed: feed, cache: cache, through: first.position - 1, session)
+      }
+      if shared, let own = session.securityFeedPosition {
+        // The same for the security feed; this batch's own row is not read back (its
+        // effects follow), so a session refused here as idle does not come back.
+        let last = securityPosition.value.load(ordering: .relaxed)
+        if own > last + 1 {
+          try? Self.catchUpSecurity(after: last, through: own - 1, security, session)
+        }
+        securityPosition.value.store(own, ordering: .relaxed)
+      }
       for effect in effects {
         switch effect {
         case .change(let change): changes.append(change)
@@ -101,6 +133,85 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
         }
       }
       feed.publish(changes)
+    }
+    engine.follow { [weak self] in self?.queueCatchUp() }
+  }
+
+  /// Queues a catch-up with the other instances' commits on the writer (one at a time:
+  /// wake-ups that arrive meanwhile are covered by the queued one).
+  private func queueCatchUp() {
+    guard !catchUpQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
+    engine.writer.schedule { session in
+      self.catchUpQueued.store(false, ordering: .releasing)
+      do {
+        try Self.catchUp(feed: self.feed, cache: self.cache, through: Int64.max, session)
+        let after = self.securityPosition.value.load(ordering: .relaxed)
+        let last = try Self.catchUpSecurity(after: after, through: Int64.max, self.security, session)
+        self.securityPosition.value.store(last, ordering: .relaxed)
+      } catch {
+        self.logger.warning(
+          "storage: could not read the other instances' changes; retrying at the next notification or reconnection",
+          metadata: ["error": "\(self.engine.map(error))"])
+      }
+    }
+  }
+
+  /// Applies the `security_feed` rows after `after`, up to `through`; the last one's
+  /// position (`after` when there is none). Runs in a read transaction of its own, on
+  /// the writer outside its batches, with the row scope of every company.
+  @discardableResult
+  private static func catchUpSecurity(
+    after: Int64, through: Int64, _ security: SecurityCache, _ sql: any WriterSession
+  ) throws -> Int64 {
+    var after = after
+    try sql.execute("BEGIN")
+    defer { _ = try? sql.execute("COMMIT") }
+    try sql.scope(.all, local: true)
+    while after < through {
+      let rows = try sql.rows(
+        "SELECT position, changes FROM security_feed WHERE position > ? AND position <= ? ORDER BY position LIMIT 500",
+        [after, through])
+      for row in rows {
+        try SecurityFeed.apply(row["changes"], to: security, sql)
+        after = row["position"]
+      }
+      if rows.count < 500 { break }
+    }
+    return after
+  }
+
+  /// Reads the change feed's rows after the last one this instance applied, up to
+  /// `through`, forgets what they changed in the read cache and hands them to the
+  /// feed's subscribers (Watch), in order.
+  private static func catchUp(
+    feed: ChangeFeed, cache: ReadCache, through: Int64, _ sql: any SQLSession
+  ) throws {
+    var after = feed.lastPosition
+    while after < through {
+      let rows = try sql.rows(
+        """
+        SELECT position, kind, company_id, company_code, area, revision FROM change_feed
+        WHERE position > ? AND position <= ? ORDER BY position LIMIT 500
+        """, [after, through])
+      var changes: [SettingsChange] = []
+      for row in rows {
+        let change = SettingsChange(
+          position: row["position"], kind: SettingsChange.Kind(rawValue: row["kind"]) ?? .updated,
+          company: row["company_code"], area: row["area"], revision: row["revision"])
+        if let id = row["company_id"] as Int64?, let code = change.company {
+          if change.area == Company.area, change.kind == .deleted {
+            cache.companyDeleted(CompanyKey(id: id, code: code), codeKey: Company.codeKey(code))
+          } else {
+            cache.documentRemoved(companyID: id, area: change.area)
+          }
+        } else {
+          cache.documentRemoved(companyID: ReadCache.shared, area: change.area)
+        }
+        changes.append(change)
+      }
+      feed.publish(changes)
+      guard let last = changes.last, rows.count == 500 else { return }
+      after = last.position
     }
   }
 
@@ -325,4 +436,10 @@ extension ReadCache.Entry {
     guard let value = value as? Document else { return nil }
     return Stored(value: value, revision: revision, secretsSet: secretsSet, updatedAt: updatedAt)
   }
+}
+
+/// A feed position shared with the store's commit callback.
+final class Position: Sendable {
+  let value: Atomic<Int64>
+  init(_ value: Int64) { self.value = Atomic(value) }
 }

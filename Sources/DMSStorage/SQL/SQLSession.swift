@@ -140,12 +140,16 @@ struct SQLDialect: Sendable {
   let joined: @Sendable (_ column: String, _ orderedBy: String) -> String
   /// Whether the backend has row-level security to scope (PostgreSQL).
   let rowLevelSecurity: Bool
+  /// Whether several instances may share the database, each following the others'
+  /// commits (PostgreSQL: `security_feed`, `pg_notify`).
+  let shared: Bool
 
   static let sqlite = SQLDialect(
-    name: "SQLite", joined: { column, _ in "group_concat(\(column), char(31))" }, rowLevelSecurity: false)
+    name: "SQLite", joined: { column, _ in "group_concat(\(column), char(31))" }, rowLevelSecurity: false,
+    shared: false)
   static let postgres = SQLDialect(
     name: "PostgreSQL", joined: { column, order in "string_agg(\(column), chr(31) ORDER BY \(order))" },
-    rowLevelSecurity: true)
+    rowLevelSecurity: true, shared: true)
 }
 
 /// A connection's statements, inside whatever transaction is open on it.

@@ -59,7 +59,7 @@ public final class SQLiteSettingsStore: DatabaseStore, @unchecked Sendable {
     self.pool = pool
     super.init(
       engine: SQLiteEngine(pool: pool, logger: logger, onCorruption: options.onCorruption), secrets: secrets,
-      loaded: loaded, maxBatch: options.maxBatch)
+      loaded: loaded, maxBatch: options.maxBatch, logger: logger)
   }
 
   /// `PRAGMA synchronous` of the store's connections (2 = FULL), for tests and
@@ -120,6 +120,8 @@ final class SQLiteEngine: StoreEngine, CommitWriter {
     return mapped
   }
 
+  func follow(_ wake: @escaping @Sendable () -> Void) {}
+
   func isHealthy() async -> Bool {
     guard !corrupt.load(ordering: .relaxed) else { return false }
     return (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
@@ -178,11 +180,13 @@ final class GRDBSession: WriterSession {
 
   func begin() throws { try db.execute(sql: "BEGIN IMMEDIATE TRANSACTION") }
 
-  func commit() throws { try db.execute(sql: "COMMIT") }
+  func commit(effects: [CommitEffect]) throws { try db.execute(sql: "COMMIT") }
 
   func rollback() {
     if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK") }
   }
 
   var isInsideTransaction: Bool { db.isInsideTransaction }
+
+  var securityFeedPosition: Int64? { nil }
 }

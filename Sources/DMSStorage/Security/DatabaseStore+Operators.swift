@@ -31,7 +31,10 @@ extension DatabaseStore: OperatorDirectory {
   }
 
   public func idleSessions(idleTimeout: Duration) -> [SessionTokenHash] {
-    security.idleSessions(idleTimeout: idleTimeout)
+    // Idleness is each instance's own (in memory). On a database several instances
+    // share, a session idle here may be in use through another: this instance refuses
+    // it, but only its expiry removes it from the database.
+    engine.dialect.shared ? [] : security.idleSessions(idleTimeout: idleTimeout)
   }
 
   public func transaction<Result: Sendable>(

@@ -190,7 +190,18 @@ extension SecurityTables: PostgresRoom {
           .init(
             sql: "INSERT INTO security_policy (id, enforce_two_step, revision, updated_at) VALUES (1, FALSE, 1, ?)",
             arguments: [StoredDate.text(Date())]),
-        ])
+        ]),
+      PostgresMigration(
+        "security v2: security_feed",
+        [
+          """
+          CREATE TABLE security_feed (
+            position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- commit order (writers hold one lock)
+            changes TEXT NOT NULL,                   -- keys to read again (SecurityFeed), never a secret
+            committed_at TEXT NOT NULL
+          )
+          """
+        ]),
     ]
   }
 }

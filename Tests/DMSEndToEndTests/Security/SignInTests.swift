@@ -261,10 +261,19 @@ struct SignInTests {
       #expect(try await Dms_Auth_V1_Auth.Client(client).whoAmI().login == "here")
       // With an idle timeout of zero every session is idle.
       security.idleTimeout = .zero
-      #expect(
-        await SessionSweeper(store: server.store, configuration: security, logger: Logger(label: "t")).sweep() == 2)
-      #expect(try await rows() == 0)
-      #expect(await rpcError { _ = try await Dms_Auth_V1_Auth.Client(client).whoAmI() }?.code == .unauthenticated)
+      let swept = await SessionSweeper(store: server.store, configuration: security, logger: Logger(label: "t")).sweep()
+      switch TestBackend.current {
+      case .sqlite:
+        #expect(swept == 2)
+        #expect(try await rows() == 0)
+        #expect(await rpcError { _ = try await Dms_Auth_V1_Auth.Client(client).whoAmI() }?.code == .unauthenticated)
+      case .postgres:
+        // A shared database: another instance may be using a session idle here, so
+        // only expiry removes rows (docs/STORAGE.md, several instances).
+        #expect(swept == 0)
+        #expect(try await rows() == 2)
+        #expect(try await Dms_Auth_V1_Auth.Client(client).whoAmI().login == "here")
+      }
       _ = expired
       await client.close()
     }
