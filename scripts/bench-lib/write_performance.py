@@ -86,6 +86,9 @@ def main():
         ("W5", "Companies/Get, 10,000 companies stored, 1 × 1", "W5-10000", None),
         ("W6", "Companies/Update (durable commit, audit and change-feed rows), 1 × 16", "W6", None),
         ("W6", "the same, built without audit and change-feed rows (reference)", "W6-nojournal", None),
+        ("W5", "Companies/Get, 10 companies, on PostgreSQL, 1 × 1", "W5-pg", None),
+        ("W5", "the same on SQLite, in alternation with it", "W5-sqlite", None),
+        ("W6", "Companies/Update on PostgreSQL (durable commit, audit and change-feed rows), 1 × 16", "W6-pg", None),
         ("W7", "Health/Check over TLS, 1 × 64", "W7", None),
     ]
     redis_peer = {
@@ -124,6 +127,8 @@ def main():
                      "average latency {} ms; W6 ÷ pgbench {}.".format(
                          pgbench.get("version", ""), pgbench.get("clients", 16), fmt_rate(pgbench["tps"]),
                          pgbench.get("latency_avg_ms"), ratio(o("W6", "calls_per_second"), pgbench["tps"])))
+        if o("W6-pg", "calls_per_second"):
+            lines.append("W6 on PostgreSQL ÷ pgbench {}.".format(ratio(o("W6-pg", "calls_per_second"), pgbench["tps"])))
     lines.append("")
     lines.append("Ratios are ours ÷ the peer's: higher is better for calls/s, lower for latency.")
     lines.append("")
@@ -156,6 +161,10 @@ def main():
            div(o("W6", "calls_per_second"), pgbench.get("tps")), 1.0, True)
     target("W6 with audit and change rows ≥ 0.8 × W6 without",
            div(o("W6", "calls_per_second"), o("W6-nojournal", "calls_per_second")), 0.8, True)
+    target("W5 p50 on PostgreSQL ≤ 1.2 × on SQLite (alternating rounds)",
+           div(o("W5-pg", "p50_us"), o("W5-sqlite", "p50_us")), 1.2, False)
+    target("W6 on PostgreSQL calls/s ≥ 0.5 × pgbench (16 clients, 1 UPDATE per transaction)",
+           div(o("W6-pg", "calls_per_second"), pgbench.get("tps")), 0.5, True)
     if memory:
         target("RSS per idle connection ≤ 16 KiB (KiB)", memory["bytes_per_connection"] / 1024, 16, False)
     if noread:
