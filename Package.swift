@@ -196,6 +196,8 @@ let package = Package(
         "DMSStorage", "DMSDomain",
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "Crypto", package: "swift-crypto"),
       ],
       exclude: ["Fixtures"]

@@ -173,4 +173,46 @@ struct PostgresBackendTests {
     await a.shutdown()
     await b.shutdown()
   }
+
+  @Test("the database down: UNAVAILABLE at once, nothing half-written, Health false; back up, the store recovers")
+  func databaseDown() async throws {
+    var options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    let proxy = TCPProxy(to: options.endpoint.host, port: options.endpoint.port)
+    try await proxy.start()
+    options.endpoint.port = proxy.port
+    options.owner?.port = proxy.port
+    let store = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    let other = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    let (key, _) = try await store.create("DOWN", company("DOWN"))
+    #expect(await store.isHealthy())
+    // The other instance caches it: only its listener can tell it of the change below.
+    #expect(try await other.read(Company.self, of: key)?.revision == 1)
+
+    await proxy.cut()
+    let started = ContinuousClock.now
+    await #expect {
+      _ = try await store.write(company("DOWN", name: "lost"), to: key, expectedRevision: 1)
+    } throws: { error in
+      (error as? StoreError)?.kind == .unavailable
+    }
+    await #expect {
+      _ = try await store.registry.companies()
+    } throws: { error in
+      (error as? StoreError)?.kind == .unavailable
+    }
+    #expect(await !store.isHealthy())
+    #expect(ContinuousClock.now - started < .seconds(3), "no hang")
+    // What the cache holds is still served.
+    #expect(try await store.read(Company.self, of: key)?.revision == 1)
+
+    try await proxy.start()
+    #expect(try await eventually { await store.isHealthy() })
+    // Nothing of the refused write was kept; writes work again, and the other instance
+    // (whose listener was cut too) follows them.
+    #expect(try await store.write(company("DOWN", name: "back"), to: key, expectedRevision: 1).revision == 2)
+    #expect(try await eventually { try await other.read(Company.self, of: key)?.value.name == "back" })
+    await store.shutdown()
+    await other.shutdown()
+    await proxy.cut()
+  }
 }
