@@ -215,4 +215,35 @@ struct PostgresBackendTests {
     await other.shutdown()
     await proxy.cut()
   }
+
+  @Test(
+    "sslmode: require encrypts, verify-full checks the certificate against sslrootcert, disable does not encrypt",
+    .enabled(if: ProcessInfo.processInfo.environment["DMS_TEST_POSTGRES_CA"] != nil, "a server with TLS"))
+  func tls() async throws {
+    let ca = try #require(ProcessInfo.processInfo.environment["DMS_TEST_POSTGRES_CA"])
+    let base = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    let encrypted = "SELECT count(*) FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl"
+    func open(_ mode: PostgresOptions.TLSMode, root: String?) async throws -> PostgresSettingsStore {
+      var options = base
+      options.endpoint.tls = mode
+      options.endpoint.rootCertificate = root
+      options.owner?.tls = mode
+      options.owner?.rootCertificate = root
+      return try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    }
+    for (mode, root) in [(PostgresOptions.TLSMode.require, nil), (.verifyFull, ca), (.verifyCA, ca)] {
+      let store = try await open(mode, root: root)
+      #expect(try await store.inspectCount(encrypted) == 1, "\(mode)")
+      await store.shutdown()
+    }
+    let plain = try await open(.disable, root: nil)
+    #expect(try await plain.inspectCount(encrypted) == 0)
+    await plain.shutdown()
+    // A certificate no trusted CA signed: refused, UNAVAILABLE.
+    await #expect {
+      _ = try await open(.verifyFull, root: nil)
+    } throws: { error in
+      (error as? StoreError)?.kind == .unavailable
+    }
+  }
 }
