@@ -100,17 +100,23 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
       var changes: [SettingsChange] = []
       if shared, let first = effects.lazy.compactMap(\.change).first, first.position > feed.lastPosition + 1 {
         // Other instances committed between this instance's last row and this batch
-        // (writers take turns): their rows come first, in order.
-        try? Self.catchUp(feed: feed, cache: cache, through: first.position - 1, session)
+        // (writers take turns): their rows come first, in order. If they cannot be
+        // read now, nothing cached can be trusted: forget it all.
+        do {
+          try Self.catchUp(feed: feed, cache: cache, through: first.position - 1, session)
+        } catch {
+          cache.clear()
+        }
       }
       if shared, let own = session.securityFeedPosition {
         // The same for the security feed; this batch's own row is not read back (its
         // effects follow), so a session refused here as idle does not come back.
+        // (When the others' rows cannot be read now, the position stays: the next
+        // catch-up reads them, this row with them.)
         let last = securityPosition.value.load(ordering: .relaxed)
-        if own > last + 1 {
-          try? Self.catchUpSecurity(after: last, through: own - 1, security, session)
+        if own == last + 1 || (try? Self.catchUpSecurity(after: last, through: own - 1, security, session)) != nil {
+          securityPosition.value.store(own, ordering: .relaxed)
         }
-        securityPosition.value.store(own, ordering: .relaxed)
       }
       for effect in effects {
         switch effect {

@@ -8,8 +8,9 @@ import Synchronization
 /// (with its change-feed rows) before the writers hear back, so a caller reads its own
 /// writes. Readers fill it from the database only if no commit happened meanwhile (the
 /// generation did not move), so a slow reader never puts back a value older than one a
-/// commit stored. (With several instances on PostgreSQL, the other instances' commits
-/// will arrive through the change feed's notifications.)
+/// commit stored. With several instances on PostgreSQL, the other instances' commits
+/// arrive through the change feed (`DatabaseStore`'s catch-up), which forgets what they
+/// changed.
 final class ReadCache: Sendable {
   /// A cached document (or the fact that there is none).
   struct Entry: Sendable {
@@ -60,6 +61,16 @@ final class ReadCache: Sendable {
       state.generation &+= 1
       state.companies[codeKey] = nil
       state.documents[key.id] = nil
+    }
+  }
+
+  /// Forgets everything (another instance's changes could not be read): every read
+  /// asks the database again.
+  func clear() {
+    state.withLock { state in
+      state.generation &+= 1
+      state.companies = [:]
+      state.documents = [:]
     }
   }
 
