@@ -104,11 +104,14 @@ struct ShutdownTests {
   /// A second server on the port a shutting-down one listened on: the first stops
   /// listening at once, but closing its socket takes a moment.
   private func startAgain(port: Int) async throws -> TestServer {
+    // One data folder for every attempt: on PostgreSQL each new folder is a new
+    // database, too slow to make while the client waits.
+    let folder = TestServer.temporaryDirectory()
     for _ in 0..<200 {
-      if let server = try? await TestServer.start(port: port) { return server }
+      if let server = try? await TestServer.start(port: port, dataDirectory: folder) { return server }
       try await Task.sleep(for: .milliseconds(10))
     }
-    return try await TestServer.start(port: port)
+    return try await TestServer.start(port: port, dataDirectory: folder)
   }
 
   /// A server that allows one call at a time, and a client of it that keeps trying to
