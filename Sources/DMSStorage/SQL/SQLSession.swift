@@ -107,12 +107,6 @@ struct SQLRow {
   let columns: [String]
   let values: [SQLValue]
 
-  /// The raw value of column `name` (`.null` when there is none).
-  func value(_ name: String) -> SQLValue {
-    guard let index = columns.firstIndex(of: name) else { return .null }
-    return values[index]
-  }
-
   /// Column `name` as `T`. A column of another type is a mistake in the schema or the
   /// query, as with GRDB's rows: it stops the process with the column's name.
   subscript<T: SQLDecodable>(_ name: String) -> T {
