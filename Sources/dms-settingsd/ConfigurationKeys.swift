@@ -35,6 +35,7 @@ enum ConfigurationKeys {
     "storage.postgres.url",
     "storage.postgres.owner-url",
     "storage.postgres.pool-size",
+    "storage.postgres.writers",
     "storage.postgres.statement-timeout-ms",
     "storage.postgres.connect-timeout-ms",
     "security.session-lifetime-minutes",

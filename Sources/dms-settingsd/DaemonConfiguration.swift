@@ -167,8 +167,8 @@ struct DaemonConfiguration {
   /// others must be unset too: they would do nothing).
   private static func loadPostgres(_ values: ConfigValues) throws -> PostgresOptions? {
     let tuning = [
-      "storage.postgres.owner-url", "storage.postgres.pool-size", "storage.postgres.statement-timeout-ms",
-      "storage.postgres.connect-timeout-ms",
+      "storage.postgres.owner-url", "storage.postgres.pool-size", "storage.postgres.writers",
+      "storage.postgres.statement-timeout-ms", "storage.postgres.connect-timeout-ms",
     ]
     guard let url = values.optionalString("storage.postgres.url") else {
       if let stray = tuning.first(where: { values.text($0) != nil }) {
@@ -186,6 +186,8 @@ struct DaemonConfiguration {
           try PostgresOptions.Endpoint(url: $0, key: "storage.postgres.owner-url")
         })
       options.poolSize = try values.int("storage.postgres.pool-size", default: 4, range: 1...64)
+      options.writers = try values.int(
+        "storage.postgres.writers", default: PostgresOptions.defaultWriters, range: 1...64)
       options.statementTimeout = .milliseconds(
         try values.int("storage.postgres.statement-timeout-ms", default: 10_000, range: 100...600_000))
       options.connectTimeout = .milliseconds(

@@ -176,7 +176,10 @@ enum StoreOpening {
         store = try await PostgresSettingsStore.open(options: postgres, secrets: SecretBox(key: key), logger: logger)
         logger.info(
           "storage: PostgreSQL at \(postgres.endpoint)",
-          metadata: ["pool-size": "\(postgres.poolSize)", "owner": "\(postgres.owner?.user ?? postgres.endpoint.user)"])
+          metadata: [
+            "pool-size": "\(postgres.poolSize)", "writers": "\(postgres.writers)",
+            "owner": "\(postgres.owner?.user ?? postgres.endpoint.user)",
+          ])
       } else {
         let path = (loaded.dataDirectory as NSString).appendingPathComponent("settings.sqlite")
         store = try SQLiteSettingsStore(path: path, secrets: SecretBox(key: key), options: storeOptions, logger: logger)

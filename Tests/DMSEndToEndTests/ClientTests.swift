@@ -237,9 +237,10 @@ struct ClientTests {
 
   @Test("with no server, a call fails UNAVAILABLE after its connection attempts")
   func unavailable() async throws {
-    let server = try await TestServer.start()
-    let port = server.port
-    try await server.stop()
+    // A port that refuses for the test's length (a stopped server's could be given to
+    // another test's server meanwhile).
+    let refusing = try FailoverTests.RefusingPort()
+    let port = refusing.port
     let client = RPCClient(
       configuration: ClientConfiguration(port: port, backoff: .init(initial: .milliseconds(5)), connectAttempts: 3))
     await #expect {
@@ -248,6 +249,7 @@ struct ClientTests {
       (error as? RPCError)?.code == .unavailable
     }
     await client.close()
+    withExtendedLifetime(refusing) {}
   }
 
   @Test("calls alternating methods, metadata and deadlines each carry their own meta")

@@ -216,6 +216,47 @@ struct StoreConformanceTests {
     #expect(store.changes.lastPosition == seen.last?.position)
   }
 
+  @Test(
+    "concurrent writes to many companies (on PostgreSQL over several writer connections): the live feed has each once, in position order, as a replay reads it",
+    arguments: backends)
+  func concurrentFeed(backend: Backend) async throws {
+    let (store, _) = try await backend.make()
+    var keys: [CompanyKey] = []
+    for index in 0..<12 { keys.append(try await store.create("F\(index)", company("F\(index)")).0) }
+    let start = store.changes.lastPosition
+    let live = try store.changes.subscribe(after: start)
+    let rounds = 4
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for key in keys {
+        group.addTask {
+          for revision in 1...rounds {
+            _ = try await store.write(
+              company(key.code, name: "r\(revision)"), to: key, expectedRevision: Int64(revision))
+          }
+        }
+      }
+      try await group.waitForAll()
+    }
+    let expected = keys.count * rounds
+    var seen: [SettingsChange] = []
+    for try await change in live {
+      seen.append(change)
+      if seen.count == expected { break }
+    }
+    #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.position < $1.position }, "positions increase")
+    #expect(Set(seen.map { "\($0.company ?? "") \($0.revision)" }).count == expected, "each change once")
+    for key in keys {
+      #expect(seen.filter { $0.company == key.code }.map(\.revision) == [2, 3, 4, 5], "\(key.code) in order")
+    }
+    var replayed: [SettingsChange] = []
+    for try await change in try store.changes.subscribe(after: start) {
+      replayed.append(change)
+      if replayed.count == expected { break }
+    }
+    #expect(replayed == seen)
+    #expect(store.changes.lastPosition == seen.last?.position)
+  }
+
   @Test("Watch's feed: a subscriber resumes from a position with nothing missed and nothing twice", arguments: backends)
   func feedResume(backend: Backend) async throws {
     let (store, _) = try await backend.make()

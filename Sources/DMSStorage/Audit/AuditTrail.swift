@@ -37,7 +37,7 @@ enum AuditTrail: SQLiteRoom {
   }
 
   /// One audit row.
-  struct Entry {
+  struct Entry: Sendable {
     var company: CompanyKey?
     var action: String
     var area: String
@@ -45,20 +45,6 @@ enum AuditTrail: SQLiteRoom {
     var revision: Int64 = 0
     var detail = ""
     var subject = ""
-  }
-
-  /// Appends `entry` by `actor` in the open transaction.
-  static func append(_ entry: Entry, by actor: AuditActor, at date: String, in sql: any SQLSession) throws {
-    try sql.execute(
-      """
-      INSERT INTO audit_entry (company_id, company_code, at, action, area, field, revision, detail, login, peer,
-        user_agent, request_id, subject)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-      """,
-      [
-        entry.company?.id, entry.company?.code, date, entry.action, entry.area, entry.field, entry.revision,
-        entry.detail, actor.login, actor.peer, actor.userAgent, actor.requestID, entry.subject,
-      ])
   }
 }
 

@@ -93,8 +93,13 @@ public struct PostgresOptions: Sendable {
   /// The role that owns the tables and runs the migrations (`storage.postgres.owner-url`);
   /// nil: `endpoint`'s role does both.
   public var owner: Endpoint?
-  /// Reader connections, besides the one writer (`storage.postgres.pool-size`).
+  /// Reader connections, besides the writers (`storage.postgres.pool-size`).
   public var poolSize = 4
+  /// Writer connections (`storage.postgres.writers`): one for the registry, the shared
+  /// section and the operators, the others for company-scoped writes, spread by
+  /// company, each in group commit.
+  public var writers = defaultWriters
+  public static let defaultWriters = 5
   /// How long one statement may run (`storage.postgres.statement-timeout-ms`); past it
   /// PostgreSQL cancels it and the call fails with UNAVAILABLE.
   public var statementTimeout: Duration = .seconds(10)

@@ -16,10 +16,28 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   private let logger: Logger
   private let statements: PlaceholderCache
   private let watchdog: TimeAmount
-  /// The key of the advisory lock a writing transaction holds until it ends: one
-  /// instance's batch at a time writes, so revisions and the feed's positions follow
-  /// commit order across instances.
+  /// When the statement under way was sent (`NIODeadline.now()` in nanoseconds); 0
+  /// between statements. The watchdog reads it.
+  private let statementSent = StatementClock()
+  private let watching: RepeatedTask
+  /// Since `markJob`: whether a statement other than a SELECT ran, or one failed.
+  private var jobWrote = false
+  private var jobFailed = false
+  /// The key of the advisory lock a batch of the registry's, the shared section's and
+  /// the operators' writes holds from its BEGIN to its end: those writers take turns
+  /// across instances, so their checks (a revision, a unique name) see the latest
+  /// commit. Company-scoped writes lock their company's row instead.
   static let writeLock: Int64 = 0x0444_4D53_5752_4954  // "DMSWRIT"
+  /// The key of the advisory lock every batch that changed something takes just before
+  /// its feed rows and holds through its COMMIT: such commits end one at a time, so the
+  /// feed's positions follow commit order (a reader that has seen position n has seen
+  /// every position below it). PostgreSQL's NOTIFY, which each of them sends, already
+  /// serialises their commits so.
+  static let orderLock: Int64 = 0x0444_4D53_4F52_4452  // "DMSORDR"
+  /// Whether `begin` takes `writeLock` (the store's first writer connection).
+  var takesWriteLock = true
+  /// What this instance's `pg_notify` says, so that its listener can skip its own.
+  var notification = ""
   private var transactionStarted = false
   private(set) var securityFeedPosition: Int64?
 
@@ -29,11 +47,25 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   init(connection: PostgresConnection, statements: PlaceholderCache, watchdog: Duration, logger: Logger) {
     self.connection = connection
     self.statements = statements
-    self.watchdog = .nanoseconds(Int64(watchdog.components.seconds) * 1_000_000_000 + 5_000_000_000)
+    let limit = TimeAmount.nanoseconds(Int64(watchdog.components.seconds) * 1_000_000_000 + 5_000_000_000)
+    self.watchdog = limit
     self.logger = logger
+    // One check a second, rather than a timer per statement (each a wake-up of the
+    // connection's event loop).
+    let sent = statementSent
+    watching = connection.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) {
+      [weak connection] task in
+      guard let connection, !connection.isClosed else { return task.cancel() }
+      let started = sent.sent.load(ordering: .relaxed)
+      if started != 0, NIODeadline.now().uptimeNanoseconds - started > UInt64(limit.nanoseconds) {
+        let closing: EventLoopFuture<Void> = connection.close()
+        _ = closing
+      }
+    }
   }
 
   deinit {
+    watching.cancel()
     // A connection must be closed before it goes: closing keeps it until it is.
     guard !connection.isClosed else { return }
     let connection = connection
@@ -60,15 +92,26 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
       case .bool(let bool): binds.append(bool)
       }
     }
+    if !sql.hasPrefix("SELECT") { jobWrote = true }
     let query = PostgresQuery(unsafeSQL: statements.postgres(sql), binds: binds)
-    let future = connection.query(query, logger: logger)
-    let timer = connection.eventLoop.scheduleTask(in: watchdog) { [connection] in
-      let closing: EventLoopFuture<Void> = connection.close()
-      _ = closing
+    statementSent.sent.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+    defer { statementSent.sent.store(0, ordering: .relaxed) }
+    do {
+      return try connection.query(query, logger: logger).wait()
+    } catch {
+      jobFailed = true
+      throw error
     }
-    defer { timer.cancel() }
-    return try future.wait()
   }
+
+  var savepointsPerJob: Bool { false }
+
+  func markJob() {
+    jobWrote = false
+    jobFailed = false
+  }
+
+  var jobLeftNoTrace: Bool { !jobWrote && !jobFailed }
 
   @discardableResult
   func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
@@ -98,22 +141,36 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   func begin() throws {
     try execute("BEGIN")
     transactionStarted = true
-    try execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock])
+    if takesWriteLock { try execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock]) }
   }
 
-  /// Commits; when the batch changed anything, first records the security changes for
-  /// the other instances (`security_feed`) and wakes them (`pg_notify`, delivered at
-  /// the commit).
+  func orderCommit() throws {
+    try execute("SELECT pg_advisory_xact_lock(?)", [Self.orderLock])
+  }
+
+  func announce() throws {
+    try execute("SELECT pg_notify(?, ?)", [Self.channel, notification])
+  }
+
+  func mayRetry(after error: any Error) -> Bool {
+    guard let psql = error as? PSQLError, psql.code == .server, let state = psql.serverInfo?[.sqlState] else {
+      return false
+    }
+    // A deadlock (two writers each waiting for a company row the other locked) or a
+    // serialisation failure: the database rolled this batch back whole.
+    return state == "40P01" || state == "40001"
+  }
+
+  /// Commits; when the batch changed operators, API systems or sessions, first records
+  /// that for the other instances (`security_feed`, under the ordering lock the batch
+  /// holds; `announce` has woken them).
   func commit(effects: [CommitEffect]) throws {
     defer { transactionStarted = false }
     securityFeedPosition = nil
-    if !effects.isEmpty {
-      if let keys = SecurityFeed.keys(of: effects) {
-        securityFeedPosition = try value(
-          Int64.self, "INSERT INTO security_feed (changes, committed_at) VALUES (?, ?) RETURNING position",
-          [keys, StoredDate.text(Date())])
-      }
-      try execute("SELECT pg_notify(?, '')", [Self.channel])
+    if let keys = SecurityFeed.keys(of: effects) {
+      securityFeedPosition = try value(
+        Int64.self, "INSERT INTO security_feed (changes, committed_at) VALUES (?, ?) RETURNING position",
+        [keys, StoredDate.text(Date())])
     }
     try execute("COMMIT")
   }
@@ -132,6 +189,11 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
     let closing: EventLoopFuture<Void> = connection.close()
     try? closing.wait()
   }
+}
+
+/// When a session's statement under way was sent, shared with its watchdog.
+final class StatementClock: Sendable {
+  let sent = Atomic<UInt64>(0)
 }
 
 /// The `$n` spelling of each statement text, made once.
@@ -180,7 +242,13 @@ final class UnreachableSession: WriterSession {
   func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int { throw error }
   func rows(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] { throw error }
   func begin() throws { throw error }
+  func orderCommit() throws { throw error }
+  func announce() throws { throw error }
+  var savepointsPerJob: Bool { false }
+  func markJob() {}
+  var jobLeftNoTrace: Bool { false }
   func commit(effects: [CommitEffect]) throws { throw error }
+  func mayRetry(after error: any Error) -> Bool { false }
   func rollback() {}
   var isInsideTransaction: Bool { false }
   var securityFeedPosition: Int64? { nil }

@@ -53,16 +53,16 @@ public final class PostgresSettingsStore: DatabaseStore, @unchecked Sendable {
   }
 }
 
-/// PostgreSQL through PostgresNIO: a writer connection on a serial queue, reader
+/// PostgreSQL through PostgresNIO: writer connections on serial queues, reader
 /// connections on a thread pool.
-final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
+final class PostgresEngine: StoreEngine, @unchecked Sendable {
   let options: PostgresOptions
   let logger: Logger
   let pool: NIOThreadPool
   private let group: any EventLoopGroup
-  private let writerQueue = DispatchQueue(label: "dms.storage.postgres.writer")
-  /// Touched only on `writerQueue`.
-  private var writerSession: PostgresSession?
+  private var lanes: [WriterLane] = []
+  /// What this instance's notifications say (its listener skips them).
+  let notification = UUID().uuidString
   private let idle = Mutex<[PostgresSession]>([])
   private let statements = PlaceholderCache()
   private let tls: PostgresConnection.Configuration.TLS
@@ -77,6 +77,7 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
     group = MultiThreadedEventLoopGroup.singleton
     pool = NIOThreadPool(numberOfThreads: max(1, options.poolSize))
     pool.start()
+    lanes = (0..<max(1, options.writers)).map { WriterLane(engine: self, index: $0) }
   }
 
   deinit {
@@ -96,17 +97,15 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
       return sessions
     }
     for session in sessions { try? await session.connection.close() }
-    let writer = writerQueue.sync { () -> PostgresSession? in
-      defer { writerSession = nil }
-      return writerSession
+    for lane in lanes {
+      if let writer = lane.takeSession() { try? await writer.connection.close() }
     }
-    if let writer { try? await writer.connection.close() }
     try? await pool.shutdownGracefully()
   }
 
   var dialect: SQLDialect { .postgres }
 
-  var writer: any CommitWriter { self }
+  var writers: [any CommitWriter] { lanes }
 
   // MARK: Connections
 
@@ -205,23 +204,6 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
     try await pool.runIfActive { try self.withReader(scope) { try body($0) } }
   }
 
-  func schedule(_ drain: @escaping @Sendable (any WriterSession) -> Void) {
-    writerQueue.async {
-      if let session = self.writerSession, !session.isClosed {
-        drain(session)
-        return
-      }
-      self.writerSession = nil
-      do {
-        let session = try self.connect(self.options.endpoint)
-        self.writerSession = session
-        drain(session)
-      } catch {
-        drain(UnreachableSession(error))
-      }
-    }
-  }
-
   // MARK: Following the other instances
 
   func follow(_ wake: @escaping @Sendable () -> Void) {
@@ -235,7 +217,11 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
           guard let engine = self else { return }
           let session = try await engine.pool.runIfActive {
             let session = try engine.connect(engine.options.endpoint)
-            session.connection.addListener(channel: PostgresSession.channel) { _, _ in wake() }
+            let own = engine.notification
+            session.connection.addListener(channel: PostgresSession.channel) { _, notification in
+              // This instance's own commits are applied as they commit.
+              if notification.payload != own { wake() }
+            }
             try session.execute("LISTEN \(PostgresSession.channel)")
             return session
           }
@@ -315,6 +301,51 @@ final class PostgresEngine: StoreEngine, CommitWriter, @unchecked Sendable {
 
   func isHealthy() async -> Bool {
     (try? await read(.none) { sql in try sql.value(Int64.self, "SELECT 1") }) == 1
+  }
+}
+
+/// One writer connection and the serial queue its batches run on.
+final class WriterLane: CommitWriter, @unchecked Sendable {
+  private unowned let engine: PostgresEngine
+  private let index: Int
+  private let queue: DispatchQueue
+  /// Touched only on `queue`.
+  private var session: PostgresSession?
+
+  init(engine: PostgresEngine, index: Int) {
+    self.engine = engine
+    self.index = index
+    queue = DispatchQueue(label: "dms.storage.postgres.writer.\(index)")
+  }
+
+  func schedule(_ drain: @escaping @Sendable (any WriterSession) -> Void) {
+    queue.async {
+      if let session = self.session, !session.isClosed {
+        drain(session)
+        return
+      }
+      self.session = nil
+      do {
+        let session = try self.engine.connect(self.engine.options.endpoint)
+        // The first writer takes the registry's, the shared section's and the
+        // operators' batches, which take turns across instances; the others take
+        // company-scoped ones, which lock their companies' rows.
+        session.takesWriteLock = self.index == 0
+        session.notification = self.engine.notification
+        self.session = session
+        drain(session)
+      } catch {
+        drain(UnreachableSession(error))
+      }
+    }
+  }
+
+  /// The connection, taken away (at shutdown).
+  func takeSession() -> PostgresSession? {
+    queue.sync {
+      defer { session = nil }
+      return session
+    }
   }
 }
 

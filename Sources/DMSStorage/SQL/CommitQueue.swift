@@ -12,13 +12,36 @@ protocol WriterSession: SQLSession {
   /// Opens the batch's transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and the
   /// lock that makes one instance's batch the database's only writer).
   func begin() throws
+  /// Takes what orders this batch's commit among every writer's (PostgreSQL: a lock
+  /// held until the COMMIT, so that the feed rows written next get positions in
+  /// commit order across connections and instances; SQLite's single writer needs
+  /// none). Called only by batches that change something, just before their feed rows
+  /// are written.
+  func orderCommit() throws
+  /// Tells the other instances that this batch changed something, in its transaction
+  /// (PostgreSQL: `pg_notify`, delivered at the COMMIT; nothing on SQLite).
+  func announce() throws
   /// Commits it durably; `effects` are what the batch changed (PostgreSQL announces
   /// them to the other instances in the same transaction).
   func commit(effects: [CommitEffect]) throws
+  /// Whether a batch that failed with `error` may run again from the start (PostgreSQL:
+  /// a deadlock between two writers, one of which the database rolled back).
+  func mayRetry(after error: any Error) -> Bool
   /// Rolls back whatever is open (best effort: the connection may be gone).
   func rollback()
   /// Whether a transaction is still open (a backend may have ended it on an error).
   var isInsideTransaction: Bool { get }
+  /// Whether each job of a batch runs in a savepoint of its own (SQLite, where one
+  /// costs nothing). Otherwise (PostgreSQL, where each is a round trip) jobs run
+  /// without: a job that fails having only read (a stale revision, a missing company)
+  /// leaves nothing to undo, and when one fails after a write or with a database error
+  /// the batch is rolled back and runs again without it.
+  var savepointsPerJob: Bool { get }
+  /// Starts watching the statements of the next job (without savepoints).
+  func markJob()
+  /// Whether the job since `markJob` ran only reads that succeeded: its failure leaves
+  /// the transaction as it was.
+  var jobLeftNoTrace: Bool { get }
   /// The `security_feed` row the last commit wrote, if any (PostgreSQL).
   var securityFeedPosition: Int64? { get }
 }
@@ -26,8 +49,11 @@ protocol WriterSession: SQLSession {
 /// Group commit: writes that arrive together run in one transaction, each in its own
 /// savepoint, and each caller resumes only after the shared commit is durable.
 ///
-/// Both backends write this way: SQLite through GRDB's serial writer, PostgreSQL
-/// through one writer connection per instance.
+/// Both backends write this way: SQLite through GRDB's serial writer (one queue),
+/// PostgreSQL through several writer connections (a queue each, `DatabaseStore`'s
+/// lanes). The queues of one store share an ordering lock: a batch that changed
+/// something writes its feed rows, commits and applies its effects holding it, so
+/// effects are applied in commit order whichever connection committed.
 ///
 /// A caller queues its job; if no drain is under way it starts one on the serial
 /// writer. A drain takes every queued job as one batch, commits it, answers each
@@ -61,16 +87,18 @@ final class CommitQueue: Sendable {
 
   private let state = Mutex(State())
   private let writer: any CommitWriter
+  private let ordering: NSLock
   private let maxBatch: Int
   /// Applies the effects of committed jobs (caches, change feed), in commit order,
   /// still on the writer (whose session it is given), before their callers resume.
   private let committed: @Sendable (any WriterSession, [CommitEffect]) -> Void
 
   init(
-    writer: any CommitWriter, maxBatch: Int = 256,
+    writer: any CommitWriter, ordering: NSLock, maxBatch: Int = 256,
     committed: @escaping @Sendable (any WriterSession, [CommitEffect]) -> Void
   ) {
     self.writer = writer
+    self.ordering = ordering
     self.maxBatch = maxBatch
     self.committed = committed
   }
@@ -118,7 +146,63 @@ final class CommitQueue: Sendable {
 
   /// Runs one batch in one transaction and answers its callers.
   private func commit(_ jobs: [Job], _ db: any WriterSession) {
-    var outcomes: [Result<(any Sendable, [CommitEffect]), any Error>] = []
+    var attempt = 1
+    /// Jobs that failed in a way only a rollback undoes, and why: the batch runs
+    /// again without them.
+    var excluded: [Int: any Error] = [:]
+    while true {
+      switch attemptCommit(jobs, excluded: excluded, db) {
+      case .success(let outcomes):
+        for (job, outcome) in zip(jobs, outcomes) {
+          switch outcome {
+          case .success(let (value, _)): job.caller.resume(returning: value)
+          case .failure(let error): job.caller.resume(throwing: error)
+          }
+        }
+        return
+      case .failure(let failure):
+        if let rerun = failure.error as? Rerun {
+          excluded[rerun.index] = rerun.error
+          continue
+        }
+        if attempt < 3, db.mayRetry(after: failure.error) {
+          attempt += 1
+          continue
+        }
+        for (index, job) in jobs.enumerated() {
+          // A job that failed on its own keeps its own reason.
+          if index < failure.outcomes.count, case .failure(let own) = failure.outcomes[index] {
+            job.caller.resume(throwing: own)
+          } else {
+            job.caller.resume(throwing: failure.error)
+          }
+        }
+        return
+      }
+    }
+  }
+
+  private typealias Outcome = Result<(any Sendable, [CommitEffect]), any Error>
+
+  /// A job failed after writing (or with a database error) in a batch without
+  /// savepoints.
+  private struct Rerun: Error {
+    let index: Int
+    let error: any Error
+  }
+
+  /// Why a batch failed as a whole, and what its jobs had done by then.
+  private struct BatchFailure: Error {
+    let error: any Error
+    let outcomes: [Outcome]
+  }
+
+  /// Runs the jobs in one transaction and commits it; each job's outcome, or the
+  /// failure that undid the whole batch.
+  private func attemptCommit(
+    _ jobs: [Job], excluded: [Int: any Error], _ db: any WriterSession
+  ) -> Result<[Outcome], BatchFailure> {
+    var outcomes: [Outcome] = []
     outcomes.reserveCapacity(jobs.count)
     do {
       try db.begin()
@@ -126,6 +210,21 @@ final class CommitQueue: Sendable {
         if jobs.count == 1 {
           // Alone: the transaction is the savepoint.
           outcomes.append(.success(try jobs[0].work(db)))
+        } else if !db.savepointsPerJob {
+          for (index, job) in jobs.enumerated() {
+            if let known = excluded[index] {
+              outcomes.append(.failure(known))
+              continue
+            }
+            db.markJob()
+            do {
+              outcomes.append(.success(try job.work(db)))
+            } catch {
+              if !db.isInsideTransaction { throw error }
+              guard db.jobLeftNoTrace else { throw Rerun(index: index, error: error) }
+              outcomes.append(.failure(error))
+            }
+          }
         } else {
           // One savepoint per job.
           for job in jobs {
@@ -145,41 +244,30 @@ final class CommitQueue: Sendable {
             }
           }
         }
-        try db.commit(effects: outcomes.flatMap { (try? $0.get())?.1 ?? [] })
+        // What the jobs that succeeded changed, in their order.
+        let produced = outcomes.flatMap { (try? $0.get())?.1 ?? [] }
+        if produced.isEmpty {
+          try db.commit(effects: [])
+        } else {
+          // The audit's rows and the announcement first, outside the ordering: only
+          // the feed's rows and the COMMIT wait for the other writers.
+          let journal = try Journal.writeAudit(produced, db)
+          try db.announce()
+          try ordering.withLock {
+            try db.orderCommit()
+            let effects = try Journal.writeChanges(journal, db)
+            try db.commit(effects: effects)
+            committed(db, effects)
+          }
+        }
       } catch {
         db.rollback()
         throw error
       }
     } catch {
-      for (index, job) in jobs.enumerated() {
-        // A job that failed on its own keeps its own reason.
-        if index < outcomes.count, case .failure(let own) = outcomes[index] {
-          job.caller.resume(throwing: own)
-        } else {
-          job.caller.resume(throwing: error)
-        }
-      }
-      return
+      return .failure(BatchFailure(error: error, outcomes: outcomes))
     }
-    var effects: [CommitEffect] = []
-    var results: [Result<any Sendable, any Error>] = []
-    results.reserveCapacity(outcomes.count)
-    for outcome in outcomes {
-      switch outcome {
-      case .success(let (result, produced)):
-        effects.append(contentsOf: produced)
-        results.append(.success(result))
-      case .failure(let error):
-        results.append(.failure(error))
-      }
-    }
-    committed(db, effects)
-    for (job, result) in zip(jobs, results) {
-      switch result {
-      case .success(let value): job.caller.resume(returning: value)
-      case .failure(let error): job.caller.resume(throwing: error)
-      }
-    }
+    return .success(outcomes)
   }
 }
 
@@ -192,6 +280,11 @@ enum CommitEffect: Sendable {
   }
 
   case change(SettingsChange)
+  /// A change-feed row to write at the commit; `Journal.writeChanges` makes it a
+  /// `.change`.
+  case pendingChange(Journal.PendingChange)
+  /// An audit row to write at the commit (`Journal.writeAudit`).
+  case audit(Journal.AuditRow)
   case document(companyID: Int64, area: String, ReadCache.Entry)
   case documentRemoved(companyID: Int64, area: String)
   case companyCreated(codeKey: String, CompanyKey)

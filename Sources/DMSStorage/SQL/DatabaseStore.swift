@@ -8,8 +8,11 @@ import Synchronization
 protocol StoreEngine: Sendable {
   var dialect: SQLDialect { get }
 
-  /// The connection every write goes through, serially, in group commit.
-  var writer: any CommitWriter { get }
+  /// The connections writes go through, each serially, in group commit: the first
+  /// takes the registry's, the shared section's and the operators' writes (and the
+  /// catch-ups with other instances); company-scoped writes are spread over the others
+  /// by company (all on the first when there is only one, as on SQLite).
+  var writers: [any CommitWriter] { get }
 
   /// Runs `body` on a reader connection, seeing the rows `scope` allows.
   func read<Result: Sendable>(
@@ -40,7 +43,11 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
   let secrets: SecretBox
   let cache: ReadCache
   let security: SecurityCache
-  private let commits: CommitQueue
+  /// One group-commit queue per writer connection (`StoreEngine.writers`).
+  private let lanes: [CommitQueue]
+  /// Held by a batch that changed something from its journal rows to the end of
+  /// applying its effects, and by a catch-up: effects are applied in commit order.
+  private let ordering: NSLock
   private let feed: ChangeFeed
   /// The last `security_feed` row applied (PostgreSQL).
   private let securityPosition: Position
@@ -96,12 +103,15 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
     security.load(operators: loaded.operators, systems: loaded.systems, sessions: loaded.sessions)
     self.security = security
     let shared = engine.dialect.shared
-    commits = CommitQueue(writer: engine.writer, maxBatch: maxBatch) { [cache] session, effects in
+    let ordering = NSLock()
+    self.ordering = ordering
+    let committed: @Sendable (any WriterSession, [CommitEffect]) -> Void = { [cache] session, effects in
       var changes: [SettingsChange] = []
       if shared, let first = effects.lazy.compactMap(\.change).first, first.position > feed.lastPosition + 1 {
         // Other instances committed between this instance's last row and this batch
-        // (writers take turns): their rows come first, in order. If they cannot be
-        // read now, nothing cached can be trusted: forget it all.
+        // (feed rows are written under a lock held through the commit): their rows
+        // come first, in order. If they cannot be read now, nothing cached can be
+        // trusted: forget it all.
         do {
           try Self.catchUp(feed: feed, cache: cache, through: first.position - 1, session)
         } catch {
@@ -121,6 +131,7 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
       for effect in effects {
         switch effect {
         case .change(let change): changes.append(change)
+        case .pendingChange, .audit: continue  // written by `Journal` before the commit
         case .document(let companyID, let area, let entry):
           cache.documentWritten(companyID: companyID, area: area, entry)
         case .documentRemoved(let companyID, let area): cache.documentRemoved(companyID: companyID, area: area)
@@ -140,6 +151,9 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
       }
       feed.publish(changes)
     }
+    lanes = engine.writers.map { writer in
+      CommitQueue(writer: writer, ordering: ordering, maxBatch: maxBatch, committed: committed)
+    }
     engine.follow { [weak self] in self?.queueCatchUp() }
   }
 
@@ -147,8 +161,10 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
   /// wake-ups that arrive meanwhile are covered by the queued one).
   private func queueCatchUp() {
     guard !catchUpQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
-    engine.writer.schedule { session in
+    engine.writers[0].schedule { session in
       self.catchUpQueued.store(false, ordering: .releasing)
+      self.ordering.lock()
+      defer { self.ordering.unlock() }
       do {
         try Self.catchUp(feed: self.feed, cache: self.cache, through: Int64.max, session)
         let after = self.securityPosition.value.load(ordering: .relaxed)
@@ -238,15 +254,25 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
     _ scope: RowScope, by actor: AuditActor, _ body: @escaping @Sendable (StoreTransaction) throws -> Result
   ) async throws -> Result {
     do {
-      return try await commits.run { [secrets] sql in
-        try sql.scope(scope, local: true)
+      return try await lane(scope).run { [secrets] sql in
+        try sql.scopeWrite(scope)
         let tx = StoreTransaction(sql: sql, secrets: secrets, actor: actor)
+        tx.writing = true
+        if case .company(let id) = scope { tx.lockedCompanies.insert(id) }
         let result = try body(tx)
         return (result, tx.effects)
       }
     } catch {
       throw engine.map(error)
     }
+  }
+
+  /// The queue of the writer connection that takes writes of `scope`: a company's
+  /// always go to the same one, so that one instance's writes to a company are never
+  /// on two connections at once.
+  private func lane(_ scope: RowScope) -> CommitQueue {
+    guard case .company(let id) = scope, lanes.count > 1 else { return lanes[0] }
+    return lanes[1 + Int(UInt64(bitPattern: id) % UInt64(lanes.count - 1))]
   }
 
   // MARK: SettingsStore

@@ -197,6 +197,29 @@ extension SQLSession {
   }
 }
 
+extension SQLSession {
+  /// Scopes a write transaction's statements (`scope(_:local:)`) and, on a database
+  /// several writers share, locks a company-scoped one's company row until the commit:
+  /// its writes then wait for any other writer of that company (another connection,
+  /// another instance) to commit, and read what it committed. One statement.
+  func scopeWrite(_ scope: RowScope) throws {
+    guard dialect.shared, case .company(let id) = scope else { return try self.scope(scope, local: true) }
+    try execute(
+      """
+      SELECT set_config('dms.company', ?, TRUE), set_config('dms.scope', '', TRUE),
+        (SELECT id FROM company WHERE id = ? FOR UPDATE)
+      """, [String(id), id])
+  }
+
+  /// Locks a company's row until the commit, on a database several writers share (a
+  /// registry transaction about to change one of its documents); nothing on SQLite,
+  /// whose one writer excludes every other.
+  func lockCompany(_ id: Int64) throws {
+    guard dialect.shared else { return }
+    try execute("SELECT id FROM company WHERE id = ? FOR UPDATE", [id])
+  }
+}
+
 /// Which companies' rows a statement may see under row-level security.
 enum RowScope: Sendable, Hashable {
   /// One company's.

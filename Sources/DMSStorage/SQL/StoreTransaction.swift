@@ -14,6 +14,14 @@ final class StoreTransaction {
   /// `now` as stored.
   private(set) lazy var nowText = StoredDate.text(now)
   private(set) var effects: [CommitEffect] = []
+  /// Whether this is a write transaction (group commit's), whose reads of a company
+  /// lock its row first; false for a reader's.
+  var writing = false
+  /// Companies whose row this transaction has locked (`SQLSession.lockCompany`).
+  var lockedCompanies: Set<Int64> = []
+  /// Each company's documents, read once per write transaction after its row is
+  /// locked (`StoreCompanyTransaction`); `.some(nil)`: the company does not exist.
+  var snapshots: [Int64: CompanySnapshot?] = [:]
 
   init(sql: any SQLSession, secrets: SecretBox, actor: AuditActor) {
     self.sql = sql
@@ -29,24 +37,28 @@ final class StoreTransaction {
     static let journaling = true
   #endif
 
-  /// Appends a change row and remembers it for the feed.
+  /// A change-feed row, written with the batch's commit (`Journal`).
   func recordChange(_ kind: SettingsChange.Kind, company: CompanyKey?, area: String, revision: Int64) throws {
     guard Self.journaling else { return }
-    let position = try sql.value(
-      Int64.self,
-      """
-      INSERT INTO change_feed (company_id, company_code, area, kind, revision, committed_at)
-      VALUES (?, ?, ?, ?, ?, ?) RETURNING position
-      """, [company?.id, company?.code, area, kind.rawValue, revision, nowText])
     effects.append(
-      .change(
-        SettingsChange(
-          position: position ?? 0, kind: kind, company: company?.code, area: area, revision: revision)))
+      .pendingChange(
+        Journal.PendingChange(
+          companyID: company?.id,
+          change: SettingsChange(position: 0, kind: kind, company: company?.code, area: area, revision: revision),
+          at: nowText)))
   }
 
+  /// An audit row, written with the batch's commit (`Journal`).
   func audit(_ entry: AuditTrail.Entry) throws {
     guard Self.journaling else { return }
-    try AuditTrail.append(entry, by: actor, at: nowText, in: sql)
+    effects.append(.audit(Journal.AuditRow(entry: entry, actor: actor, at: nowText)))
+  }
+
+  /// Locks `company`'s row before a write to one of its documents, once.
+  func lock(_ company: CompanyKey) throws {
+    guard writing, !lockedCompanies.contains(company.id) else { return }
+    try sql.lockCompany(company.id)
+    lockedCompanies.insert(company.id)
   }
 
   func remember(_ effect: CommitEffect) {
@@ -115,6 +127,7 @@ extension StoreTransaction: RegistryTransaction {
       String.self, "SELECT area FROM company_document WHERE company_id = ? ORDER BY area", [company.id])
     // ON DELETE CASCADE removes every row partitioned under the company.
     try sql.execute("DELETE FROM company WHERE id = ?", [company.id])
+    snapshots[company.id] = .some(nil)
     try audit(AuditTrail.Entry(company: company, action: "company.delete", area: Company.area))
     for area in areas { try recordChange(.deleted, company: company, area: area, revision: 0) }
     remember(.companyDeleted(company, codeKey: Company.codeKey(company.code)))
@@ -137,32 +150,87 @@ extension StoreTransaction: RegistryTransaction {
   }
 }
 
+/// One company's documents as a write transaction found them, after locking its row.
+struct CompanySnapshot {
+  /// One stored document.
+  struct Document {
+    var revision: Int64
+    var body: Data
+    var format: Int
+    var updatedAt: Date
+    var secrets: Set<String>
+  }
+
+  /// By area.
+  var documents: [String: Document]
+}
+
 /// A transaction scoped to one company: every statement filters on its `company_id`.
+///
+/// In a write transaction, the first use locks the company's row (on a database
+/// several writers share) and reads all its documents in one statement: the checks and
+/// the writes that follow use that snapshot, which the lock keeps true until the
+/// commit, and the writes keep it up to date.
 struct StoreCompanyTransaction: CompanyTransaction {
   let tx: StoreTransaction
   let company: CompanyKey
 
   private var sql: any SQLSession { tx.sql }
 
+  /// The company's documents (nil when the company no longer exists).
+  private func snapshot() throws -> CompanySnapshot? {
+    if let known = tx.snapshots[company.id] { return known }
+    try tx.lock(company)
+    let rows = try sql.rows(
+      """
+      SELECT d.area, d.revision, d.body, d.format, d.updated_at,
+        (SELECT \(sql.dialect.joined("s.field", "s.field")) FROM company_secret s
+          WHERE s.company_id = c.id AND s.area = d.area) AS secrets
+      FROM company c LEFT JOIN company_document d ON d.company_id = c.id
+      WHERE c.id = ?
+      """, [company.id])
+    guard !rows.isEmpty else {
+      tx.snapshots[company.id] = .some(nil)
+      return nil
+    }
+    var documents: [String: CompanySnapshot.Document] = [:]
+    for row in rows {
+      guard let area = row["area"] as String? else { continue }
+      documents[area] = CompanySnapshot.Document(
+        revision: row["revision"], body: row["body"], format: row["format"], updatedAt: row["updated_at"],
+        secrets: Set(((row["secrets"] as String?) ?? "").split(separator: "\u{1F}").map(String.init)))
+    }
+    let snapshot = CompanySnapshot(documents: documents)
+    tx.snapshots[company.id] = snapshot
+    return snapshot
+  }
+
   func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>? {
+    if tx.writing {
+      guard let found = try snapshot()?.documents[Document.area] else { return nil }
+      return Stored(
+        value: try Document.decodeStored(found.body, format: found.format), revision: found.revision,
+        secretsSet: found.secrets, updatedAt: found.updatedAt)
+    }
     guard
       let row = try sql.row(
-        "SELECT revision, body, format, updated_at FROM company_document WHERE company_id = ? AND area = ?",
+        """
+        SELECT d.revision, d.body, d.format, d.updated_at,
+          (SELECT \(sql.dialect.joined("s.field", "s.field")) FROM company_secret s
+            WHERE s.company_id = d.company_id AND s.area = d.area) AS secrets
+        FROM company_document d WHERE d.company_id = ? AND d.area = ?
+        """,
         [company.id, Document.area])
     else { return nil }
     return Stored(
       value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"],
-      secretsSet: try secretsSet(Document.area), updatedAt: row["updated_at"])
-  }
-
-  private func secretsSet(_ area: String) throws -> Set<String> {
-    Set(
-      try sql.values(
-        String.self, "SELECT field FROM company_secret WHERE company_id = ? AND area = ?", [company.id, area]))
+      secretsSet: Set(((row["secrets"] as String?) ?? "").split(separator: "\u{1F}").map(String.init)),
+      updatedAt: row["updated_at"])
   }
 
   func revision<Document: SettingsDocument>(of type: Document.Type) throws -> Int64 {
-    try sql.value(
+    if tx.writing { return try snapshot()?.documents[Document.area]?.revision ?? 0 }
+    return try sql.value(
       Int64.self, "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
       [company.id, Document.area]) ?? 0
   }
@@ -173,30 +241,23 @@ struct StoreCompanyTransaction: CompanyTransaction {
     expectedRevision: Int64
   ) throws -> Stored<Document> {
     let id = company.id
-    // The company (it may have been deleted) and the document, in one read.
-    guard
-      let found = try sql.row(
-        """
-        SELECT d.revision, d.body, d.format, d.updated_at FROM company c
-        LEFT JOIN company_document d ON d.company_id = c.id AND d.area = ?
-        WHERE c.id = ?
-        """, [Document.area, id])
-    else {
+    guard let snapshot = try snapshot() else {
       throw StoreError(.notFound, "no company \(company.code)")
     }
-    let current: Int64 = found[0] ?? 0
+    let found = snapshot.documents[Document.area]
+    let current = found?.revision ?? 0
     guard current == expectedRevision else {
       throw StoreError(
         .staleRevision,
         "\(Document.area) of company \(company.code) is at revision \(current), not \(expectedRevision)",
         currentRevision: current)
     }
+    var set = found?.secrets ?? []
     // A write that changes nothing is not a change: same revision, no audit, no event.
-    if current > 0, found[2] == Document.storedFormat, found[1] == staged.body {
-      let set = try secretsSet(Document.area)
-      if secrets.allSatisfy({ $0.value.leavesUnchanged(isSet: set.contains($0.key)) }) {
-        return Stored(value: staged.value, revision: current, secretsSet: set, updatedAt: found[3])
-      }
+    if let found, found.format == Document.storedFormat, found.body == staged.body,
+      secrets.allSatisfy({ $0.value.leavesUnchanged(isSet: set.contains($0.key)) })
+    {
+      return Stored(value: staged.value, revision: current, secretsSet: set, updatedAt: found.updatedAt)
     }
     try sql.execute(
       """
@@ -211,6 +272,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
       case .clear:
         try sql.execute(
           "DELETE FROM company_secret WHERE company_id = ? AND area = ? AND field = ?", [id, Document.area, field])
+        set.remove(field)
       case .set(let plaintext):
         let sealed = try tx.secrets.seal(plaintext, companyID: id, area: Document.area, field: field)
         try sql.execute(
@@ -218,12 +280,13 @@ struct StoreCompanyTransaction: CompanyTransaction {
           INSERT INTO company_secret (company_id, area, field, ciphertext) VALUES (?, ?, ?, ?)
           ON CONFLICT (company_id, area, field) DO UPDATE SET ciphertext = excluded.ciphertext
           """, [id, Document.area, field, sealed])
+        set.insert(field)
       }
     }
     let revision = current + 1
-    let stored = Stored(
-      value: staged.value, revision: revision,
-      secretsSet: try secretsSet(Document.area), updatedAt: tx.now)
+    tx.snapshots[id]??.documents[Document.area] = CompanySnapshot.Document(
+      revision: revision, body: staged.body, format: Document.storedFormat, updatedAt: tx.now, secrets: set)
+    let stored = Stored(value: staged.value, revision: revision, secretsSet: set, updatedAt: tx.now)
     try tx.audit(
       AuditTrail.Entry(
         company: company, action: current == 0 ? "create" : "update", area: Document.area,
@@ -234,11 +297,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
   }
 
   func remove<Document: SettingsDocument>(_ type: Document.Type) throws {
-    guard
-      try sql.value(
-        Int64.self, "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
-        [company.id, Document.area]) != nil
-    else { return }
+    guard try snapshot()?.documents[Document.area] != nil else { return }
     try sql.execute(
       "DELETE FROM company_secret WHERE company_id = ? AND area = ?",
       [
@@ -249,6 +308,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
       [
         company.id, Document.area,
       ])
+    tx.snapshots[company.id]??.documents[Document.area] = nil
     try tx.audit(AuditTrail.Entry(company: company, action: "delete", area: Document.area))
     try tx.recordChange(.deleted, company: company, area: Document.area, revision: 0)
     tx.remember(.documentRemoved(companyID: company.id, area: Document.area))

@@ -90,7 +90,7 @@ final class SQLiteEngine: StoreEngine, CommitWriter {
 
   var dialect: SQLDialect { .sqlite }
 
-  var writer: any CommitWriter { self }
+  var writers: [any CommitWriter] { [self] }
 
   func schedule(_ drain: @escaping @Sendable (any WriterSession) -> Void) {
     pool.asyncWriteWithoutTransaction { db in drain(GRDBSession(db)) }
@@ -180,7 +180,13 @@ final class GRDBSession: WriterSession {
 
   func begin() throws { try db.execute(sql: "BEGIN IMMEDIATE TRANSACTION") }
 
+  func orderCommit() {}
+  func announce() {}
+  var savepointsPerJob: Bool { true }
+  func markJob() {}
+  var jobLeftNoTrace: Bool { false }
   func commit(effects: [CommitEffect]) throws { try db.execute(sql: "COMMIT") }
+  func mayRetry(after error: any Error) -> Bool { false }
 
   func rollback() {
     if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK") }

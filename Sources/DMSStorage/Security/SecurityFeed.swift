@@ -23,7 +23,7 @@ enum SecurityFeed {
       case .sessionsEnded(.system(let id), _): lines.append("ha \(id)")
       case .sessionsExpired(let date): lines.append("x \(StoredDate.text(date))")
       case .companyDeleted(_, let codeKey): lines.append("c \(codeKey)")
-      case .change, .document, .documentRemoved, .companyCreated: continue
+      case .change, .pendingChange, .audit, .document, .documentRemoved, .companyCreated: continue
       }
     }
     return lines.isEmpty ? nil : lines.joined(separator: "\n")
