@@ -9,8 +9,9 @@ protocol CommitWriter: Sendable {
 
 /// The writer's connection, with the transaction control group commit needs.
 protocol WriterSession: SQLSession {
-  /// Opens the batch's transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and the
-  /// lock that makes one instance's batch the database's only writer).
+  /// Opens the batch's transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and, on
+  /// the first writer connection, the lock under which the registry's, the shared
+  /// section's and the operators' writers of every instance take turns).
   func begin() throws
   /// Takes what orders this batch's commit among every writer's (PostgreSQL: a lock
   /// held until the COMMIT, so that the feed rows written next get positions in
@@ -21,8 +22,8 @@ protocol WriterSession: SQLSession {
   /// Tells the other instances that this batch changed something, in its transaction
   /// (PostgreSQL: `pg_notify`, delivered at the COMMIT; nothing on SQLite).
   func announce() throws
-  /// Commits it durably; `effects` are what the batch changed (PostgreSQL announces
-  /// them to the other instances in the same transaction).
+  /// Commits it durably; `effects` are what the batch changed (PostgreSQL records the
+  /// security ones for the other instances in the same transaction).
   func commit(effects: [CommitEffect]) throws
   /// Whether a batch that failed with `error` may run again from the start (PostgreSQL:
   /// a deadlock between two writers, one of which the database rolled back).
@@ -220,7 +221,9 @@ final class CommitQueue: Sendable {
             do {
               outcomes.append(.success(try job.work(db)))
             } catch {
-              if !db.isInsideTransaction { throw error }
+              // A lost connection, or a deadlock: the whole batch failed (and a
+              // deadlocked one runs again, this job in it).
+              if !db.isInsideTransaction || db.mayRetry(after: error) { throw error }
               guard db.jobLeftNoTrace else { throw Rerun(index: index, error: error) }
               outcomes.append(.failure(error))
             }
