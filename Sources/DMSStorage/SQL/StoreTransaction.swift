@@ -161,8 +161,20 @@ struct CompanySnapshot {
     var secrets: Set<String>
   }
 
-  /// By area.
-  var documents: [String: Document]
+  /// The rows read, by area: each is decoded only when its area is used, so that a
+  /// damaged row of one area stops no write of another.
+  var rows: [String: SQLRow]
+  /// The documents this transaction wrote (nil: removed), by area.
+  var written: [String: Document?] = [:]
+
+  /// `area`'s document, as found or as this transaction left it.
+  func document(_ area: String) -> Document? {
+    if let own = written[area] { return own }
+    guard let row = rows[area] else { return nil }
+    return Document(
+      revision: row["revision"], body: row["body"], format: row["format"], updatedAt: row["updated_at"],
+      secrets: Set(((row["secrets"] as String?) ?? "").split(separator: "\u{1F}").map(String.init)))
+  }
 }
 
 /// A transaction scoped to one company: every statement filters on its `company_id`.
@@ -193,21 +205,18 @@ struct StoreCompanyTransaction: CompanyTransaction {
       tx.snapshots[company.id] = .some(nil)
       return nil
     }
-    var documents: [String: CompanySnapshot.Document] = [:]
+    var byArea: [String: SQLRow] = [:]
     for row in rows {
-      guard let area = row["area"] as String? else { continue }
-      documents[area] = CompanySnapshot.Document(
-        revision: row["revision"], body: row["body"], format: row["format"], updatedAt: row["updated_at"],
-        secrets: Set(((row["secrets"] as String?) ?? "").split(separator: "\u{1F}").map(String.init)))
+      if let area = row["area"] as String? { byArea[area] = row }
     }
-    let snapshot = CompanySnapshot(documents: documents)
+    let snapshot = CompanySnapshot(rows: byArea)
     tx.snapshots[company.id] = snapshot
     return snapshot
   }
 
   func read<Document: SettingsDocument>(_ type: Document.Type) throws -> Stored<Document>? {
     if tx.writing {
-      guard let found = try snapshot()?.documents[Document.area] else { return nil }
+      guard let found = try snapshot()?.document(Document.area) else { return nil }
       return Stored(
         value: try Document.decodeStored(found.body, format: found.format), revision: found.revision,
         secretsSet: found.secrets, updatedAt: found.updatedAt)
@@ -229,7 +238,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
   }
 
   func revision<Document: SettingsDocument>(of type: Document.Type) throws -> Int64 {
-    if tx.writing { return try snapshot()?.documents[Document.area]?.revision ?? 0 }
+    if tx.writing { return try snapshot()?.document(Document.area)?.revision ?? 0 }
     return try sql.value(
       Int64.self, "SELECT revision FROM company_document WHERE company_id = ? AND area = ?",
       [company.id, Document.area]) ?? 0
@@ -244,7 +253,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
     guard let snapshot = try snapshot() else {
       throw StoreError(.notFound, "no company \(company.code)")
     }
-    let found = snapshot.documents[Document.area]
+    let found = snapshot.document(Document.area)
     let current = found?.revision ?? 0
     guard current == expectedRevision else {
       throw StoreError(
@@ -284,7 +293,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
       }
     }
     let revision = current + 1
-    tx.snapshots[id]??.documents[Document.area] = CompanySnapshot.Document(
+    tx.snapshots[id]??.written[Document.area] = CompanySnapshot.Document(
       revision: revision, body: staged.body, format: Document.storedFormat, updatedAt: tx.now, secrets: set)
     let stored = Stored(value: staged.value, revision: revision, secretsSet: set, updatedAt: tx.now)
     try tx.audit(
@@ -297,7 +306,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
   }
 
   func remove<Document: SettingsDocument>(_ type: Document.Type) throws {
-    guard try snapshot()?.documents[Document.area] != nil else { return }
+    guard try snapshot()?.document(Document.area) != nil else { return }
     try sql.execute(
       "DELETE FROM company_secret WHERE company_id = ? AND area = ?",
       [
@@ -308,7 +317,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
       [
         company.id, Document.area,
       ])
-    tx.snapshots[company.id]??.documents[Document.area] = nil
+    tx.snapshots[company.id]??.written[Document.area] = .some(nil)
     try tx.audit(AuditTrail.Entry(company: company, action: "delete", area: Document.area))
     try tx.recordChange(.deleted, company: company, area: Document.area, revision: 0)
     tx.remember(.documentRemoved(companyID: company.id, area: Document.area))
