@@ -130,10 +130,13 @@ struct ShutdownTests {
     let (first, client) = try await oneCallAtATime()
     let port = first.port
 
+    // Long enough that, on a loaded machine, the queued call cannot be let through
+    // (and answered NOT_SERVING by the first server, shutting down) before the
+    // shutdown begins.
     var sleep = Google_Protobuf_UInt32Value()
-    sleep.value = 400
+    sleep.value = 2_000
     async let running: Google_Protobuf_Empty = client.unary(TestService.sleep, request: sleep, options: CallOptions())
-    while !first.probe.startedTags.contains("sleep 400") { try await Task.sleep(for: .milliseconds(5)) }
+    while !first.probe.startedTags.contains("sleep 2000") { try await Task.sleep(for: .milliseconds(5)) }
     // Waits in the client's queue: the server allows one call at a time.
     async let queued = Dms_Rpc_V1_Health.Client(client).check()
     try await Task.sleep(for: .milliseconds(50))

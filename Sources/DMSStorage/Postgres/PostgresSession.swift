@@ -15,7 +15,6 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   let connection: PostgresConnection
   private let logger: Logger
   private let statements: PlaceholderCache
-  private let watchdog: TimeAmount
   /// When the statement under way was sent (`NIODeadline.now()` in nanoseconds); 0
   /// between statements. The watchdog reads it.
   private let statementSent = StatementClock()
@@ -48,7 +47,6 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
     self.connection = connection
     self.statements = statements
     let limit = TimeAmount.nanoseconds(Int64(watchdog.components.seconds) * 1_000_000_000 + 5_000_000_000)
-    self.watchdog = limit
     self.logger = logger
     // One check a second, rather than a timer per statement (each a wake-up of the
     // connection's event loop).
