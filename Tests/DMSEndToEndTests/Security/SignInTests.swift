@@ -396,10 +396,16 @@ struct SignInTests {
 }
 
 /// Every log line, as text.
-final class CapturedLog: LogHandler, @unchecked Sendable {
-  // @unchecked: `lines` is behind a Mutex; the LogHandler properties are set once at
-  // creation, before the handler is shared.
-  private let lines = Mutex<[String]>([])
+///
+/// A value, as a `LogHandler` should be: libraries set metadata on their own copy of a
+/// logger (PostgresNIO, on each connection it makes, from several threads at once),
+/// and each copy keeps its own; the lines are shared, behind a lock.
+struct CapturedLog: LogHandler {
+  private final class Lines: Sendable {
+    let lines = Mutex<[String]>([])
+  }
+
+  private let lines = Lines()
   var metadata: Logger.Metadata = [:]
   var logLevel: Logger.Level = .trace
 
@@ -410,8 +416,8 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
 
   func log(event: LogEvent) {
     let all = metadata.merging(event.metadata ?? [:]) { $1 }
-    lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
+    lines.lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
   }
 
-  var text: String { lines.withLock { $0.joined(separator: "\n") } }
+  var text: String { lines.lines.withLock { $0.joined(separator: "\n") } }
 }
