@@ -361,20 +361,18 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
       try sql.rows(
         """
         SELECT c.id, c.code, d.revision, d.body, d.format, d.updated_at,
-          (SELECT \(sql.dialect.joined("s.field", "s.field")) FROM company_secret s
-            WHERE s.company_id = c.id AND s.area = d.area) AS secrets
+          \(StoreCompanyTransaction.secretNames(sql.dialect))
         FROM company c JOIN company_document d ON d.company_id = c.id AND d.area = ?
         ORDER BY c.code_key
         """,
         [Document.area])
     }
     return try rows.map { row in
-      let secrets = (row["secrets"] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
       return (
         CompanyKey(id: row["id"], code: row["code"]),
         Stored(
           value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"],
-          secretsSet: Set(secrets), updatedAt: row["updated_at"])
+          secretsSet: Set(row.joinedList("secrets")), updatedAt: row["updated_at"])
       )
     }
   }

@@ -116,6 +116,11 @@ struct SQLRow {
     return self[index]
   }
 
+  /// A column of `SQLDialect.joined`, split back into its values (none for NULL).
+  func joinedList(_ name: String) -> [String] {
+    (self[name] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
+  }
+
   /// Column `index` as `T`.
   subscript<T: SQLDecodable>(_ index: Int) -> T {
     guard let decoded = T.decode(values[index]) else {

@@ -173,7 +173,7 @@ struct CompanySnapshot {
     guard let row = rows[area] else { return nil }
     return Document(
       revision: row["revision"], body: row["body"], format: row["format"], updatedAt: row["updated_at"],
-      secrets: Set(((row["secrets"] as String?) ?? "").split(separator: "\u{1F}").map(String.init)))
+      secrets: Set(row.joinedList("secrets")))
   }
 }
 
@@ -189,15 +189,22 @@ struct StoreCompanyTransaction: CompanyTransaction {
 
   private var sql: any SQLSession { tx.sql }
 
+  /// The column `secrets` of a query over `company_document d`: the names of the
+  /// document's secrets that are set (`SQLRow.joinedList`).
+  static func secretNames(_ dialect: SQLDialect) -> String {
+    """
+    (SELECT \(dialect.joined("s.field", "s.field")) FROM company_secret s
+      WHERE s.company_id = d.company_id AND s.area = d.area) AS secrets
+    """
+  }
+
   /// The company's documents (nil when the company no longer exists).
   private func snapshot() throws -> CompanySnapshot? {
     if let known = tx.snapshots[company.id] { return known }
     try tx.lock(company)
     let rows = try sql.rows(
       """
-      SELECT d.area, d.revision, d.body, d.format, d.updated_at,
-        (SELECT \(sql.dialect.joined("s.field", "s.field")) FROM company_secret s
-          WHERE s.company_id = c.id AND s.area = d.area) AS secrets
+      SELECT d.area, d.revision, d.body, d.format, d.updated_at, \(Self.secretNames(sql.dialect))
       FROM company c LEFT JOIN company_document d ON d.company_id = c.id
       WHERE c.id = ?
       """, [company.id])
@@ -224,16 +231,14 @@ struct StoreCompanyTransaction: CompanyTransaction {
     guard
       let row = try sql.row(
         """
-        SELECT d.revision, d.body, d.format, d.updated_at,
-          (SELECT \(sql.dialect.joined("s.field", "s.field")) FROM company_secret s
-            WHERE s.company_id = d.company_id AND s.area = d.area) AS secrets
+        SELECT d.revision, d.body, d.format, d.updated_at, \(Self.secretNames(sql.dialect))
         FROM company_document d WHERE d.company_id = ? AND d.area = ?
         """,
         [company.id, Document.area])
     else { return nil }
     return Stored(
       value: try Document.decodeStored(row["body"], format: row["format"]), revision: row["revision"],
-      secretsSet: Set(((row["secrets"] as String?) ?? "").split(separator: "\u{1F}").map(String.init)),
+      secretsSet: Set(row.joinedList("secrets")),
       updatedAt: row["updated_at"])
   }
 

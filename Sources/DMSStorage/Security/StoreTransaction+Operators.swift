@@ -273,7 +273,7 @@ extension StoreTransaction: OperatorTransaction {
 
 extension StoredOperator {
   init(row: SQLRow) {
-    let companies = (row["companies"] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
+    let companies = row.joinedList("companies")
     self.init(
       id: row["id"],
       value: Operator(
