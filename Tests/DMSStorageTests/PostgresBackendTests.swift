@@ -93,6 +93,54 @@ struct PostgresBackendTests {
     #expect(!dump.contains { $0.contains(secret) })
   }
 
+  @Test(
+    "a write the database refuses (a trigger), sent without waiting or gathered with its batch's, fails alone: the batch's other writes commit"
+  )
+  func refusedInBatch() async throws {
+    let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    let store = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    defer { Task { await store.shutdown() } }
+    var keys: [CompanyKey] = []
+    for index in 0..<24 { keys.append(try await store.create("R\(index)", company("R\(index)")).0) }
+    // One company's document rows and another's secret rows are refused.
+    let (badDocument, badSecret) = (keys[5], keys[17])
+    var owner = try #require(options.owner)
+    owner.user = "postgres"
+    let admin = try await PostgresScratch.connect(owner)
+    defer { Task { try? await admin.close() } }
+    for statement in [
+      "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+      "CREATE TRIGGER refuse_document BEFORE INSERT OR UPDATE ON company_document FOR EACH ROW WHEN (NEW.company_id = \(badDocument.id)) EXECUTE FUNCTION refuse()",
+      "CREATE TRIGGER refuse_secret BEFORE INSERT OR UPDATE ON company_secret FOR EACH ROW WHEN (NEW.company_id = \(badSecret.id)) EXECUTE FUNCTION refuse()",
+    ] {
+      _ = try await column(admin, statement)
+    }
+    let field = Company.Secret.operatorPassword.rawValue
+    for round in 1...3 {
+      let outcomes = await concurrently(keys) { _, key in
+        let refused = key == badDocument || key == badSecret
+        _ = try await store.write(
+          company(key.code, name: "round \(round)"), to: key, secrets: [field: .set("pw-\(round)")],
+          expectedRevision: refused ? 1 : Int64(round))
+      }
+      for (index, key) in keys.enumerated() {
+        let refused = key == badDocument || key == badSecret
+        #expect(outcomes[index] == !refused, "round \(round), write \(index)")
+        let stored = try await store.read(Company.self, of: key)
+        #expect(stored?.revision == (refused ? 1 : Int64(round + 1)), "round \(round), write \(index)")
+        #expect(stored?.secretsSet == (refused ? [] : [field]), "round \(round), write \(index)")
+      }
+    }
+    // What the database holds (read by a new store, with nothing cached).
+    let again = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    defer { Task { await again.shutdown() } }
+    for key in keys {
+      let refused = key == badDocument || key == badSecret
+      #expect(try await again.read(Company.self, of: key)?.value.name == (refused ? "Company" : "round 3"))
+      #expect(try await again.reveal(Company.self, field, of: key) == (refused ? nil : "pw-3"))
+    }
+  }
+
   @Test("two instances starting together on a new database migrate it once")
   func concurrentMigrations() async throws {
     let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))

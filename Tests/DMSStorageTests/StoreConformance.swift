@@ -289,25 +289,13 @@ struct StoreConformanceTests {
     let (store, _) = try await backend.make()
     var keys: [CompanyKey] = []
     for index in 0..<32 { keys.append(try await store.create("C\(index)", company("C\(index)")).0) }
-    let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
-      for (index, key) in keys.enumerated() {
-        group.addTask {
-          // Every fourth names a stale revision, or throws in its body.
-          let expected: Int64 = index % 4 == 0 ? 7 : 1
-          do {
-            _ = try await store.transaction(company: key, by: tester) { tx in
-              _ = try tx.write(company(key.code, name: "v2"), secrets: [:], expectedRevision: expected)
-              if index % 4 == 1 { throw Refused() }
-            }
-            return (index, true)
-          } catch {
-            return (index, false)
-          }
-        }
+    let outcomes = await concurrently(keys) { index, key in
+      // Every fourth names a stale revision, or throws in its body.
+      let expected: Int64 = index % 4 == 0 ? 7 : 1
+      _ = try await store.transaction(company: key, by: tester) { tx in
+        _ = try tx.write(company(key.code, name: "v2"), secrets: [:], expectedRevision: expected)
+        if index % 4 == 1 { throw Refused() }
       }
-      var outcomes: [Int: Bool] = [:]
-      for await (index, ok) in group { outcomes[index] = ok }
-      return outcomes
     }
     for (index, key) in keys.enumerated() {
       let ok = index % 4 >= 2

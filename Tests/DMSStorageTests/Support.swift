@@ -49,3 +49,25 @@ extension SettingsStore {
 
 /// An error thrown by a test's transaction body.
 struct Refused: Error {}
+
+/// Runs `write` for each of `keys` at once (so that group commit batches them); whether
+/// each succeeded, by index.
+func concurrently(
+  _ keys: [CompanyKey], _ write: @escaping @Sendable (Int, CompanyKey) async throws -> Void
+) async -> [Int: Bool] {
+  await withTaskGroup(of: (Int, Bool).self) { group in
+    for (index, key) in keys.enumerated() {
+      group.addTask {
+        do {
+          try await write(index, key)
+          return (index, true)
+        } catch {
+          return (index, false)
+        }
+      }
+    }
+    var outcomes: [Int: Bool] = [:]
+    for await (index, ok) in group { outcomes[index] = ok }
+    return outcomes
+  }
+}

@@ -99,7 +99,7 @@ public struct PostgresOptions: Sendable {
   /// section and the operators, the others for company-scoped writes, spread by
   /// company, each in group commit.
   public var writers = defaultWriters
-  public static let defaultWriters = 5
+  public static let defaultWriters = 2
   /// How long one statement may run (`storage.postgres.statement-timeout-ms`); past it
   /// PostgreSQL cancels it and the call fails with UNAVAILABLE.
   public var statementTimeout: Duration = .seconds(10)

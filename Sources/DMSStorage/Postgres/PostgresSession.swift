@@ -75,7 +75,8 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
 
   var isClosed: Bool { connection.isClosed }
 
-  private func run(_ sql: String, _ arguments: [any SQLBindable]) throws -> PostgresQueryResult {
+  /// Sends a statement without waiting for its answer.
+  private func start(_ sql: String, _ arguments: [any SQLBindable]) throws -> EventLoopFuture<PostgresQueryResult> {
     // PostgresNIO never answers a query written to a closed channel: fail it here (one
     // that closes after this check is failed by the watchdog).
     guard !connection.isClosed else { throw ChannelError.ioOnClosedChannel }
@@ -90,26 +91,112 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
       case .bool(let bool): binds.append(bool)
       }
     }
+    if sql == "BEGIN" || sql == "COMMIT" || sql == "ROLLBACK" {
+      // Settings made with `set_config(…, TRUE)` end with the transaction.
+      wantedScope = nil
+      scopeOnConnection = nil
+    } else if let wanted = wantedScope, wanted != scopeOnConnection {
+      scopeOnConnection = wanted
+      try send(wanted.statement(local: true, locking: nil), [wanted.company, wanted.all])
+    }
     if !sql.hasPrefix("SELECT") { jobWrote = true }
     let query = PostgresQuery(unsafeSQL: statements.postgres(sql), binds: binds)
-    statementSent.sent.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
-    defer { statementSent.sent.store(0, ordering: .relaxed) }
+    // The watchdog times the oldest statement not yet answered.
+    if statementSent.sent.load(ordering: .relaxed) == 0 {
+      statementSent.sent.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+    }
+    return connection.query(query, logger: logger)
+  }
+
+  /// Runs a statement and waits for its answer (and so for every statement sent before
+  /// it: PostgresNIO runs a connection's statements in order).
+  private func run(_ sql: String, _ arguments: [any SQLBindable]) throws -> PostgresQueryResult {
+    let answer: Result<PostgresQueryResult, any Error>
     do {
-      return try connection.query(query, logger: logger).wait()
+      let own = try start(sql, arguments)
+      answer = Result { try own.wait() }
+    } catch {
+      answer = .failure(error)
+    }
+    statementSent.sent.store(0, ordering: .relaxed)
+    // A statement sent before that failed is why this one failed too (PostgreSQL
+    // refuses the rest of a transaction after an error), or why the transaction will
+    // not commit: its failure is the one to report.
+    try settleSent()
+    do {
+      return try answer.get()
     } catch {
       jobFailed = true
       throw error
     }
   }
 
-  var savepointsPerJob: Bool { false }
+  /// Statements sent without waiting (`send`), with the job that sent each.
+  private var sent: [(answer: EventLoopFuture<PostgresQueryResult>, job: Int?)] = []
+  /// The job whose statements run now (`markJob`); nil outside a batch's jobs.
+  private var job: Int?
 
-  func markJob() {
-    jobWrote = false
-    jobFailed = false
+  func send(_ sql: String, _ arguments: [any SQLBindable]) throws {
+    sent.append((try start(sql, arguments), job))
   }
 
-  var jobLeftNoTrace: Bool { !jobWrote && !jobFailed }
+  /// The row scope a transaction's next statement must run in, and the one last set on
+  /// the connection in this transaction: a transaction's scope is set only when a
+  /// statement follows (a job whose writes are all gathered, `SnapshotStore`, sends
+  /// none) and when it differs.
+  private var wantedScope: RowScope.Settings?
+  private var scopeOnConnection: RowScope.Settings?
+
+  func setScope(_ settings: RowScope.Settings, local: Bool, locking: Int64?) throws {
+    guard local, locking == nil else {
+      let arguments: [any SQLBindable] = [settings.company, settings.all] + (locking.map { [$0] } ?? [])
+      let statement = settings.statement(local: local, locking: locking)
+      if local {
+        wantedScope = settings
+        scopeOnConnection = settings
+        try send(statement, arguments)
+      } else {
+        wantedScope = nil
+        scopeOnConnection = nil
+        try execute(statement, arguments)
+      }
+      return
+    }
+    wantedScope = settings
+  }
+
+  /// Throws the first failure among the statements sent without waiting, which have all
+  /// been answered by now.
+  private func settleSent() throws {
+    guard !sent.isEmpty else { return }
+    let settling = sent
+    sent.removeAll(keepingCapacity: true)
+    for (answer, job) in settling {
+      do {
+        _ = try answer.wait()
+      } catch {
+        jobFailed = true
+        // The database refused the statement: its job is the one to leave out. Any
+        // other failure (a lost connection) is the whole batch's.
+        let refused = (error as? PSQLError)?.code == .server
+        throw SentStatementFailed(job: refused ? job : nil, refused: refused, error: error)
+      }
+    }
+  }
+
+  var savepointsPerJob: Bool { false }
+
+  func markJob(_ index: Int?) {
+    job = index
+    jobWrote = false
+    jobFailed = false
+    gatheredAtMark = batchSnapshots?.gathered ?? 0
+  }
+
+  /// `batchSnapshots.gathered` at `markJob`.
+  private var gatheredAtMark = 0
+
+  var jobLeftNoTrace: Bool { !jobWrote && !jobFailed && (batchSnapshots?.gathered ?? 0) == gatheredAtMark }
 
   @discardableResult
   func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
@@ -137,20 +224,25 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   }
 
   func begin() throws {
-    try execute("BEGIN")
+    job = nil
+    batchSnapshots = SnapshotStore(gathersWrites: gathersWrites)
+    try send("BEGIN", [])
     transactionStarted = true
-    if takesWriteLock { try execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock]) }
+    if takesWriteLock { try send("SELECT pg_advisory_xact_lock(?)", [Self.writeLock]) }
   }
+
+  /// The companies' documents the batch's jobs read and wrote, shared by its jobs: a job
+  /// that fails after changing them fails the batch, which runs again from `begin`.
+  private(set) var batchSnapshots: SnapshotStore?
+  var gathersWrites = true
 
   func orderCommit() throws {
-    try execute("SELECT pg_advisory_xact_lock(?)", [Self.orderLock])
-  }
-
-  func announce() throws {
-    try execute("SELECT pg_notify(?, ?)", [Self.channel, notification])
+    job = nil
+    try send("SELECT pg_notify(?, ?), pg_advisory_xact_lock(?)", [Self.channel, notification, Self.orderLock])
   }
 
   func mayRetry(after error: any Error) -> Bool {
+    if let failed = error as? SentStatementFailed { return mayRetry(after: failed.error) }
     guard let psql = error as? PSQLError, psql.code == .server, let state = psql.serverInfo?[.sqlState] else {
       return false
     }
@@ -161,9 +253,13 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
 
   /// Commits; when the batch changed operators, API systems or sessions, first records
   /// that for the other instances (`security_feed`, under the ordering lock the batch
-  /// holds; `announce` has woken them).
+  /// holds; `orderCommit` has woken them).
   func commit(effects: [CommitEffect]) throws {
-    defer { transactionStarted = false }
+    job = nil
+    defer {
+      transactionStarted = false
+      batchSnapshots = nil
+    }
     securityFeedPosition = nil
     if let keys = SecurityFeed.keys(of: effects) {
       securityFeedPosition = try value(
@@ -177,8 +273,14 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   static let channel = "dms_settings"
 
   func rollback() {
-    defer { transactionStarted = false }
-    guard !connection.isClosed else { return }
+    defer {
+      transactionStarted = false
+      batchSnapshots = nil
+    }
+    guard !connection.isClosed else {
+      sent.removeAll()
+      return
+    }
     _ = try? execute("ROLLBACK")
   }
 
@@ -187,6 +289,16 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
     let closing: EventLoopFuture<Void> = connection.close()
     try? closing.wait()
   }
+}
+
+/// A statement sent without waiting (`SQLSession.send`) failed; `job` is the batch's job
+/// that sent it when the database refused it (nil: the batch's own statement, or the
+/// connection was lost).
+struct SentStatementFailed: Error {
+  let job: Int?
+  /// Whether the database refused the statement (rather than the connection failing).
+  let refused: Bool
+  let error: any Error
 }
 
 /// When a session's statement under way was sent, shared with its watchdog.
@@ -241,10 +353,14 @@ final class UnreachableSession: WriterSession {
   func rows(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] { throw error }
   func begin() throws { throw error }
   func orderCommit() throws { throw error }
-  func announce() throws { throw error }
   var savepointsPerJob: Bool { false }
-  func markJob() {}
+  func markJob(_ index: Int?) {}
   var jobLeftNoTrace: Bool { false }
+  var batchSnapshots: SnapshotStore? { nil }
+  var gathersWrites: Bool {
+    get { false }
+    set {}
+  }
   func commit(effects: [CommitEffect]) throws { throw error }
   func mayRetry(after error: any Error) -> Bool { false }
   func rollback() {}

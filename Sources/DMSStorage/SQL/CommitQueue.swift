@@ -13,15 +13,13 @@ protocol WriterSession: SQLSession {
   /// the first writer connection, the lock under which the registry's, the shared
   /// section's and the operators' writers of every instance take turns).
   func begin() throws
-  /// Takes what orders this batch's commit among every writer's (PostgreSQL: a lock
-  /// held until the COMMIT, so that the feed rows written next get positions in
-  /// commit order across connections and instances; SQLite's single writer needs
-  /// none). Called only by batches that change something, just before their feed rows
-  /// are written.
+  /// Takes what orders this batch's commit among every writer's, and tells the other
+  /// instances that it changed something (PostgreSQL: a lock held until the COMMIT, so
+  /// that the feed rows written next get positions in commit order across connections
+  /// and instances, and `pg_notify`, delivered at the COMMIT, in one statement;
+  /// SQLite's single writer needs neither). Called only by batches that change
+  /// something, just before their feed rows are written.
   func orderCommit() throws
-  /// Tells the other instances that this batch changed something, in its transaction
-  /// (PostgreSQL: `pg_notify`, delivered at the COMMIT; nothing on SQLite).
-  func announce() throws
   /// Commits it durably; `effects` are what the batch changed (PostgreSQL records the
   /// security ones for the other instances in the same transaction).
   func commit(effects: [CommitEffect]) throws
@@ -38,13 +36,21 @@ protocol WriterSession: SQLSession {
   /// leaves nothing to undo, and when one fails after a write or with a database error
   /// the batch is rolled back and runs again without it.
   var savepointsPerJob: Bool { get }
-  /// Starts watching the statements of the next job (without savepoints).
-  func markJob()
+  /// Starts watching the statements of the batch's job `index` (without savepoints);
+  /// nil after its last job.
+  func markJob(_ index: Int?)
   /// Whether the job since `markJob` ran only reads that succeeded: its failure leaves
   /// the transaction as it was.
   var jobLeftNoTrace: Bool { get }
   /// The `security_feed` row the last commit wrote, if any (PostgreSQL).
   var securityFeedPosition: Int64? { get }
+  /// The companies' documents read in the open transaction, shared by its jobs (a batch
+  /// without savepoints, which runs again whole when a job fails after a write); nil
+  /// where each job keeps its own (SQLite: a job's savepoint may be rolled back).
+  var batchSnapshots: SnapshotStore? { get }
+  /// Whether the next transaction's jobs gather their document writes into one
+  /// statement at its end (`SnapshotStore.flush`; PostgreSQL) rather than sending each.
+  var gathersWrites: Bool { get set }
 }
 
 /// Group commit: writes that arrive together run in one transaction, each in its own
@@ -76,6 +82,8 @@ protocol WriterSession: SQLSession {
 final class CommitQueue: Sendable {
   /// One queued transaction body and its caller.
   private struct Job: Sendable {
+    /// The company whose rows the job writes, if one.
+    let company: Int64?
     let work: @Sendable (any WriterSession) throws -> (any Sendable, [CommitEffect])
     let caller: CheckedContinuation<any Sendable, any Error>
   }
@@ -93,23 +101,31 @@ final class CommitQueue: Sendable {
   /// Applies the effects of committed jobs (caches, change feed), in commit order,
   /// still on the writer (whose session it is given), before their callers resume.
   private let committed: @Sendable (any WriterSession, [CommitEffect]) -> Void
+  /// Prepares a batch without savepoints of several jobs, given the companies they
+  /// write (`StoreCompanyTransaction.prefetch`).
+  private let prepare: @Sendable ([Int64], any WriterSession) throws -> Void
 
   init(
     writer: any CommitWriter, ordering: NSLock, maxBatch: Int = 256,
+    prepare: @escaping @Sendable ([Int64], any WriterSession) throws -> Void = { _, _ in },
     committed: @escaping @Sendable (any WriterSession, [CommitEffect]) -> Void
   ) {
     self.writer = writer
     self.ordering = ordering
     self.maxBatch = maxBatch
+    self.prepare = prepare
     self.committed = committed
   }
 
-  /// Runs `work` in a transaction shared with whatever else is queued.
+  /// Runs `work` in a transaction shared with whatever else is queued; `company` is the
+  /// company whose rows it writes, if one.
   func run<Result: Sendable>(
+    company: Int64? = nil,
     _ work: @escaping @Sendable (any WriterSession) throws -> (Result, [CommitEffect])
   ) async throws -> Result {
     let result = try await withCheckedThrowingContinuation { (caller: CheckedContinuation<any Sendable, any Error>) in
       let job = Job(
+        company: company,
         work: { db in
           let (result, effects) = try work(db)
           return (result, effects)
@@ -151,6 +167,7 @@ final class CommitQueue: Sendable {
     /// Jobs that failed in a way only a rollback undoes, and why: the batch runs
     /// again without them.
     var excluded: [Int: any Error] = [:]
+    defer { db.gathersWrites = true }
     while true {
       switch attemptCommit(jobs, excluded: excluded, db) {
       case .success(let outcomes):
@@ -164,6 +181,11 @@ final class CommitQueue: Sendable {
       case .failure(let failure):
         if let rerun = failure.error as? Rerun {
           excluded[rerun.index] = rerun.error
+          continue
+        }
+        if failure.error is GatheredWritesRefused {
+          // Again, each job sending its own writes: the refusal is then its job's.
+          db.gathersWrites = false
           continue
         }
         if attempt < 3, db.mayRetry(after: failure.error) {
@@ -192,6 +214,10 @@ final class CommitQueue: Sendable {
     let error: any Error
   }
 
+  /// The database refused the statement that wrote the documents the batch's jobs
+  /// gathered (`SnapshotStore.flush`): which job's it is, it cannot say.
+  private struct GatheredWritesRefused: Error {}
+
   /// Why a batch failed as a whole, and what its jobs had done by then.
   private struct BatchFailure: Error {
     let error: any Error
@@ -212,15 +238,19 @@ final class CommitQueue: Sendable {
           // Alone: the transaction is the savepoint.
           outcomes.append(.success(try jobs[0].work(db)))
         } else if !db.savepointsPerJob {
+          let companies = jobs.indices.compactMap { excluded[$0] == nil ? jobs[$0].company : nil }
+          if companies.count > 1 { try prepare(companies, db) }
           for (index, job) in jobs.enumerated() {
             if let known = excluded[index] {
               outcomes.append(.failure(known))
               continue
             }
-            db.markJob()
+            db.markJob(index)
             do {
               outcomes.append(.success(try job.work(db)))
             } catch {
+              // A statement an earlier job sent failed (`SQLSession.send`).
+              if error is SentStatementFailed { throw error }
               // A lost connection, or a deadlock: the whole batch failed (and a
               // deadlocked one runs again, this job in it).
               if !db.isInsideTransaction || db.mayRetry(after: error) { throw error }
@@ -228,6 +258,7 @@ final class CommitQueue: Sendable {
               outcomes.append(.failure(error))
             }
           }
+          db.markJob(nil)
         } else {
           // One savepoint per job.
           for job in jobs {
@@ -247,15 +278,16 @@ final class CommitQueue: Sendable {
             }
           }
         }
+        // The documents the batch's jobs wrote, in one statement (PostgreSQL).
+        try db.batchSnapshots?.flush(db)
         // What the jobs that succeeded changed, in their order.
         let produced = outcomes.flatMap { (try? $0.get())?.1 ?? [] }
         if produced.isEmpty {
           try db.commit(effects: [])
         } else {
-          // The audit's rows and the announcement first, outside the ordering: only
-          // the feed's rows and the COMMIT wait for the other writers.
+          // The audit's rows first, outside the ordering: only the feed's rows and the
+          // COMMIT wait for the other writers.
           let journal = try Journal.writeAudit(produced, db)
-          try db.announce()
           try ordering.withLock {
             try db.orderCommit()
             let effects = try Journal.writeChanges(journal, db)
@@ -267,6 +299,16 @@ final class CommitQueue: Sendable {
         db.rollback()
         throw error
       }
+    } catch let failed as SentStatementFailed {
+      // The database refused a statement a job sent without waiting: the batch runs
+      // again without that job (unless alone, or a deadlock, which runs it whole).
+      if let index = failed.job, jobs.count > 1, excluded[index] == nil, !db.mayRetry(after: failed.error) {
+        return .failure(BatchFailure(error: Rerun(index: index, error: failed.error), outcomes: outcomes))
+      }
+      if failed.job == nil, failed.refused, jobs.count > 1, db.gathersWrites, !db.mayRetry(after: failed.error) {
+        return .failure(BatchFailure(error: GatheredWritesRefused(), outcomes: outcomes))
+      }
+      return .failure(BatchFailure(error: failed.error, outcomes: outcomes))
     } catch {
       return .failure(BatchFailure(error: error, outcomes: outcomes))
     }

@@ -152,7 +152,12 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
       feed.publish(changes)
     }
     lanes = engine.writers.map { writer in
-      CommitQueue(writer: writer, ordering: ordering, maxBatch: maxBatch, committed: committed)
+      CommitQueue(
+        writer: writer, ordering: ordering, maxBatch: maxBatch,
+        prepare: { companies, session in
+          guard let store = session.batchSnapshots else { return }
+          try StoreCompanyTransaction.prefetch(companies, into: store, session)
+        }, committed: committed)
     }
     engine.follow { [weak self] in self?.queueCatchUp() }
   }
@@ -254,11 +259,18 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
     _ scope: RowScope, by actor: AuditActor, _ body: @escaping @Sendable (StoreTransaction) throws -> Result
   ) async throws -> Result {
     do {
-      return try await lane(scope).run { [secrets] sql in
-        try sql.scopeWrite(scope)
-        let tx = StoreTransaction(sql: sql, secrets: secrets, actor: actor)
+      let company: Int64? = if case .company(let id) = scope { id } else { nil }
+      return try await lane(scope).run(company: company) { [secrets] sql in
+        let snapshots = sql.batchSnapshots ?? SnapshotStore()
+        if let company, snapshots[company] != nil {
+          // Locked and read with the batch's other companies.
+          try sql.scope(scope, local: true)
+        } else {
+          try sql.scopeWrite(scope)
+        }
+        let tx = StoreTransaction(sql: sql, secrets: secrets, actor: actor, snapshots: snapshots)
         tx.writing = true
-        if case .company(let id) = scope { tx.lockedCompanies.insert(id) }
+        if let company { tx.lockedCompanies.insert(company) }
         let result = try body(tx)
         return (result, tx.effects)
       }

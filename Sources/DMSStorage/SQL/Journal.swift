@@ -75,7 +75,7 @@ enum Journal {
           entry.detail, actor.login, actor.peer, actor.userAgent, actor.requestID, entry.subject,
         ] as [any SQLBindable]
     }
-    try sql.execute(
+    try sql.send(
       """
       INSERT INTO audit_entry (company_id, company_code, at, action, area, field, revision, detail, login, peer,
         user_agent, request_id, subject)

@@ -161,6 +161,27 @@ protocol SQLSession: AnyObject {
 
   /// Runs a query; its rows.
   func rows(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow]
+  /// Runs a statement whose outcome the caller does not wait for: PostgreSQL sends it
+  /// and goes on, and its failure is thrown by the next statement that waits (at the
+  /// latest the COMMIT, as `SentStatementFailed`); SQLite runs it at once.
+  func send(_ sql: String, _ arguments: [any SQLBindable]) throws
+  /// Sets the row scope's settings for the statements that follow (`scope(_:local:)`);
+  /// `locking`: a company whose row the same statement locks.
+  func setScope(_ settings: RowScope.Settings, local: Bool, locking: Int64?) throws
+}
+
+extension SQLSession {
+  func send(_ sql: String, _ arguments: [any SQLBindable]) throws {
+    try execute(sql, arguments)
+  }
+
+  func setScope(_ settings: RowScope.Settings, local: Bool, locking: Int64?) throws {
+    let statement = settings.statement(local: local, locking: locking)
+    let arguments: [any SQLBindable] = [settings.company, settings.all] + (locking.map { [$0] } ?? [])
+    // A transaction's scope is sent without waiting (its next read waits for it); a
+    // reader's, for a connection that may sit idle afterwards, is waited for.
+    if local { try send(statement, arguments) } else { try execute(statement, arguments) }
+  }
 }
 
 extension SQLSession {
@@ -190,15 +211,7 @@ extension SQLSession {
   /// SQLite has no such policies: every statement filters on `company_id` itself.
   func scope(_ scope: RowScope, local: Bool) throws {
     guard dialect.rowLevelSecurity else { return }
-    let (company, all): (String, String) =
-      switch scope {
-      case .company(let id): (String(id), "")
-      case .all: ("", "all")
-      case .none: ("", "")
-      }
-    try execute(
-      "SELECT set_config('dms.company', ?, \(local ? "TRUE" : "FALSE")), set_config('dms.scope', ?, \(local ? "TRUE" : "FALSE"))",
-      [company, all])
+    try setScope(scope.settings, local: local, locking: nil)
   }
 }
 
@@ -209,11 +222,7 @@ extension SQLSession {
   /// another instance) to commit, and read what it committed. One statement.
   func scopeWrite(_ scope: RowScope) throws {
     guard dialect.shared, case .company(let id) = scope else { return try self.scope(scope, local: true) }
-    try execute(
-      """
-      SELECT set_config('dms.company', ?, TRUE), set_config('dms.scope', '', TRUE),
-        (SELECT id FROM company WHERE id = ? FOR UPDATE)
-      """, [String(id), id])
+    try setScope(scope.settings, local: true, locking: id)
   }
 
   /// Locks a company's row until the commit, on a database several writers share (a
@@ -221,7 +230,7 @@ extension SQLSession {
   /// whose one writer excludes every other.
   func lockCompany(_ id: Int64) throws {
     guard dialect.shared else { return }
-    try execute("SELECT id FROM company WHERE id = ? FOR UPDATE", [id])
+    try send("SELECT id FROM company WHERE id = ? FOR UPDATE", [id])
   }
 }
 
@@ -233,4 +242,28 @@ enum RowScope: Sendable, Hashable {
   case all
   /// None: tables of no company only (the shared section, the audit, the feed).
   case none
+
+  /// The values of the settings the policies read.
+  struct Settings: Equatable {
+    /// `dms.company`: the company's id, or empty.
+    let company: String
+    /// `dms.scope`: `all`, or empty.
+    let all: String
+
+    /// The statement that sets them (`local`: until the transaction ends), and locks
+    /// company `locking`'s row when given.
+    func statement(local: Bool, locking: Int64?) -> String {
+      let until = local ? "TRUE" : "FALSE"
+      let lock = locking == nil ? "" : ", (SELECT id FROM company WHERE id = ? FOR UPDATE)"
+      return "SELECT set_config('dms.company', ?, \(until)), set_config('dms.scope', ?, \(until))\(lock)"
+    }
+  }
+
+  var settings: Settings {
+    switch self {
+    case .company(let id): Settings(company: String(id), all: "")
+    case .all: Settings(company: "", all: "all")
+    case .none: Settings(company: "", all: "")
+    }
+  }
 }

@@ -20,13 +20,14 @@ final class StoreTransaction {
   /// Companies whose row this transaction has locked (`SQLSession.lockCompany`).
   var lockedCompanies: Set<Int64> = []
   /// Each company's documents, read once per write transaction after its row is
-  /// locked (`StoreCompanyTransaction`); `.some(nil)`: the company does not exist.
-  var snapshots: [Int64: CompanySnapshot?] = [:]
+  /// locked (`StoreCompanyTransaction`), or once per batch (`DatabaseStore.prefetch`).
+  let snapshots: SnapshotStore
 
-  init(sql: any SQLSession, secrets: SecretBox, actor: AuditActor) {
+  init(sql: any SQLSession, secrets: SecretBox, actor: AuditActor, snapshots: SnapshotStore = SnapshotStore()) {
     self.sql = sql
     self.secrets = secrets
     self.actor = actor
+    self.snapshots = snapshots
   }
 
   /// Whether changes write their audit and change-feed rows: always, except in the
@@ -123,6 +124,8 @@ extension StoreTransaction: RegistryTransaction {
     else {
       throw StoreError(.notFound, "no company \(company.code)")
     }
+    // The batch's documents so far, this company's among them, are in the table.
+    try snapshots.flush(sql)
     let areas = try sql.values(
       String.self, "SELECT area FROM company_document WHERE company_id = ? ORDER BY area", [company.id])
     // ON DELETE CASCADE removes every row partitioned under the company.
@@ -150,6 +153,92 @@ extension StoreTransaction: RegistryTransaction {
   }
 }
 
+/// Companies' documents as a write transaction found them (`CompanySnapshot`), by
+/// company id: `.some(nil)` says the company does not exist.
+///
+/// PostgreSQL's batches share one (`WriterSession.batchSnapshots`), which also gathers
+/// the document rows the batch's jobs write, to send them in one statement at the end
+/// of the batch (`flush`) rather than one round trip each.
+final class SnapshotStore {
+  private var byCompany: [Int64: CompanySnapshot?] = [:]
+  /// Whether document writes wait in `pending` for `flush`.
+  let gathersWrites: Bool
+  /// The document rows written and not yet sent, by company and area (the last write
+  /// of each wins; nil: removed), in the order first written.
+  private var pending: [DocumentKey: CompanySnapshot.Document?] = [:]
+  private var pendingOrder: [DocumentKey] = []
+  /// How many document writes were gathered so far (a job that gathered one changed
+  /// the batch, as one that sent a write did).
+  private(set) var gathered = 0
+
+  struct DocumentKey: Hashable {
+    let company: Int64
+    let area: String
+  }
+
+  init(gathersWrites: Bool = false) {
+    self.gathersWrites = gathersWrites
+  }
+
+  subscript(id: Int64) -> CompanySnapshot?? {
+    get { byCompany[id] }
+    _modify { yield &byCompany[id] }
+  }
+
+  /// Records a document row to write (nil: to remove) at the next `flush`.
+  func gather(company: Int64, area: String, _ document: CompanySnapshot.Document?) {
+    gathered += 1
+    let key = DocumentKey(company: company, area: area)
+    if pending.updateValue(document, forKey: key) == nil { pendingOrder.append(key) }
+  }
+
+  /// Sends the gathered document rows: one DELETE for the removed, one multi-row
+  /// upsert (per 500) for the others. The statement is the store's own, each row
+  /// carrying the company of the transaction that wrote it, so it runs with every
+  /// company in scope (row-level security); the jobs' own statements ran in theirs.
+  func flush(_ sql: any SQLSession) throws {
+    guard !pendingOrder.isEmpty else { return }
+    defer {
+      pending.removeAll(keepingCapacity: true)
+      pendingOrder.removeAll(keepingCapacity: true)
+    }
+    try sql.scope(.all, local: true)
+    var removed: [any SQLBindable] = []
+    var written: [(DocumentKey, CompanySnapshot.Document)] = []
+    for key in pendingOrder {
+      if let document = pending[key] ?? nil {
+        written.append((key, document))
+      } else {
+        removed += [key.company, key.area] as [any SQLBindable]
+      }
+    }
+    if !removed.isEmpty {
+      try sql.send(
+        "DELETE FROM company_document WHERE (company_id, area) IN (\(Journal.placeholders(rows: removed.count / 2, columns: 2)))",
+        removed)
+    }
+    for chunk in written.chunked(500) {
+      var arguments: [any SQLBindable] = []
+      arguments.reserveCapacity(chunk.count * 6)
+      for (key, document) in chunk {
+        arguments +=
+          [
+            key.company, key.area, document.revision, document.body, document.format,
+            StoredDate.text(document.updatedAt),
+          ]
+          as [any SQLBindable]
+      }
+      try sql.send(
+        """
+        INSERT INTO company_document (company_id, area, revision, body, format, updated_at)
+        VALUES \(Journal.placeholders(rows: chunk.count, columns: 6))
+        ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
+          format = excluded.format, updated_at = excluded.updated_at
+        """, arguments)
+    }
+  }
+}
+
 /// One company's documents as a write transaction found them, after locking its row.
 struct CompanySnapshot {
   /// One stored document.
@@ -166,6 +255,16 @@ struct CompanySnapshot {
   var rows: [String: SQLRow]
   /// The documents this transaction wrote (nil: removed), by area.
   var written: [String: Document?] = [:]
+
+  /// The snapshot of a company's rows of `company LEFT JOIN company_document` (a row
+  /// without an area: the company has no document).
+  init(rows: some Sequence<SQLRow>) {
+    var byArea: [String: SQLRow] = [:]
+    for row in rows {
+      if let area = row["area"] as String? { byArea[area] = row }
+    }
+    self.rows = byArea
+  }
 
   /// `area`'s document, as found or as this transaction left it.
   func document(_ area: String) -> Document? {
@@ -198,6 +297,26 @@ struct StoreCompanyTransaction: CompanyTransaction {
     """
   }
 
+  /// Locks the companies' rows, in the order of their ids (so that batches never wait
+  /// for one another in a circle), and reads all their documents into `store`, in one
+  /// statement: the jobs of a batch then read nothing more before they write
+  /// (PostgreSQL, whose jobs of a batch share their snapshots). Leaves the rows of every
+  /// company in scope: each job scopes its own statements.
+  static func prefetch(_ companies: [Int64], into store: SnapshotStore, _ sql: any SQLSession) throws {
+    let ids = Array(Set(companies)).sorted()
+    try sql.scope(.all, local: true)
+    let rows = try sql.rows(
+      """
+      SELECT c.id AS company, d.area, d.revision, d.body, d.format, d.updated_at, \(secretNames(sql.dialect))
+      FROM company c LEFT JOIN company_document d ON d.company_id = c.id
+      WHERE c.id IN \(Journal.placeholders(rows: 1, columns: ids.count))
+      ORDER BY c.id FOR UPDATE OF c
+      """, ids)
+    var found: [Int64: [SQLRow]] = [:]
+    for row in rows { found[row["company"], default: []].append(row) }
+    for id in ids { store[id] = .some(found[id].map(CompanySnapshot.init(rows:))) }
+  }
+
   /// The company's documents (nil when the company no longer exists).
   private func snapshot() throws -> CompanySnapshot? {
     if let known = tx.snapshots[company.id] { return known }
@@ -212,11 +331,7 @@ struct StoreCompanyTransaction: CompanyTransaction {
       tx.snapshots[company.id] = .some(nil)
       return nil
     }
-    var byArea: [String: SQLRow] = [:]
-    for row in rows {
-      if let area = row["area"] as String? { byArea[area] = row }
-    }
-    let snapshot = CompanySnapshot(rows: byArea)
+    let snapshot = CompanySnapshot(rows: rows)
     tx.snapshots[company.id] = snapshot
     return snapshot
   }
@@ -273,23 +388,30 @@ struct StoreCompanyTransaction: CompanyTransaction {
     {
       return Stored(value: staged.value, revision: current, secretsSet: set, updatedAt: found.updatedAt)
     }
-    try sql.execute(
-      """
-      INSERT INTO company_document (company_id, area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-      ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
-        format = excluded.format, updated_at = excluded.updated_at
-      """, [id, Document.area, current + 1, staged.body, Document.storedFormat, tx.nowText])
+    let revision = current + 1
+    let written = CompanySnapshot.Document(
+      revision: revision, body: staged.body, format: Document.storedFormat, updatedAt: tx.now, secrets: [])
+    if tx.snapshots.gathersWrites {
+      tx.snapshots.gather(company: id, area: Document.area, written)
+    } else {
+      try sql.send(
+        """
+        INSERT INTO company_document (company_id, area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
+          format = excluded.format, updated_at = excluded.updated_at
+        """, [id, Document.area, revision, staged.body, Document.storedFormat, tx.nowText])
+    }
     for (field, change) in secrets.sorted(by: { $0.key < $1.key }) {
       switch change {
       case .keep:
         continue
       case .clear:
-        try sql.execute(
+        try sql.send(
           "DELETE FROM company_secret WHERE company_id = ? AND area = ? AND field = ?", [id, Document.area, field])
         set.remove(field)
       case .set(let plaintext):
         let sealed = try tx.secrets.seal(plaintext, companyID: id, area: Document.area, field: field)
-        try sql.execute(
+        try sql.send(
           """
           INSERT INTO company_secret (company_id, area, field, ciphertext) VALUES (?, ?, ?, ?)
           ON CONFLICT (company_id, area, field) DO UPDATE SET ciphertext = excluded.ciphertext
@@ -297,7 +419,6 @@ struct StoreCompanyTransaction: CompanyTransaction {
         set.insert(field)
       }
     }
-    let revision = current + 1
     tx.snapshots[id]??.written[Document.area] = CompanySnapshot.Document(
       revision: revision, body: staged.body, format: Document.storedFormat, updatedAt: tx.now, secrets: set)
     let stored = Stored(value: staged.value, revision: revision, secretsSet: set, updatedAt: tx.now)
@@ -312,16 +433,12 @@ struct StoreCompanyTransaction: CompanyTransaction {
 
   func remove<Document: SettingsDocument>(_ type: Document.Type) throws {
     guard try snapshot()?.document(Document.area) != nil else { return }
-    try sql.execute(
-      "DELETE FROM company_secret WHERE company_id = ? AND area = ?",
-      [
-        company.id, Document.area,
-      ])
-    try sql.execute(
-      "DELETE FROM company_document WHERE company_id = ? AND area = ?",
-      [
-        company.id, Document.area,
-      ])
+    try sql.send("DELETE FROM company_secret WHERE company_id = ? AND area = ?", [company.id, Document.area])
+    if tx.snapshots.gathersWrites {
+      tx.snapshots.gather(company: company.id, area: Document.area, nil)
+    } else {
+      try sql.send("DELETE FROM company_document WHERE company_id = ? AND area = ?", [company.id, Document.area])
+    }
     tx.snapshots[company.id]??.written[Document.area] = .some(nil)
     try tx.audit(AuditTrail.Entry(company: company, action: "delete", area: Document.area))
     try tx.recordChange(.deleted, company: company, area: Document.area, revision: 0)

@@ -181,10 +181,14 @@ final class GRDBSession: WriterSession {
   func begin() throws { try db.execute(sql: "BEGIN IMMEDIATE TRANSACTION") }
 
   func orderCommit() {}
-  func announce() {}
   var savepointsPerJob: Bool { true }
-  func markJob() {}
+  func markJob(_ index: Int?) {}
   var jobLeftNoTrace: Bool { false }
+  var batchSnapshots: SnapshotStore? { nil }
+  var gathersWrites: Bool {
+    get { false }
+    set {}
+  }
   func commit(effects: [CommitEffect]) throws { try db.execute(sql: "COMMIT") }
   func mayRetry(after error: any Error) -> Bool { false }
 
