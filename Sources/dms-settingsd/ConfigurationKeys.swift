@@ -38,6 +38,7 @@ enum ConfigurationKeys {
     "storage.postgres.writers",
     "storage.postgres.statement-timeout-ms",
     "storage.postgres.connect-timeout-ms",
+    "storage.postgres.single-company-statements",
     "security.session-lifetime-minutes",
     "security.session-idle-minutes",
     "security.login-free-attempts",

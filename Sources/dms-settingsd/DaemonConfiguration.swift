@@ -169,6 +169,7 @@ struct DaemonConfiguration {
     let tuning = [
       "storage.postgres.owner-url", "storage.postgres.pool-size", "storage.postgres.writers",
       "storage.postgres.statement-timeout-ms", "storage.postgres.connect-timeout-ms",
+      "storage.postgres.single-company-statements",
     ]
     guard let url = values.optionalString("storage.postgres.url") else {
       if let stray = tuning.first(where: { values.text($0) != nil }) {
@@ -192,6 +193,7 @@ struct DaemonConfiguration {
         try values.int("storage.postgres.statement-timeout-ms", default: 10_000, range: 100...600_000))
       options.connectTimeout = .milliseconds(
         try values.int("storage.postgres.connect-timeout-ms", default: 5_000, range: 100...120_000))
+      options.singleCompanyStatements = try values.bool("storage.postgres.single-company-statements", default: false)
       if let owner = options.owner,
         owner.host != options.endpoint.host || owner.port != options.endpoint.port
           || owner.database != options.endpoint.database || owner.socketDirectory != options.endpoint.socketDirectory

@@ -8,13 +8,28 @@ import Testing
 extension Backend {
   /// PostgreSQL: a new database per test, the server working as a role that owns no
   /// table (`PostgresScratch`).
-  static let postgres = Backend(name: "PostgreSQL") {
-    let options = try await PostgresScratch.create(adminURL: PostgresScratch.adminURL ?? "")
-    let box = SecretBox(key: testKey)
-    return (
-      try await PostgresSettingsStore.open(options: options, secrets: box),
-      { try await PostgresSettingsStore.open(options: options, secrets: box) }
-    )
+  static let postgres = postgres(name: "PostgreSQL")
+  /// The same, every write statement touching one company
+  /// (`storage.postgres.single-company-statements`).
+  static let postgresSingleCompany = postgres(name: "PostgreSQL, one company per statement") {
+    $0.singleCompanyStatements = true
+  }
+
+  private static func postgres(
+    name: String, _ configure: @escaping @Sendable (inout PostgresOptions) -> Void = { _ in }
+  )
+    -> Backend
+  {
+    Backend(name: name) {
+      var configured = try await PostgresScratch.create(adminURL: PostgresScratch.adminURL ?? "")
+      configure(&configured)
+      let options = configured
+      let box = SecretBox(key: testKey)
+      return (
+        try await PostgresSettingsStore.open(options: options, secrets: box),
+        { try await PostgresSettingsStore.open(options: options, secrets: box) }
+      )
+    }
   }
 }
 
@@ -94,10 +109,12 @@ struct PostgresBackendTests {
   }
 
   @Test(
-    "a write the database refuses (a trigger), sent without waiting or gathered with its batch's, fails alone: the batch's other writes commit"
-  )
-  func refusedInBatch() async throws {
-    let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    "a write the database refuses (a trigger), sent without waiting or gathered with its batch's, fails alone: the batch's other writes commit",
+    arguments: [false, true])
+  func refusedInBatch(singleCompanyStatements: Bool) async throws {
+    var configured = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    configured.singleCompanyStatements = singleCompanyStatements
+    let options = configured
     let store = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
     defer { Task { await store.shutdown() } }
     var keys: [CompanyKey] = []

@@ -15,7 +15,9 @@ struct Backend: CustomTestStringConvertible, Sendable {
   var testDescription: String { name }
 
   /// The backends this run tests.
-  static var all: [Backend] { PostgresScratch.adminURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+  static var all: [Backend] {
+    PostgresScratch.adminURL == nil ? [.sqlite] : [.sqlite, .postgres, .postgresSingleCompany]
+  }
 }
 
 @Suite("Store conformance")

@@ -107,6 +107,12 @@ public struct PostgresOptions: Sendable {
   public var connectTimeout: Duration = .seconds(5)
   /// The most transactions one commit carries.
   public var maxBatch = 256
+  /// Whether every write statement touches one company's rows
+  /// (`storage.postgres.single-company-statements`): a batch's companies are then
+  /// locked and read, and their documents written, one company per statement (for a
+  /// PostgreSQL distributed by company, where a statement over several companies
+  /// crosses shards); by default a batch does each in one statement.
+  public var singleCompanyStatements = false
 
   public init(endpoint: Endpoint, owner: Endpoint? = nil) {
     self.endpoint = endpoint

@@ -332,6 +332,7 @@ final class WriterLane: CommitWriter, @unchecked Sendable {
         // company-scoped ones, which lock their companies' rows.
         session.takesWriteLock = self.index == 0
         session.notification = self.engine.notification
+        session.gathersWrites = !self.engine.options.singleCompanyStatements
         self.session = session
         drain(session)
       } catch {

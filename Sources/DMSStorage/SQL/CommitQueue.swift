@@ -167,7 +167,8 @@ final class CommitQueue: Sendable {
     /// Jobs that failed in a way only a rollback undoes, and why: the batch runs
     /// again without them.
     var excluded: [Int: any Error] = [:]
-    defer { db.gathersWrites = true }
+    let gathering = db.gathersWrites
+    defer { db.gathersWrites = gathering }
     while true {
       switch attemptCommit(jobs, excluded: excluded, db) {
       case .success(let outcomes):

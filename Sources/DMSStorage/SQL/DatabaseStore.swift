@@ -155,7 +155,9 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
       CommitQueue(
         writer: writer, ordering: ordering, maxBatch: maxBatch,
         prepare: { companies, session in
-          guard let store = session.batchSnapshots else { return }
+          // Only where the batch's documents are gathered too: both are statements over
+          // several companies.
+          guard let store = session.batchSnapshots, store.gathersWrites else { return }
           try StoreCompanyTransaction.prefetch(companies, into: store, session)
         }, committed: committed)
     }
