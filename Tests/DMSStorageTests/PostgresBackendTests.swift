@@ -3,6 +3,7 @@ import DMSDomain
 import DMSStorage
 import Foundation
 import PostgresNIO
+import Synchronization
 import Testing
 
 extension Backend {
@@ -31,6 +32,12 @@ extension Backend {
       )
     }
   }
+}
+
+/// What the racing writers saw: the highest revision a write returned, every revision
+/// returned, and what a check got wrong.
+private final class RevisionLedger: Sendable {
+  let state = Mutex<(highest: Int64, returned: [Int64], stale: [String])>((1, [], []))
 }
 
 /// Runs `sql` on `connection`; the first column of each row as text.
@@ -237,6 +244,64 @@ struct PostgresBackendTests {
     #expect(try await eventually { try await b.registry.company(code: "TWO") == nil })
     await a.shutdown()
     await b.shutdown()
+  }
+
+  @Test(
+    "two instances writing the same companies at once: a batch that waited for the other's locks checks against its commit (no update lost, no stale ABORTED, no deadlock)",
+    arguments: [false, true])
+  func racingInstances(singleCompanyStatements: Bool) async throws {
+    var configured = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    configured.singleCompanyStatements = singleCompanyStatements
+    let options = configured
+    let a = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    let b = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    defer { Task { await a.shutdown() } }
+    defer { Task { await b.shutdown() } }
+    // Three companies, so that a batch spans several (their rows locked, then read).
+    var keys: [CompanyKey] = []
+    for index in 0..<3 { keys.append(try await a.create("RACE\(index)", company("RACE\(index)")).0) }
+    let ledgers = keys.map { _ in RevisionLedger() }
+    await withTaskGroup(of: Void.self) { group in
+      for writer in 0..<18 {
+        let store = writer % 2 == 0 ? a : b
+        let (key, ledger) = (keys[writer % 3], ledgers[writer % 3])
+        group.addTask {
+          var expected: Int64 = 1
+          for attempt in 0..<15 {
+            // Committed before this call began: its check must see at least this.
+            let floor = ledger.state.withLock { $0.highest }
+            do {
+              let stored = try await store.write(
+                company(key.code, name: "w\(writer)-\(attempt)"), to: key, expectedRevision: expected)
+              ledger.state.withLock {
+                $0.highest = max($0.highest, stored.revision)
+                $0.returned.append(stored.revision)
+              }
+              expected = stored.revision
+            } catch let error as StoreError where error.kind == .staleRevision {
+              let current = error.currentRevision ?? 0
+              if current < floor {
+                ledger.state.withLock { $0.stale.append("writer \(writer): \(current) < \(floor)") }
+              }
+              expected = max(current, floor)
+            } catch {
+              ledger.state.withLock { $0.stale.append("writer \(writer): \(error)") }
+            }
+          }
+        }
+      }
+    }
+    // What the database holds (a new store, nothing cached): every write that returned.
+    let again = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    defer { Task { await again.shutdown() } }
+    for (key, ledger) in zip(keys, ledgers) {
+      let (highest, returned, stale) = ledger.state.withLock { ($0.highest, $0.returned, $0.stale) }
+      #expect(stale == [], "\(key.code)")
+      #expect(returned.count >= 6, "\(key.code)")
+      #expect(Set(returned).count == returned.count, "\(key.code): a revision returned twice, an update lost")
+      #expect(try await again.read(Company.self, of: key)?.revision == highest, "\(key.code)")
+      #expect(highest == 1 + Int64(returned.count), "\(key.code)")
+    }
   }
 
   @Test("the database down: UNAVAILABLE at once, nothing half-written, Health false; back up, the store recovers")

@@ -246,6 +246,7 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
 
   func map(_ error: any Error) -> any Error {
     if error is StoreError { return error }
+    if let failed = error as? SentStatementFailed { return map(failed.error) }
     let place = options.endpoint.description
     let mapped: StoreError
     var metadata: Logger.Metadata = ["database": "\(place)"]

@@ -102,7 +102,7 @@ final class CommitQueue: Sendable {
   /// still on the writer (whose session it is given), before their callers resume.
   private let committed: @Sendable (any WriterSession, [CommitEffect]) -> Void
   /// Prepares a batch without savepoints of several jobs, given the companies they
-  /// write (`StoreCompanyTransaction.prefetch`).
+  /// write (`StoreCompanyTransaction.prefetch` or `.lockInOrder`).
   private let prepare: @Sendable ([Int64], any WriterSession) throws -> Void
 
   init(

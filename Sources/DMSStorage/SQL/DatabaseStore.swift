@@ -155,10 +155,13 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
       CommitQueue(
         writer: writer, ordering: ordering, maxBatch: maxBatch,
         prepare: { companies, session in
-          // Only where the batch's documents are gathered too: both are statements over
-          // several companies.
-          guard let store = session.batchSnapshots, store.gathersWrites else { return }
-          try StoreCompanyTransaction.prefetch(companies, into: store, session)
+          // Statements over several companies only where the batch's documents are
+          // gathered too; else a statement per company.
+          if let store = session.batchSnapshots, store.gathersWrites {
+            try StoreCompanyTransaction.prefetch(companies, into: store, session)
+          } else {
+            try StoreCompanyTransaction.lockInOrder(companies, session)
+          }
         }, committed: committed)
     }
     engine.follow { [weak self] in self?.queueCatchUp() }

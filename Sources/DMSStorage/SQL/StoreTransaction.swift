@@ -297,20 +297,36 @@ struct StoreCompanyTransaction: CompanyTransaction {
     """
   }
 
+  /// Locks the companies' rows in the order of their ids, one statement each (one
+  /// company per statement: `storage.postgres.single-company-statements`, or a batch
+  /// whose gathered writes were refused), sent without waiting. Without it each job
+  /// would lock its company when it runs, in the order the batch's jobs came in, and
+  /// two instances' batches could each wait for a company the other holds (a deadlock
+  /// PostgreSQL breaks only after `deadlock_timeout`, failing a batch).
+  static func lockInOrder(_ companies: [Int64], _ sql: any SQLSession) throws {
+    let ids = Set(companies).sorted()
+    guard ids.count > 1 else { return }
+    for id in ids { try sql.lockCompany(id) }
+  }
+
   /// Locks the companies' rows, in the order of their ids (so that batches never wait
-  /// for one another in a circle), and reads all their documents into `store`, in one
-  /// statement: the jobs of a batch then read nothing more before they write
+  /// for one another in a circle), and reads all their documents into `store`, in two
+  /// statements: the jobs of a batch then read nothing more before they write
   /// (PostgreSQL, whose jobs of a batch share their snapshots). Leaves the rows of every
   /// company in scope: each job scopes its own statements.
   static func prefetch(_ companies: [Int64], into store: SnapshotStore, _ sql: any SQLSession) throws {
     let ids = Array(Set(companies)).sorted()
+    let list = Journal.placeholders(rows: 1, columns: ids.count)
     try sql.scope(.all, local: true)
+    // The lock, then the read in a statement of its own: a statement that waited for a
+    // lock would still read the other tables as they were when it began, before the
+    // commit it waited for.
+    try sql.send("SELECT id FROM company WHERE id IN \(list) ORDER BY id FOR UPDATE", ids)
     let rows = try sql.rows(
       """
       SELECT c.id AS company, d.area, d.revision, d.body, d.format, d.updated_at, \(secretNames(sql.dialect))
       FROM company c LEFT JOIN company_document d ON d.company_id = c.id
-      WHERE c.id IN \(Journal.placeholders(rows: 1, columns: ids.count))
-      ORDER BY c.id FOR UPDATE OF c
+      WHERE c.id IN \(list)
       """, ids)
     var found: [Int64: [SQLRow]] = [:]
     for row in rows { found[row["company"], default: []].append(row) }

@@ -115,7 +115,9 @@ struct SignInTests {
       let waiting = await rpcError { _ = try await Self.login(anonymous, "ewa", "river stone lantern") }
       #expect(waiting?.code == .resourceExhausted, "\(String(describing: waiting))")
       let wait = Int(waiting?.trailers["retry-after-ms"] ?? "") ?? 0
-      #expect(wait > 1000 && wait <= 2000, "\(wait)")
+      // At most the first wait (what is left of it: on a loaded machine the calls
+      // between can take more than a second).
+      #expect(wait > 0 && wait <= 2000, "\(wait)")
       // Other logins from the same address go on until the address's own limit.
       #expect(await rpcError { _ = try await Self.login(anonymous, "someone", "guess") }?.code == .unauthenticated)
       #expect(await rpcError { _ = try await Self.login(anonymous, "another", "guess") }?.code == .unauthenticated)
