@@ -75,23 +75,27 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
 
   var isClosed: Bool { connection.isClosed }
 
-  /// Sends a statement without waiting for its answer.
-  private func start(_ sql: String, _ arguments: [any SQLBindable]) throws -> EventLoopFuture<PostgresQueryResult> {
+  /// A statement's answer: its rows, and how many rows it changed (nil when run as a
+  /// prepared statement, whose command tag PostgresNIO does not give).
+  private struct Answer {
+    let rows: [PostgresRow]
+    let changed: Int?
+    /// Whether its cells are in binary whatever they say: PostgresNIO 1.33 asks for
+    /// every result in binary, but describes a prepared statement's columns as
+    /// PostgreSQL's Describe did, in text.
+    var binary = false
+  }
+
+  /// Sends a statement without waiting for its answer; `counting`: the caller needs
+  /// the number of rows it changed.
+  private func start(_ sql: String, _ arguments: [any SQLBindable], counting: Bool = false) throws
+    -> EventLoopFuture<Answer>
+  {
     // PostgresNIO never answers a query written to a closed channel: fail it here (one
     // that closes after this check is failed by the watchdog).
     guard !connection.isClosed else { throw ChannelError.ioOnClosedChannel }
-    var binds = PostgresBindings(capacity: arguments.count)
-    for argument in arguments {
-      switch argument.sqlValue {
-      case .null: binds.appendNull()
-      case .integer(let int): binds.append(int)
-      case .real(let double): binds.append(double)
-      case .text(let text): binds.append(text)
-      case .blob(let data): binds.append(ByteBuffer(bytes: data))
-      case .bool(let bool): binds.append(bool)
-      }
-    }
-    if sql == "BEGIN" || sql == "COMMIT" || sql == "ROLLBACK" {
+    let control = sql == "BEGIN" || sql == "COMMIT" || sql == "ROLLBACK"
+    if control {
       // Settings made with `set_config(…, TRUE)` end with the transaction.
       wantedScope = nil
       scopeOnConnection = nil
@@ -100,20 +104,128 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
       try send(wanted.statement(local: true, locking: nil), [wanted.company, wanted.all])
     }
     if !sql.hasPrefix("SELECT") { jobWrote = true }
-    let query = PostgresQuery(unsafeSQL: statements.postgres(sql), binds: binds)
     // The watchdog times the oldest statement not yet answered.
     if statementSent.sent.load(ordering: .relaxed) == 0 {
       statementSent.sent.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
     }
-    return connection.query(query, logger: logger)
+    let values = arguments.map(\.sqlValue)
+    let statement = control || counting ? nil : preparedStatement(sql, values)
+    // Again: preparing waited for an answer, during which the connection may have closed.
+    guard !connection.isClosed else { throw ChannelError.ioOnClosedChannel }
+    if let statement {
+      return statement.execute(values.map(Self.data))
+        .map { Answer(rows: $0, changed: nil, binary: true) }
+        .flatMapErrorThrowing { throw Self.current($0) }
+    }
+    var binds = PostgresBindings(capacity: values.count)
+    for value in values {
+      switch value {
+      case .null: binds.appendNull()
+      case .integer(let int): binds.append(int)
+      case .real(let double): binds.append(double)
+      case .text(let text): binds.append(text)
+      case .blob(let data): binds.append(ByteBuffer(bytes: data))
+      case .bool(let bool): binds.append(bool)
+      }
+    }
+    let query = PostgresQuery(unsafeSQL: statements.postgres(sql), binds: binds)
+    return connection.query(query, logger: logger).map { Answer(rows: $0.rows, changed: $0.metadata.rows) }
+  }
+
+  /// Statements this connection has prepared (PostgreSQL's named statements, parsed and
+  /// planned once rather than with every run), by text and argument types; how often
+  /// each other statement was run. A statement is prepared the second time it runs:
+  /// one of the many shapes a multi-row INSERT takes, run once, is not.
+  private var prepared: [PreparedKey: PreparedQuery] = [:]
+  private var sightings: [PreparedKey: Int] = [:]
+  /// The most statements one connection prepares, and counts.
+  static let preparedLimit = 256
+
+  private struct PreparedKey: Hashable {
+    let sql: String
+    let types: [PostgresDataType?]
+  }
+
+  /// The prepared statement for `sql` with arguments of these types, preparing it now
+  /// (waiting for the answer, once per connection) when it is due; nil: run it unnamed.
+  private func preparedStatement(_ sql: String, _ values: [SQLValue]) -> PreparedQuery? {
+    let key = PreparedKey(sql: sql, types: values.map(Self.type))
+    if let known = prepared[key] { return known }
+    guard prepared.count < Self.preparedLimit, sightings.count < Self.preparedLimit * 4 || sightings[key] != nil
+    else { return nil }
+    sightings[key, default: 0] += 1
+    guard sightings[key] == 2 else { return nil }
+    // Each argument's type is spelled in the text (`$1::int8`), as PostgresNIO declares
+    // it for an unnamed statement: left to PostgreSQL's inference an int8 bound where it
+    // infers int4 would fail. A NULL's is left to the inference, as there.
+    let text = PlaceholderCache.numbered(sql, types: key.types.map { $0.map(Self.spelling) })
+    do {
+      // The preparation runs after the statements sent before it; a failure (the
+      // transaction already failed) leaves the statement to run unnamed, which reports
+      // what is wrong the usual way.
+      let statement = try connection.prepare(query: text).wait()
+      sightings[key] = nil
+      prepared[key] = statement
+      return statement
+    } catch {
+      sightings[key] = 1
+      return nil
+    }
+  }
+
+  private static func type(_ value: SQLValue) -> PostgresDataType? {
+    switch value {
+    case .null: nil
+    case .integer: .int8
+    case .real: .float8
+    case .text: .text
+    case .blob: .bytea
+    case .bool: .bool
+    }
+  }
+
+  private static func spelling(_ type: PostgresDataType) -> String {
+    switch type {
+    case .int8: "int8"
+    case .float8: "float8"
+    case .bytea: "bytea"
+    case .bool: "bool"
+    default: "text"
+    }
+  }
+
+  private static func data(_ value: SQLValue) -> PostgresData {
+    switch value {
+    case .null: PostgresData.null
+    case .integer(let int): PostgresData(int64: int)
+    case .real(let double): PostgresData(double: double)
+    case .text(let text): PostgresData(string: text)
+    case .blob(let data): PostgresData(bytes: data)
+    case .bool(let bool): PostgresData(bool: bool)
+    }
+  }
+
+  /// PostgresNIO's prepared statements report failures as its older `PostgresError`:
+  /// the same failures as the unnamed statements', as those report them.
+  private static func current(_ error: any Error) -> any Error {
+    guard let legacy = error as? PostgresError else { return error }
+    switch legacy {
+    case .server(let message):
+      return PostgresRefusal(
+        sqlState: message.fields[.sqlState] ?? "?", message: message.fields[.message] ?? "")
+    case .connectionClosed:
+      return ChannelError.ioOnClosedChannel
+    case .protocol(let reason):
+      return PostgresProtocolFailure(reason: reason)
+    }
   }
 
   /// Runs a statement and waits for its answer (and so for every statement sent before
   /// it: PostgresNIO runs a connection's statements in order).
-  private func run(_ sql: String, _ arguments: [any SQLBindable]) throws -> PostgresQueryResult {
-    let answer: Result<PostgresQueryResult, any Error>
+  private func run(_ sql: String, _ arguments: [any SQLBindable], counting: Bool = false) throws -> Answer {
+    let answer: Result<Answer, any Error>
     do {
-      let own = try start(sql, arguments)
+      let own = try start(sql, arguments, counting: counting)
       answer = Result { try own.wait() }
     } catch {
       answer = .failure(error)
@@ -132,7 +244,7 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   }
 
   /// Statements sent without waiting (`send`), with the job that sent each.
-  private var sent: [(answer: EventLoopFuture<PostgresQueryResult>, job: Int?)] = []
+  private var sent: [(answer: EventLoopFuture<Answer>, job: Int?)] = []
   /// The job whose statements run now (`markJob`); nil outside a batch's jobs.
   private var job: Int?
 
@@ -178,7 +290,7 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
         jobFailed = true
         // The database refused the statement: its job is the one to leave out. Any
         // other failure (a lost connection) is the whole batch's.
-        let refused = (error as? PSQLError)?.code == .server
+        let refused = Self.sqlState(of: error) != nil
         throw SentStatementFailed(job: refused ? job : nil, refused: refused, error: error)
       }
     }
@@ -200,7 +312,7 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
 
   @discardableResult
   func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
-    try run(sql, arguments).metadata.rows ?? 0
+    try run(sql, arguments, counting: true).changed ?? 0
   }
 
   func rows(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] {
@@ -208,7 +320,13 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
     guard let first = result.rows.first else { return [] }
     let columns = first.map(\.columnName)
     return try result.rows.map { row in
-      SQLRow(columns: columns, values: try row.map(Self.value))
+      SQLRow(
+        columns: columns,
+        values: try row.map { cell in
+          var cell = cell
+          if result.binary { cell.format = .binary }
+          return try Self.value(cell)
+        })
     }
   }
 
@@ -242,10 +360,7 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   }
 
   func mayRetry(after error: any Error) -> Bool {
-    if let failed = error as? SentStatementFailed { return mayRetry(after: failed.error) }
-    guard let psql = error as? PSQLError, psql.code == .server, let state = psql.serverInfo?[.sqlState] else {
-      return false
-    }
+    guard let state = Self.sqlState(of: error) else { return false }
     // A deadlock (two writers each waiting for a company row the other locked) or a
     // serialisation failure: the database rolled this batch back whole.
     return state == "40P01" || state == "40001"
@@ -301,6 +416,33 @@ struct SentStatementFailed: Error {
   let error: any Error
 }
 
+/// A statement PostgreSQL refused, as a prepared statement reports it (an unnamed
+/// one's is a `PSQLError` of code `.server`).
+struct PostgresRefusal: Error, CustomStringConvertible {
+  let sqlState: String
+  let message: String
+
+  var description: String { "PostgreSQL refused the statement (SQLSTATE \(sqlState)): \(message)" }
+}
+
+/// A prepared statement's answer PostgresNIO could not read.
+struct PostgresProtocolFailure: Error {
+  let reason: String
+}
+
+extension PostgresSession {
+  /// The SQLSTATE of a statement's failure when PostgreSQL refused it (either way
+  /// PostgresNIO reports that, or sent without waiting); nil for any other failure.
+  static func sqlState(of error: any Error) -> String? {
+    switch error {
+    case let failed as SentStatementFailed: sqlState(of: failed.error)
+    case let refusal as PostgresRefusal: refusal.sqlState
+    case let psql as PSQLError where psql.code == .server: psql.serverInfo?[.sqlState] ?? "?"
+    default: nil
+    }
+  }
+}
+
 /// When a session's statement under way was sent, shared with its watchdog.
 final class StatementClock: Sendable {
   let sent = Atomic<UInt64>(0)
@@ -317,8 +459,9 @@ final class PlaceholderCache: Sendable {
     return converted
   }
 
-  /// `?` → `$1`, `$2`, … outside quoted text.
-  static func numbered(_ sql: String) -> String {
+  /// `?` → `$1`, `$2`, … outside quoted text; with `types`, `$1::int8` for each one
+  /// given.
+  static func numbered(_ sql: String, types: [String?] = []) -> String {
     var result = ""
     result.reserveCapacity(sql.utf8.count + 16)
     var number = 0
@@ -333,6 +476,7 @@ final class PlaceholderCache: Sendable {
       } else if character == "?" {
         number += 1
         result += "$\(number)"
+        if number <= types.count, let type = types[number - 1] { result += "::\(type)" }
       } else {
         result.append(character)
       }

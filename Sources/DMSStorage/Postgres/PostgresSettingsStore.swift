@@ -250,7 +250,11 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
     let place = options.endpoint.description
     let mapped: StoreError
     var metadata: Logger.Metadata = ["database": "\(place)"]
-    if let psql = error as? PSQLError {
+    if let refusal = error as? PostgresRefusal {
+      metadata["sqlstate"] = "\(refusal.sqlState)"
+      metadata["postgres-message"] = "\(refusal.message)"
+      mapped = Self.serverError(state: refusal.sqlState)
+    } else if let psql = error as? PSQLError {
       metadata["psql-code"] = "\(psql.code)"
       if psql.code == .server, let info = psql.serverInfo {
         let state = info[.sqlState] ?? "?"
@@ -267,7 +271,9 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
       }
     } else if error is PostgresOptions.Invalid {
       mapped = StoreError(.unavailable, "\(error)")
-    } else if error is ChannelError || error is IOError || error is NIOConnectionError || error is NIOSSLError {
+    } else if error is ChannelError || error is IOError || error is NIOConnectionError || error is NIOSSLError
+      || error is PostgresProtocolFailure
+    {
       mapped = StoreError(
         .unavailable, "cannot reach the PostgreSQL database at \(place) (\(error)); nothing was saved, try again")
     } else {
