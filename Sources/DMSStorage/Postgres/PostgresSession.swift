@@ -91,8 +91,9 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   private func start(_ sql: String, _ arguments: [any SQLBindable], counting: Bool = false) throws
     -> EventLoopFuture<Answer>
   {
-    // PostgresNIO never answers a query written to a closed channel: fail it here (one
-    // that closes after this check is failed by the watchdog).
+    // PostgresNIO never answers a query written to a closed channel: fail it here. (One
+    // that closes between this check and the write below stays unanswered: the watchdog
+    // stops with the connection. The window is a few instructions wide.)
     guard !connection.isClosed else { throw ChannelError.ioOnClosedChannel }
     let control = sql == "BEGIN" || sql == "COMMIT" || sql == "ROLLBACK"
     if control {
