@@ -40,6 +40,13 @@ private final class RevisionLedger: Sendable {
   let state = Mutex<(highest: Int64, returned: [Int64], stale: [String])>((1, [], []))
 }
 
+/// A new database's options (`PostgresScratch`), writing one company per statement or not.
+private func scratchOptions(singleCompanyStatements: Bool) async throws -> PostgresOptions {
+  var options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+  options.singleCompanyStatements = singleCompanyStatements
+  return options
+}
+
 /// Runs `sql` on `connection`; the first column of each row as text.
 private func column(_ connection: PostgresConnection, _ sql: String) async throws -> [String] {
   var values: [String] = []
@@ -119,9 +126,7 @@ struct PostgresBackendTests {
     "a write the database refuses (a trigger), sent without waiting or gathered with its batch's, fails alone: the batch's other writes commit",
     arguments: [false, true])
   func refusedInBatch(singleCompanyStatements: Bool) async throws {
-    var configured = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
-    configured.singleCompanyStatements = singleCompanyStatements
-    let options = configured
+    let options = try await scratchOptions(singleCompanyStatements: singleCompanyStatements)
     let store = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
     defer { Task { await store.shutdown() } }
     var keys: [CompanyKey] = []
@@ -250,9 +255,7 @@ struct PostgresBackendTests {
     "two instances writing the same companies at once: a batch that waited for the other's locks checks against its commit (no update lost, no stale ABORTED, no deadlock)",
     arguments: [false, true])
   func racingInstances(singleCompanyStatements: Bool) async throws {
-    var configured = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
-    configured.singleCompanyStatements = singleCompanyStatements
-    let options = configured
+    let options = try await scratchOptions(singleCompanyStatements: singleCompanyStatements)
     let a = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
     let b = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
     defer { Task { await a.shutdown() } }

@@ -144,7 +144,8 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
 
   private struct PreparedKey: Hashable {
     let sql: String
-    let types: [PostgresDataType?]
+    /// Each argument's type as spelled in SQL (nil: a NULL).
+    let types: [String?]
   }
 
   /// The prepared statement for `sql` with arguments of these types, preparing it now
@@ -159,7 +160,7 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
     // Each argument's type is spelled in the text (`$1::int8`), as PostgresNIO declares
     // it for an unnamed statement: left to PostgreSQL's inference an int8 bound where it
     // infers int4 would fail. A NULL's is left to the inference, as there.
-    let text = PlaceholderCache.numbered(sql, types: key.types.map { $0.map(Self.spelling) })
+    let text = PlaceholderCache.numbered(sql, types: key.types)
     do {
       // The preparation runs after the statements sent before it; a failure (the
       // transaction already failed) leaves the statement to run unnamed, which reports
@@ -174,24 +175,15 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
     }
   }
 
-  private static func type(_ value: SQLValue) -> PostgresDataType? {
+  /// The type PostgresNIO binds `value` as, as spelled in SQL (nil: a NULL, untyped).
+  private static func type(_ value: SQLValue) -> String? {
     switch value {
     case .null: nil
-    case .integer: .int8
-    case .real: .float8
-    case .text: .text
-    case .blob: .bytea
-    case .bool: .bool
-    }
-  }
-
-  private static func spelling(_ type: PostgresDataType) -> String {
-    switch type {
-    case .int8: "int8"
-    case .float8: "float8"
-    case .bytea: "bytea"
+    case .integer: "int8"
+    case .real: "float8"
+    case .text: "text"
+    case .blob: "bytea"
     case .bool: "bool"
-    default: "text"
     }
   }
 
@@ -501,11 +493,6 @@ final class UnreachableSession: WriterSession {
   var savepointsPerJob: Bool { false }
   func markJob(_ index: Int?) {}
   var jobLeftNoTrace: Bool { false }
-  var batchSnapshots: SnapshotStore? { nil }
-  var gathersWrites: Bool {
-    get { false }
-    set {}
-  }
   func commit(effects: [CommitEffect]) throws { throw error }
   func mayRetry(after error: any Error) -> Bool { false }
   func rollback() {}

@@ -53,6 +53,16 @@ protocol WriterSession: SQLSession {
   var gathersWrites: Bool { get set }
 }
 
+extension WriterSession {
+  /// Each job keeps its own snapshots, and sends its own writes (SQLite, and a writer
+  /// whose connection could not be made).
+  var batchSnapshots: SnapshotStore? { nil }
+  var gathersWrites: Bool {
+    get { false }
+    set {}
+  }
+}
+
 /// Group commit: writes that arrive together run in one transaction, each in its own
 /// savepoint, and each caller resumes only after the shared commit is durable.
 ///

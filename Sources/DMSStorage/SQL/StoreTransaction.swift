@@ -217,25 +217,28 @@ final class SnapshotStore {
         "DELETE FROM company_document WHERE (company_id, area) IN (\(Journal.placeholders(rows: removed.count / 2, columns: 2)))",
         removed)
     }
-    for chunk in written.chunked(500) {
-      var arguments: [any SQLBindable] = []
-      arguments.reserveCapacity(chunk.count * 6)
-      for (key, document) in chunk {
-        arguments +=
-          [
-            key.company, key.area, document.revision, document.body, document.format,
-            StoredDate.text(document.updatedAt),
-          ]
-          as [any SQLBindable]
-      }
-      try sql.send(
-        """
-        INSERT INTO company_document (company_id, area, revision, body, format, updated_at)
-        VALUES \(Journal.placeholders(rows: chunk.count, columns: 6))
-        ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
-          format = excluded.format, updated_at = excluded.updated_at
-        """, arguments)
+    for chunk in written.chunked(500) { try Self.upsert(chunk, sql) }
+  }
+
+  /// Writes document rows, in one statement sent without waiting.
+  static func upsert(_ rows: some Collection<(DocumentKey, CompanySnapshot.Document)>, _ sql: any SQLSession) throws {
+    var arguments: [any SQLBindable] = []
+    arguments.reserveCapacity(rows.count * 6)
+    for (key, document) in rows {
+      arguments +=
+        [
+          key.company, key.area, document.revision, document.body, document.format,
+          StoredDate.text(document.updatedAt),
+        ]
+        as [any SQLBindable]
     }
+    try sql.send(
+      """
+      INSERT INTO company_document (company_id, area, revision, body, format, updated_at)
+      VALUES \(Journal.placeholders(rows: rows.count, columns: 6))
+      ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
+        format = excluded.format, updated_at = excluded.updated_at
+      """, arguments)
   }
 }
 
@@ -405,17 +408,12 @@ struct StoreCompanyTransaction: CompanyTransaction {
       return Stored(value: staged.value, revision: current, secretsSet: set, updatedAt: found.updatedAt)
     }
     let revision = current + 1
-    let written = CompanySnapshot.Document(
+    var written = CompanySnapshot.Document(
       revision: revision, body: staged.body, format: Document.storedFormat, updatedAt: tx.now, secrets: [])
     if tx.snapshots.gathersWrites {
       tx.snapshots.gather(company: id, area: Document.area, written)
     } else {
-      try sql.send(
-        """
-        INSERT INTO company_document (company_id, area, revision, body, format, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT (company_id, area) DO UPDATE SET revision = excluded.revision, body = excluded.body,
-          format = excluded.format, updated_at = excluded.updated_at
-        """, [id, Document.area, revision, staged.body, Document.storedFormat, tx.nowText])
+      try SnapshotStore.upsert([(SnapshotStore.DocumentKey(company: id, area: Document.area), written)], sql)
     }
     for (field, change) in secrets.sorted(by: { $0.key < $1.key }) {
       switch change {
@@ -435,8 +433,8 @@ struct StoreCompanyTransaction: CompanyTransaction {
         set.insert(field)
       }
     }
-    tx.snapshots[id]??.written[Document.area] = CompanySnapshot.Document(
-      revision: revision, body: staged.body, format: Document.storedFormat, updatedAt: tx.now, secrets: set)
+    written.secrets = set
+    tx.snapshots[id]??.written[Document.area] = written
     let stored = Stored(value: staged.value, revision: revision, secretsSet: set, updatedAt: tx.now)
     try tx.audit(
       AuditTrail.Entry(

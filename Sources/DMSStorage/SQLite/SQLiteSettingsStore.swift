@@ -184,11 +184,6 @@ final class GRDBSession: WriterSession {
   var savepointsPerJob: Bool { true }
   func markJob(_ index: Int?) {}
   var jobLeftNoTrace: Bool { false }
-  var batchSnapshots: SnapshotStore? { nil }
-  var gathersWrites: Bool {
-    get { false }
-    set {}
-  }
   func commit(effects: [CommitEffect]) throws { try db.execute(sql: "COMMIT") }
   func mayRetry(after error: any Error) -> Bool { false }
 
