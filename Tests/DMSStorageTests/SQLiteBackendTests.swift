@@ -187,8 +187,12 @@ struct SQLiteBackendTests {
     // damaged below again (on a loaded machine its last writer may still hold it).
     for _ in 0..<500 where first != nil { try await Task.sleep(for: .milliseconds(10)) }
     try #require(first == nil)
-    // Overwrite the documents' table (its root page) with garbage; the rest stays.
+    // Overwrite the documents' table (its root page) with garbage; the rest stays. Its
+    // pages are first moved from the WAL into the file: a newer copy of the page left
+    // in the WAL (the first store's last connection may have closed without its final
+    // checkpoint) would hide the damage.
     let queue = try DatabaseQueue(path: path)
+    _ = try await queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
     let root = try #require(
       try await queue.read { db in
         try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = 'company_document'")

@@ -329,4 +329,39 @@ struct StoreConformanceTests {
     #expect(records.allSatisfy { $0.actor == tester && $0.company == "AUD" })
     #expect(!records.contains { $0.detail.contains("secret-value") || $0.field.contains("secret-value") })
   }
+
+  @Test(
+    "documents and journal rows keep every character they were given, written alone or in a batch",
+    arguments: backends)
+  func oddText(backend: Backend) async throws {
+    let (store, _) = try await backend.make()
+    // What PostgreSQL's batches carry as JSON (`PostgresJournal`) must come back as sent:
+    // quotes, backslashes, control characters, any script, text that looks like JSON or SQL.
+    let odd = "say \"hi\" \\ and \\\\n\nnew line\ttab\r\u{1}\u{1F}\u{7F} Zażółć gęślą jaźń 🚀 {\"a\": [1]} '); --"
+    let actor = AuditActor(login: "ł\"\\", peer: "[::1]:7411", userAgent: odd, requestID: "r\n\"1\"")
+    let field = Company.Secret.ksefToken.rawValue
+    var keys: [CompanyKey] = []
+    for index in 0..<6 { keys.append(try await store.create("J\(index)", company("J\(index)")).0) }
+    let outcomes = await concurrently(keys) { _, key in
+      _ = try await store.transaction(company: key, by: actor) { tx in
+        _ = try tx.write(company(key.code, name: odd), secrets: [:], expectedRevision: 1)
+        _ = try tx.revealSecret(Company.self, field: field, reason: odd)
+      }
+    }
+    #expect(outcomes.values.allSatisfy { $0 })
+    // And alone: a batch of one, which a refused statement fails rather than runs again.
+    let alone = try await store.create("J6", company("J6")).0
+    _ = try await store.transaction(company: alone, by: actor) { tx in
+      _ = try tx.write(company(alone.code, name: odd), secrets: [:], expectedRevision: 1)
+      _ = try tx.revealSecret(Company.self, field: field, reason: odd)
+    }
+    for key in keys + [alone] {
+      #expect(try await store.read(Company.self, of: key)?.value.name == odd)
+      let records = try await store.registry.auditRecords(company: key, after: 0, limit: 10).filter {
+        $0.actor == actor
+      }
+      #expect(records.map { "\($0.action) \($0.revision)" } == ["update 2", "reveal 0"])
+      #expect(records.last?.detail == "\(odd) (not set)")
+    }
+  }
 }

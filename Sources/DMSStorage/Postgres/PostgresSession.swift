@@ -102,7 +102,7 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
       scopeOnConnection = nil
     } else if let wanted = wantedScope, wanted != scopeOnConnection {
       scopeOnConnection = wanted
-      try send(wanted.statement(local: true, locking: nil), [wanted.company, wanted.all])
+      try send(wanted.statement(local: true, locking: 0), [wanted.company, wanted.all])
     }
     if !sql.hasPrefix("SELECT") { jobWrote = true }
     // The watchdog times the oldest statement not yet answered.
@@ -252,10 +252,10 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   private var wantedScope: RowScope.Settings?
   private var scopeOnConnection: RowScope.Settings?
 
-  func setScope(_ settings: RowScope.Settings, local: Bool, locking: Int64?) throws {
-    guard local, locking == nil else {
-      let arguments: [any SQLBindable] = [settings.company, settings.all] + (locking.map { [$0] } ?? [])
-      let statement = settings.statement(local: local, locking: locking)
+  func setScope(_ settings: RowScope.Settings, local: Bool, locking: [Int64]) throws {
+    guard local, locking.isEmpty else {
+      let arguments: [any SQLBindable] = [settings.company, settings.all] + locking
+      let statement = settings.statement(local: local, locking: locking.count)
       if local {
         wantedScope = settings
         scopeOnConnection = settings
@@ -309,7 +309,10 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   }
 
   func rows(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] {
-    let result = try run(sql, arguments)
+    try Self.rows(of: run(sql, arguments))
+  }
+
+  private static func rows(of result: Answer) throws -> [SQLRow] {
     guard let first = result.rows.first else { return [] }
     let columns = first.map(\.columnName)
     return try result.rows.map { row in
@@ -346,6 +349,37 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   /// that fails after changing them fails the batch, which runs again from `begin`.
   private(set) var batchSnapshots: SnapshotStore?
   var gathersWrites = true
+
+  var writesJournalAtOnce: Bool { batchSnapshots?.gathersWrites ?? false }
+
+  /// Writes the batch's gathered documents, audit rows and feed rows, ordering its
+  /// commit, in one statement (`PostgresJournal`), then commits: two round trips, one
+  /// wait. The statement is sent without waiting (its failure is the batch's own, as
+  /// the gathered documents' upsert's is: `CommitQueue` runs the batch again step by
+  /// step); its answer, the feed's positions, is read once the COMMIT is answered.
+  func commitJournal(_ produced: [CommitEffect]) throws -> [CommitEffect] {
+    job = nil
+    var audits: [Journal.AuditRow] = []
+    var effects: [CommitEffect] = []
+    effects.reserveCapacity(produced.count)
+    for effect in produced {
+      if case .audit(let row) = effect { audits.append(row) } else { effects.append(effect) }
+    }
+    let changes = Journal.pendingChanges(effects)
+    let (written, removed) = batchSnapshots?.takePending() ?? ([], [])
+    try scope(.all, local: true)
+    let fed = try start(
+      PostgresJournal.statement,
+      [Self.channel, notification, Self.orderLock]
+        + PostgresJournal.rows(written: written, removed: removed, audits: audits, changes: changes))
+    sent.append((fed, nil))
+    try commit(effects: effects)
+    let positions = try Self.rows(of: fed.wait()).compactMap { row -> Int64? in row["position"] }.sorted()
+    guard positions.count == changes.count else {
+      throw StoreError(.unavailable, "the change feed gave \(positions.count) numbers for \(changes.count) rows")
+    }
+    return Journal.positioned(effects, positions)
+  }
 
   func orderCommit() throws {
     job = nil

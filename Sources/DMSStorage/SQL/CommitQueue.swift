@@ -51,6 +51,12 @@ protocol WriterSession: SQLSession {
   /// Whether the next transaction's jobs gather their document writes into one
   /// statement at its end (`SnapshotStore.flush`; PostgreSQL) rather than sending each.
   var gathersWrites: Bool { get set }
+  /// Whether this transaction ends with `commitJournal` rather than step by step.
+  var writesJournalAtOnce: Bool { get }
+  /// Writes the gathered documents and the journals' rows among `produced`, orders the
+  /// commit and commits (called holding the store's ordering lock); the effects, each
+  /// change with its position (PostgreSQL: one statement and the COMMIT).
+  func commitJournal(_ produced: [CommitEffect]) throws -> [CommitEffect]
 }
 
 extension WriterSession {
@@ -60,6 +66,11 @@ extension WriterSession {
   var gathersWrites: Bool {
     get { false }
     set {}
+  }
+  /// Step by step (SQLite, and a writer whose connection could not be made).
+  var writesJournalAtOnce: Bool { false }
+  func commitJournal(_ produced: [CommitEffect]) throws -> [CommitEffect] {
+    preconditionFailure("commitJournal without writesJournalAtOnce")
   }
 }
 
@@ -289,10 +300,17 @@ final class CommitQueue: Sendable {
             }
           }
         }
-        // The documents the batch's jobs wrote, in one statement (PostgreSQL).
-        try db.batchSnapshots?.flush(db)
         // What the jobs that succeeded changed, in their order.
         let produced = outcomes.flatMap { (try? $0.get())?.1 ?? [] }
+        if !produced.isEmpty, db.writesJournalAtOnce {
+          try ordering.withLock {
+            let effects = try db.commitJournal(produced)
+            committed(db, effects)
+          }
+          return .success(outcomes)
+        }
+        // The documents the batch's jobs wrote, in one statement (PostgreSQL).
+        try db.batchSnapshots?.flush(db)
         if produced.isEmpty {
           try db.commit(effects: [])
         } else {

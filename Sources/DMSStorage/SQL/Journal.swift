@@ -47,14 +47,23 @@ enum Journal {
   /// Inserts the change-feed rows among `effects` (once the batch's commit is ordered);
   /// the effects with each change given its position.
   static func writeChanges(_ effects: [CommitEffect], _ sql: any SQLSession) throws -> [CommitEffect] {
-    var changes: [PendingChange] = []
-    for effect in effects {
-      if case .pendingChange(let change) = effect { changes.append(change) }
-    }
+    let changes = pendingChanges(effects)
     guard !changes.isEmpty else { return effects }
     var positions: [Int64] = []
     positions.reserveCapacity(changes.count)
     for chunk in changes.chunked(rowsPerStatement) { positions += try insert(chunk, sql) }
+    return positioned(effects, positions)
+  }
+
+  /// The change-feed rows among `effects`, in their order.
+  static func pendingChanges(_ effects: [CommitEffect]) -> [PendingChange] {
+    effects.compactMap { effect in
+      if case .pendingChange(let change) = effect { change } else { nil }
+    }
+  }
+
+  /// `effects` with their change-feed rows given `positions` (as many, in order).
+  static func positioned(_ effects: [CommitEffect], _ positions: [Int64]) -> [CommitEffect] {
     var next = positions.makeIterator()
     return effects.map { effect in
       guard case .pendingChange(var pending) = effect else { return effect }

@@ -166,8 +166,8 @@ protocol SQLSession: AnyObject {
   /// latest the COMMIT, as `SentStatementFailed`); SQLite runs it at once.
   func send(_ sql: String, _ arguments: [any SQLBindable]) throws
   /// Sets the row scope's settings for the statements that follow (`scope(_:local:)`);
-  /// `locking`: a company whose row the same statement locks.
-  func setScope(_ settings: RowScope.Settings, local: Bool, locking: Int64?) throws
+  /// `locking`: companies whose rows the same statement locks, in this order.
+  func setScope(_ settings: RowScope.Settings, local: Bool, locking: [Int64]) throws
 }
 
 extension SQLSession {
@@ -175,9 +175,9 @@ extension SQLSession {
     try execute(sql, arguments)
   }
 
-  func setScope(_ settings: RowScope.Settings, local: Bool, locking: Int64?) throws {
-    let statement = settings.statement(local: local, locking: locking)
-    let arguments: [any SQLBindable] = [settings.company, settings.all] + (locking.map { [$0] } ?? [])
+  func setScope(_ settings: RowScope.Settings, local: Bool, locking: [Int64]) throws {
+    let statement = settings.statement(local: local, locking: locking.count)
+    let arguments: [any SQLBindable] = [settings.company, settings.all] + locking
     // A transaction's scope is sent without waiting (its next read waits for it); a
     // reader's, for a connection that may sit idle afterwards, is waited for.
     if local { try send(statement, arguments) } else { try execute(statement, arguments) }
@@ -211,7 +211,7 @@ extension SQLSession {
   /// SQLite has no such policies: every statement filters on `company_id` itself.
   func scope(_ scope: RowScope, local: Bool) throws {
     guard dialect.rowLevelSecurity else { return }
-    try setScope(scope.settings, local: local, locking: nil)
+    try setScope(scope.settings, local: local, locking: [])
   }
 }
 
@@ -222,7 +222,7 @@ extension SQLSession {
   /// another instance) to commit, and read what it committed. One statement.
   func scopeWrite(_ scope: RowScope) throws {
     guard dialect.shared, case .company(let id) = scope else { return try self.scope(scope, local: true) }
-    try setScope(scope.settings, local: true, locking: id)
+    try setScope(scope.settings, local: true, locking: [id])
   }
 
   /// Locks a company's row until the commit, on a database several writers share (a
@@ -250,11 +250,20 @@ enum RowScope: Sendable, Hashable {
     /// `dms.scope`: `all`, or empty.
     let all: String
 
-    /// The statement that sets them (`local`: until the transaction ends), and locks
-    /// company `locking`'s row when given.
-    func statement(local: Bool, locking: Int64?) -> String {
+    /// The statement that sets them (`local`: until the transaction ends), and locks the
+    /// rows of the `locking` companies whose ids follow its two arguments, in that order.
+    func statement(local: Bool, locking: Int) -> String {
       let until = local ? "TRUE" : "FALSE"
-      let lock = locking == nil ? "" : ", (SELECT id FROM company WHERE id = ? FOR UPDATE)"
+      let lock =
+        switch locking {
+        case 0: ""
+        case 1: ", (SELECT id FROM company WHERE id = ? FOR UPDATE)"
+        default:
+          """
+          , (SELECT count(*) FROM (SELECT id FROM company WHERE id IN \(Journal.placeholders(rows: 1, columns: locking))
+            ORDER BY id FOR UPDATE) AS locked)
+          """
+        }
       return "SELECT set_config('dms.company', ?, \(until)), set_config('dms.scope', ?, \(until))\(lock)"
     }
   }

@@ -198,26 +198,33 @@ final class SnapshotStore {
   /// company in scope (row-level security); the jobs' own statements ran in theirs.
   func flush(_ sql: any SQLSession) throws {
     guard !pendingOrder.isEmpty else { return }
+    try sql.scope(.all, local: true)
+    let (written, removed) = takePending()
+    if !removed.isEmpty {
+      try sql.send(
+        "DELETE FROM company_document WHERE (company_id, area) IN (\(Journal.placeholders(rows: removed.count, columns: 2)))",
+        removed.flatMap { [$0.company, $0.area] as [any SQLBindable] })
+    }
+    for chunk in written.chunked(500) { try Self.upsert(chunk, sql) }
+  }
+
+  /// The gathered document rows, taken: those to write and those to remove, each in the
+  /// order first written.
+  func takePending() -> (written: [(DocumentKey, CompanySnapshot.Document)], removed: [DocumentKey]) {
     defer {
       pending.removeAll(keepingCapacity: true)
       pendingOrder.removeAll(keepingCapacity: true)
     }
-    try sql.scope(.all, local: true)
-    var removed: [any SQLBindable] = []
+    var removed: [DocumentKey] = []
     var written: [(DocumentKey, CompanySnapshot.Document)] = []
     for key in pendingOrder {
       if let document = pending[key] ?? nil {
         written.append((key, document))
       } else {
-        removed += [key.company, key.area] as [any SQLBindable]
+        removed.append(key)
       }
     }
-    if !removed.isEmpty {
-      try sql.send(
-        "DELETE FROM company_document WHERE (company_id, area) IN (\(Journal.placeholders(rows: removed.count / 2, columns: 2)))",
-        removed)
-    }
-    for chunk in written.chunked(500) { try Self.upsert(chunk, sql) }
+    return (written, removed)
   }
 
   /// Writes document rows, in one statement sent without waiting.
@@ -320,11 +327,10 @@ struct StoreCompanyTransaction: CompanyTransaction {
   static func prefetch(_ companies: [Int64], into store: SnapshotStore, _ sql: any SQLSession) throws {
     let ids = Array(Set(companies)).sorted()
     let list = Journal.placeholders(rows: 1, columns: ids.count)
-    try sql.scope(.all, local: true)
-    // The lock, then the read in a statement of its own: a statement that waited for a
-    // lock would still read the other tables as they were when it began, before the
-    // commit it waited for.
-    try sql.send("SELECT id FROM company WHERE id IN \(list) ORDER BY id FOR UPDATE", ids)
+    // The scope and the lock, then the read in a statement of its own: a statement that
+    // waited for a lock would still read the other tables as they were when it began,
+    // before the commit it waited for.
+    try sql.setScope(RowScope.all.settings, local: true, locking: ids)
     let rows = try sql.rows(
       """
       SELECT c.id AS company, d.area, d.revision, d.body, d.format, d.updated_at, \(secretNames(sql.dialect))
