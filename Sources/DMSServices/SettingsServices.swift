@@ -17,6 +17,7 @@ public enum SettingsServices {
     router.register(CompaniesService(store: store, configuration: configuration, logger: logger))
     router.register(SharedSettingsService(store: store, choices: configuration.sharedChoices))
     router.register(APIAuthorizationService(store: store, configuration: configuration, logger: logger))
+    router.register(MailService(store: store, configuration: configuration, logger: logger))
     router.register(SettingsEventsService(store: store))
   }
 }

@@ -162,6 +162,33 @@ struct DMSCtlTests {
     }
   }
 
+  @Test("mail: per company with --company, errors naming the flags, presets, the password write-only")
+  func mail() async throws {
+    try await withDaemon { daemon in
+      try await addCompany(daemon, "ACME")
+      let unnamed = try await Tools.ctl(daemon, "mail", "show")
+      #expect(unnamed.status == 1 && unnamed.stderr.contains("`company` metadata"), "\(unnamed)")
+      let set = try await Tools.ctl(
+        daemon, "mail", "set", "--company", "acme", "--enabled", "true", "--account-name", "DMS", "--sender",
+        "dms@acme.example", "--smtp-server", "smtp.acme.example", "--port", "587", "--encryption", "starttls",
+        "--login", "dms@acme.example", "--password-file", "-", input: "Mail-Passw0rd\n")
+      #expect(set.status == 0 && set.stdout.contains("password (MAIL-17)        (set)"), "\(set)")
+      let bad = try await Tools.ctl(daemon, "mail", "set", "--company", "ACME", "--port", "70000", "--sender", "x")
+      #expect(bad.status == 1, "\(bad)")
+      #expect(bad.stderr.contains("  --port [MAIL-15]: ") && bad.stderr.contains("  --sender [MAIL-9]: "), "\(bad)")
+      let usage = try await Tools.ctl(daemon, "mail", "set", "--company", "ACME", "--encryption", "ssl3")
+      #expect(usage.status == 2 && usage.stderr.contains("--encryption must be"), "\(usage)")
+      let revealed = try await Tools.ctl(daemon, "mail", "reveal-password", "--company", "ACME", "--reason", "test")
+      #expect(revealed.stdout == "Mail-Passw0rd\n", "\(revealed)")
+      let presets = try await Tools.ctl(daemon, "mail", "presets", "--json")
+      #expect(try jsonLines(presets).count == 1 && presets.stdout.contains("\"id\":\"microsoft365\""), "\(presets)")
+      let draft = try await Tools.ctl(daemon, "mail", "preset", "--company", "ACME", "wp", "jan@wp.pl")
+      #expect(draft.status == 0 && draft.stdout.contains("smtp.wp.pl") && draft.stdout.contains("jan\n"), "\(draft)")
+      let shown = try await Tools.ctl(daemon, "mail", "show", "--company", "ACME")
+      #expect(shown.stdout.contains("smtp.acme.example") && !shown.stdout.contains("Mail-Passw0rd"), "\(shown)")
+    }
+  }
+
   @Test("a save that changes nothing says so and keeps the revision")
   func unchangedSave() async throws {
     try await withDaemon { daemon in
