@@ -185,6 +185,34 @@ struct MailTests {
     }
   }
 
+  @Test("a saved account is a change Watch streams, for its company; a draft is none")
+  func watched() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      var create = Dms_Settings_V1_CreateCompanyRequest()
+      create.company = companyMessage("ACME")
+      _ = try await Dms_Settings_V1_Companies.Client(client).create(create)
+      var watch = Dms_Settings_V1_WatchSettingsRequest()
+      watch.shortName = "ACME"
+      var events = Dms_Settings_V1_SettingsEvents.Client(client).watch(watch).makeAsyncIterator()
+      #expect(try await events.next()?.kind == .subscribed)
+      let mail = Dms_Settings_V1_Mail.Client(client)
+      var draft = Dms_Settings_V1_DraftMailAccountRequest()
+      draft.preset = "onet"
+      draft.senderAddress = "jan@onet.pl"
+      var update = Dms_Settings_V1_UpdateMailAccountRequest()
+      update.account = try await mail.draftFromPreset(draft, options: Self.acting(for: "ACME"))
+      update.account.accountName = "DMS"
+      update.account.enabled = true
+      update.password = secret("onet password")
+      _ = try await mail.updateAccount(update, options: Self.acting(for: "ACME"))
+      let event = try #require(try await events.next())
+      #expect(
+        event.kind == .created && event.shortName == "ACME" && event.area == MailAccount.area && event.revision == 1)
+      await client.close()
+    }
+  }
+
   @Test("single-company mode: no metadata needed; the first save registers the single company")
   func singleCompany() async throws {
     try await withTestServer(deployment: DeploymentConfiguration(mode: .singleCompany)) { server async throws in
