@@ -18,9 +18,14 @@ public enum EmailAddress {
       let literal = domain.dropFirst().dropLast()
       return !literal.isEmpty && literal.allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == "." || $0 == ":") }
     }
-    let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
-    return !domain.isEmpty
-      && labels.allSatisfy { label in
+    return isDomainName(domain)
+  }
+
+  /// Whether `text` is a domain name: dot-separated labels of letters, digits and
+  /// hyphens, none empty, longer than 63 or beginning or ending with a hyphen.
+  static func isDomainName(_ text: some StringProtocol) -> Bool {
+    !text.isEmpty
+      && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
         !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
           && label.allSatisfy { $0 == "-" || $0.isLetter || $0.isNumber }
       }

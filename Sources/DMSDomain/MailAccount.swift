@@ -238,11 +238,7 @@ public struct MailAccount: Sendable, Hashable {
       // IPv6: hex digits, colons, and a dotted IPv4 tail.
       return text.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } && text.filter { $0 == ":" }.count >= 2
     }
-    let labels = text.split(separator: ".", omittingEmptySubsequences: false)
-    return labels.allSatisfy { label in
-      !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
-        && label.allSatisfy { $0 == "-" || $0.isLetter || $0.isNumber }
-    }
+    return EmailAddress.isDomainName(text)
   }
 
   /// Whether `server` is Google's (MAIL-21: no OAuth2 there).

@@ -61,11 +61,7 @@ public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceP
     do {
       try value.validate(password: newPassword)
     } catch {
-      throw ValidationFailure(
-        error.violations.map {
-          RuleViolation(
-            field: $0.field == "password" ? "password" : "settings.\($0.field)", rule: $0.rule, message: $0.message)
-        })
+      throw error.under("settings", keeping: ["password"])
     }
     let secrets = [APIAuthorization.passwordField: change]
     let code = configuration.singleCompanyCode
@@ -93,17 +89,8 @@ public struct APIAuthorizationService: Dms_Settings_V1_ApiAuthorization.ServiceP
     try requireRevealReason(request.reason)
     let notSet = RPCError(code: .notFound, message: "the API authorization has no password set (APIAUTH-3)")
     guard let key = try await SingleCompany.key(in: store, configuration: configuration) else { throw notSet }
-    let reason = request.reason
-    let value = try await store.transaction(company: key, by: context.auditActor) { tx in
-      try tx.revealSecret(APIAuthorization.self, field: APIAuthorization.passwordField, reason: reason)
-    }
-    guard let value else { throw notSet }
-    audit.revealed(
-      company: key.code, area: APIAuthorization.area, field: APIAuthorization.passwordField, reason: request.reason,
-      context: context)
-    var response = Dms_Settings_V1_RevealSecretResponse()
-    response.set = true
-    response.value = value
-    return response
+    return try await audit.reveal(
+      APIAuthorization.self, field: APIAuthorization.passwordField, of: key, reason: request.reason, in: store,
+      context: context, notSet: notSet)
   }
 }

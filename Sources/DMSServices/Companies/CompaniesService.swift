@@ -35,10 +35,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     guard !code.isEmpty else {
       throw ValidationFailure([RuleViolation(field: field, rule: "ERP-3", message: "is required")])
     }
-    guard context.mayReach(company: code), let key = try await store.registry.company(code: code) else {
-      throw RPCError(code: .notFound, message: "no company with the short name \(code)")
-    }
-    return key
+    return try await reachableCompany(code, in: store.registry, context: context)
   }
 
   public func list(
@@ -123,7 +120,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     } catch {
       throw ValidationFailure(
         v.violations
-          + error.violations.map { RuleViolation(field: "company.\($0.field)", rule: $0.rule, message: $0.message) })
+          + error.under("company").violations)
     }
     try v.check()
     return (company, changes)
@@ -280,16 +277,8 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
   ) async throws -> Dms_Settings_V1_RevealSecretResponse {
     try requireRevealReason(reason)
     let key = try await existing(company, context: context)
-    let value = try await store.transaction(company: key, by: context.auditActor) { tx in
-      try tx.revealSecret(Company.self, field: secret.rawValue, reason: reason)
-    }
-    guard let value else {
-      throw RPCError(code: .notFound, message: "company \(key.code) has no \(secret.displayName) set")
-    }
-    audit.revealed(company: key.code, area: Company.area, field: secret.rawValue, reason: reason, context: context)
-    var response = Dms_Settings_V1_RevealSecretResponse()
-    response.set = true
-    response.value = value
-    return response
+    return try await audit.reveal(
+      Company.self, field: secret.rawValue, of: key, reason: reason, in: store, context: context,
+      notSet: RPCError(code: .notFound, message: "company \(key.code) has no \(secret.displayName) set"))
   }
 }

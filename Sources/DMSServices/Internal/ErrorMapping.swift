@@ -45,6 +45,31 @@ extension StoreError: RPCErrorConvertible {
   }
 }
 
+extension ValidationFailure {
+  /// The same violations with their fields named under the request's message
+  /// (`settings.company_name`), but for the fields in `kept`, which are the request's own
+  /// (`password`).
+  func under(_ message: String, keeping kept: Set<String> = []) -> ValidationFailure {
+    ValidationFailure(
+      violations.map {
+        RuleViolation(
+          field: kept.contains($0.field) ? $0.field : "\(message).\($0.field)", rule: $0.rule, message: $0.message)
+      })
+  }
+}
+
+/// The company `code` names, if the caller may reach it (belongs to it, or is an
+/// administrator): NOT_FOUND otherwise, the same answer as for a company that does not
+/// exist.
+func reachableCompany(_ code: String, in registry: any CompanyRegistry, context: ServerContext) async throws
+  -> CompanyKey
+{
+  guard context.mayReach(company: code), let key = try await registry.company(code: code) else {
+    throw RPCError(code: .notFound, message: "no company with the short name \(code)")
+  }
+  return key
+}
+
 /// Checks and converts a `SecretInput` (absent: keep).
 func secretChange(
   _ input: Dms_Settings_V1_SecretInput?,

@@ -47,11 +47,7 @@ extension MailAccount {
   static func message(_ stored: Stored<MailAccount>?) -> Dms_Settings_V1_MailAccount {
     let account = stored?.value ?? MailAccount()
     var message = Dms_Settings_V1_MailAccount()
-    message.transport =
-      switch account.transport {
-      case .component: .component
-      case .databaseProfile: .databaseProfile
-      }
+    message.transport = account.transport.message
     message.enabled = account.enabled
     message.accountName = account.accountName
     message.senderAddress = account.senderAddress
@@ -76,6 +72,15 @@ extension MailAccount {
       message.revision = stored.revision
     }
     return message
+  }
+}
+
+extension MailAccount.Transport {
+  var message: Dms_Settings_V1_MailTransport {
+    switch self {
+    case .component: .component
+    case .databaseProfile: .databaseProfile
+    }
   }
 }
 

@@ -38,10 +38,7 @@ public struct MailService: Dms_Settings_V1_Mail.ServiceProtocol {
         code: .invalidArgument,
         message: "name the company in the `company` metadata (its short name, ERP-3): mail accounts are per company")
     }
-    guard context.mayReach(company: code), let key = try await store.registry.company(code: code) else {
-      throw RPCError(code: .notFound, message: "no company with the short name \(code)")
-    }
-    return key
+    return try await reachableCompany(code, in: store.registry, context: context)
   }
 
   public func getAccount(
@@ -75,11 +72,7 @@ public struct MailService: Dms_Settings_V1_Mail.ServiceProtocol {
       do throws(ValidationFailure) {
         validated = try account.validated(password: password, passwordSet: passwordSet)
       } catch {
-        throw ValidationFailure(
-          error.violations.map {
-            RuleViolation(
-              field: $0.field == "password" ? "password" : "account.\($0.field)", rule: $0.rule, message: $0.message)
-          })
+        throw error.under("account", keeping: ["password"])
       }
       var secrets = [Self.password: password]
       // MAIL-17: a password only with login and password; MAIL-24: the tokens are the
@@ -112,16 +105,9 @@ public struct MailService: Dms_Settings_V1_Mail.ServiceProtocol {
     try requireRevealReason(request.reason)
     let notSet = RPCError(code: .notFound, message: "the mail account has no password set (MAIL-17)")
     guard let key = try await company(context) else { throw notSet }
-    let reason = request.reason
-    let value = try await store.transaction(company: key, by: context.auditActor) { tx in
-      try tx.revealSecret(MailAccount.self, field: Self.password, reason: reason)
-    }
-    guard let value else { throw notSet }
-    audit.revealed(company: key.code, area: MailAccount.area, field: Self.password, reason: reason, context: context)
-    var response = Dms_Settings_V1_RevealSecretResponse()
-    response.set = true
-    response.value = value
-    return response
+    return try await audit.reveal(
+      MailAccount.self, field: Self.password, of: key, reason: request.reason, in: store, context: context,
+      notSet: notSet)
   }
 
   public func listPresets(

@@ -21,12 +21,7 @@ public struct SettingsEventsService: Dms_Settings_V1_SettingsEvents.ServiceProto
     context: ServerContext
   ) async throws {
     if !request.shortName.isEmpty {
-      // A company the caller does not belong to is answered as one that does not exist.
-      let known =
-        context.mayReach(company: request.shortName) ? try await registry.company(code: request.shortName) : nil
-      guard known != nil else {
-        throw RPCError(code: .notFound, message: "no company with the short name \(request.shortName)")
-      }
+      _ = try await reachableCompany(request.shortName, in: registry, context: context)
     }
     let subscription = try feed.subscribe(after: request.hasResumeAfter ? request.resumeAfter : nil)
     var subscribed = Dms_Settings_V1_SettingsEvent()

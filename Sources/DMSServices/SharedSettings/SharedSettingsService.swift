@@ -51,8 +51,7 @@ public struct SharedSettingsService: Dms_Settings_V1_SharedSettings.ServiceProto
         analyticalDescription: input.analyticalDescription
       ).validated(choices: choices)
     } catch {
-      throw ValidationFailure(
-        error.violations.map { RuleViolation(field: "settings.\($0.field)", rule: $0.rule, message: $0.message) })
+      throw error.under("settings")
     }
     // Revision 0 is the first save; after that the revision read must be sent.
     let revision = input.revision

@@ -359,12 +359,7 @@ final class PostgresSession: WriterSession, @unchecked Sendable {
   /// step); its answer, the feed's positions, is read once the COMMIT is answered.
   func commitJournal(_ produced: [CommitEffect]) throws -> [CommitEffect] {
     job = nil
-    var audits: [Journal.AuditRow] = []
-    var effects: [CommitEffect] = []
-    effects.reserveCapacity(produced.count)
-    for effect in produced {
-      if case .audit(let row) = effect { audits.append(row) } else { effects.append(effect) }
-    }
+    let (audits, effects) = Journal.splitAudit(produced)
     let changes = Journal.pendingChanges(effects)
     let (written, removed) = batchSnapshots?.takePending() ?? ([], [])
     try scope(.all, local: true)

@@ -34,14 +34,20 @@ enum Journal {
 
   /// Inserts the audit rows among `effects`; the other effects.
   static func writeAudit(_ effects: [CommitEffect], _ sql: any SQLSession) throws -> [CommitEffect] {
+    let (audits, others) = splitAudit(effects)
+    for chunk in audits.chunked(rowsPerStatement) { try insert(chunk, sql) }
+    return others
+  }
+
+  /// The audit rows among `effects`, and the other effects, each in their order.
+  static func splitAudit(_ effects: [CommitEffect]) -> (audits: [AuditRow], others: [CommitEffect]) {
     var audits: [AuditRow] = []
     var others: [CommitEffect] = []
     others.reserveCapacity(effects.count)
     for effect in effects {
       if case .audit(let row) = effect { audits.append(row) } else { others.append(effect) }
     }
-    for chunk in audits.chunked(rowsPerStatement) { try insert(chunk, sql) }
-    return others
+    return (audits, others)
   }
 
   /// Inserts the change-feed rows among `effects` (once the batch's commit is ordered);
