@@ -95,6 +95,13 @@ struct MailAccountTests {
     #expect(broken(account) == expected)
   }
 
+  @Test("MAIL-12: the description is free text, at most 1,024 characters")
+  func description() {
+    #expect(broken(account { $0.description = "Konto powiadomień\nwielowierszowe" }).isEmpty)
+    #expect(broken(account { $0.description = String(repeating: "d", count: 1024) }).isEmpty)
+    #expect(broken(account { $0.description = String(repeating: "d", count: 1025) }) == ["description "])
+  }
+
   @Test("MAIL-16, MAIL-17: a password needs a login; an empty one is refused; none is a relay")
   func password() {
     #expect(broken(account { $0.login = "" }, password: .set("secret")) == ["login MAIL-16"])
@@ -131,7 +138,7 @@ struct MailAccountTests {
     #expect(broken(account { $0.oauth = MailAccount.OAuth(clientID: "app") }) == ["oauth MAIL-22"])
   }
 
-  @Test("PRESET-1 … PRESET-3 and Microsoft 365: a draft from the sender address, then completed and saved")
+  @Test("PRESET-1, PRESET-2, PRESET-3 and Microsoft 365: a draft from the sender address, then completed and saved")
   func presets() throws {
     #expect(MailPreset.all.map(\.id) == ["wp", "onet", "gmail", "microsoft365"])
     #expect(MailPreset.named("GMAIL") == .gmail && MailPreset.named("yahoo") == nil)

@@ -2,6 +2,7 @@ import DMSClient
 import DMSDomain
 import DMSMessages
 import DMSRPC
+import DMSStorage
 import DMSStubs
 import Foundation
 import Testing
@@ -27,7 +28,9 @@ struct MailTests {
     return account
   }
 
-  @Test("MAIL-7 … MAIL-18, MAIL-25: per company, saved with revisions, checked rule by rule, the password write-only")
+  @Test(
+    "MAIL-7 … MAIL-18, MAIL-13 (SMTP), MAIL-25: per company, saved with revisions, checked rule by rule, the password write-only"
+  )
   func account() async throws {
     try await withTestServer { server async throws in
       let client = server.client()
@@ -182,6 +185,54 @@ struct MailTests {
           == .permissionDenied)
       await client.close()
       await admin.close()
+    }
+  }
+
+  @Test("MAIL-23, MAIL-24: stored tokens read as signed in; a new mailbox or leaving OAuth2 drops them")
+  func tokens() async throws {
+    try await withTestServer { server async throws in
+      let client = server.client()
+      var create = Dms_Settings_V1_CreateCompanyRequest()
+      create.company = companyMessage("ACME")
+      _ = try await Dms_Settings_V1_Companies.Client(client).create(create)
+      let mail = Dms_Settings_V1_Mail.Client(client)
+      let acme = Self.acting(for: "ACME")
+      var update = Dms_Settings_V1_UpdateMailAccountRequest()
+      update.account = Self.account()
+      update.account.server = "smtp.office365.com"
+      update.account.authentication = .oauth2
+      update.account.oauth.clientID = "app"
+      let saved = try await mail.updateAccount(update, options: acme)
+      #expect(!saved.signedIn)
+      // The sign-in (to come) stores the tokens as the account's secrets; here, directly.
+      let key = try #require(try await server.store.registry.company(code: "ACME"))
+      let tokens = [MailAccount.Secret.oauthAccessToken.rawValue, MailAccount.Secret.oauthRefreshToken.rawValue]
+      func signIn(_ account: MailAccount, revision: Int64) async throws {
+        _ = try await server.store.transaction(company: key, by: AuditActor(peer: "test")) { tx in
+          try tx.write(
+            account, secrets: [tokens[0]: .set("access"), tokens[1]: .set("refresh")], expectedRevision: revision)
+        }
+      }
+      let value = try #require(try await server.store.read(MailAccount.self, of: key))
+      try await signIn(value.value, revision: value.revision)
+      let signedIn = try await mail.getAccount(options: acme)
+      #expect(signedIn.signedIn && signedIn.revision == 2)
+      // Another mailbox: the tokens were the old one's.
+      update.account = signedIn
+      update.account.login = "other@acme.example"
+      let moved = try await mail.updateAccount(update, options: acme)
+      #expect(!moved.signedIn)
+      #expect(try await server.store.read(MailAccount.self, of: key)?.secretsSet.isDisjoint(with: tokens) == true)
+      // Signed in again, then back to login and password: dropped too.
+      try await signIn(
+        try #require(try await server.store.read(MailAccount.self, of: key)).value, revision: moved.revision)
+      update.account = try await mail.getAccount(options: acme)
+      #expect(update.account.signedIn)
+      update.account.authentication = .password
+      update.account.clearOauth()
+      #expect(try await !mail.updateAccount(update, options: acme).signedIn)
+      #expect(try await server.store.read(MailAccount.self, of: key)?.secretsSet.isDisjoint(with: tokens) == true)
+      await client.close()
     }
   }
 
