@@ -9,6 +9,7 @@ import PackageDescription
 //   DMSDomain     settings value types and validation rules by spec ID (pure Swift)
 //   DMSStorage    store protocols, SQLite (GRDB) and PostgreSQL (PostgresNIO) backends, migrations,
 //                 secrets at rest
+//   DMSMailTransport  SMTP through libcurl (CCurl), MIME rendering, the sending threads
 //   DMSServices   one folder per service area (Health, Reflection, Companies, ...)
 //   DMSProtocol   the protocol's rules as state machines, apart from I/O (NIOCore)
 //   DMSServer     NIO bootstrap, connections, dispatch, limits, deadlines, TLS
@@ -65,6 +66,17 @@ let package = Package(
       ]
     ),
     .target(name: "DMSDomain"),
+    // libcurl (Debian's libcurl4-openssl-dev) for SMTP: a system library with a small
+    // shim for the variadic calls.
+    .systemLibrary(
+      name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+    .target(
+      name: "DMSMailTransport",
+      dependencies: [
+        "CCurl", "DMSDomain",
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ]
+    ),
     .target(
       name: "DMSStorage",
       dependencies: [
@@ -81,7 +93,8 @@ let package = Package(
     .target(
       name: "DMSServices",
       dependencies: [
-        "DMSRPC", "DMSStubs", "DMSMessages", "DMSDomain", "DMSStorage",
+        "DMSRPC", "DMSStubs", "DMSMessages", "DMSDomain", "DMSStorage", "DMSMailTransport",
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "CryptoExtras", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
@@ -188,7 +201,7 @@ let package = Package(
     ),
     .testTarget(
       name: "DMSDomainTests",
-      dependencies: ["DMSDomain"]
+      dependencies: ["DMSDomain", "DMSMailTransport"]
     ),
     .testTarget(
       name: "DMSStorageTests",
@@ -212,7 +225,7 @@ let package = Package(
       name: "DMSEndToEndTests",
       dependencies: [
         "DMSServer", "DMSServices", "DMSStorage", "DMSDomain", "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages",
-        "DMSWire",
+        "DMSWire", "DMSMailTransport",
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "NIOCore", package: "swift-nio"),

@@ -95,13 +95,16 @@ public struct MailAccount: Sendable, Hashable {
   public var authentication: Authentication
   /// MAIL-22 … MAIL-24: with OAuth2 only.
   public var oauth: OAuth?
+  /// MAIL-20: PEM certificates to trust for the server's TLS instead of the system's
+  /// (an in-house server's CA); empty: the system's. With an encryption method only.
+  public var trustedCertificates: String
 
   /// An account; by default the mail component's, off and empty.
   public init(
     transport: Transport = .component, enabled: Bool = false, accountName: String = "", senderAddress: String = "",
     displayName: String = "", replyTo: String = "", description: String = "", server: String = "", port: Int = 0,
     login: String = "", ssl: Bool = false, encryption: Encryption = .none, authentication: Authentication = .password,
-    oauth: OAuth? = nil
+    oauth: OAuth? = nil, trustedCertificates: String = ""
   ) {
     self.transport = transport
     self.enabled = enabled
@@ -117,6 +120,7 @@ public struct MailAccount: Sendable, Hashable {
     self.encryption = encryption
     self.authentication = authentication
     self.oauth = oauth
+    self.trustedCertificates = trustedCertificates
   }
 
   /// The longest description (MAIL-12).
@@ -178,7 +182,21 @@ public struct MailAccount: Sendable, Hashable {
     case .component:
       v.require(
         !ssl, "ssl", "MAIL-19", "is only for the database profile; the mail component uses encryption (MAIL-20)")
+      if !trustedCertificates.isEmpty {
+        v.require(
+          encryption != .none, "trusted_certificates", "MAIL-20",
+          "are for TLS: choose an encryption method (automatic, TLS or STARTTLS)")
+        v.require(
+          trustedCertificates.utf8.count <= TextLimits.pem
+            && trustedCertificates.contains("-----BEGIN CERTIFICATE-----")
+            && trustedCertificates.contains("-----END CERTIFICATE-----"),
+          "trusted_certificates", "MAIL-20",
+          "must be PEM certificates (-----BEGIN CERTIFICATE----- …), at most \(TextLimits.pem) bytes")
+      }
     case .databaseProfile:
+      v.require(
+        trustedCertificates.isEmpty, "trusted_certificates", "MAIL-20",
+        "are only for the mail component's TLS (MAIL-20)")
       v.require(
         encryption == .none, "encryption", "MAIL-20",
         "is only for the mail component; the database profile uses ssl (MAIL-19)")
