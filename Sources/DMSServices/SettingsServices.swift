@@ -11,13 +11,14 @@ public enum SettingsServices {
     store: any SettingsStore,
     configuration: DeploymentConfiguration,
     serverVersion: String,
+    mail: MailDelivery,
     logger: Logger
   ) {
     router.register(ServerInfoService(store: store, configuration: configuration, serverVersion: serverVersion))
     router.register(CompaniesService(store: store, configuration: configuration, logger: logger))
     router.register(SharedSettingsService(store: store, choices: configuration.sharedChoices))
     router.register(APIAuthorizationService(store: store, configuration: configuration, logger: logger))
-    router.register(MailService(store: store, configuration: configuration, logger: logger))
+    router.register(MailService(store: store, configuration: configuration, delivery: mail, logger: logger))
     router.register(SettingsEventsService(store: store))
   }
 }

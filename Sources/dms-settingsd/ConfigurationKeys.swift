@@ -44,6 +44,18 @@ enum ConfigurationKeys {
     "security.login-free-attempts",
     "security.password-hash-log-n",
     "security.two-step-issuer",
+    "mail.max-message-bytes",
+    "mail.max-attachments",
+    "mail.max-recipients",
+    "mail.max-attempts",
+    "mail.first-retry-seconds",
+    "mail.max-retry-seconds",
+    "mail.lease-seconds",
+    "mail.batch-size",
+    "mail.poll-seconds",
+    "mail.sender-threads",
+    "mail.connect-timeout-seconds",
+    "mail.send-timeout-seconds",
   ]
 
   /// Keys whose values are secrets: redacted wherever swift-configuration prints them.
@@ -51,7 +63,7 @@ enum ConfigurationKeys {
 
   /// Environment variables under these prefixes belong to the server: one that is not
   /// a key is a misspelling (SETTINGS_KSEF_WORKMODE).
-  static let environmentPrefixes = ["SERVER_", "SETTINGS_", "STORAGE_", "LOG_", "SECURITY_"]
+  static let environmentPrefixes = ["SERVER_", "SETTINGS_", "STORAGE_", "LOG_", "SECURITY_", "MAIL_"]
 
   /// `server.port` as an option: `--server-port`.
   static func option(_ key: String) -> String {

@@ -21,6 +21,7 @@ struct DaemonConfiguration {
   var postgres: PostgresOptions?
   var deployment: DeploymentConfiguration
   var security: SecurityConfiguration
+  var mail: MailConfiguration
   /// scrypt's cost of new password hashes: N = 2^logN (security.password-hash-log-n).
   var passwordHashLogN: Int
 
@@ -150,6 +151,30 @@ struct DaemonConfiguration {
         "security.two-step-issuer", security.twoStepIssuer, allowed: "1 to 64 characters without ':'")
     }
 
+    // The mail queue and its worker (docs/settings/MAIL.md)
+    var mail = MailConfiguration()
+    mail.limits.maxMessageBytes = try values.int(
+      "mail.max-message-bytes", default: mail.limits.maxMessageBytes, range: (64 << 10)...(1 << 30))
+    mail.limits.maxAttachments = try values.int(
+      "mail.max-attachments", default: mail.limits.maxAttachments, range: 0...1000)
+    mail.limits.maxRecipients = try values.int(
+      "mail.max-recipients", default: mail.limits.maxRecipients, range: 1...10_000)
+    mail.retry.maxAttempts = try values.int("mail.max-attempts", default: mail.retry.maxAttempts, range: 1...100)
+    mail.retry.firstDelay = Double(try values.int("mail.first-retry-seconds", default: 30, range: 1...86_400))
+    mail.retry.maxDelay = Double(try values.int("mail.max-retry-seconds", default: 3600, range: 1...604_800))
+    mail.leaseSeconds = Double(try values.int("mail.lease-seconds", default: 300, range: 10...86_400))
+    mail.batchSize = try values.int("mail.batch-size", default: mail.batchSize, range: 1...1000)
+    mail.pollSeconds = Double(try values.int("mail.poll-seconds", default: 5, range: 1...3600))
+    mail.senderThreads = try values.int("mail.sender-threads", default: mail.senderThreads, range: 1...64)
+    mail.connectTimeout = Double(try values.int("mail.connect-timeout-seconds", default: 10, range: 1...600))
+    mail.sendTimeout = Double(try values.int("mail.send-timeout-seconds", default: 120, range: 1...3600))
+    guard mail.leaseSeconds > mail.sendTimeout else {
+      throw ConfigurationError(
+        description:
+          "mail.lease-seconds (\(Int(mail.leaseSeconds))) must be longer than mail.send-timeout-seconds (\(Int(mail.sendTimeout))): a message being sent would be claimed again"
+      )
+    }
+
     return DaemonConfiguration(
       server: server,
       logLevel: logLevel,
@@ -160,6 +185,7 @@ struct DaemonConfiguration {
       postgres: postgres,
       deployment: deployment,
       security: security,
+      mail: mail,
       passwordHashLogN: logN)
   }
 

@@ -27,7 +27,7 @@ struct SettingsDaemon: AsyncParsableCommand {
       (server.port: --server-port 7411), in the environment KEY_WITH_UNDERSCORES
       (SERVER_PORT=7411). A bad value, or a key that is not one (in the file, on the
       command line, or an environment variable under SERVER_, SETTINGS_, STORAGE_,
-      LOG_ or SECURITY_), stops start-up with exit code 78, naming it (CFG-10).
+      LOG_, SECURITY_ or MAIL_), stops start-up with exit code 78, naming it (CFG-10).
       """,
     version: version,
     subcommands: [Serve.self, BootstrapAdmin.self],
@@ -121,9 +121,10 @@ struct Serve: AsyncParsableCommand {
     let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
     healthAfterStart.withLock { $0 = health }
     var router = Router()
+    let mail = MailDelivery(store: store, configuration: loaded.mail, deployment: loaded.deployment, logger: logger)
     SettingsServices.register(
       into: &router, store: store, configuration: loaded.deployment, serverVersion: SettingsDaemon.version,
-      logger: logger)
+      mail: mail, logger: logger)
     SecurityServices.register(
       into: &router, store: store, hasher: hasher, deployment: loaded.deployment, security: loaded.security,
       initialAdministrator: initialAdministrator, logger: logger)
@@ -145,7 +146,9 @@ struct Serve: AsyncParsableCommand {
     let sweeper = SessionSweeper(store: store, configuration: loaded.security, logger: logger)
     let group = ServiceGroup(
       configuration: .init(
-        services: [.init(service: server), .init(service: SessionSweepService(sweeper: sweeper))],
+        services: [
+          .init(service: server), .init(service: SessionSweepService(sweeper: sweeper)), .init(service: mail),
+        ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
       )

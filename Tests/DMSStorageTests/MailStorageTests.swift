@@ -12,8 +12,8 @@ private let mailAccount = MailAccount(
 
 @Suite("Mail account storage")
 struct MailStorageTests {
-  @Test("mail.account format 1: the stored bytes stay as released, and read back")
-  func format1() throws {
+  @Test("mail.account format 1 (as released) still reads; format 2 adds the trusted certificates, its bytes pinned")
+  func formats() throws {
     let expected = """
       {"accountName":"DMS","authentication":"oauth2","description":"opis \\"konta\\"",\
       "displayName":"DMS – powiadomienia","enabled":true,"encryption":"starttls","login":"dms@example.com",\
@@ -23,9 +23,16 @@ struct MailStorageTests {
       "replyTo":"biuro@example.com","senderAddress":"dms@example.com","server":"smtp.office365.com",\
       "ssl":false,"transport":"component"}
       """
-    let stored = try MailAccount.encodeStored(mailAccount)
-    #expect(String(decoding: stored, as: UTF8.self) == expected)
     #expect(try MailAccount.decodeStored(Data(expected.utf8), format: 1) == mailAccount)
+    var withCertificates = mailAccount
+    withCertificates.trustedCertificates = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    let expected2 =
+      String(expected.dropLast())
+      + ",\"trustedCertificates\":\"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}"
+    #expect(MailAccount.storedFormat == 2)
+    let stored = try MailAccount.encodeStored(withCertificates)
+    #expect(String(decoding: stored, as: UTF8.self) == expected2)
+    #expect(try MailAccount.decodeStored(stored, format: 2) == withCertificates)
     let unknown = Data(expected.replacingOccurrences(of: "\"starttls\"", with: "\"ssl3\"").utf8)
     #expect {
       _ = try MailAccount.decodeStored(unknown, format: 1)
@@ -57,6 +64,91 @@ struct MailStorageTests {
       audit.map { "\($0.action) \($0.area) \($0.field)" }.suffix(2) == [
         "create mail.account set password", "reveal mail.account password",
       ])
+  }
+}
+
+@Suite("Mail queue storage")
+struct MailQueueStorageTests {
+  static let mail = OutgoingMail(
+    to: ["anna@acme.example"], bcc: ["archiwum@acme.example"], subject: "Faktura „FV/1”", text: "Treść",
+    html: "<p>Treść</p>",
+    attachments: [.init(fileName: "f.bin", contentType: "application/octet-stream", content: [0, 1, 2, 255])])
+
+  @Test(
+    "MAIL-2: a claimed message is the worker's until its lease ends, then claimed again with the same Message-ID (at least once); a late worker's outcome changes nothing",
+    arguments: Backend.all)
+  func leases(backend: Backend) async throws {
+    let (store, _) = try await backend.make()
+    let queue = store.mailQueue
+    let (key, _) = try await store.create("Q", company("Q"))
+    let queued = try await queue.enqueue(Self.mail, messageID: "m1@acme.example", for: key, by: tester)
+    #expect(queued.state == .queued && queued.attempts == 0 && queued.attachmentNames == ["f.bin"])
+    let t0 = Date().addingTimeInterval(1)
+    #expect(try await queue.nextDueDate().map { $0 <= t0 } == true)
+    let first = try await queue.claimDueMails(now: t0, lease: 60, limit: 10)
+    try #require(first.count == 1)
+    #expect(first[0].mail == Self.mail && first[0].queued.attempts == 1 && first[0].queued.state == .sending)
+    #expect(first[0].queued.company == key)
+    // Held: no one else claims it; due again when the lease ends.
+    #expect(try await queue.claimDueMails(now: t0.addingTimeInterval(30), lease: 60, limit: 10).isEmpty)
+    #expect(try await queue.nextDueDate().map { $0 > t0.addingTimeInterval(59) } == true)
+    let second = try await queue.claimDueMails(now: t0.addingTimeInterval(61), lease: 60, limit: 10)
+    try #require(second.count == 1)
+    #expect(second[0].queued.attempts == 2 && second[0].lease != first[0].lease)
+    #expect(second[0].queued.messageID == "m1@acme.example" && second[0].mail == Self.mail)
+    // The first worker comes back late: its outcome is not recorded.
+    try await queue.recordSent(first, at: t0, delete: true)
+    try await queue.recordFailure(
+      first[0], outcome: MailFailureOutcome(outcome: "permanent", replyCode: 550, message: "late"), at: t0, retryAt: nil
+    )
+    #expect(try await queue.queuedMails(of: key, states: [], afterID: 0, limit: 10).map(\.state) == [.sending])
+    #expect(try await queue.workLog(of: key, beforeID: 0, limit: 10).isEmpty)
+    try await queue.recordSent(second, at: t0.addingTimeInterval(62), delete: false)
+    let sent = try await queue.queuedMails(of: key, states: [.sent], afterID: 0, limit: 10)
+    #expect(sent.map(\.id) == [queued.id] && sent[0].sentAt != nil)
+    #expect(try await queue.nextDueDate() == nil)
+  }
+
+  @Test(
+    "MAIL-3: a failure is logged and queued again or failed; only a failed message is retried; a deleted company takes its queue with it",
+    arguments: Backend.all)
+  func failures(backend: Backend) async throws {
+    let (store, _) = try await backend.make()
+    let queue = store.mailQueue
+    let (key, _) = try await store.create("Q", company("Q"))
+    let (other, _) = try await store.create("R", company("R"))
+    let queued = try await queue.enqueue(Self.mail, messageID: "m1@acme.example", for: key, by: tester)
+    _ = try await queue.enqueue(Self.mail, messageID: "m2@acme.example", for: other, by: tester)
+    let now = Date().addingTimeInterval(1)
+    let claims = try await queue.claimDueMails(now: now, lease: 60, limit: 10)
+    #expect(Set(claims.map(\.queued.company.code)) == ["Q", "R"])
+    let mine = try #require(claims.first { $0.queued.company == key })
+    try await queue.recordFailure(
+      mine, outcome: MailFailureOutcome(outcome: "transient", replyCode: 451, message: "451 4.3.0 later"), at: now,
+      retryAt: now.addingTimeInterval(30))
+    var listed = try await queue.queuedMails(of: key, states: [], afterID: 0, limit: 10)
+    #expect(listed.map(\.state) == [.queued] && listed[0].lastError == "451 4.3.0 later")
+    await #expect(throws: StoreError.self) { _ = try await queue.retryMail(queued.id, of: key, by: tester) }
+    let again = try #require(try await queue.claimDueMails(now: now.addingTimeInterval(31), lease: 60, limit: 10).first)
+    try await queue.recordFailure(
+      again, outcome: MailFailureOutcome(outcome: "permanent", replyCode: 550, message: "550 5.1.1 unknown"),
+      at: now.addingTimeInterval(31), retryAt: nil)
+    listed = try await queue.queuedMails(of: key, states: [.failed], afterID: 0, limit: 10)
+    #expect(listed.map(\.attempts) == [2])
+    let log = try await queue.workLog(of: key, beforeID: 0, limit: 10)
+    #expect(log.map(\.outcome.replyCode) == [550, 451] && log.allSatisfy { $0.mailID == queued.id })
+    // Another company's message is not found from this one.
+    let theirs = try await queue.queuedMails(of: other, states: [], afterID: 0, limit: 10)
+    await #expect(throws: StoreError.self) { _ = try await queue.retryMail(theirs[0].id, of: key, by: tester) }
+    await #expect(throws: StoreError.self) { try await queue.deleteMail(theirs[0].id, of: key, by: tester) }
+    let retried = try await queue.retryMail(queued.id, of: key, by: tester)
+    #expect(retried.state == .queued && retried.attempts == 0)
+    // ERP-19: the company's queue goes with it, attachments and work log too.
+    try await store.delete(key)
+    guard let database = store as? DatabaseStore else { return }
+    #expect(try await database.inspectCount(#"SELECT count(*) FROM "ProcessMails""#) == 1)
+    #expect(try await database.inspectCount(#"SELECT count(*) FROM "ProcessMailsAttachment""#) == 1)
+    #expect(try await database.inspectCount(#"SELECT count(*) FROM "DF_WorkLogEntries""#) == 0)
   }
 }
 

@@ -65,16 +65,33 @@ struct PostgresBackendTests {
     let field = Company.Secret.operatorPassword.rawValue
     let (a, _) = try await store.create("A", company("A"), secrets: [field: .set("alpha")])
     let (b, _) = try await store.create("B", company("B"), secrets: [field: .set("beta")])
+    // MAIL-2, MAIL-3: the queue's tables are company-owned too.
+    let claimed = try await store.mailQueue.enqueue(
+      OutgoingMail(to: ["a@b.pl"], subject: "s", text: "t", attachments: [.init(fileName: "f", content: [1])]),
+      messageID: "m@b.pl", for: a, by: tester)
+    if let claim = try await store.mailQueue.claimDueMails(now: Date().addingTimeInterval(1), lease: 1, limit: 1).first
+    {
+      try await store.mailQueue.recordFailure(
+        claim, outcome: MailFailureOutcome(outcome: "permanent", replyCode: 550, message: "x"), at: Date(),
+        retryAt: nil)
+    }
+    #expect(claimed.company == a)
     await store.shutdown()
 
     // As the server's own role, outside the store: what a bug in its scoping would run.
     let app = try await PostgresScratch.connect(options.endpoint)
     defer { Task { try? await app.close() } }
-    for table in ["company_document", "company_secret"] {
+    for table in [
+      "company_document", "company_secret", #""ProcessMails""#, #""ProcessMailsAttachment""#, #""DF_WorkLogEntries""#,
+    ] {
       #expect(try await column(app, "SELECT count(*)::text FROM \(table)") == ["0"], "\(table), no company set")
     }
     _ = try await column(app, "SELECT set_config('dms.company', '\(a.id)', false)")
     #expect(try await column(app, "SELECT DISTINCT company_id::text FROM company_document") == ["\(a.id)"])
+    #expect(try await column(app, #"SELECT count(*)::text FROM "DF_WorkLogEntries""#) == ["1"])
+    _ = try await column(app, "SELECT set_config('dms.company', '\(b.id)', false)")
+    #expect(try await column(app, #"SELECT count(*)::text FROM "ProcessMails""#) == ["0"])
+    _ = try await column(app, "SELECT set_config('dms.company', '\(a.id)', false)")
     #expect(try await column(app, "SELECT count(*)::text FROM company_secret WHERE company_id = \(b.id)") == ["0"])
     // Another company's rows cannot be changed or added while A is set.
     #expect(

@@ -98,7 +98,7 @@ struct SQLiteBackendTests {
     #expect(mode == "wal")
     let migrations = try await pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
     }
-    #expect(migrations.count == 7, "\(migrations)")
+    #expect(migrations.count == 8, "\(migrations)")
     let store = try SQLiteSettingsStore(path: path, secrets: SecretBox(key: testKey))
     let synchronous = try await store.synchronousMode()
     #expect(synchronous == 2, "FULL")

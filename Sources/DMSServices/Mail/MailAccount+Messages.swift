@@ -40,7 +40,8 @@ extension MailAccount {
       transport: transport, enabled: message.enabled, accountName: message.accountName,
       senderAddress: message.senderAddress, displayName: message.displayName, replyTo: message.replyTo,
       description: message.description_p, server: message.server, port: Int(message.port), login: message.login,
-      ssl: message.ssl, encryption: encryption, authentication: authentication, oauth: oauth)
+      ssl: message.ssl, encryption: encryption, authentication: authentication, oauth: oauth,
+      trustedCertificates: message.trustedCertificates)
   }
 
   /// The message of a stored account (nil: never saved, the defaults at revision 0).
@@ -66,6 +67,7 @@ extension MailAccount {
       message.oauth.clientID = oauth.clientID
       message.oauth.scopes = oauth.scopes
     }
+    message.trustedCertificates = account.trustedCertificates
     if let stored {
       message.passwordSet = stored.secretsSet.contains(Secret.password.rawValue)
       message.signedIn = stored.secretsSet.contains(Secret.oauthRefreshToken.rawValue)

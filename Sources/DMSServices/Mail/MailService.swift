@@ -10,15 +10,19 @@ import Logging
 /// MAIL-22, PRESET-1 … 3), a company document (`mail.account`) of the company the call
 /// names (multi-company mode) or of the single company.
 public struct MailService: Dms_Settings_V1_Mail.ServiceProtocol {
-  private let store: any SettingsStore
+  let store: any SettingsStore
   private let configuration: DeploymentConfiguration
   private let audit: SecretAudit
+  /// The worker: woken by a queued message; sends the test message.
+  let delivery: MailDelivery
 
-  /// The service over `store`.
-  public init(store: any SettingsStore, configuration: DeploymentConfiguration, logger: Logger) {
+  /// The service over `store`, queueing for `delivery`.
+  public init(store: any SettingsStore, configuration: DeploymentConfiguration, delivery: MailDelivery, logger: Logger)
+  {
     self.store = store
     self.configuration = configuration
     self.audit = SecretAudit(logger: logger)
+    self.delivery = delivery
   }
 
   private static let password = MailAccount.Secret.password.rawValue
@@ -29,7 +33,7 @@ public struct MailService: Dms_Settings_V1_Mail.ServiceProtocol {
   /// The company the call acts for: in multi-company mode the one the `company`
   /// metadata names (the authorizer has checked that the caller belongs to it); in
   /// single-company mode the single company, nil before anything was saved.
-  private func company(_ context: ServerContext) async throws -> CompanyKey? {
+  func company(_ context: ServerContext) async throws -> CompanyKey? {
     guard configuration.mode == .multiCompany else {
       return try await SingleCompany.key(in: store, configuration: configuration)
     }

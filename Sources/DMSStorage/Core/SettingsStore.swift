@@ -24,9 +24,18 @@ public protocol SettingsStore: Sendable {
   /// The feed of committed changes.
   var changes: ChangeFeed { get }
 
+  /// The mail queue and its work log (MAIL-2, MAIL-3).
+  var mailQueue: any MailQueue { get }
+
   /// One company's document of `type`, as last committed (served from memory).
   func read<Document: SettingsDocument>(_ type: Document.Type, of company: CompanyKey) async throws
     -> Stored<Document>?
+
+  /// A secret's plaintext for the server's own use (signing in to a mail server), nil
+  /// when unset. Not a reveal: it is never returned to a caller, so it is not audited;
+  /// an answer that shows a secret goes through `CompanyTransaction.revealSecret`.
+  func secretForUse<Document: SettingsDocument>(_ type: Document.Type, field: String, of company: CompanyKey)
+    async throws -> String?
 
   /// A document of the shared section, as last committed.
   func readShared<Document: SettingsDocument>(_ type: Document.Type) async throws -> Stored<Document>?

@@ -29,7 +29,7 @@ protocol PostgresRoom {
 /// row-level security on every company-owned table.
 enum PostgresMigrations {
   /// The rooms with tables of their own, after the core (a new area adds one line).
-  static var rooms: [any PostgresRoom.Type] { [AuditTrail.self, SecurityTables.self] }
+  static var rooms: [any PostgresRoom.Type] { [AuditTrail.self, SecurityTables.self, MailQueueTables.self] }
 
   /// Every migration, in order.
   static var all: [PostgresMigration] {
@@ -40,12 +40,12 @@ enum PostgresMigrations {
   /// transaction sees a row only when `dms.company` (set per transaction by the store)
   /// is the row's company, or `dms.scope` is `all` (the registry's privileged path).
   /// With no company set it sees nothing. FORCE: the table's owner is bound too.
-  static func companyOwned(_ table: String) -> [String] {
+  static func companyOwned(_ table: String, policy: String? = nil) -> [String] {
     [
       "ALTER TABLE \(table) ENABLE ROW LEVEL SECURITY",
       "ALTER TABLE \(table) FORCE ROW LEVEL SECURITY",
       """
-      CREATE POLICY \(table)_by_company ON \(table)
+      CREATE POLICY \(policy ?? "\(table)_by_company") ON \(table)
         USING (current_setting('dms.scope', TRUE) = 'all'
           OR company_id = NULLIF(current_setting('dms.company', TRUE), '')::BIGINT)
       """,

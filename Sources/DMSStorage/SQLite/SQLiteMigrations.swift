@@ -6,7 +6,7 @@ import Logging
 enum SQLiteMigrations {
   /// The rooms with tables of their own, each registering its migrations after the
   /// core ones (a new area adds one line here).
-  static var rooms: [any SQLiteRoom.Type] { [AuditTrail.self, SecurityTables.self] }
+  static var rooms: [any SQLiteRoom.Type] { [AuditTrail.self, SecurityTables.self, MailQueueTables.self] }
 
   static func migrator(logger: Logger) -> DatabaseMigrator {
     var migrator = DatabaseMigrator()

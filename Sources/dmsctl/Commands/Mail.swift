@@ -3,6 +3,7 @@ import DMSClient
 import DMSMessages
 import DMSRPC
 import DMSStubs
+import Foundation
 
 /// `dmsctl mail`: the mail account notifications are sent from (MAIL-1 … MAIL-22).
 struct Mail: AsyncParsableCommand {
@@ -15,7 +16,7 @@ struct Mail: AsyncParsableCommand {
     "account.authentication": "--authentication", "account.oauth": "--oauth-client-id",
     "account.oauth.authority": "--oauth-authority", "account.oauth.client_id": "--oauth-client-id",
     "account.oauth.scopes": "--oauth-scopes", "account.revision": "revision", "preset": "<preset>",
-    "sender_address": "<sender>",
+    "sender_address": "<sender>", "account.trusted_certificates": "--trusted-certificates",
   ])
 
   static let configuration = CommandConfiguration(
@@ -24,7 +25,10 @@ struct Mail: AsyncParsableCommand {
     discussion: """
       In multi-company mode name the company with --company (its short name); in single-company mode leave it out.
       """,
-    subcommands: [Show.self, Set.self, Presets.self, Preset.self, RevealPassword.self]
+    subcommands: [
+      Show.self, Set.self, Presets.self, Preset.self, RevealPassword.self, Test.self, Send.self, Queue.self,
+      Retry.self, Delete.self, WorkLog.self,
+    ]
   )
 
   /// The company option of the account's commands.
@@ -74,6 +78,8 @@ struct Mail: AsyncParsableCommand {
       fields.append(("encryption (MAIL-20)", name(account.encryption, in: encryptions, default: "none")))
       fields.append(
         ("authentication (MAIL-21)", name(account.authentication, in: authentications, default: "password")))
+      fields.append(
+        ("trusted CAs (MAIL-20)", account.trustedCertificates.isEmpty ? "(the system's)" : "(set)"))
     }
     if account.hasOauth {
       fields += [
@@ -126,6 +132,8 @@ struct Mail: AsyncParsableCommand {
     @Option(help: "MAIL-22: the OAuth2 authority URL (default Microsoft's).") var oauthAuthority: String?
     @Option(help: "MAIL-22: the application (client) id.") var oauthClientId: String?
     @Option(help: "MAIL-22: the scopes, separated by spaces.") var oauthScopes: String?
+    @Option(help: "MAIL-20: a PEM file of certificates to trust for the server's TLS (\"\" for the system's).")
+    var trustedCertificates: String?
 
     func validate() throws {
       if clearPassword, passwordPrompt || passwordFile != nil || insecurePassword != nil {
@@ -148,12 +156,23 @@ struct Mail: AsyncParsableCommand {
         name: "password", label: "mailbox password (MAIL-17)", prompt: passwordPrompt, file: passwordFile,
         insecureValue: insecurePassword
       ).value(stdinTaken: &stdinTaken)
+      var certificates: String?
+      if let trustedCertificates {
+        if trustedCertificates.isEmpty {
+          certificates = ""
+        } else if let pem = FileManager.default.contents(atPath: trustedCertificates) {
+          certificates = String(decoding: pem, as: UTF8.self)
+        } else {
+          throw ValidationError("--trusted-certificates: cannot read \(trustedCertificates)")
+        }
+      }
       try await connection.withClient(flags: Mail.flags) { client in
         let mail = Dms_Settings_V1_Mail.Client(client)
         let options = company.options(connection)
         var request = Dms_Settings_V1_UpdateMailAccountRequest()
         request.account = try await mail.getAccount(options: options)
         apply(to: &request.account)
+        if let certificates { request.account.trustedCertificates = certificates }
         if let password {
           request.password.set = password
         } else if clearPassword {

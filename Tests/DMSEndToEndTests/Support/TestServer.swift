@@ -65,7 +65,15 @@ struct TestServer {
   /// A session of the administrator `tester` (password `testerPassword`), which
   /// `client()` signs its calls with.
   let adminToken: String
+  /// The mail worker (MailDelivery), running beside the server.
+  let mail: MailDelivery
   private let task: Task<Void, any Error>
+  private let mailTask: Task<Void, any Error>
+
+  /// The mail worker's configuration in tests: quick retries, a short poll.
+  static let testMail = MailConfiguration(
+    retry: MailRetryPolicy(maxAttempts: 3, firstDelay: 0.2, maxDelay: 1), leaseSeconds: 30, pollSeconds: 1,
+    connectTimeout: 5, sendTimeout: 20)
 
   /// The password of `tester`, the test server's administrator.
   static let testerPassword = "tester's long password"
@@ -80,6 +88,7 @@ struct TestServer {
     deployment: DeploymentConfiguration = DeploymentConfiguration(mode: .multiCompany),
     dataDirectory: String? = nil,
     security: SecurityConfiguration = SecurityConfiguration(),
+    mail mailConfiguration: MailConfiguration = testMail,
     logger: Logger? = nil,
     _ configure: (inout ServerConfiguration) -> Void = { _ in }
   ) async throws -> TestServer {
@@ -105,8 +114,9 @@ struct TestServer {
     let hasher = PasswordHasher(parameters: cheap)
     var router = Router()
     for method in TestService.methods(probe: probe) { router.register(method) }
+    let mail = MailDelivery(store: store, configuration: mailConfiguration, deployment: deployment, logger: logger)
     SettingsServices.register(
-      into: &router, store: store, configuration: deployment, serverVersion: "test", logger: logger)
+      into: &router, store: store, configuration: deployment, serverVersion: "test", mail: mail, logger: logger)
     SecurityServices.register(
       into: &router, store: store, hasher: hasher, deployment: deployment, security: security,
       initialAdministrator: nil, logger: logger)
@@ -122,10 +132,11 @@ struct TestServer {
         store.changes.finishAll()
       })
     let task = Task { try await server.run() }
+    let mailTask = Task { try await mail.run() }
     let address = try await server.localAddress()
     return TestServer(
       server: server, port: address.port!, health: health, probe: probe, dataDirectory: dataDirectory, store: store,
-      adminToken: adminToken, task: task, hasher: hasher)
+      adminToken: adminToken, mail: mail, task: task, mailTask: mailTask, hasher: hasher)
   }
 
   /// A session of `value` (created, with `password`, when it does not exist), made
@@ -167,6 +178,8 @@ struct TestServer {
 
   /// Shuts down gracefully and waits until `run()` returned.
   func stop() async throws {
+    mail.stop()
+    try await mailTask.value
     server.beginGracefulShutdown()
     try await task.value
     await (store as? PostgresSettingsStore)?.shutdown()
@@ -174,6 +187,8 @@ struct TestServer {
 
   /// Waits for `run()` to return (after a shutdown begun elsewhere).
   func waitUntilStopped() async throws {
+    mail.stop()
+    try await mailTask.value
     try await task.value
   }
 
@@ -199,11 +214,13 @@ let testMasterKey = SymmetricKey(size: .bits256)
 func withTestServer<T>(
   deployment: DeploymentConfiguration = DeploymentConfiguration(mode: .multiCompany),
   security: SecurityConfiguration = SecurityConfiguration(),
+  mail: MailConfiguration = TestServer.testMail,
   logger: Logger? = nil,
   _ configure: (inout ServerConfiguration) -> Void = { _ in },
   _ body: (TestServer) async throws -> T
 ) async throws -> T {
-  let server = try await TestServer.start(deployment: deployment, security: security, logger: logger, configure)
+  let server = try await TestServer.start(
+    deployment: deployment, security: security, mail: mail, logger: logger, configure)
   do {
     let result = try await body(server)
     try await server.stop()

@@ -14,6 +14,11 @@
 /// NOT_FOUND for a company that does not exist or that the caller does not belong to);
 /// the single company's in single-company mode, where the metadata is not needed.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -24,6 +29,61 @@ import SwiftProtobuf
 fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobuf.ProtobufAPIVersionCheck {
   struct _2: SwiftProtobuf.ProtobufAPIVersion_2 {}
   typealias Version = _2
+}
+
+/// MAIL-2: a queued message's state.
+public nonisolated enum Dms_Settings_V1_MailDeliveryState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Waiting for its next attempt (next_attempt_at_unix_ms).
+  case queued // = 1
+
+  /// A worker is sending it; if the worker dies, it is queued again when its lease ends.
+  case sending // = 2
+
+  /// Sent and kept (DeleteMailsAfterSending false, CFG-3); with true it is deleted instead.
+  case sent // = 3
+
+  /// Refused for good (a 5xx reply) or out of attempts: retry or delete it.
+  case failed // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .queued
+    case 2: self = .sending
+    case 3: self = .sent
+    case 4: self = .failed
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .queued: return 1
+    case .sending: return 2
+    case .sent: return 3
+    case .failed: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Dms_Settings_V1_MailDeliveryState] = [
+    .unspecified,
+    .queued,
+    .sending,
+    .sent,
+    .failed,
+  ]
+
 }
 
 /// MAIL-1. UNSPECIFIED reads as MAIL_TRANSPORT_COMPONENT, the default.
@@ -160,6 +220,264 @@ public nonisolated enum Dms_Settings_V1_MailAuthentication: SwiftProtobuf.Enum, 
     .oauth2,
   ]
 
+}
+
+/// A file sent with a message (the mail component only, MAIL-2).
+public nonisolated struct Dms_Settings_V1_MailAttachment: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// one line, no folders
+  public var fileName: String = String()
+
+  /// type/subtype; empty: application/octet-stream
+  public var contentType: String = String()
+
+  public var content: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A message's content; the sender is the account's (MAIL-9 ... MAIL-11).
+public nonisolated struct Dms_Settings_V1_OutgoingMail: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// RFC 5322 addr-specs; at least one recipient in to, cc or bcc
+  public var to: [String] = []
+
+  public var cc: [String] = []
+
+  public var bcc: [String] = []
+
+  /// required, one line
+  public var subject: String = String()
+
+  /// the plain-text body
+  public var text: String = String()
+
+  /// optional HTML alternative
+  public var html: String = String()
+
+  public var attachments: [Dms_Settings_V1_MailAttachment] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_EnqueueMailRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var mail: Dms_Settings_V1_OutgoingMail {
+    get {_mail ?? Dms_Settings_V1_OutgoingMail()}
+    set {_mail = newValue}
+  }
+  /// Returns true if `mail` has been explicitly set.
+  public var hasMail: Bool {self._mail != nil}
+  /// Clears the value of `mail`. Subsequent reads from it will return its default value.
+  public mutating func clearMail() {self._mail = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _mail: Dms_Settings_V1_OutgoingMail? = nil
+}
+
+public nonisolated struct Dms_Settings_V1_QueuedMail: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Int64 = 0
+
+  /// the Message-ID header, without angle brackets: the same on every attempt
+  public var messageID: String = String()
+
+  public var state: Dms_Settings_V1_MailDeliveryState = .unspecified
+
+  public var to: [String] = []
+
+  public var cc: [String] = []
+
+  public var bcc: [String] = []
+
+  public var subject: String = String()
+
+  public var attachmentNames: [String] = []
+
+  /// as sent, near enough
+  public var sizeBytes: Int64 = 0
+
+  public var attempts: Int32 = 0
+
+  /// when queued
+  public var nextAttemptAtUnixMs: Int64 = 0
+
+  /// the last failure, with the server's reply
+  public var lastError: String = String()
+
+  public var createdAtUnixMs: Int64 = 0
+
+  /// when sent (0: not yet)
+  public var sentAtUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_ListMailQueueRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var states: [Dms_Settings_V1_MailDeliveryState] = []
+
+  public var afterID: Int64 = 0
+
+  public var limit: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_ListMailQueueResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var mails: [Dms_Settings_V1_QueuedMail] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_MailMessageRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_DeleteMailMessageResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_ListMailWorkLogRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var beforeID: Int64 = 0
+
+  public var limit: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// MAIL-3: one failure.
+public nonisolated struct Dms_Settings_V1_MailWorkLogEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Int64 = 0
+
+  public var atUnixMs: Int64 = 0
+
+  /// 0: not about one message
+  public var mailID: Int64 = 0
+
+  public var messageID: String = String()
+
+  public var attempt: Int32 = 0
+
+  /// "transient" (tried again later), "permanent" (failed), "gave_up" (out of attempts)
+  public var outcome: String = String()
+
+  /// the SMTP reply code, 0 when the failure was below SMTP
+  public var replyCode: Int32 = 0
+
+  /// the server's reply or what failed; never a secret
+  public var message: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_ListMailWorkLogResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var entries: [Dms_Settings_V1_MailWorkLogEntry] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_SendTestMailRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// MAIL-26, MAIL-27: required
+  public var recipient: String = String()
+
+  /// MAIL-27: required
+  public var subject: String = String()
+
+  public var body: String = String()
+
+  /// the mail component only
+  public var attachments: [Dms_Settings_V1_MailAttachment] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_SendTestMailResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// MAIL-28
+  public var sent: Bool = false
+
+  /// the server's last reply ("250 ...") or its error text
+  public var reply: String = String()
+
+  public var replyCode: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// MAIL-22: where the OAuth2 tokens come from. Empty authority and scopes read as
@@ -299,6 +617,13 @@ public nonisolated struct Dms_Settings_V1_MailAccount: @unchecked Sendable {
     set {_uniqueStorage()._revision = newValue}
   }
 
+  /// MAIL-20: PEM certificates to trust for the server's TLS instead of the system's (an
+  /// in-house server's CA); empty: the system's. With an encryption method only.
+  public var trustedCertificates: String {
+    get {_storage._trustedCertificates}
+    set {_uniqueStorage()._trustedCertificates = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -430,6 +755,10 @@ public nonisolated struct Dms_Settings_V1_DraftMailAccountRequest: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "dms.settings.v1"
 
+nonisolated extension Dms_Settings_V1_MailDeliveryState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MAIL_DELIVERY_STATE_UNSPECIFIED\0\u{1}MAIL_DELIVERY_STATE_QUEUED\0\u{1}MAIL_DELIVERY_STATE_SENDING\0\u{1}MAIL_DELIVERY_STATE_SENT\0\u{1}MAIL_DELIVERY_STATE_FAILED\0")
+}
+
 nonisolated extension Dms_Settings_V1_MailTransport: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MAIL_TRANSPORT_UNSPECIFIED\0\u{1}MAIL_TRANSPORT_COMPONENT\0\u{1}MAIL_TRANSPORT_DATABASE_PROFILE\0")
 }
@@ -440,6 +769,569 @@ nonisolated extension Dms_Settings_V1_MailEncryption: SwiftProtobuf._ProtoNamePr
 
 nonisolated extension Dms_Settings_V1_MailAuthentication: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MAIL_AUTHENTICATION_UNSPECIFIED\0\u{1}MAIL_AUTHENTICATION_PASSWORD\0\u{1}MAIL_AUTHENTICATION_OAUTH2\0")
+}
+
+nonisolated extension Dms_Settings_V1_MailAttachment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MailAttachment"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}file_name\0\u{3}content_type\0\u{1}content\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.fileName) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.contentType) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.content) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.fileName.isEmpty {
+      try visitor.visitSingularStringField(value: self.fileName, fieldNumber: 1)
+    }
+    if !self.contentType.isEmpty {
+      try visitor.visitSingularStringField(value: self.contentType, fieldNumber: 2)
+    }
+    if !self.content.isEmpty {
+      try visitor.visitSingularBytesField(value: self.content, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_MailAttachment, rhs: Dms_Settings_V1_MailAttachment) -> Bool {
+    if lhs.fileName != rhs.fileName {return false}
+    if lhs.contentType != rhs.contentType {return false}
+    if lhs.content != rhs.content {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_OutgoingMail: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OutgoingMail"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}to\0\u{1}cc\0\u{1}bcc\0\u{1}subject\0\u{1}text\0\u{1}html\0\u{1}attachments\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.to) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.cc) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.bcc) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.subject) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.html) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.attachments) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.to.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.to, fieldNumber: 1)
+    }
+    if !self.cc.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.cc, fieldNumber: 2)
+    }
+    if !self.bcc.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.bcc, fieldNumber: 3)
+    }
+    if !self.subject.isEmpty {
+      try visitor.visitSingularStringField(value: self.subject, fieldNumber: 4)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 5)
+    }
+    if !self.html.isEmpty {
+      try visitor.visitSingularStringField(value: self.html, fieldNumber: 6)
+    }
+    if !self.attachments.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.attachments, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_OutgoingMail, rhs: Dms_Settings_V1_OutgoingMail) -> Bool {
+    if lhs.to != rhs.to {return false}
+    if lhs.cc != rhs.cc {return false}
+    if lhs.bcc != rhs.bcc {return false}
+    if lhs.subject != rhs.subject {return false}
+    if lhs.text != rhs.text {return false}
+    if lhs.html != rhs.html {return false}
+    if lhs.attachments != rhs.attachments {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_EnqueueMailRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EnqueueMailRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mail\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._mail) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._mail {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_EnqueueMailRequest, rhs: Dms_Settings_V1_EnqueueMailRequest) -> Bool {
+    if lhs._mail != rhs._mail {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_QueuedMail: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".QueuedMail"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}message_id\0\u{1}state\0\u{1}to\0\u{1}cc\0\u{1}bcc\0\u{1}subject\0\u{3}attachment_names\0\u{3}size_bytes\0\u{1}attempts\0\u{3}next_attempt_at_unix_ms\0\u{3}last_error\0\u{3}created_at_unix_ms\0\u{3}sent_at_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.messageID) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.to) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.cc) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.bcc) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.subject) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.attachmentNames) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.sizeBytes) }()
+      case 10: try { try decoder.decodeSingularInt32Field(value: &self.attempts) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.nextAttemptAtUnixMs) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.lastError) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUnixMs) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.sentAtUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.messageID.isEmpty {
+      try visitor.visitSingularStringField(value: self.messageID, fieldNumber: 2)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 3)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.to, fieldNumber: 4)
+    }
+    if !self.cc.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.cc, fieldNumber: 5)
+    }
+    if !self.bcc.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.bcc, fieldNumber: 6)
+    }
+    if !self.subject.isEmpty {
+      try visitor.visitSingularStringField(value: self.subject, fieldNumber: 7)
+    }
+    if !self.attachmentNames.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.attachmentNames, fieldNumber: 8)
+    }
+    if self.sizeBytes != 0 {
+      try visitor.visitSingularInt64Field(value: self.sizeBytes, fieldNumber: 9)
+    }
+    if self.attempts != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempts, fieldNumber: 10)
+    }
+    if self.nextAttemptAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.nextAttemptAtUnixMs, fieldNumber: 11)
+    }
+    if !self.lastError.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastError, fieldNumber: 12)
+    }
+    if self.createdAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtUnixMs, fieldNumber: 13)
+    }
+    if self.sentAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.sentAtUnixMs, fieldNumber: 14)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_QueuedMail, rhs: Dms_Settings_V1_QueuedMail) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.messageID != rhs.messageID {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.cc != rhs.cc {return false}
+    if lhs.bcc != rhs.bcc {return false}
+    if lhs.subject != rhs.subject {return false}
+    if lhs.attachmentNames != rhs.attachmentNames {return false}
+    if lhs.sizeBytes != rhs.sizeBytes {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs.nextAttemptAtUnixMs != rhs.nextAttemptAtUnixMs {return false}
+    if lhs.lastError != rhs.lastError {return false}
+    if lhs.createdAtUnixMs != rhs.createdAtUnixMs {return false}
+    if lhs.sentAtUnixMs != rhs.sentAtUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_ListMailQueueRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListMailQueueRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}states\0\u{3}after_id\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedEnumField(value: &self.states) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.afterID) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.states.isEmpty {
+      try visitor.visitPackedEnumField(value: self.states, fieldNumber: 1)
+    }
+    if self.afterID != 0 {
+      try visitor.visitSingularInt64Field(value: self.afterID, fieldNumber: 2)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularInt32Field(value: self.limit, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_ListMailQueueRequest, rhs: Dms_Settings_V1_ListMailQueueRequest) -> Bool {
+    if lhs.states != rhs.states {return false}
+    if lhs.afterID != rhs.afterID {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_ListMailQueueResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListMailQueueResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mails\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.mails) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.mails.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.mails, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_ListMailQueueResponse, rhs: Dms_Settings_V1_ListMailQueueResponse) -> Bool {
+    if lhs.mails != rhs.mails {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_MailMessageRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MailMessageRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_MailMessageRequest, rhs: Dms_Settings_V1_MailMessageRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_DeleteMailMessageResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteMailMessageResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_DeleteMailMessageResponse, rhs: Dms_Settings_V1_DeleteMailMessageResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_ListMailWorkLogRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListMailWorkLogRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}before_id\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.beforeID) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.beforeID != 0 {
+      try visitor.visitSingularInt64Field(value: self.beforeID, fieldNumber: 1)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularInt32Field(value: self.limit, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_ListMailWorkLogRequest, rhs: Dms_Settings_V1_ListMailWorkLogRequest) -> Bool {
+    if lhs.beforeID != rhs.beforeID {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_MailWorkLogEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MailWorkLogEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}at_unix_ms\0\u{3}mail_id\0\u{3}message_id\0\u{1}attempt\0\u{1}outcome\0\u{3}reply_code\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.atUnixMs) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.mailID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.messageID) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.attempt) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.outcome) }()
+      case 7: try { try decoder.decodeSingularInt32Field(value: &self.replyCode) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if self.atUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.atUnixMs, fieldNumber: 2)
+    }
+    if self.mailID != 0 {
+      try visitor.visitSingularInt64Field(value: self.mailID, fieldNumber: 3)
+    }
+    if !self.messageID.isEmpty {
+      try visitor.visitSingularStringField(value: self.messageID, fieldNumber: 4)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempt, fieldNumber: 5)
+    }
+    if !self.outcome.isEmpty {
+      try visitor.visitSingularStringField(value: self.outcome, fieldNumber: 6)
+    }
+    if self.replyCode != 0 {
+      try visitor.visitSingularInt32Field(value: self.replyCode, fieldNumber: 7)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_MailWorkLogEntry, rhs: Dms_Settings_V1_MailWorkLogEntry) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.atUnixMs != rhs.atUnixMs {return false}
+    if lhs.mailID != rhs.mailID {return false}
+    if lhs.messageID != rhs.messageID {return false}
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs.outcome != rhs.outcome {return false}
+    if lhs.replyCode != rhs.replyCode {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_ListMailWorkLogResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListMailWorkLogResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_ListMailWorkLogResponse, rhs: Dms_Settings_V1_ListMailWorkLogResponse) -> Bool {
+    if lhs.entries != rhs.entries {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_SendTestMailRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SendTestMailRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}recipient\0\u{1}subject\0\u{1}body\0\u{1}attachments\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.recipient) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.subject) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.body) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.attachments) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.recipient.isEmpty {
+      try visitor.visitSingularStringField(value: self.recipient, fieldNumber: 1)
+    }
+    if !self.subject.isEmpty {
+      try visitor.visitSingularStringField(value: self.subject, fieldNumber: 2)
+    }
+    if !self.body.isEmpty {
+      try visitor.visitSingularStringField(value: self.body, fieldNumber: 3)
+    }
+    if !self.attachments.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.attachments, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_SendTestMailRequest, rhs: Dms_Settings_V1_SendTestMailRequest) -> Bool {
+    if lhs.recipient != rhs.recipient {return false}
+    if lhs.subject != rhs.subject {return false}
+    if lhs.body != rhs.body {return false}
+    if lhs.attachments != rhs.attachments {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_SendTestMailResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SendTestMailResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sent\0\u{1}reply\0\u{3}reply_code\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.sent) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reply) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.replyCode) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.sent != false {
+      try visitor.visitSingularBoolField(value: self.sent, fieldNumber: 1)
+    }
+    if !self.reply.isEmpty {
+      try visitor.visitSingularStringField(value: self.reply, fieldNumber: 2)
+    }
+    if self.replyCode != 0 {
+      try visitor.visitSingularInt32Field(value: self.replyCode, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_SendTestMailResponse, rhs: Dms_Settings_V1_SendTestMailResponse) -> Bool {
+    if lhs.sent != rhs.sent {return false}
+    if lhs.reply != rhs.reply {return false}
+    if lhs.replyCode != rhs.replyCode {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Dms_Settings_V1_MailOAuth: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -484,7 +1376,7 @@ nonisolated extension Dms_Settings_V1_MailOAuth: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MailAccount"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transport\0\u{1}enabled\0\u{3}account_name\0\u{3}sender_address\0\u{3}display_name\0\u{3}reply_to\0\u{1}description\0\u{3}server_type\0\u{1}server\0\u{1}port\0\u{1}login\0\u{3}password_set\0\u{1}ssl\0\u{1}encryption\0\u{1}authentication\0\u{1}oauth\0\u{3}signed_in\0\u{1}revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transport\0\u{1}enabled\0\u{3}account_name\0\u{3}sender_address\0\u{3}display_name\0\u{3}reply_to\0\u{1}description\0\u{3}server_type\0\u{1}server\0\u{1}port\0\u{1}login\0\u{3}password_set\0\u{1}ssl\0\u{1}encryption\0\u{1}authentication\0\u{1}oauth\0\u{3}signed_in\0\u{1}revision\0\u{3}trusted_certificates\0")
 
   fileprivate class _StorageClass {
     var _transport: Dms_Settings_V1_MailTransport = .unspecified
@@ -505,6 +1397,7 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
     var _oauth: Dms_Settings_V1_MailOAuth? = nil
     var _signedIn: Bool = false
     var _revision: Int64 = 0
+    var _trustedCertificates: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -533,6 +1426,7 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
       _oauth = source._oauth
       _signedIn = source._signedIn
       _revision = source._revision
+      _trustedCertificates = source._trustedCertificates
     }
   }
 
@@ -569,6 +1463,7 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
         case 16: try { try decoder.decodeSingularMessageField(value: &_storage._oauth) }()
         case 17: try { try decoder.decodeSingularBoolField(value: &_storage._signedIn) }()
         case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._revision) }()
+        case 19: try { try decoder.decodeSingularStringField(value: &_storage._trustedCertificates) }()
         default: break
         }
       }
@@ -635,6 +1530,9 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
       if _storage._revision != 0 {
         try visitor.visitSingularInt64Field(value: _storage._revision, fieldNumber: 18)
       }
+      if !_storage._trustedCertificates.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._trustedCertificates, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -662,6 +1560,7 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
         if _storage._oauth != rhs_storage._oauth {return false}
         if _storage._signedIn != rhs_storage._signedIn {return false}
         if _storage._revision != rhs_storage._revision {return false}
+        if _storage._trustedCertificates != rhs_storage._trustedCertificates {return false}
         return true
       }
       if !storagesAreEqual {return false}

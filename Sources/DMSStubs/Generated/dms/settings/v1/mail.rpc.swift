@@ -63,8 +63,68 @@ public enum Dms_Settings_V1_Mail {
       access: .administrator,
       companyScoped: true
     )
+    /// `/dms.settings.v1.Mail/Enqueue`.
+    public static let enqueue = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "Enqueue",
+      requestType: "dms.settings.v1.EnqueueMailRequest",
+      responseType: "dms.settings.v1.QueuedMail",
+      kind: .unary,
+      access: .system,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.Mail/ListQueue`.
+    public static let listQueue = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "ListQueue",
+      requestType: "dms.settings.v1.ListMailQueueRequest",
+      responseType: "dms.settings.v1.ListMailQueueResponse",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.Mail/RetryMessage`.
+    public static let retryMessage = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "RetryMessage",
+      requestType: "dms.settings.v1.MailMessageRequest",
+      responseType: "dms.settings.v1.QueuedMail",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.Mail/DeleteMessage`.
+    public static let deleteMessage = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "DeleteMessage",
+      requestType: "dms.settings.v1.MailMessageRequest",
+      responseType: "dms.settings.v1.DeleteMailMessageResponse",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.Mail/ListWorkLog`.
+    public static let listWorkLog = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "ListWorkLog",
+      requestType: "dms.settings.v1.ListMailWorkLogRequest",
+      responseType: "dms.settings.v1.ListMailWorkLogResponse",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.Mail/SendTestMessage`.
+    public static let sendTestMessage = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "SendTestMessage",
+      requestType: "dms.settings.v1.SendTestMailRequest",
+      responseType: "dms.settings.v1.SendTestMailResponse",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
     /// All methods, in declaration order.
-    public static let all: [MethodDescriptor] = [getAccount, updateAccount, revealPassword, listPresets, draftFromPreset]
+    public static let all: [MethodDescriptor] = [getAccount, updateAccount, revealPassword, listPresets, draftFromPreset, enqueue, listQueue, retryMessage, deleteMessage, listWorkLog, sendTestMessage]
   }
 
   /// What a server-side implementation of `dms.settings.v1.Mail` provides.
@@ -99,6 +159,42 @@ public enum Dms_Settings_V1_Mail {
     /// event loop, or returns nil to have `draftFromPreset(request:context:)` run in a task.
     /// The default returns nil; implement it where an answer needs no waiting (a cached read).
     func draftFromPresetImmediately(request: Dms_Settings_V1_DraftMailAccountRequest, context: ServerContext) throws -> Dms_Settings_V1_MailAccount?
+    /// Handles `/dms.settings.v1.Mail/Enqueue`.
+    func enqueue(request: Dms_Settings_V1_EnqueueMailRequest, context: ServerContext) async throws -> Dms_Settings_V1_QueuedMail
+    /// Answers `/dms.settings.v1.Mail/Enqueue` without suspending, on the connection's
+    /// event loop, or returns nil to have `enqueue(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func enqueueImmediately(request: Dms_Settings_V1_EnqueueMailRequest, context: ServerContext) throws -> Dms_Settings_V1_QueuedMail?
+    /// Handles `/dms.settings.v1.Mail/ListQueue`.
+    func listQueue(request: Dms_Settings_V1_ListMailQueueRequest, context: ServerContext) async throws -> Dms_Settings_V1_ListMailQueueResponse
+    /// Answers `/dms.settings.v1.Mail/ListQueue` without suspending, on the connection's
+    /// event loop, or returns nil to have `listQueue(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func listQueueImmediately(request: Dms_Settings_V1_ListMailQueueRequest, context: ServerContext) throws -> Dms_Settings_V1_ListMailQueueResponse?
+    /// Handles `/dms.settings.v1.Mail/RetryMessage`.
+    func retryMessage(request: Dms_Settings_V1_MailMessageRequest, context: ServerContext) async throws -> Dms_Settings_V1_QueuedMail
+    /// Answers `/dms.settings.v1.Mail/RetryMessage` without suspending, on the connection's
+    /// event loop, or returns nil to have `retryMessage(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func retryMessageImmediately(request: Dms_Settings_V1_MailMessageRequest, context: ServerContext) throws -> Dms_Settings_V1_QueuedMail?
+    /// Handles `/dms.settings.v1.Mail/DeleteMessage`.
+    func deleteMessage(request: Dms_Settings_V1_MailMessageRequest, context: ServerContext) async throws -> Dms_Settings_V1_DeleteMailMessageResponse
+    /// Answers `/dms.settings.v1.Mail/DeleteMessage` without suspending, on the connection's
+    /// event loop, or returns nil to have `deleteMessage(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func deleteMessageImmediately(request: Dms_Settings_V1_MailMessageRequest, context: ServerContext) throws -> Dms_Settings_V1_DeleteMailMessageResponse?
+    /// Handles `/dms.settings.v1.Mail/ListWorkLog`.
+    func listWorkLog(request: Dms_Settings_V1_ListMailWorkLogRequest, context: ServerContext) async throws -> Dms_Settings_V1_ListMailWorkLogResponse
+    /// Answers `/dms.settings.v1.Mail/ListWorkLog` without suspending, on the connection's
+    /// event loop, or returns nil to have `listWorkLog(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func listWorkLogImmediately(request: Dms_Settings_V1_ListMailWorkLogRequest, context: ServerContext) throws -> Dms_Settings_V1_ListMailWorkLogResponse?
+    /// Handles `/dms.settings.v1.Mail/SendTestMessage`.
+    func sendTestMessage(request: Dms_Settings_V1_SendTestMailRequest, context: ServerContext) async throws -> Dms_Settings_V1_SendTestMailResponse
+    /// Answers `/dms.settings.v1.Mail/SendTestMessage` without suspending, on the connection's
+    /// event loop, or returns nil to have `sendTestMessage(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func sendTestMessageImmediately(request: Dms_Settings_V1_SendTestMailRequest, context: ServerContext) throws -> Dms_Settings_V1_SendTestMailResponse?
   }
 
   /// A typed client of `dms.settings.v1.Mail` over any connection.
@@ -148,6 +244,54 @@ public enum Dms_Settings_V1_Mail {
     ) async throws -> Dms_Settings_V1_MailAccount {
       try await caller.unary(Method.draftFromPreset, request: request, options: options)
     }
+
+    /// Calls `/dms.settings.v1.Mail/Enqueue`.
+    public nonisolated(nonsending) func enqueue(
+      _ request: Dms_Settings_V1_EnqueueMailRequest = Dms_Settings_V1_EnqueueMailRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_QueuedMail {
+      try await caller.unary(Method.enqueue, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Mail/ListQueue`.
+    public nonisolated(nonsending) func listQueue(
+      _ request: Dms_Settings_V1_ListMailQueueRequest = Dms_Settings_V1_ListMailQueueRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_ListMailQueueResponse {
+      try await caller.unary(Method.listQueue, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Mail/RetryMessage`.
+    public nonisolated(nonsending) func retryMessage(
+      _ request: Dms_Settings_V1_MailMessageRequest = Dms_Settings_V1_MailMessageRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_QueuedMail {
+      try await caller.unary(Method.retryMessage, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Mail/DeleteMessage`.
+    public nonisolated(nonsending) func deleteMessage(
+      _ request: Dms_Settings_V1_MailMessageRequest = Dms_Settings_V1_MailMessageRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_DeleteMailMessageResponse {
+      try await caller.unary(Method.deleteMessage, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Mail/ListWorkLog`.
+    public nonisolated(nonsending) func listWorkLog(
+      _ request: Dms_Settings_V1_ListMailWorkLogRequest = Dms_Settings_V1_ListMailWorkLogRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_ListMailWorkLogResponse {
+      try await caller.unary(Method.listWorkLog, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Mail/SendTestMessage`.
+    public nonisolated(nonsending) func sendTestMessage(
+      _ request: Dms_Settings_V1_SendTestMailRequest = Dms_Settings_V1_SendTestMailRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_SendTestMailResponse {
+      try await caller.unary(Method.sendTestMessage, request: request, options: options)
+    }
   }
 }
 
@@ -174,6 +318,36 @@ extension Dms_Settings_V1_Mail.ServiceProtocol {
 
   /// Nil: `draftFromPreset(request:context:)` answers, in a task.
   public func draftFromPresetImmediately(request: Dms_Settings_V1_DraftMailAccountRequest, context: ServerContext) throws -> Dms_Settings_V1_MailAccount? {
+    nil
+  }
+
+  /// Nil: `enqueue(request:context:)` answers, in a task.
+  public func enqueueImmediately(request: Dms_Settings_V1_EnqueueMailRequest, context: ServerContext) throws -> Dms_Settings_V1_QueuedMail? {
+    nil
+  }
+
+  /// Nil: `listQueue(request:context:)` answers, in a task.
+  public func listQueueImmediately(request: Dms_Settings_V1_ListMailQueueRequest, context: ServerContext) throws -> Dms_Settings_V1_ListMailQueueResponse? {
+    nil
+  }
+
+  /// Nil: `retryMessage(request:context:)` answers, in a task.
+  public func retryMessageImmediately(request: Dms_Settings_V1_MailMessageRequest, context: ServerContext) throws -> Dms_Settings_V1_QueuedMail? {
+    nil
+  }
+
+  /// Nil: `deleteMessage(request:context:)` answers, in a task.
+  public func deleteMessageImmediately(request: Dms_Settings_V1_MailMessageRequest, context: ServerContext) throws -> Dms_Settings_V1_DeleteMailMessageResponse? {
+    nil
+  }
+
+  /// Nil: `listWorkLog(request:context:)` answers, in a task.
+  public func listWorkLogImmediately(request: Dms_Settings_V1_ListMailWorkLogRequest, context: ServerContext) throws -> Dms_Settings_V1_ListMailWorkLogResponse? {
+    nil
+  }
+
+  /// Nil: `sendTestMessage(request:context:)` answers, in a task.
+  public func sendTestMessageImmediately(request: Dms_Settings_V1_SendTestMailRequest, context: ServerContext) throws -> Dms_Settings_V1_SendTestMailResponse? {
     nil
   }
 
@@ -219,6 +393,54 @@ extension Dms_Settings_V1_Mail.ServiceProtocol {
         }
       ) { (request: Dms_Settings_V1_DraftMailAccountRequest, context) in
         try await self.draftFromPreset(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.enqueue,
+        immediate: { (request: Dms_Settings_V1_EnqueueMailRequest, context) in
+          try self.enqueueImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_EnqueueMailRequest, context) in
+        try await self.enqueue(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.listQueue,
+        immediate: { (request: Dms_Settings_V1_ListMailQueueRequest, context) in
+          try self.listQueueImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_ListMailQueueRequest, context) in
+        try await self.listQueue(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.retryMessage,
+        immediate: { (request: Dms_Settings_V1_MailMessageRequest, context) in
+          try self.retryMessageImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_MailMessageRequest, context) in
+        try await self.retryMessage(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.deleteMessage,
+        immediate: { (request: Dms_Settings_V1_MailMessageRequest, context) in
+          try self.deleteMessageImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_MailMessageRequest, context) in
+        try await self.deleteMessage(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.listWorkLog,
+        immediate: { (request: Dms_Settings_V1_ListMailWorkLogRequest, context) in
+          try self.listWorkLogImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_ListMailWorkLogRequest, context) in
+        try await self.listWorkLog(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.sendTestMessage,
+        immediate: { (request: Dms_Settings_V1_SendTestMailRequest, context) in
+          try self.sendTestMessageImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_SendTestMailRequest, context) in
+        try await self.sendTestMessage(request: request, context: context)
       },
     ]
   }

@@ -1,0 +1,141 @@
+import DMSDomain
+import DMSMailTransport
+import DMSMessages
+import DMSRPC
+import DMSStorage
+import DMSStubs
+import Foundation
+
+/// The queue's calls (MAIL-2, MAIL-3, CFG-3) and the test message (MAIL-26 … MAIL-28).
+extension MailService {
+  /// The company's saved account, required to send: saved, sending on (MAIL-7), the mail
+  /// component (MAIL-1, MAIL-2). `rule`: the rule a missing account breaks.
+  private func sendingAccount(_ context: ServerContext, rule: String) async throws -> (CompanyKey, MailAccount) {
+    let noAccount = RPCError(
+      code: .failedPrecondition,
+      message: "the company has no saved mail account: save one with sending on first (\(rule))")
+    guard let key = try await company(context), let account = try await store.read(MailAccount.self, of: key)?.value
+    else { throw noAccount }
+    guard account.enabled else {
+      throw RPCError(code: .failedPrecondition, message: "sending e-mail is off in the mail account (MAIL-7, \(rule))")
+    }
+    guard account.transport == .component else {
+      throw RPCError(
+        code: .failedPrecondition,
+        message: "the account uses the database profile, which this server does not send through yet (MAIL-1)")
+    }
+    return (key, account)
+  }
+
+  /// The company of a queue call (none saved yet: nothing queued).
+  private func queueCompany(_ context: ServerContext, id: Int64? = nil) async throws -> CompanyKey {
+    guard let key = try await company(context) else {
+      throw RPCError(code: .notFound, message: id.map { "no message \($0) in the queue" } ?? "the queue is empty")
+    }
+    return key
+  }
+
+  public func enqueue(
+    request: Dms_Settings_V1_EnqueueMailRequest, context: ServerContext
+  ) async throws -> Dms_Settings_V1_QueuedMail {
+    let given = OutgoingMail(message: request.mail)
+    let mail = try given.validated(limits: delivery.limits, rule: "MAIL-2")
+    let (key, account) = try await sendingAccount(context, rule: "MAIL-2")
+    let queued = try await store.mailQueue.enqueue(
+      mail, messageID: MIMEMessage.newMessageID(sender: account.senderAddress), for: key, by: context.auditActor)
+    delivery.messageQueued()
+    return queued.message
+  }
+
+  public func listQueue(
+    request: Dms_Settings_V1_ListMailQueueRequest, context: ServerContext
+  ) async throws -> Dms_Settings_V1_ListMailQueueResponse {
+    guard (0...500).contains(request.limit) else {
+      throw ValidationFailure([RuleViolation(field: "limit", rule: "", message: "must be between 1 and 500 (0: 100)")])
+    }
+    var states = Set<MailDeliveryState>()
+    for state in request.states {
+      guard let value = MailDeliveryState(message: state) else {
+        throw ValidationFailure([
+          RuleViolation(field: "states", rule: "MAIL-2", message: "holds \(state.rawValue), which is not a state")
+        ])
+      }
+      states.insert(value)
+    }
+    var response = Dms_Settings_V1_ListMailQueueResponse()
+    guard let key = try await company(context) else { return response }
+    response.mails = try await store.mailQueue.queuedMails(
+      of: key, states: states, afterID: request.afterID, limit: request.limit == 0 ? 100 : Int(request.limit)
+    ).map(\.message)
+    return response
+  }
+
+  public func retryMessage(
+    request: Dms_Settings_V1_MailMessageRequest, context: ServerContext
+  ) async throws -> Dms_Settings_V1_QueuedMail {
+    let key = try await queueCompany(context, id: request.id)
+    let queued = try await store.mailQueue.retryMail(request.id, of: key, by: context.auditActor)
+    delivery.messageQueued()
+    return queued.message
+  }
+
+  public func deleteMessage(
+    request: Dms_Settings_V1_MailMessageRequest, context: ServerContext
+  ) async throws -> Dms_Settings_V1_DeleteMailMessageResponse {
+    let key = try await queueCompany(context, id: request.id)
+    try await store.mailQueue.deleteMail(request.id, of: key, by: context.auditActor)
+    return Dms_Settings_V1_DeleteMailMessageResponse()
+  }
+
+  public func listWorkLog(
+    request: Dms_Settings_V1_ListMailWorkLogRequest, context: ServerContext
+  ) async throws -> Dms_Settings_V1_ListMailWorkLogResponse {
+    guard (0...500).contains(request.limit) else {
+      throw ValidationFailure([RuleViolation(field: "limit", rule: "", message: "must be between 1 and 500 (0: 100)")])
+    }
+    var response = Dms_Settings_V1_ListMailWorkLogResponse()
+    guard let key = try await company(context) else { return response }
+    response.entries = try await store.mailQueue.workLog(
+      of: key, beforeID: request.beforeID, limit: request.limit == 0 ? 100 : Int(request.limit)
+    ).map(\.message)
+    return response
+  }
+
+  public func sendTestMessage(
+    request: Dms_Settings_V1_SendTestMailRequest, context: ServerContext
+  ) async throws -> Dms_Settings_V1_SendTestMailResponse {
+    // MAIL-26, MAIL-27: a recipient and a subject; attachments with the component only.
+    let given = OutgoingMail(
+      to: [request.recipient], subject: request.subject, text: request.body,
+      attachments: request.attachments.map(OutgoingMail.Attachment.init(message:)))
+    let mail: OutgoingMail
+    do throws(ValidationFailure) {
+      mail = try given.validated(limits: delivery.limits, rule: "MAIL-27", prefix: "")
+    } catch {
+      throw ValidationFailure(
+        error.violations.map {
+          let field = $0.field.hasPrefix(".") ? String($0.field.dropFirst()) : $0.field
+          return RuleViolation(
+            field: field == "to" || field == "to[0]" ? "recipient" : field, rule: $0.rule, message: $0.message)
+        })
+    }
+    let (key, _) = try await sendingAccount(context, rule: "MAIL-27")
+    var timeout = 60.0
+    if let deadline = context.deadline {
+      let left = ContinuousClock.now.duration(to: deadline)
+      timeout = min(
+        timeout, max(Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18 - 0.2, 0.5))
+    }
+    var response = Dms_Settings_V1_SendTestMailResponse()
+    switch await delivery.sendNow(mail, of: key, timeout: timeout) {
+    case .success(let reply):
+      response.sent = true  // MAIL-28
+      response.reply = reply
+      response.replyCode = Int32(reply.prefix(3)) ?? 0
+    case .failure(let failure):
+      response.reply = failure.message
+      response.replyCode = Int32(failure.replyCode)
+    }
+    return response
+  }
+}
