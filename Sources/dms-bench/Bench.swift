@@ -19,7 +19,7 @@ struct Bench: AsyncParsableCommand {
       --duration seconds after --warmup seconds. Build in release mode for numbers that
       mean anything (scripts/bench does).
       """,
-    subcommands: [Run.self, Seed.self],
+    subcommands: [Run.self, Seed.self, MailBench.self],
     defaultSubcommand: Run.self
   )
 }

@@ -67,6 +67,8 @@ def main():
     cpu = load(directory, "cpu.json") or {}
     noread = load(directory, "noread.json") or {}
     pgbench = load(directory, "pgbench.json") or {}
+    mail = load(directory, "mail.json") or {}
+    source = load(directory, "smtp-source.json") or {}
 
     def o(name, key):
         return ours.get(name, {}).get(key)
@@ -129,6 +131,17 @@ def main():
                          pgbench.get("latency_avg_ms"), ratio(o("W6", "calls_per_second"), pgbench["tps"])))
         if o("W6-pg", "calls_per_second"):
             lines.append("W6 on PostgreSQL ÷ pgbench {}.".format(ratio(o("W6-pg", "calls_per_second"), pgbench["tps"])))
+    if mail:
+        lines.append("")
+        lines.append("The mail queue (MAIL-2): {} messages with a {} KiB attachment queued through Mail/Enqueue and "
+                     "sent by the worker into Postfix's smtp-sink over one reused connection: {} messages/s "
+                     "(rounds {}); `smtp-source -s 1` with a message of the same size ({} bytes): {} messages/s "
+                     "(rounds {}); ratio {}.".format(
+                         mail.get("messages"), mail.get("attachment_kib"), fmt_rate(mail.get("messages_per_second")),
+                         ", ".join("%.0f" % v for v in mail.get("rounds_messages_per_second", [])),
+                         source.get("message_bytes"), fmt_rate(source.get("messages_per_second")),
+                         ", ".join("%.0f" % v for v in source.get("rounds_messages_per_second", [])),
+                         ratio(mail.get("messages_per_second"), source.get("messages_per_second"))))
     lines.append("")
     lines.append("Ratios are ours ÷ the peer's: higher is better for calls/s, lower for latency.")
     lines.append("")
@@ -165,6 +178,8 @@ def main():
            div(o("W5-pg", "p50_us"), o("W5-sqlite", "p50_us")), 1.2, False)
     target("W6 on PostgreSQL calls/s ≥ 0.5 × pgbench (16 clients, 1 UPDATE per transaction)",
            div(o("W6-pg", "calls_per_second"), pgbench.get("tps")), 0.5, True)
+    target("mail queue messages/s ≥ 0.5 × smtp-source (100 KiB attachment, connections reused)",
+           div(mail.get("messages_per_second"), source.get("messages_per_second")), 0.5, True)
     if memory:
         target("RSS per idle connection ≤ 16 KiB (KiB)", memory["bytes_per_connection"] / 1024, 16, False)
     if noread:

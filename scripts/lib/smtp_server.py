@@ -9,7 +9,8 @@ to DIR/<n>.eml (the bytes as received) and DIR/<n>.json (envelope sender and
 recipients, the login it signed in with and how, whether TLS was on, the client's port:
 one port per connection). Faults: each line of DIR/faults, taken in order, one per
 message, answers its DATA instead: a reply ("451 4.3.0 try later", "550 5.1.1 no such
-user") or "drop" (the connection is closed without a reply).
+user"), "drop" (the connection is closed without a reply) or "stall S" (the message is
+taken, and answered after S seconds).
 """
 import argparse, asyncio, base64, json, os, ssl, sys, time
 from aiosmtpd.controller import Controller
@@ -53,6 +54,10 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         fault = self.take_fault()
+        if fault and fault.startswith("stall "):
+            # Take the message, but answer only after the given seconds.
+            await asyncio.sleep(float(fault.split()[1]))
+            fault = None
         if fault == "drop":
             server.transport.close()
             return "421 4.3.2 closing"  # not seen: the connection is gone

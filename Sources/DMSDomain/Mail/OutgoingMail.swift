@@ -77,11 +77,13 @@ public struct OutgoingMail: Sendable, Hashable {
   /// each an RFC 5322 addr-spec, a one-line subject, named attachments of a MIME type,
   /// within `limits`; `attachmentsAllowed` false (the database profile) refuses
   /// attachments (MAIL-2). `rule` names what the checks enforce (MAIL-2 for the queue,
-  /// MAIL-27 for the test message); fields are named under `prefix`.
-  public func validated(limits: Limits, attachmentsAllowed: Bool = true, rule: String, prefix: String = "mail")
+  /// MAIL-27 for the test message); fields are named under `message` (`mail.to[1]`; the
+  /// size as `message` itself), or alone when it is empty (`to[1]`; the size as `size`).
+  public func validated(limits: Limits, attachmentsAllowed: Bool = true, rule: String, message: String = "mail")
     throws(ValidationFailure) -> OutgoingMail
   {
     var v = Validator()
+    let prefix = message.isEmpty ? "" : message + "."
     var mail = self
     let trim: (String) -> String = {
       String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
@@ -90,25 +92,25 @@ public struct OutgoingMail: Sendable, Hashable {
     mail.cc = cc.map(trim)
     mail.bcc = bcc.map(trim)
     mail.subject = trim(subject)
-    if mail.recipients.isEmpty { v.add("\(prefix).to", rule, "name at least one recipient") }
+    if mail.recipients.isEmpty { v.add("\(prefix)to", rule, "name at least one recipient") }
     for (field, list) in [("to", mail.to), ("cc", mail.cc), ("bcc", mail.bcc)] {
       for (index, address) in list.enumerated() where !EmailAddress.isValid(address) {
-        v.add("\(prefix).\(field)[\(index)]", rule, "is not an e-mail address (local@domain)")
+        v.add("\(prefix)\(field)[\(index)]", rule, "is not an e-mail address (local@domain)")
       }
     }
     if mail.recipients.count > limits.maxRecipients {
-      v.add("\(prefix).to", rule, "at most \(limits.maxRecipients) recipients (has \(mail.recipients.count))")
+      v.add("\(prefix)to", rule, "at most \(limits.maxRecipients) recipients (has \(mail.recipients.count))")
     }
-    v.requireText(mail.subject, "\(prefix).subject", rule, maxLength: 998)
-    v.require(!mail.subject.contains(where: \.isNewline), "\(prefix).subject", rule, "must be one line")
+    v.requireText(mail.subject, "\(prefix)subject", rule, maxLength: 998)
+    v.require(!mail.subject.contains(where: \.isNewline), "\(prefix)subject", rule, "must be one line")
     if !attachmentsAllowed && !attachments.isEmpty {
-      v.add("\(prefix).attachments", "MAIL-2", "only the mail component sends attachments (MAIL-1)")
+      v.add("\(prefix)attachments", "MAIL-2", "only the mail component sends attachments (MAIL-1)")
     }
     if attachments.count > limits.maxAttachments {
-      v.add("\(prefix).attachments", rule, "at most \(limits.maxAttachments) attachments (has \(attachments.count))")
+      v.add("\(prefix)attachments", rule, "at most \(limits.maxAttachments) attachments (has \(attachments.count))")
     }
     for (index, attachment) in attachments.enumerated() {
-      let field = "\(prefix).attachments[\(index)]"
+      let field = "\(prefix)attachments[\(index)]"
       let name = attachment.fileName
       v.requireText(name, "\(field).file_name", rule)
       if name.contains(where: { $0.isNewline || $0 == "/" || $0 == "\\" || $0 == "\u{0}" }) {
@@ -121,7 +123,7 @@ public struct OutgoingMail: Sendable, Hashable {
     let size = mail.encodedSize
     if size > limits.maxMessageBytes {
       v.add(
-        "\(prefix)", rule,
+        message.isEmpty ? "size" : message, rule,
         "the message would be \(size) bytes as sent, over the limit of \(limits.maxMessageBytes) (mail.max-message-bytes)"
       )
     }

@@ -110,13 +110,12 @@ extension MailService {
       attachments: request.attachments.map(OutgoingMail.Attachment.init(message:)))
     let mail: OutgoingMail
     do throws(ValidationFailure) {
-      mail = try given.validated(limits: delivery.limits, rule: "MAIL-27", prefix: "")
+      mail = try given.validated(limits: delivery.limits, rule: "MAIL-27", message: "")
     } catch {
+      // The request names its one recipient `recipient`.
       throw ValidationFailure(
         error.violations.map {
-          let field = $0.field.hasPrefix(".") ? String($0.field.dropFirst()) : $0.field
-          return RuleViolation(
-            field: field == "to" || field == "to[0]" ? "recipient" : field, rule: $0.rule, message: $0.message)
+          RuleViolation(field: $0.field.hasPrefix("to") ? "recipient" : $0.field, rule: $0.rule, message: $0.message)
         })
     }
     let (key, _) = try await sendingAccount(context, rule: "MAIL-27")

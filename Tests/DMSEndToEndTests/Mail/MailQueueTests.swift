@@ -260,6 +260,29 @@ struct MailQueueTests {
   }
 
   @Test(
+    "access: an API system queues a message (SYSTEM); an operator who is not an administrator neither queues nor lists")
+  func access() async throws {
+    let smtp = try SMTPTestServer(user: "dms", password: "hasło")
+    try await withTestServer { server async throws in
+      _ = try await Self.setUp(server, smtp: smtp)
+      let crm = try await ApiSystemsTests.add(server.client(), "CRM")
+      let session = try await ApiSystemsTests.loginSystem(
+        SignInTests.anonymous(server), crm.system.identifier, crm.secret)
+      let system = Dms_Settings_V1_Mail.Client(SignInTests.signedIn(server, session.token))
+      let queued = try await Self.enqueue(system, Self.outgoing("Od systemu CRM"))
+      #expect(try await smtp.waitForMessages(1).first?.headers["Subject"] == "Od systemu CRM")
+      let clerk = try await server.session(of: Operator(login: "clerk", fullName: "Clerk", administrator: false))
+      let operatorMail = Dms_Settings_V1_Mail.Client(SignInTests.signedIn(server, clerk))
+      #expect(await Self.enqueueError(operatorMail, Self.outgoing("x"))?.code == .permissionDenied)
+      let listed = await rpcError { _ = try await Self.queue(operatorMail) }
+      #expect(listed?.code == .permissionDenied)
+      let audit = try await server.store.registry.auditRecords(company: nil, after: 0, limit: 100)
+      #expect(!audit.contains { $0.area == "mail.queue" }, "queueing is not a settings change")
+      #expect(queued.id > 0)
+    }
+  }
+
+  @Test(
     "MAIL-26 … MAIL-28: the test message is sent at once and says so, or returns the server's error text; MAIL-27's preconditions refused"
   )
   func testMessage() async throws {

@@ -226,6 +226,13 @@ final class Daemon: Sendable {
     process.terminate()
     return try await exit.value
   }
+
+  /// SIGKILL (a crash: nothing is flushed or drained), then its exit status.
+  @discardableResult
+  func kill() async throws -> Int32 {
+    _ = Foundation.kill(process.processIdentifier, SIGKILL)
+    return try await exit.value
+  }
 }
 
 /// Reads a running process's standard output line by line, as it is written.
