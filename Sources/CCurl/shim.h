@@ -22,10 +22,15 @@ static inline CURLcode dms_curl_set_pointer(CURL *handle, CURLoption option, voi
 }
 
 typedef size_t (*dms_curl_read_callback)(char *buffer, size_t size, size_t count, void *context);
+typedef size_t (*dms_curl_write_callback)(char *buffer, size_t size, size_t count, void *context);
 typedef int (*dms_curl_debug_callback)(CURL *handle, curl_infotype type, char *data, size_t size, void *context);
 
 static inline CURLcode dms_curl_set_read_function(CURL *handle, dms_curl_read_callback callback) {
   return curl_easy_setopt(handle, CURLOPT_READFUNCTION, callback);
+}
+
+static inline CURLcode dms_curl_set_write_function(CURL *handle, dms_curl_write_callback callback) {
+  return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, callback);
 }
 
 static inline CURLcode dms_curl_set_debug_function(CURL *handle, dms_curl_debug_callback callback) {

@@ -103,8 +103,8 @@ public final class SMTPSenderPool: Sendable {
     }
   }
 
-  /// Runs `body` on one of the pool's threads.
-  private func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+  /// Runs `body` on one of the pool's threads (blocking work: libcurl).
+  public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     do {
       return try await threads.runIfActive(body)
     } catch {

@@ -2,7 +2,7 @@
 """A real SMTP server for the tests (Debian's python3-aiosmtpd; run with /usr/bin/python3).
 
   smtp_server.py --folder DIR [--mode plain|starttls|tls] [--cert C --key K]
-                 [--user LOGIN --password P] [--bearer TOKEN]
+                 [--user LOGIN --password P] [--bearer TOKEN] [--bearer-file F]
 
 Prints "READY <port>" once it listens on 127.0.0.1. Each message it takes is written
 to DIR/<n>.eml (the bytes as received) and DIR/<n>.json (envelope sender and
@@ -18,8 +18,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword, SMTP
 
 
 class Handler:
-    def __init__(self, folder, bearer, user, password):
+    def __init__(self, folder, bearer, user, password, bearer_file=None):
         self.folder, self.bearer, self.user, self.password = folder, bearer, user, password
+        self.bearer_file = bearer_file
         self.count = 0
 
     async def auth_XOAUTH2(self, server, args):
@@ -34,7 +35,13 @@ class Handler:
         text = raw.decode() if isinstance(raw, bytes) else raw
         fields = dict(p.split("=", 1) for p in text.split("\x01") if "=" in p)
         login, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
-        if self.bearer is not None and token == self.bearer:
+        accepted = {self.bearer} if self.bearer is not None else set()
+        if self.bearer_file:
+            try:
+                accepted |= set(open(self.bearer_file).read().split())
+            except FileNotFoundError:
+                pass
+        if token and token in accepted:
             return AuthResult(success=True, auth_data={"login": login, "method": "XOAUTH2"})
         return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
 
@@ -89,8 +96,9 @@ def main():
     p.add_argument("--mode", default="plain", choices=["plain", "starttls", "tls"])
     p.add_argument("--cert"); p.add_argument("--key")
     p.add_argument("--user"); p.add_argument("--password"); p.add_argument("--bearer")
+    p.add_argument("--bearer-file")
     a = p.parse_args()
-    handler = Handler(a.folder, a.bearer, a.user, a.password)
+    handler = Handler(a.folder, a.bearer, a.user, a.password, a.bearer_file)
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and a.user is not None \
@@ -102,7 +110,7 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(a.cert, a.key)
     kwargs = dict(hostname="127.0.0.1", port=0, authenticator=authenticator, auth_require_tls=False,
-                  auth_exclude_mechanism=[] if a.bearer is not None else ["XOAUTH2"])
+                  auth_exclude_mechanism=[] if (a.bearer or a.bearer_file) else ["XOAUTH2"])
     if a.mode == "starttls":
         kwargs.update(tls_context=context, require_starttls=True, auth_require_tls=True)
     elif a.mode == "tls":

@@ -12,6 +12,9 @@ public struct MailAccount: Sendable, Hashable {
     /// MAIL-24: the OAuth2 access token, and the refresh token that renews it.
     case oauthAccessToken = "oauth.access_token"
     case oauthRefreshToken = "oauth.refresh_token"
+    /// MAIL-22: a sign-in begun and not finished: its state, PKCE verifier, redirect URI
+    /// and end, until the code comes back (another instance may take it).
+    case oauthPending = "oauth.pending"
   }
 
   /// MAIL-1: how messages leave the system.

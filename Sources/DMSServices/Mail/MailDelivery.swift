@@ -36,6 +36,11 @@ public final class MailDelivery: Service, Sendable {
   /// The limits a message is checked against when queued.
   public var limits: OutgoingMail.Limits { configuration.limits }
 
+  /// Runs blocking work (libcurl) on the sending threads, off the event loops.
+  func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await pool.run(body)
+  }
+
   /// Tells the worker a message was queued (it looks at once).
   public func messageQueued() { wake.signal() }
 
@@ -184,18 +189,10 @@ public final class MailDelivery: Service, Sendable {
             .none
           }
       case .oauth2:
-        guard
-          let token = try await store.secretForUse(
-            MailAccount.self, field: MailAccount.Secret.oauthAccessToken.rawValue, of: company)
-        else {
-          return .failure(
-            SMTPFailure(
-              kind: .permanent, replyCode: 0,
-              message:
-                "Could not sign in to the account of user \(account.login): sign in with OAuth2 first (MAIL-22, MAIL-23)"
-            ))
+        switch await accessToken(account, of: company) {
+        case .success(let token): credential = .bearer(login: account.login, token: token)
+        case .failure(let failure): return .failure(failure)
         }
-        credential = .bearer(login: account.login, token: token)
       }
     } catch {
       return refused("the account could not be read: \(error)")
@@ -208,6 +205,69 @@ public final class MailDelivery: Service, Sendable {
         endpoint,
         MIMEMessage.From(address: account.senderAddress, displayName: account.displayName, replyTo: account.replyTo)
       ))
+  }
+}
+
+extension MailDelivery {
+  /// The account's OAuth2 access token (MAIL-24), refreshed when it ended (or ends within
+  /// a minute); a refresh the provider refuses drops the tokens: the account then needs a
+  /// new sign-in (MAIL-23), which GetAccount shows (`signed_in` false).
+  fileprivate func accessToken(_ account: MailAccount, of company: CompanyKey) async -> Result<String, SMTPFailure> {
+    let signIn = "Could not sign in to the account of user \(account.login) (MAIL-23)"
+    do {
+      let now = Date()
+      let stored = try await store.secretForUse(MailAccount.self, field: MailOAuth.access, of: company)
+      if let access = MailOAuth.decode(MailOAuth.Access.self, stored), access.expiresAt - 60 > now.timeIntervalSince1970
+      {
+        return .success(access.token)
+      }
+      guard let oauth = account.oauth,
+        let refresh = try await store.secretForUse(MailAccount.self, field: MailOAuth.refresh, of: company)
+      else {
+        return .failure(
+          SMTPFailure(kind: .permanent, replyCode: 0, message: "\(signIn): sign in with OAuth2 (MAIL-22)"))
+      }
+      let form = [
+        ("grant_type", "refresh_token"), ("client_id", oauth.clientID), ("refresh_token", refresh),
+        ("scope", oauth.scopes),
+      ]
+      let url = MailOAuth.endpoint(oauth, "token")
+      let certificates = account.trustedCertificates
+      let refreshed: Result<OAuthTokenEndpoint.Tokens, OAuthTokenEndpoint.Failure> = await blocking {
+        do throws(OAuthTokenEndpoint.Failure) {
+          return .success(try OAuthTokenEndpoint.exchange(url: url, form: form, trustedCertificates: certificates))
+        } catch {
+          return .failure(error)
+        }
+      }
+      switch refreshed {
+      case .success(let tokens):
+        // A rotated refresh token replaces the old one, with the new access token.
+        try await saveTokens(MailOAuth.secrets(tokens, now: now), of: company)
+        return .success(tokens.accessToken)
+      case .failure(let failure) where failure.refused:
+        try await saveTokens([MailOAuth.access: .clear, MailOAuth.refresh: .clear], of: company)
+        logger.warning(
+          "mail: the OAuth2 refresh was refused: sign-in required", metadata: ["company": "\(company.code)"])
+        return .failure(
+          SMTPFailure(
+            kind: .permanent, replyCode: 0,
+            message: "\(signIn): the provider refused the refresh token (\(failure)): sign in again (MAIL-22)"))
+      case .failure(let failure):
+        return .failure(
+          SMTPFailure(kind: .transient, replyCode: 0, message: "the OAuth2 token endpoint did not answer: \(failure)"))
+      }
+    } catch {
+      return .failure(
+        SMTPFailure(kind: .transient, replyCode: 0, message: "the account's tokens could not be read: \(error)"))
+    }
+  }
+
+  private func saveTokens(_ secrets: [String: SecretChange], of company: CompanyKey) async throws {
+    _ = try await store.transaction(company: company, by: .system("mail worker")) { tx in
+      guard let current = try tx.read(MailAccount.self) else { throw StoreError(.notFound, "no mail account") }
+      return try tx.write(current.value, secrets: secrets, expectedRevision: current.revision)
+    }
   }
 }
 

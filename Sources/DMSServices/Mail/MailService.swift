@@ -28,6 +28,7 @@ public struct MailService: Dms_Settings_V1_Mail.ServiceProtocol {
   private static let password = MailAccount.Secret.password.rawValue
   private static let tokens = [
     MailAccount.Secret.oauthAccessToken.rawValue, MailAccount.Secret.oauthRefreshToken.rawValue,
+    MailAccount.Secret.oauthPending.rawValue,
   ]
 
   /// The company the call acts for: in multi-company mode the one the `company`

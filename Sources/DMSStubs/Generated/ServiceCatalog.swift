@@ -48,6 +48,8 @@ public enum ServiceCatalog {
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.deleteMessage, requestType: Dms_Settings_V1_MailMessageRequest.self, responseType: Dms_Settings_V1_DeleteMailMessageResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.listWorkLog, requestType: Dms_Settings_V1_ListMailWorkLogRequest.self, responseType: Dms_Settings_V1_ListMailWorkLogResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.sendTestMessage, requestType: Dms_Settings_V1_SendTestMailRequest.self, responseType: Dms_Settings_V1_SendTestMailResponse.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.beginOauthSignIn, requestType: Dms_Settings_V1_BeginMailOAuthRequest.self, responseType: Dms_Settings_V1_MailOAuthSignIn.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.completeOauthSignIn, requestType: Dms_Settings_V1_CompleteMailOAuthRequest.self, responseType: Dms_Settings_V1_MailOAuthResult.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.list, requestType: Dms_Settings_V1_ListOperatorsRequest.self, responseType: Dms_Settings_V1_ListOperatorsResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.get, requestType: Dms_Settings_V1_GetOperatorRequest.self, responseType: Dms_Settings_V1_Operator.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Operators.Method.create, requestType: Dms_Settings_V1_CreateOperatorRequest.self, responseType: Dms_Settings_V1_Operator.self),

@@ -41,7 +41,10 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
   private let process: Process
   private let input: Pipe
 
-  init(mode: Mode = .plain, user: String? = nil, password: String? = nil, bearer: String? = nil) throws {
+  init(
+    mode: Mode = .plain, user: String? = nil, password: String? = nil, bearer: String? = nil,
+    bearerFile: String? = nil
+  ) throws {
     folder = FileManager.default.temporaryDirectory.appendingPathComponent("dms-smtp-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     var arguments = [
@@ -67,6 +70,7 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
     if let user { arguments += ["--user", user] }
     if let password { arguments += ["--password", password] }
     if let bearer { arguments += ["--bearer", bearer] }
+    if let bearerFile { arguments += ["--bearer-file", bearerFile] }
     process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
     process.arguments = arguments
@@ -163,5 +167,88 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return data
+  }
+}
+
+/// A stand-in OAuth2 identity provider over HTTPS (`scripts/lib/oauth_server.py`): signs
+/// in at once, checks PKCE, rotates refresh tokens, refuses them on demand, and lists the
+/// access tokens it issued in `bearersFile` for `SMTPTestServer(bearerFile:)`.
+final class OAuthTestServer: @unchecked Sendable {  // immutable after start, but for the process
+  let port: Int
+  let folder: URL
+  let certificatePEM: String
+  private let process = Process()
+  private let input = Pipe()
+
+  var authority: String { "https://127.0.0.1:\(port)" }
+  var bearersFile: String { folder.appendingPathComponent("bearers").path }
+
+  init(expiresIn: Int = 3600) throws {
+    folder = FileManager.default.temporaryDirectory.appendingPathComponent("dms-oauth-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let cert = folder.appendingPathComponent("cert.pem").path
+    let key = folder.appendingPathComponent("key.pem").path
+    try SMTPTestServer.run(
+      "/usr/bin/openssl",
+      [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+        "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      ])
+    certificatePEM = try String(contentsOfFile: cert, encoding: .utf8)
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    process.arguments = [
+      SMTPTestServer.packageRoot.appendingPathComponent("scripts/lib/oauth_server.py").path, "--folder", folder.path,
+      "--cert", cert, "--key", key, "--expires", String(expiresIn),
+    ]
+    let output = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    var line = Data()
+    while !line.contains(10) {
+      let chunk = output.fileHandleForReading.availableData
+      if chunk.isEmpty { break }
+      line.append(chunk)
+    }
+    let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6)) else {
+      throw SMTPTestServer.SMTPTestServerFailed(output: text)
+    }
+    self.port = port
+  }
+
+  deinit {
+    try? input.fileHandleForWriting.close()
+    for _ in 0..<300 where process.isRunning { usleep(10_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+  }
+
+  /// Refuses refresh tokens from now on (or no longer).
+  func refuseRefresh(_ refuse: Bool) throws {
+    let path = folder.appendingPathComponent("refuse-refresh").path
+    if refuse {
+      FileManager.default.createFile(atPath: path, contents: Data())
+    } else {
+      try? FileManager.default.removeItem(atPath: path)
+    }
+  }
+
+  /// The grant types of the token requests so far.
+  func grants() -> [String] {
+    ((try? String(contentsOf: folder.appendingPathComponent("grants"), encoding: .utf8)) ?? "")
+      .split(separator: "\n").map(String.init)
+  }
+
+  /// What the browser does at `authorizationURL`: the redirect's code and state (the
+  /// provider signs in at once).
+  func signIn(_ authorizationURL: String) throws -> (code: String, state: String) {
+    let location = String(
+      decoding: try SMTPTestServer.run(
+        "/usr/bin/curl", ["-s", "-k", "-o", "/dev/null", "-w", "%{redirect_url}", authorizationURL]), as: UTF8.self)
+    let items = URLComponents(string: location)?.queryItems ?? []
+    return (
+      items.first { $0.name == "code" }?.value ?? "", items.first { $0.name == "state" }?.value ?? ""
+    )
   }
 }

@@ -123,8 +123,28 @@ public enum Dms_Settings_V1_Mail {
       access: .administrator,
       companyScoped: true
     )
+    /// `/dms.settings.v1.Mail/BeginOAuthSignIn`.
+    public static let beginOauthSignIn = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "BeginOAuthSignIn",
+      requestType: "dms.settings.v1.BeginMailOAuthRequest",
+      responseType: "dms.settings.v1.MailOAuthSignIn",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.Mail/CompleteOAuthSignIn`.
+    public static let completeOauthSignIn = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "CompleteOAuthSignIn",
+      requestType: "dms.settings.v1.CompleteMailOAuthRequest",
+      responseType: "dms.settings.v1.MailOAuthResult",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
     /// All methods, in declaration order.
-    public static let all: [MethodDescriptor] = [getAccount, updateAccount, revealPassword, listPresets, draftFromPreset, enqueue, listQueue, retryMessage, deleteMessage, listWorkLog, sendTestMessage]
+    public static let all: [MethodDescriptor] = [getAccount, updateAccount, revealPassword, listPresets, draftFromPreset, enqueue, listQueue, retryMessage, deleteMessage, listWorkLog, sendTestMessage, beginOauthSignIn, completeOauthSignIn]
   }
 
   /// What a server-side implementation of `dms.settings.v1.Mail` provides.
@@ -195,6 +215,18 @@ public enum Dms_Settings_V1_Mail {
     /// event loop, or returns nil to have `sendTestMessage(request:context:)` run in a task.
     /// The default returns nil; implement it where an answer needs no waiting (a cached read).
     func sendTestMessageImmediately(request: Dms_Settings_V1_SendTestMailRequest, context: ServerContext) throws -> Dms_Settings_V1_SendTestMailResponse?
+    /// Handles `/dms.settings.v1.Mail/BeginOAuthSignIn`.
+    func beginOauthSignIn(request: Dms_Settings_V1_BeginMailOAuthRequest, context: ServerContext) async throws -> Dms_Settings_V1_MailOAuthSignIn
+    /// Answers `/dms.settings.v1.Mail/BeginOAuthSignIn` without suspending, on the connection's
+    /// event loop, or returns nil to have `beginOauthSignIn(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func beginOauthSignInImmediately(request: Dms_Settings_V1_BeginMailOAuthRequest, context: ServerContext) throws -> Dms_Settings_V1_MailOAuthSignIn?
+    /// Handles `/dms.settings.v1.Mail/CompleteOAuthSignIn`.
+    func completeOauthSignIn(request: Dms_Settings_V1_CompleteMailOAuthRequest, context: ServerContext) async throws -> Dms_Settings_V1_MailOAuthResult
+    /// Answers `/dms.settings.v1.Mail/CompleteOAuthSignIn` without suspending, on the connection's
+    /// event loop, or returns nil to have `completeOauthSignIn(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func completeOauthSignInImmediately(request: Dms_Settings_V1_CompleteMailOAuthRequest, context: ServerContext) throws -> Dms_Settings_V1_MailOAuthResult?
   }
 
   /// A typed client of `dms.settings.v1.Mail` over any connection.
@@ -292,6 +324,22 @@ public enum Dms_Settings_V1_Mail {
     ) async throws -> Dms_Settings_V1_SendTestMailResponse {
       try await caller.unary(Method.sendTestMessage, request: request, options: options)
     }
+
+    /// Calls `/dms.settings.v1.Mail/BeginOAuthSignIn`.
+    public nonisolated(nonsending) func beginOauthSignIn(
+      _ request: Dms_Settings_V1_BeginMailOAuthRequest = Dms_Settings_V1_BeginMailOAuthRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_MailOAuthSignIn {
+      try await caller.unary(Method.beginOauthSignIn, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Mail/CompleteOAuthSignIn`.
+    public nonisolated(nonsending) func completeOauthSignIn(
+      _ request: Dms_Settings_V1_CompleteMailOAuthRequest = Dms_Settings_V1_CompleteMailOAuthRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_MailOAuthResult {
+      try await caller.unary(Method.completeOauthSignIn, request: request, options: options)
+    }
   }
 }
 
@@ -348,6 +396,16 @@ extension Dms_Settings_V1_Mail.ServiceProtocol {
 
   /// Nil: `sendTestMessage(request:context:)` answers, in a task.
   public func sendTestMessageImmediately(request: Dms_Settings_V1_SendTestMailRequest, context: ServerContext) throws -> Dms_Settings_V1_SendTestMailResponse? {
+    nil
+  }
+
+  /// Nil: `beginOauthSignIn(request:context:)` answers, in a task.
+  public func beginOauthSignInImmediately(request: Dms_Settings_V1_BeginMailOAuthRequest, context: ServerContext) throws -> Dms_Settings_V1_MailOAuthSignIn? {
+    nil
+  }
+
+  /// Nil: `completeOauthSignIn(request:context:)` answers, in a task.
+  public func completeOauthSignInImmediately(request: Dms_Settings_V1_CompleteMailOAuthRequest, context: ServerContext) throws -> Dms_Settings_V1_MailOAuthResult? {
     nil
   }
 
@@ -441,6 +499,22 @@ extension Dms_Settings_V1_Mail.ServiceProtocol {
         }
       ) { (request: Dms_Settings_V1_SendTestMailRequest, context) in
         try await self.sendTestMessage(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.beginOauthSignIn,
+        immediate: { (request: Dms_Settings_V1_BeginMailOAuthRequest, context) in
+          try self.beginOauthSignInImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_BeginMailOAuthRequest, context) in
+        try await self.beginOauthSignIn(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.completeOauthSignIn,
+        immediate: { (request: Dms_Settings_V1_CompleteMailOAuthRequest, context) in
+          try self.completeOauthSignInImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_CompleteMailOAuthRequest, context) in
+        try await self.completeOauthSignIn(request: request, context: context)
       },
     ]
   }
