@@ -95,13 +95,28 @@ public struct MIMEMessage: Sendable, Hashable {
     return "\(UUID().uuidString.lowercased())@\(domain.isEmpty ? "dms-settings.invalid" : domain)"
   }
 
-  /// RFC 5322's date-time, in UTC.
+  /// RFC 5322's date-time, in UTC ("Fri, 15 Jan 2027 08:00:00 +0000"); made by hand: a
+  /// DateFormatter per message costs more than the rest of the headers.
   static func dateText(_ date: Date) -> String {
-    let formatter = DateFormatter()
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-    return formatter.string(from: date)
+    let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+    let day = Int64((Double(seconds) / 86_400).rounded(.down))
+    let time = seconds - day * 86_400
+    // Days to a civil date (Howard Hinnant's algorithm), in the proleptic Gregorian calendar.
+    let z = day + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let doe = z - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let dayOfMonth = doy - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+    let weekday = days[Int(((day % 7) + 7) % 7)]
+    func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    return
+      "\(weekday), \(two(dayOfMonth)) \(months[Int(month - 1)]) \(year) \(two(time / 3600)):\(two(time / 60 % 60)):\(two(time % 60)) +0000"
   }
 
   /// `name <address>`, the name quoted or encoded as needed.

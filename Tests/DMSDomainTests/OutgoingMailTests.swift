@@ -1,7 +1,8 @@
 import DMSDomain
-import DMSMailTransport
 import Foundation
 import Testing
+
+@testable import DMSMailTransport
 
 @Suite("Outgoing mail, retries and MIME rendering")
 struct OutgoingMailTests {
@@ -68,5 +69,17 @@ struct OutgoingMailTests {
     #expect(text.contains("filename*=UTF-8''plik%20%C4%85.txt"))
     #expect(!text.replacingOccurrences(of: "\r\n", with: "").contains("\n"))
     #expect(text.allSatisfy { $0.isASCII })
+  }
+
+  @Test("the Date header's text, made by hand, matches RFC 5322's form across leap years and centuries")
+  func dates() {
+    let expected: [(Double, String)] = [
+      (0, "Thu, 01 Jan 1970 00:00:00 +0000"), (951_782_400, "Tue, 29 Feb 2000 00:00:00 +0000"),
+      (1_735_689_599, "Tue, 31 Dec 2024 23:59:59 +0000"), (1_800_000_000, "Fri, 15 Jan 2027 08:00:00 +0000"),
+      (4_102_444_800, "Fri, 01 Jan 2100 00:00:00 +0000"),
+    ]
+    for (seconds, text) in expected {
+      #expect(MIMEMessage.dateText(Date(timeIntervalSince1970: seconds)) == text)
+    }
   }
 }

@@ -96,16 +96,31 @@ public final class MailDelivery: Service, Sendable {
   }
 
   /// Sends one company's claimed messages, in order, and records what happened.
+  ///
+  /// A failure of the connection or of the sign-in (no reply, 421, 530 … 535) is the
+  /// same for the messages after it: they are not tried, and get the same failure. A
+  /// message is not begun once it might not end within the claim's lease (the rest are
+  /// claimed again when the lease ends), so that no other worker sends it meanwhile.
   private func deliver(_ claims: [ClaimedMail], of company: CompanyKey) async {
-    let prepared = await prepare(company, sendTimeout: configuration.sendTimeout)
+    let claimed = ContinuousClock.now
+    let lastStart = claimed + .milliseconds(Int64((configuration.leaseSeconds - configuration.sendTimeout) * 1000))
+    var prepared = await prepare(company, sendTimeout: configuration.sendTimeout)
     var sent: [ClaimedMail] = []
     for claim in claims {
+      if ContinuousClock.now > lastStart { break }
       do throws(SMTPFailure) {
         let (endpoint, from) = try prepared.get()
         let message = MIMEMessage(
           claim.mail, from: from, messageID: claim.queued.messageID, date: claim.queued.createdAt,
           boundarySeed: String(claim.queued.messageID.filter(\.isHexDigit).prefix(32)))
-        _ = try await pool.send(message, endpoint: endpoint, key: String(company.id))
+        do throws(SMTPFailure) {
+          _ = try await pool.send(message, endpoint: endpoint, key: String(company.id))
+        } catch {
+          if error.replyCode == 0 || error.replyCode == 421 || (530...535).contains(error.replyCode) {
+            prepared = .failure(error)
+          }
+          throw error
+        }
         sent.append(claim)
       } catch {
         await record(error, for: claim)

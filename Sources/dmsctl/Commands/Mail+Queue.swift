@@ -5,6 +5,10 @@ import DMSRPC
 import DMSStubs
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// `dmsctl mail test|send|queue|retry|delete|worklog`: the test message (MAIL-26 … 28)
 /// and the queue (MAIL-2, MAIL-3).
 extension Mail {
@@ -199,6 +203,107 @@ extension Mail {
             ]
           })
       }
+    }
+  }
+}
+
+extension Mail {
+  struct SignIn: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "sign-in",
+      abstract: "Sign the OAuth2 account in (MAIL-22, MAIL-23): open the printed URL in a browser on this machine.",
+      discussion: """
+        Listens on 127.0.0.1:--port for the provider's redirect (register http://127.0.0.1:PORT/ as a redirect URI of
+        the application), prints the sign-in URL, waits for the browser to come back, and completes the sign-in.
+        """)
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var company: CompanyOption
+    @Option(help: "The loopback port the redirect comes to.") var port: Int = 53682
+    @Option(help: "Seconds to wait for the browser.") var wait: Int = 300
+
+    func run() async throws {
+      let listener = try LoopbackListener(port: port)
+      try await connection.withClient(flags: FlagNames(byField: ["redirect_uri": "--port"])) { client in
+        let mail = Dms_Settings_V1_Mail.Client(client)
+        let options = company.options(connection)
+        var begin = Dms_Settings_V1_BeginMailOAuthRequest()
+        begin.redirectUri = "http://127.0.0.1:\(port)/"
+        let started = try await mail.beginOauthSignIn(begin, options: options)
+        FileHandle.standardError.write(Data("open this URL in a browser to sign in (MAIL-22):\n".utf8))
+        // Written at once (print buffers on a pipe): whoever reads it needs it now.
+        FileHandle.standardOutput.write(Data((started.authorizationURL + "\n").utf8))
+        let query = try await listener.awaitRedirect(seconds: wait)
+        var complete = Dms_Settings_V1_CompleteMailOAuthRequest()
+        complete.state = query["state"] ?? ""
+        complete.code = query["code"] ?? ""
+        if complete.code.isEmpty {
+          throw ValidationError(
+            "the provider sent no code: \(query["error"] ?? "") \(query["error_description"] ?? "")")
+        }
+        let result = try await mail.completeOauthSignIn(complete, options: options)
+        if connection.json { return Output.message(result) }
+        print(result.message)
+        if !result.signedIn { throw Output.Exit.rpcError }
+      }
+    }
+  }
+}
+
+/// One HTTP request on a loopback port: the OAuth2 redirect (RFC 8252 §7.3).
+final class LoopbackListener: Sendable {
+  private let socket: Int32
+
+  init(port: Int) throws {
+    socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var yes: Int32 = 1
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
+    }
+    guard bound == 0, listen(socket, 4) == 0 else {
+      close(socket)
+      throw ValidationError("--port \(port): cannot listen on 127.0.0.1:\(port)")
+    }
+  }
+
+  deinit { close(socket) }
+
+  /// The query of the first request that carries a code or an error.
+  func awaitRedirect(seconds: Int) async throws -> [String: String] {
+    let socket = self.socket
+    return try await withCheckedThrowingContinuation { continuation in
+      Thread {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        while true {
+          let peer = accept(socket, nil, nil)
+          guard peer >= 0 else {
+            continuation.resume(throwing: ValidationError("no redirect came back within \(seconds) s"))
+            return
+          }
+          var buffer = [UInt8](repeating: 0, count: 8192)
+          let count = read(peer, &buffer, buffer.count)
+          let request = String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self)
+          let target = request.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+          let items = URLComponents(string: "http://127.0.0.1" + target)?.queryItems ?? []
+          let query = Dictionary(items.map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
+          let page = "You may close this window and return to dmsctl."
+          let answer =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(page.utf8.count)\r\nConnection: close\r\n\r\n\(page)"
+          _ = answer.withCString { write(peer, $0, strlen($0)) }
+          close(peer)
+          if query["code"] != nil || query["error"] != nil {
+            continuation.resume(returning: query)
+            return
+          }
+        }
+      }.start()
     }
   }
 }

@@ -27,7 +27,7 @@ struct Mail: AsyncParsableCommand {
       """,
     subcommands: [
       Show.self, Set.self, Presets.self, Preset.self, RevealPassword.self, Test.self, Send.self, Queue.self,
-      Retry.self, Delete.self, WorkLog.self,
+      Retry.self, Delete.self, WorkLog.self, SignIn.self,
     ]
   )
 
