@@ -50,13 +50,7 @@ public enum OAuthTokenEndpoint {
       dms_curl_set_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
       dms_curl_set_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
       dms_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, "https,http")
-      if !trustedCertificates.isEmpty {
-        var blob = Array(trustedCertificates.utf8)
-        blob.withUnsafeMutableBytes { bytes in
-          var curlBlob = curl_blob(data: bytes.baseAddress, len: bytes.count, flags: UInt32(CURL_BLOB_COPY))
-          _ = withUnsafeMutablePointer(to: &curlBlob) { dms_curl_set_pointer(handle, CURLOPT_CAINFO_BLOB, $0) }
-        }
-      }
+      trust(trustedCertificates, on: handle)
       dms_curl_set_slist(handle, CURLOPT_HTTPHEADER, headers)
       dms_curl_set_string(handle, CURLOPT_COPYPOSTFIELDS, body)
       dms_curl_set_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(response).toOpaque())

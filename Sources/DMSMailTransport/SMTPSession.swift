@@ -82,14 +82,7 @@ public final class SMTPSession {
     dms_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(endpoint.sendTimeout * 1000))
     dms_curl_set_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
     dms_curl_set_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
-    if !endpoint.trustedCertificates.isEmpty {
-      // CURLOPT_CAINFO_BLOB copies the bytes.
-      var blob = Array(endpoint.trustedCertificates.utf8)
-      blob.withUnsafeMutableBytes { bytes in
-        var curlBlob = curl_blob(data: bytes.baseAddress, len: bytes.count, flags: UInt32(CURL_BLOB_COPY))
-        _ = withUnsafeMutablePointer(to: &curlBlob) { dms_curl_set_pointer(handle, CURLOPT_CAINFO_BLOB, $0) }
-      }
-    }
+    trust(endpoint.trustedCertificates, on: handle)
     switch endpoint.security {
     case .none, .implicitTLS: dms_curl_set_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
     case .startTLS(let required):
@@ -160,4 +153,15 @@ private let smtpDebug: dms_curl_debug_callback = { _, type, data, size, context 
     session.replies.append(line)
   }
   return 0
+}
+
+/// Trusts only the PEM certificates in `pem` (when not empty) instead of the system's
+/// CAs, for the transfers of `handle` (CURLOPT_CAINFO_BLOB copies the bytes).
+func trust(_ pem: String, on handle: UnsafeMutableRawPointer) {
+  guard !pem.isEmpty else { return }
+  var bytes = Array(pem.utf8)
+  bytes.withUnsafeMutableBytes { buffer in
+    var blob = curl_blob(data: buffer.baseAddress, len: buffer.count, flags: UInt32(CURL_BLOB_COPY))
+    _ = withUnsafeMutablePointer(to: &blob) { dms_curl_set_pointer(handle, CURLOPT_CAINFO_BLOB, $0) }
+  }
 }

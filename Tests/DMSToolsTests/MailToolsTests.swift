@@ -49,6 +49,14 @@ final class PythonServer: @unchecked Sendable {  // immutable after init, but fo
     if: FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/aiosmtpd"),
     "python3-aiosmtpd is not installed"))
 struct MailToolsTests {
+  /// Adds the company ACME.
+  func addACME(_ daemon: Daemon) async throws {
+    let run = try await Tools.ctl(
+      daemon, "companies", "add", "ACME", "--name", "Acme", "--db-server", "sql01", "--db-name", "XL", "--db-user",
+      "dms", "--operator-password-file", "-", input: "Op-Passw0rd\n")
+    #expect(run.status == 0, "\(run)")
+  }
+
   /// The Message-ID of each message the SMTP server in `folder` took.
   func messageIDs(_ folder: String) throws -> [String] {
     try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".eml") }.map { name in
@@ -69,10 +77,8 @@ struct MailToolsTests {
       "--mail-poll-seconds", "1",
     ]
     let daemon = try await Daemon.start(options)
-    var run = try await Tools.ctl(
-      daemon, "companies", "add", "ACME", "--name", "Acme", "--db-server", "sql01", "--db-name", "XL", "--db-user",
-      "dms", "--operator-password-file", "-", input: "Op-Passw0rd\n")
-    #expect(run.status == 0, "\(run)")
+    try await addACME(daemon)
+    var run: Tools.Run
     run = try await Tools.ctl(
       daemon, "mail", "set", "--company", "ACME", "--enabled", "true", "--account-name", "DMS", "--sender",
       "dms@acme.example", "--smtp-server", "127.0.0.1", "--port", String(smtp.port))
@@ -121,11 +127,8 @@ struct MailToolsTests {
     let provider = try PythonServer("oauth_server.py", ["--cert", keys + "/cert.pem", "--key", keys + "/key.pem"])
     let daemon = try await Daemon.start()
     defer { Task { try? await daemon.stop() } }
-    var run = try await Tools.ctl(
-      daemon, "companies", "add", "ACME", "--name", "Acme", "--db-server", "sql01", "--db-name", "XL", "--db-user",
-      "dms", "--operator-password-file", "-", input: "Op-Passw0rd\n")
-    #expect(run.status == 0, "\(run)")
-    run = try await Tools.ctl(
+    try await addACME(daemon)
+    let run = try await Tools.ctl(
       daemon, "mail", "set", "--company", "ACME", "--enabled", "true", "--account-name", "DMS", "--sender",
       "dms@acme.example", "--smtp-server", "smtp.office365.com", "--port", "587", "--encryption", "starttls",
       "--login", "dms@acme.example", "--authentication", "oauth2", "--oauth-client-id", "app-1", "--oauth-authority",

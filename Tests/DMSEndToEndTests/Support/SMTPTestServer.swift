@@ -80,23 +80,23 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
     process.standardOutput = output
     process.standardError = FileHandle.nullDevice
     try process.run()
-    // "READY <port>"
+    port = try Self.readyPort(output)
+  }
+
+  struct SMTPTestServerFailed: Error { let output: String }
+
+  /// The port of a helper's first line, "READY <port>".
+  static func readyPort(_ output: Pipe) throws -> Int {
     var line = Data()
     while !line.contains(10) {
       let chunk = output.fileHandleForReading.availableData
       if chunk.isEmpty { break }
       line.append(chunk)
     }
-    let text = String(decoding: line, as: UTF8.self)
-    guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines))
-    else {
-      process.terminate()
-      throw SMTPTestServerFailed(output: text)
-    }
-    self.port = port
+    let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6)) else { throw SMTPTestServerFailed(output: text) }
+    return port
   }
-
-  struct SMTPTestServerFailed: Error { let output: String }
 
   deinit { stop() }
 
@@ -205,17 +205,7 @@ final class OAuthTestServer: @unchecked Sendable {  // immutable after start, bu
     process.standardOutput = output
     process.standardError = FileHandle.nullDevice
     try process.run()
-    var line = Data()
-    while !line.contains(10) {
-      let chunk = output.fileHandleForReading.availableData
-      if chunk.isEmpty { break }
-      line.append(chunk)
-    }
-    let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6)) else {
-      throw SMTPTestServer.SMTPTestServerFailed(output: text)
-    }
-    self.port = port
+    port = try SMTPTestServer.readyPort(output)
   }
 
   deinit {
