@@ -34,7 +34,8 @@ public final class SMTPSenderPool: Sendable {
   /// Sends `message` over `key`'s connection to `endpoint` (opened, or opened again when
   /// the endpoint changed); the server's reply.
   public func send(_ message: MIMEMessage, endpoint: SMTPEndpoint, key: String) async throws(SMTPFailure) -> String {
-    let (box, pooled) = take(key: key, endpoint: endpoint)
+    let (box, pooled, replaced) = take(key: key, endpoint: endpoint)
+    if let replaced { await run { replaced.session.close() } }
     let result: Result<String, SMTPFailure> = await run {
       do throws(SMTPFailure) { return .success(try box.session.send(message)) } catch { return .failure(error) }
     }
@@ -78,20 +79,22 @@ public final class SMTPSenderPool: Sendable {
   }
 
   /// `key`'s session for `endpoint`, marked busy; or, when it is busy, one of its own
-  /// (`pooled` false).
-  private func take(key: String, endpoint: SMTPEndpoint) -> (SessionBox, pooled: Bool) {
+  /// (`pooled` false). `replaced`: the session of an endpoint that changed, to close
+  /// (off the caller's thread: closing may wait for the server).
+  private func take(key: String, endpoint: SMTPEndpoint) -> (SessionBox, pooled: Bool, replaced: SessionBox?) {
     sessions.withLock { table in
+      var replaced: SessionBox?
       if let entry = table[key] {
-        if entry.busy { return (SessionBox(SMTPSession(endpoint: endpoint)), false) }
+        if entry.busy { return (SessionBox(SMTPSession(endpoint: endpoint)), false, nil) }
         if entry.session.session.endpoint == endpoint {
           table[key]?.busy = true
-          return (entry.session, true)
+          return (entry.session, true, nil)
         }
-        // The account changed: its old connection is closed where it is dropped (deinit).
+        replaced = entry.session
       }
       let box = SessionBox(SMTPSession(endpoint: endpoint))
       table[key] = Entry(session: box, busy: true, lastUsed: .now)
-      return (box, true)
+      return (box, true, replaced)
     }
   }
 

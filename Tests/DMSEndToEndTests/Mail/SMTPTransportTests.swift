@@ -61,6 +61,12 @@ struct SMTPTransportTests {
     #expect(first.parts[2].fileName == "faktura.pdf" && first.parts[2].bytes == Data(Self.pdf))
     #expect(first.parts[3].fileName == "zażółć gęślą jaźń.txt" && first.parts[3].disposition == "attachment")
     #expect(first.parts[3].bytes == Data("zażółć\r\n.\r\n".utf8))
+    // The account changed: its old connection is closed, a new one opened.
+    var changed = endpoint
+    changed.sendTimeout = 30
+    _ = try await pool.send(Self.message(id: "m4@acme.example"), endpoint: changed, key: "ACME")
+    #expect(pool.connectionsOpened(key: "ACME") == 1)
+    #expect(Set(try server.received().map(\.peerPort)).count == 2)
     await pool.shutdown()
   }
 
