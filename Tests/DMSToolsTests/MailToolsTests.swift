@@ -70,8 +70,9 @@ struct MailToolsTests {
   )
   func killNine() async throws {
     let smtp = try PythonServer("smtp_server.py")
-    // The first message is taken but answered only after 4 s: the server dies meanwhile.
-    try "stall 4\n".write(toFile: smtp.folder + "/faults", atomically: true, encoding: .utf8)
+    // The first message is taken but answered only after 20 s: the server dies meanwhile
+    // (however slow the machine; a closed connection cancels the answer).
+    try "stall 20\n".write(toFile: smtp.folder + "/faults", atomically: true, encoding: .utf8)
     let options = [
       "--settings-multi-company", "true", "--mail-lease-seconds", "10", "--mail-send-timeout-seconds", "5",
       "--mail-poll-seconds", "1",

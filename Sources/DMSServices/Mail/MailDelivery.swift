@@ -246,22 +246,16 @@ extension MailDelivery {
         ("grant_type", "refresh_token"), ("client_id", oauth.clientID), ("refresh_token", refresh),
         ("scope", oauth.scopes),
       ]
-      let url = MailOAuth.endpoint(oauth, "token")
-      let certificates = account.trustedCertificates
-      let refreshed: Result<OAuthTokenEndpoint.Tokens, OAuthTokenEndpoint.Failure> = await blocking {
-        do throws(OAuthTokenEndpoint.Failure) {
-          return .success(try OAuthTokenEndpoint.exchange(url: url, form: form, trustedCertificates: certificates))
-        } catch {
-          return .failure(error)
-        }
-      }
+      let refreshed = await exchangeTokens(form, oauth: oauth, trusting: account.trustedCertificates)
       switch refreshed {
       case .success(let tokens):
         // A rotated refresh token replaces the old one, with the new access token.
-        try await saveTokens(MailOAuth.secrets(tokens, now: now), of: company)
+        _ = try await MailOAuth.writeSecrets(
+          MailOAuth.secrets(tokens, now: now), of: company, in: store, by: .system("mail worker"))
         return .success(tokens.accessToken)
       case .failure(let failure) where failure.refused:
-        try await saveTokens([MailOAuth.access: .clear, MailOAuth.refresh: .clear], of: company)
+        _ = try await MailOAuth.writeSecrets(
+          [MailOAuth.access: .clear, MailOAuth.refresh: .clear], of: company, in: store, by: .system("mail worker"))
         logger.warning(
           "mail: the OAuth2 refresh was refused: sign-in required", metadata: ["company": "\(company.code)"])
         return .failure(
@@ -278,10 +272,17 @@ extension MailDelivery {
     }
   }
 
-  private func saveTokens(_ secrets: [String: SecretChange], of company: CompanyKey) async throws {
-    _ = try await store.transaction(company: company, by: .system("mail worker")) { tx in
-      guard let current = try tx.read(MailAccount.self) else { throw StoreError(.notFound, "no mail account") }
-      return try tx.write(current.value, secrets: secrets, expectedRevision: current.revision)
+  /// Exchanges `form` at the account's token endpoint, on the sending threads.
+  func exchangeTokens(_ form: [(String, String)], oauth: MailAccount.OAuth, trusting certificates: String) async
+    -> Result<OAuthTokenEndpoint.Tokens, OAuthTokenEndpoint.Failure>
+  {
+    let url = MailOAuth.endpoint(oauth, "token")
+    return await blocking {
+      do throws(OAuthTokenEndpoint.Failure) {
+        return .success(try OAuthTokenEndpoint.exchange(url: url, form: form, trustedCertificates: certificates))
+      } catch {
+        return .failure(error)
+      }
     }
   }
 }

@@ -88,4 +88,15 @@ enum MailOAuth {
     if let rotated = tokens.refreshToken, !rotated.isEmpty { secrets[refresh] = .set(rotated) }
     return secrets
   }
+
+  /// Changes the account's OAuth2 secrets, the account as it is (its revision moves, the
+  /// change is audited and streamed like any other).
+  static func writeSecrets(
+    _ secrets: [String: SecretChange], of company: CompanyKey, in store: any SettingsStore, by actor: AuditActor
+  ) async throws -> Stored<MailAccount> {
+    try await store.transaction(company: company, by: actor) { tx in
+      guard let current = try tx.read(MailAccount.self) else { throw StoreError(.notFound, "no mail account") }
+      return try tx.write(current.value, secrets: secrets, expectedRevision: current.revision)
+    }
+  }
 }

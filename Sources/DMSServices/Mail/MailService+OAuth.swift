@@ -35,10 +35,8 @@ extension MailService {
       state: MailOAuth.randomToken(), verifier: MailOAuth.randomToken(), redirectURI: request.redirectUri,
       expiresAt: Date().timeIntervalSince1970 + MailOAuth.lifetime)
     let secret = MailOAuth.encode(pending)
-    _ = try await store.transaction(company: key, by: context.auditActor) { tx in
-      guard let current = try tx.read(MailAccount.self) else { throw StoreError(.notFound, "no mail account") }
-      return try tx.write(current.value, secrets: [MailOAuth.pending: .set(secret)], expectedRevision: current.revision)
-    }
+    _ = try await MailOAuth.writeSecrets(
+      [MailOAuth.pending: .set(secret)], of: key, in: store, by: context.auditActor)
     var response = Dms_Settings_V1_MailOAuthSignIn()
     response.authorizationURL = MailOAuth.authorizationURL(account, oauth: oauth, pending: pending)
     response.state = pending.state
@@ -67,15 +65,7 @@ extension MailService {
       ("grant_type", "authorization_code"), ("client_id", oauth.clientID), ("code", request.code),
       ("redirect_uri", pending.redirectURI), ("code_verifier", pending.verifier), ("scope", oauth.scopes),
     ]
-    let url = MailOAuth.endpoint(oauth, "token")
-    let certificates = account.trustedCertificates
-    let exchanged: Result<OAuthTokenEndpoint.Tokens, OAuthTokenEndpoint.Failure> = await delivery.blocking {
-      do throws(OAuthTokenEndpoint.Failure) {
-        return .success(try OAuthTokenEndpoint.exchange(url: url, form: form, trustedCertificates: certificates))
-      } catch {
-        return .failure(error)
-      }
-    }
+    let exchanged = await delivery.exchangeTokens(form, oauth: oauth, trusting: account.trustedCertificates)
     let now = Date()
     var secrets: [String: SecretChange] = [MailOAuth.pending: .clear]
     var response = Dms_Settings_V1_MailOAuthResult()
@@ -87,11 +77,7 @@ extension MailService {
     case .failure(let failure):
       response.message = "Could not sign in to the account of user \(account.login): \(failure)"  // MAIL-23
     }
-    let changes = secrets
-    let stored = try await store.transaction(company: key, by: context.auditActor) { tx in
-      guard let current = try tx.read(MailAccount.self) else { throw StoreError(.notFound, "no mail account") }
-      return try tx.write(current.value, secrets: changes, expectedRevision: current.revision)
-    }
+    let stored = try await MailOAuth.writeSecrets(secrets, of: key, in: store, by: context.auditActor)
     response.account = MailAccount.message(stored)
     return response
   }

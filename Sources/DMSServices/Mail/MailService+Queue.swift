@@ -35,6 +35,14 @@ extension MailService {
     return key
   }
 
+  /// A page's size: 1 … 500, 0 for 100.
+  private static func pageSize(_ limit: Int32) throws -> Int {
+    guard (0...500).contains(limit) else {
+      throw ValidationFailure([RuleViolation(field: "limit", rule: "", message: "must be between 1 and 500 (0: 100)")])
+    }
+    return limit == 0 ? 100 : Int(limit)
+  }
+
   public func enqueue(
     request: Dms_Settings_V1_EnqueueMailRequest, context: ServerContext
   ) async throws -> Dms_Settings_V1_QueuedMail {
@@ -50,9 +58,7 @@ extension MailService {
   public func listQueue(
     request: Dms_Settings_V1_ListMailQueueRequest, context: ServerContext
   ) async throws -> Dms_Settings_V1_ListMailQueueResponse {
-    guard (0...500).contains(request.limit) else {
-      throw ValidationFailure([RuleViolation(field: "limit", rule: "", message: "must be between 1 and 500 (0: 100)")])
-    }
+    let limit = try Self.pageSize(request.limit)
     var states = Set<MailDeliveryState>()
     for state in request.states {
       guard let value = MailDeliveryState(message: state) else {
@@ -65,7 +71,7 @@ extension MailService {
     var response = Dms_Settings_V1_ListMailQueueResponse()
     guard let key = try await company(context) else { return response }
     response.mails = try await store.mailQueue.queuedMails(
-      of: key, states: states, afterID: request.afterID, limit: request.limit == 0 ? 100 : Int(request.limit)
+      of: key, states: states, afterID: request.afterID, limit: limit
     ).map(\.message)
     return response
   }
@@ -90,13 +96,11 @@ extension MailService {
   public func listWorkLog(
     request: Dms_Settings_V1_ListMailWorkLogRequest, context: ServerContext
   ) async throws -> Dms_Settings_V1_ListMailWorkLogResponse {
-    guard (0...500).contains(request.limit) else {
-      throw ValidationFailure([RuleViolation(field: "limit", rule: "", message: "must be between 1 and 500 (0: 100)")])
-    }
+    let limit = try Self.pageSize(request.limit)
     var response = Dms_Settings_V1_ListMailWorkLogResponse()
     guard let key = try await company(context) else { return response }
     response.entries = try await store.mailQueue.workLog(
-      of: key, beforeID: request.beforeID, limit: request.limit == 0 ? 100 : Int(request.limit)
+      of: key, beforeID: request.beforeID, limit: limit
     ).map(\.message)
     return response
   }

@@ -18,7 +18,8 @@ extension DatabaseStore: MailQueue {
   public func enqueue(_ mail: OutgoingMail, messageID: String, for company: CompanyKey, by actor: AuditActor)
     async throws -> QueuedMail
   {
-    let id = try await commit(.company(company.id), by: actor) { tx in
+    let size = mail.encodedSize
+    return try await commit(.company(company.id), by: actor) { tx in
       let sql = tx.sql
       let id = try sql.value(
         Int64.self,
@@ -29,7 +30,7 @@ extension DatabaseStore: MailQueue {
         """,
         [
           company.id, messageID, Self.json(mail.to), Self.json(mail.cc), Self.json(mail.bcc), mail.subject, mail.text,
-          mail.html, mail.encodedSize, tx.nowText, tx.nowText, actor.login,
+          mail.html, size, tx.nowText, tx.nowText, actor.login,
         ])
       guard let id else { throw StoreError(.unavailable, "the queue did not return the message's id") }
       for (position, attachment) in mail.attachments.enumerated() {
@@ -40,12 +41,12 @@ extension DatabaseStore: MailQueue {
           """,
           [id, company.id, position, attachment.fileName, attachment.contentType, Data(attachment.content)])
       }
-      return id
+      // As written: no read back.
+      return QueuedMail(
+        id: id, company: company, messageID: messageID, state: .queued, to: mail.to, cc: mail.cc, bcc: mail.bcc,
+        subject: mail.subject, attachmentNames: mail.attachments.map(\.fileName), sizeBytes: Int64(size),
+        attempts: 0, nextAttemptAt: tx.now, lastError: "", createdAt: tx.now, sentAt: nil)
     }
-    guard let queued = try await queuedMail(id, of: company) else {
-      throw StoreError(.notFound, "message \(id) is not in the queue")
-    }
-    return queued
   }
 
   /// One of the company's messages.
