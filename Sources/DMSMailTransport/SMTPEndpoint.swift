@@ -53,11 +53,15 @@ public struct SMTPEndpoint: Sendable, Hashable {
   /// secret goes out in plain text unless the administrator chose no encryption).
   public init(account: MailAccount, credential: Credential) {
     let security: Security =
-      switch account.encryption {
-      case .none: .none
-      case .tls: .implicitTLS
-      case .startTLS: .startTLS(required: true)
-      case .automatic:
+      switch (account.transport, account.encryption) {
+      case (.databaseProfile, _):
+        // MAIL-19: SSL yes is TLS required (implicit on 465, STARTTLS elsewhere, as the
+        // original's database mail does); no is plain SMTP.
+        if !account.ssl { .none } else if account.port == 465 { .implicitTLS } else { .startTLS(required: true) }
+      case (_, .none): .none
+      case (_, .tls): .implicitTLS
+      case (_, .startTLS): .startTLS(required: true)
+      case (_, .automatic):
         if account.port == 465 {
           .implicitTLS
         } else {

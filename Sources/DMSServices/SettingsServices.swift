@@ -12,13 +12,17 @@ public enum SettingsServices {
     configuration: DeploymentConfiguration,
     serverVersion: String,
     mail: MailDelivery,
+    databaseAdministrators: DatabaseAdministrators,
     logger: Logger
   ) {
     router.register(ServerInfoService(store: store, configuration: configuration, serverVersion: serverVersion))
     router.register(CompaniesService(store: store, configuration: configuration, logger: logger))
     router.register(SharedSettingsService(store: store, choices: configuration.sharedChoices))
     router.register(APIAuthorizationService(store: store, configuration: configuration, logger: logger))
-    router.register(MailService(store: store, configuration: configuration, delivery: mail, logger: logger))
+    router.register(
+      MailService(
+        store: store, configuration: configuration, delivery: mail, administrators: databaseAdministrators,
+        logger: logger))
     router.register(SettingsEventsService(store: store))
   }
 }

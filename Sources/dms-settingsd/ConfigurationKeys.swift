@@ -32,6 +32,8 @@ enum ConfigurationKeys {
     "storage.master-key-file",
     "storage.busy-timeout-ms",
     "storage.master-key",
+    "storage.administrator",
+    "storage.administrator-password-hash",
     "storage.postgres.url",
     "storage.postgres.owner-url",
     "storage.postgres.pool-size",
@@ -59,7 +61,9 @@ enum ConfigurationKeys {
   ]
 
   /// Keys whose values are secrets: redacted wherever swift-configuration prints them.
-  static let secret: Set<String> = ["storage.master-key", "storage.postgres.url", "storage.postgres.owner-url"]
+  static let secret: Set<String> = [
+    "storage.master-key", "storage.postgres.url", "storage.postgres.owner-url", "storage.administrator-password-hash",
+  ]
 
   /// Environment variables under these prefixes belong to the server: one that is not
   /// a key is a misspelling (SETTINGS_KSEF_WORKMODE).

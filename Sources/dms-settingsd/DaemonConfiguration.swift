@@ -24,6 +24,9 @@ struct DaemonConfiguration {
   var mail: MailConfiguration
   /// scrypt's cost of new password hashes: N = 2^logN (security.password-hash-log-n).
   var passwordHashLogN: Int
+  /// MAIL-6 on SQLite: the storage administrator who saves and deletes database profiles
+  /// (storage.administrator, storage.administrator-password-hash).
+  var storageAdministrator: DatabaseAdministrators.StorageAccount?
 
   /// The hasher of new password hashes.
   var passwordHasher: PasswordHasher {
@@ -95,6 +98,7 @@ struct DaemonConfiguration {
     let masterKeyFile = values.string(
       "storage.master-key-file", default: (dataDirectory as NSString).appendingPathComponent("master.key"))
     let postgres = try loadPostgres(values)
+    let storageAdministrator = try loadStorageAdministrator(values, postgres: postgres != nil)
 
     // Deployment configuration, CFG-1 … CFG-8
     var deployment = DeploymentConfiguration()
@@ -186,7 +190,39 @@ struct DaemonConfiguration {
       deployment: deployment,
       security: security,
       mail: mail,
-      passwordHashLogN: logN)
+      passwordHashLogN: logN,
+      storageAdministrator: storageAdministrator)
+  }
+
+  /// `storage.administrator` and its hash: both or neither, and SQLite's only (PostgreSQL
+  /// checks its own roles).
+  private static func loadStorageAdministrator(_ values: ConfigValues, postgres: Bool) throws
+    -> DatabaseAdministrators.StorageAccount?
+  {
+    let login = values.optionalString("storage.administrator")
+    let hash = values.optionalString("storage.administrator-password-hash")
+    guard login != nil || hash != nil else { return nil }
+    if postgres {
+      throw ConfigurationError(
+        description:
+          "storage.administrator is for SQLite: on PostgreSQL (storage.postgres.url) the database profile is saved by a role of the database (docs/settings/MAIL.md); unset it"
+      )
+    }
+    guard let login, let hash else {
+      throw ConfigurationError(
+        description: "storage.administrator and storage.administrator-password-hash go together: set both or neither")
+    }
+    guard (1...256).contains(login.count), !login.contains(where: \.isWhitespace) else {
+      throw ConfigurationError.badValue(
+        "storage.administrator", login, allowed: "a login of 1 to 256 characters, no spaces")
+    }
+    guard let parsed = PasswordHasher.Hash(encoded: hash) else {
+      throw ConfigurationError(
+        description:
+          "storage.administrator-password-hash is not a password hash this server reads ($scrypt$ln=…,r=…,p=…$salt$hash): make one with dms-settingsd hash-password"
+      )
+    }
+    return DatabaseAdministrators.StorageAccount(login: login, passwordHash: parsed)
   }
 
   /// The `storage.postgres.*` keys: nil when `storage.postgres.url` is unset (then the

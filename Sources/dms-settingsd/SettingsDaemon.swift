@@ -12,7 +12,8 @@ import Synchronization
 import SystemPackage
 
 /// `dms-settingsd`: the DMS settings server. `serve` (the default) runs it;
-/// `bootstrap-admin` makes an administrator for a deployment.
+/// `bootstrap-admin` makes an administrator for a deployment; `hash-password` makes the
+/// storage administrator's password hash.
 @main
 struct SettingsDaemon: AsyncParsableCommand {
   static let version = Release.version
@@ -30,7 +31,7 @@ struct SettingsDaemon: AsyncParsableCommand {
       LOG_, SECURITY_ or MAIL_), stops start-up with exit code 78, naming it (CFG-10).
       """,
     version: version,
-    subcommands: [Serve.self, BootstrapAdmin.self],
+    subcommands: [Serve.self, BootstrapAdmin.self, HashPassword.self],
     defaultSubcommand: Serve.self
   )
 }
@@ -124,7 +125,9 @@ struct Serve: AsyncParsableCommand {
     let mail = MailDelivery(store: store, configuration: loaded.mail, deployment: loaded.deployment, logger: logger)
     SettingsServices.register(
       into: &router, store: store, configuration: loaded.deployment, serverVersion: SettingsDaemon.version,
-      mail: mail, logger: logger)
+      mail: mail,
+      databaseAdministrators: DatabaseAdministrators(storageAccount: loaded.storageAdministrator, hasher: hasher),
+      logger: logger)
     SecurityServices.register(
       into: &router, store: store, hasher: hasher, deployment: loaded.deployment, security: loaded.security,
       initialAdministrator: initialAdministrator, logger: logger)

@@ -90,6 +90,22 @@ struct MailAccountTests {
           $0.oauth = MailAccount.OAuth(clientID: "app")
         }, ["authentication MAIL-4"]
       ),
+      // An in-house CA for the profile's SSL, not without SSL.
+      (
+        account {
+          $0.transport = .databaseProfile
+          $0.encryption = .none
+          $0.ssl = true
+          $0.trustedCertificates = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        }, []
+      ),
+      (
+        account {
+          $0.transport = .databaseProfile
+          $0.encryption = .none
+          $0.trustedCertificates = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        }, ["trusted_certificates MAIL-19"]
+      ),
     ])
   func transports(account: MailAccount, expected: [String]) {
     #expect(broken(account) == expected)

@@ -118,6 +118,29 @@ struct ConfigurationTests {
     #expect(!run.stderr.contains("hunter2"), "the password is never repeated: \(run)")
   }
 
+  @Test(
+    "MAIL-6: storage.administrator and its hash go together, the hash must be one, and neither with PostgreSQL",
+    arguments: [
+      (["--storage-administrator", "dba"], "go together: set both or neither"),
+      (["--storage-administrator-password-hash", "$scrypt$ln=10,r=8,p=1$c2FsdA$hunter2"], "go together"),
+      (
+        ["--storage-administrator", "dba", "--storage-administrator-password-hash", "hunter2"],
+        "make one with dms-settingsd hash-password"
+      ),
+      (
+        [
+          "--storage-postgres-url", "postgres://u:hunter2@db/x", "--storage-administrator", "dba",
+          "--storage-administrator-password-hash", "$scrypt$ln=10,r=8,p=1$c2FsdGVkc2FsdA$ZGlnZXN0ZGlnZXN0ZGlnZXN0",
+        ],
+        "storage.administrator is for SQLite"
+      ),
+    ])
+  func storageAdministratorKeys(arguments: [String], expected: String) async throws {
+    let run = try await refused(arguments)
+    #expect(run.stderr.contains(expected), "\(run)")
+    #expect(!run.stderr.contains("hunter2"), "the password is never repeated: \(run)")
+  }
+
   @Test("storage.postgres.url naming a database that does not answer: exit 74 at once, the password not shown")
   func postgresUnreachable() async throws {
     let data = Tools.temporaryDirectory()

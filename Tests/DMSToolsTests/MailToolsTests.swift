@@ -168,3 +168,64 @@ struct MailToolsTests {
     return Int(UInt16(bigEndian: address.sin_port))
   }
 }
+
+/// The database profile through the real executables (MAIL-5, MAIL-6), on SQLite: the
+/// storage administrator made with `dms-settingsd hash-password` and configured, as an
+/// operator would.
+@Suite("mail database profile through the tools")
+struct MailProfileToolsTests {
+  @Test(
+    "MAIL-6 on SQLite: without a storage administrator the profile is refused naming the keys; with one from hash-password, dmsctl saves and deletes it with the password, and a wrong one saves nothing"
+  )
+  func storageAdministrator() async throws {
+    let hashed = try await Tools.run(
+      "dms-settingsd", ["hash-password", "--security-password-hash-log-n", "10"], input: "Dba-Passw0rd\n")
+    #expect(hashed.status == 0 && hashed.stdout.hasPrefix("$scrypt$ln=10,r=8,p=1$"), "\(hashed)")
+    let hash = hashed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect(!hashed.stdout.contains("Dba-Passw0rd"))
+    let empty = try await Tools.run("dms-settingsd", ["hash-password"], input: "")
+    #expect(empty.status == 65 && empty.stderr.contains("no password"), "\(empty)")
+    let broken = try await Tools.run(
+      "dms-settingsd", ["--storage-administrator", "dba", "--storage-administrator-password-hash", "plain"])
+    #expect(broken.status == 78 && broken.stderr.contains("hash-password"), "\(broken)")
+
+    let set = [
+      "mail", "set", "--company", "ACME", "--transport", "database-profile", "--ssl", "true", "--enabled", "true",
+      "--account-name", "DMS", "--sender", "dms@acme.example", "--smtp-server", "smtp.acme.example", "--port", "587",
+      "--dba-login", "dba", "--dba-password-file", "-",
+    ]
+    let bare = try await Daemon.start()
+    try await MailToolsTests().addACME(bare)
+    let unconfigured = try await Tools.run("dmsctl", set, environment: bare.environment, input: "Dba-Passw0rd\n")
+    #expect(unconfigured.status != 0 && unconfigured.stderr.contains("storage.administrator"), "\(unconfigured)")
+    try await bare.stop()
+
+    let daemon = try await Daemon.start(
+      [
+        "--settings-multi-company", "true", "--storage-administrator", "dba", "--storage-administrator-password-hash",
+        hash,
+      ], dataDirectory: bare.dataDirectory)
+    let wrong = try await Tools.run("dmsctl", set, environment: daemon.environment, input: "not it\n")
+    #expect(wrong.status != 0 && wrong.stderr.contains("MAIL-6"), "\(wrong)")
+    #expect(!wrong.stderr.contains("not it"))
+    let shown = try await Tools.ctl(daemon, "mail", "show", "--company", "ACME")
+    #expect(shown.stdout.contains("revision") && !shown.stdout.contains("profile exists"), "\(shown)")
+    let saved = try await Tools.run("dmsctl", set, environment: daemon.environment, input: "Dba-Passw0rd\n")
+    #expect(saved.status == 0, "\(saved)")
+    #expect(saved.stdout.contains("DMS ACME") && saved.stdout.contains("SSL (MAIL-19)"), "\(saved)")
+    let json = try await Tools.ctl(daemon, "mail", "show", "--company", "ACME", "--json")
+    #expect(json.stdout.contains("\"profile_exists\":true"), "\(json)")
+    // The log says who, never the password.
+    #expect(daemon.log.contains("database-administrator") && !daemon.log.contains("Dba-Passw0rd"))
+
+    let keep = try await Tools.ctl(daemon, "mail", "delete-account", "--company", "ACME")
+    #expect(keep.status != 0 && keep.stderr.contains("--dba-login"), "\(keep)")
+    let deleted = try await Tools.ctl(
+      daemon, "mail", "delete-account", "--company", "ACME", "--dba-login", "dba", "--dba-password-file", "-",
+      input: "Dba-Passw0rd\n")
+    #expect(deleted.status == 0 && deleted.stdout.contains("database profile"), "\(deleted)")
+    let after = try await Tools.ctl(daemon, "mail", "show", "--company", "ACME", "--json")
+    #expect(after.stdout.contains("\"profile_exists\":false") && after.stdout.contains("\"revision\":0"), "\(after)")
+    try await daemon.stop()
+  }
+}

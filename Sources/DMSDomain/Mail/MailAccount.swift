@@ -99,7 +99,8 @@ public struct MailAccount: Sendable, Hashable {
   /// MAIL-22 … MAIL-24: with OAuth2 only.
   public var oauth: OAuth?
   /// MAIL-20: PEM certificates to trust for the server's TLS instead of the system's
-  /// (an in-house server's CA); empty: the system's. With an encryption method only.
+  /// (an in-house server's CA); empty: the system's. With an encryption method (the
+  /// database profile: with SSL) only.
   public var trustedCertificates: String
 
   /// An account; by default the mail component's, off and empty.
@@ -189,17 +190,13 @@ public struct MailAccount: Sendable, Hashable {
         v.require(
           encryption != .none, "trusted_certificates", "MAIL-20",
           "are for TLS: choose an encryption method (automatic, TLS or STARTTLS)")
-        v.require(
-          trustedCertificates.utf8.count <= TextLimits.pem
-            && trustedCertificates.contains("-----BEGIN CERTIFICATE-----")
-            && trustedCertificates.contains("-----END CERTIFICATE-----"),
-          "trusted_certificates", "MAIL-20",
-          "must be PEM certificates (-----BEGIN CERTIFICATE----- …), at most \(TextLimits.pem) bytes")
+        validateCertificates(into: &v)
       }
     case .databaseProfile:
-      v.require(
-        trustedCertificates.isEmpty, "trusted_certificates", "MAIL-20",
-        "are only for the mail component's TLS (MAIL-20)")
+      if !trustedCertificates.isEmpty {
+        v.require(ssl, "trusted_certificates", "MAIL-19", "are for SSL: set ssl, or leave them out")
+        validateCertificates(into: &v)
+      }
       v.require(
         encryption == .none, "encryption", "MAIL-20",
         "is only for the mail component; the database profile uses ssl (MAIL-19)")
@@ -207,6 +204,15 @@ public struct MailAccount: Sendable, Hashable {
         authentication == .password, "authentication", "MAIL-4",
         "OAuth2 (Microsoft 365) works only with the mail component")
     }
+  }
+
+  private func validateCertificates(into v: inout Validator) {
+    v.require(
+      trustedCertificates.utf8.count <= TextLimits.pem
+        && trustedCertificates.contains("-----BEGIN CERTIFICATE-----")
+        && trustedCertificates.contains("-----END CERTIFICATE-----"),
+      "trusted_certificates", "MAIL-20",
+      "must be PEM certificates (-----BEGIN CERTIFICATE----- …), at most \(TextLimits.pem) bytes")
   }
 
   private func validateSignIn(password: SecretChange, passwordSet: Bool, into v: inout Validator) {

@@ -44,8 +44,11 @@ extension MailAccount {
       trustedCertificates: message.trustedCertificates)
   }
 
-  /// The message of a stored account (nil: never saved, the defaults at revision 0).
-  static func message(_ stored: Stored<MailAccount>?) -> Dms_Settings_V1_MailAccount {
+  /// The message of a stored account (nil: never saved, the defaults at revision 0) of
+  /// the company `code`, with its database profile (MAIL-5).
+  static func message(_ stored: Stored<MailAccount>?, company code: String, profile: MailProfile?)
+    -> Dms_Settings_V1_MailAccount
+  {
     let account = stored?.value ?? MailAccount()
     var message = Dms_Settings_V1_MailAccount()
     message.transport = account.transport.message
@@ -68,6 +71,10 @@ extension MailAccount {
       message.oauth.scopes = oauth.scopes
     }
     message.trustedCertificates = account.trustedCertificates
+    let named = profile ?? MailProfile(company: code)
+    message.profileName = named.name
+    message.profileDescription = named.description
+    message.profileExists = profile != nil
     if let stored {
       message.passwordSet = stored.secretsSet.contains(Secret.password.rawValue)
       message.signedIn = stored.secretsSet.contains(Secret.oauthRefreshToken.rawValue)

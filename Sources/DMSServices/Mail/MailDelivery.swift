@@ -109,7 +109,15 @@ public final class MailDelivery: Service, Sendable {
     for claim in claims {
       if ContinuousClock.now > lastStart { break }
       do throws(SMTPFailure) {
-        let (endpoint, from) = try prepared.get()
+        let (endpoint, from, attachmentsAllowed) = try prepared.get()
+        if !attachmentsAllowed && !claim.mail.attachments.isEmpty {
+          // Queued while the account was the mail component's.
+          throw SMTPFailure(
+            kind: .permanent, replyCode: 0,
+            message:
+              "the account uses the database profile, which sends no attachments (MAIL-2): only the mail component does"
+          )
+        }
         let message = MIMEMessage(
           claim.mail, from: from, messageID: claim.queued.messageID, date: claim.queued.createdAt,
           boundarySeed: String(claim.queued.messageID.filter(\.isHexDigit).prefix(32)))
@@ -168,7 +176,7 @@ public final class MailDelivery: Service, Sendable {
     String, SMTPFailure
   > {
     do throws(SMTPFailure) {
-      let (endpoint, from) = try await prepare(company, sendTimeout: timeout).get()
+      let (endpoint, from, _) = try await prepare(company, sendTimeout: timeout).get()
       let message = MIMEMessage(
         mail, from: from, messageID: MIMEMessage.newMessageID(sender: from.address), date: Date())
       return .success(try await pool.sendOnce(message, endpoint: endpoint))
@@ -177,12 +185,13 @@ public final class MailDelivery: Service, Sendable {
     }
   }
 
-  /// `company`'s endpoint and sender, from its saved account and secrets.
+  /// `company`'s endpoint and sender, from its saved account and secrets, and whether it
+  /// sends attachments (the mail component; not the database profile, MAIL-2).
   private func prepare(_ company: CompanyKey, sendTimeout: Double) async -> Result<
-    (SMTPEndpoint, MIMEMessage.From), SMTPFailure
+    (SMTPEndpoint, MIMEMessage.From, attachmentsAllowed: Bool), SMTPFailure
   > {
     let refused = { (message: String) in
-      Result<(SMTPEndpoint, MIMEMessage.From), SMTPFailure>.failure(
+      Result<(SMTPEndpoint, MIMEMessage.From, attachmentsAllowed: Bool), SMTPFailure>.failure(
         SMTPFailure(kind: .transient, replyCode: 0, message: message))
     }
     let account: MailAccount
@@ -190,9 +199,6 @@ public final class MailDelivery: Service, Sendable {
     do {
       guard let stored = try await store.read(MailAccount.self, of: company)?.value, stored.enabled else {
         return refused("sending e-mail is off for the company (MAIL-7)")
-      }
-      guard stored.transport == .component else {
-        return refused("the account uses the database profile, which this server does not send through (MAIL-1)")
       }
       account = stored
       switch account.authentication {
@@ -218,7 +224,8 @@ public final class MailDelivery: Service, Sendable {
     return .success(
       (
         endpoint,
-        MIMEMessage.From(address: account.senderAddress, displayName: account.displayName, replyTo: account.replyTo)
+        MIMEMessage.From(address: account.senderAddress, displayName: account.displayName, replyTo: account.replyTo),
+        account.transport == .component
       ))
   }
 }

@@ -78,7 +78,8 @@ extension MailService {
       response.message = "Could not sign in to the account of user \(account.login): \(failure)"  // MAIL-23
     }
     let stored = try await MailOAuth.writeSecrets(secrets, of: key, in: store, by: context.auditActor)
-    response.account = MailAccount.message(stored)
+    response.account = MailAccount.message(
+      stored, company: key.code, profile: try await store.read(MailProfile.self, of: key)?.value)
     return response
   }
 }

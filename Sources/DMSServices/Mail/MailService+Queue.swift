@@ -8,8 +8,8 @@ import Foundation
 
 /// The queue's calls (MAIL-2, MAIL-3, CFG-3) and the test message (MAIL-26 … MAIL-28).
 extension MailService {
-  /// The company's saved account, required to send: saved, sending on (MAIL-7), the mail
-  /// component (MAIL-1, MAIL-2). `rule`: the rule a missing account breaks.
+  /// The company's saved account, required to send: saved, sending on (MAIL-7); the mail
+  /// component or the database profile (MAIL-1). `rule`: the rule a missing account breaks.
   private func sendingAccount(_ context: ServerContext, rule: String) async throws -> (CompanyKey, MailAccount) {
     let noAccount = RPCError(
       code: .failedPrecondition,
@@ -18,11 +18,6 @@ extension MailService {
     else { throw noAccount }
     guard account.enabled else {
       throw RPCError(code: .failedPrecondition, message: "sending e-mail is off in the mail account (MAIL-7, \(rule))")
-    }
-    guard account.transport == .component else {
-      throw RPCError(
-        code: .failedPrecondition,
-        message: "the account uses the database profile, which this server does not send through yet (MAIL-1)")
     }
     return (key, account)
   }
@@ -47,8 +42,12 @@ extension MailService {
     request: Dms_Settings_V1_EnqueueMailRequest, context: ServerContext
   ) async throws -> Dms_Settings_V1_QueuedMail {
     let given = OutgoingMail(message: request.mail)
-    let mail = try given.validated(limits: delivery.limits, rule: "MAIL-2")
+    var mail = try given.validated(limits: delivery.limits, rule: "MAIL-2")
     let (key, account) = try await sendingAccount(context, rule: "MAIL-2")
+    if account.transport != .component && !mail.attachments.isEmpty {
+      // MAIL-2: only the mail component sends attachments.
+      mail = try given.validated(limits: delivery.limits, attachmentsAllowed: false, rule: "MAIL-2")
+    }
     let queued = try await store.mailQueue.enqueue(
       mail, messageID: MIMEMessage.newMessageID(sender: account.senderAddress), for: key, by: context.auditActor)
     delivery.messageQueued()
@@ -112,17 +111,24 @@ extension MailService {
     let given = OutgoingMail(
       to: [request.recipient], subject: request.subject, text: request.body,
       attachments: request.attachments.map(OutgoingMail.Attachment.init(message:)))
-    let mail: OutgoingMail
-    do throws(ValidationFailure) {
-      mail = try given.validated(limits: delivery.limits, rule: "MAIL-27", message: "")
-    } catch {
-      // The request names its one recipient `recipient`.
-      throw ValidationFailure(
-        error.violations.map {
-          RuleViolation(field: $0.field.hasPrefix("to") ? "recipient" : $0.field, rule: $0.rule, message: $0.message)
-        })
+    let checked = { (attachmentsAllowed: Bool) throws -> OutgoingMail in
+      do throws(ValidationFailure) {
+        return try given.validated(
+          limits: self.delivery.limits, attachmentsAllowed: attachmentsAllowed, rule: "MAIL-27", message: "")
+      } catch {
+        // The request names its one recipient `recipient`.
+        throw ValidationFailure(
+          error.violations.map {
+            RuleViolation(
+              field: $0.field.hasPrefix("to") ? "recipient" : $0.field, rule: $0.rule, message: $0.message)
+          })
+      }
     }
-    let (key, _) = try await sendingAccount(context, rule: "MAIL-27")
+    var mail = try checked(true)
+    // MAIL-27: a saved account; with the database profile, its profile, saved with it in
+    // one transaction (MAIL-6) and deleted only with it.
+    let (key, account) = try await sendingAccount(context, rule: "MAIL-27")
+    if account.transport != .component && !mail.attachments.isEmpty { mail = try checked(false) }
     var timeout = 60.0
     if let deadline = context.deadline {
       let left = ContinuousClock.now.duration(to: deadline)

@@ -64,6 +64,21 @@ public protocol SettingsStore: Sendable {
 
   /// Whether the database answers and was not found damaged (for Health).
   func isHealthy() async -> Bool
+
+  /// MAIL-6: whether `login` and `password` sign in to the database server as its
+  /// administrator, checked by the database itself; nil when the backend has no roles of
+  /// its own (SQLite: the server's configured storage administrator stands in).
+  ///
+  /// - Throws: `StoreError` (`.unavailable`) when the database cannot be reached.
+  func verifyDatabaseAdministrator(login: String, password: String) async throws -> DatabaseAdministratorVerdict?
+}
+
+/// What the database said of a database administrator's login and password (MAIL-6).
+public enum DatabaseAdministratorVerdict: Sendable, Equatable {
+  /// Signed in, and an administrator.
+  case administrator
+  /// Not signed in, or not an administrator: why, without the password.
+  case refused(String)
 }
 
 /// The privileged, cross-company path: the company registry.

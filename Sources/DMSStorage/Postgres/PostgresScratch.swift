@@ -9,6 +9,13 @@ import PostgresNIO
 /// starts one). Each database is new and empty, owned by `dms_owner`; the server works
 /// as `dms_app`, which owns nothing, as in production.
 package enum PostgresScratch {
+  /// MAIL-6 in tests: a role that signs in with a password and is a member of `dms_owner`
+  /// (the database's administrator, as `PostgresSettingsStore.verifyDatabaseAdministrator`
+  /// sees it), and one that signs in but is not. scripts/postgres checks their passwords
+  /// (scram-sha-256), unlike the trusted roles'.
+  package static let databaseAdministrator = (login: "dms_dba", password: "the database administrator's password")
+  package static let clerk = (login: "dms_clerk", password: "a clerk's own password")
+
   /// The superuser URL from the environment, if any.
   package static var adminURL: String? {
     ProcessInfo.processInfo.environment["DMS_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 }
@@ -25,12 +32,18 @@ package enum PostgresScratch {
       throw StoreError(.unavailable, "making a test database: \(String(reflecting: error))")
     }
     do {
-      for role in ["dms_owner", "dms_app"] {
+      let quoted = { (text: String) in text.replacingOccurrences(of: "'", with: "''") }
+      let roles = [
+        "dms_owner LOGIN", "dms_app LOGIN",
+        "\(databaseAdministrator.login) LOGIN PASSWORD '\(quoted(databaseAdministrator.password))' IN ROLE dms_owner",
+        "\(clerk.login) LOGIN PASSWORD '\(quoted(clerk.password))'",
+      ]
+      for role in roles {
         // Roles are the cluster's: made once, by whichever test comes first.
         try await connection.query(
           PostgresQuery(
             unsafeSQL: """
-              DO $$ BEGIN CREATE ROLE \(role) LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$
+              DO $$ BEGIN CREATE ROLE \(role); EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$
               """), logger: connection.logger)
       }
       try await connection.query(

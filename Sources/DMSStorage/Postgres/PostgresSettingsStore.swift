@@ -19,7 +19,7 @@ import Synchronization
 /// event loop. Company-owned tables are under row-level security: each transaction
 /// sets its company (`SET LOCAL` through `set_config`).
 public final class PostgresSettingsStore: DatabaseStore, @unchecked Sendable {
-  private let postgres: PostgresEngine
+  let postgres: PostgresEngine
 
   /// Connects, runs the migrations (as `options.owner` when given) under an advisory
   /// lock, grants the server's role what it needs, and loads the caches.
@@ -50,6 +50,16 @@ public final class PostgresSettingsStore: DatabaseStore, @unchecked Sendable {
   /// Closes the connections and stops the store's threads.
   public func shutdown() async {
     await postgres.shutdown()
+  }
+
+  /// MAIL-6: signs in as `login` with `password` (the server's host, port, database and
+  /// TLS), and asks the database whether that role is a superuser or a member of the role
+  /// that owns the settings tables. PostgreSQL checks the password as pg_hba.conf says:
+  /// under `trust` it checks none (docs/settings/MAIL.md).
+  override public func verifyDatabaseAdministrator(login: String, password: String) async throws
+    -> DatabaseAdministratorVerdict?
+  {
+    try await postgres.verifyAdministrator(login: login, password: password)
   }
 }
 

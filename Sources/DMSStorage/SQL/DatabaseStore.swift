@@ -348,6 +348,13 @@ public class DatabaseStore: SettingsStore, CompanyRegistry, @unchecked Sendable 
     await engine.isHealthy()
   }
 
+  /// SQLite has no roles: nil (PostgreSQL overrides).
+  public func verifyDatabaseAdministrator(login: String, password: String) async throws
+    -> DatabaseAdministratorVerdict?
+  {
+    nil
+  }
+
   // MARK: CompanyRegistry
 
   public func company(code: String) async throws -> CompanyKey? {

@@ -39,6 +39,7 @@ public enum ServiceCatalog {
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.downloadPrivateKey, requestType: Dms_Settings_V1_DownloadPrivateKeyRequest.self, responseType: Dms_Settings_V1_RevealSecretResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.getAccount, requestType: Dms_Settings_V1_GetMailAccountRequest.self, responseType: Dms_Settings_V1_MailAccount.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.updateAccount, requestType: Dms_Settings_V1_UpdateMailAccountRequest.self, responseType: Dms_Settings_V1_MailAccount.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.deleteAccount, requestType: Dms_Settings_V1_DeleteMailAccountRequest.self, responseType: Dms_Settings_V1_DeleteMailAccountResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.revealPassword, requestType: Dms_Settings_V1_RevealMailPasswordRequest.self, responseType: Dms_Settings_V1_RevealSecretResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.listPresets, requestType: Dms_Settings_V1_ListMailPresetsRequest.self, responseType: Dms_Settings_V1_ListMailPresetsResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.draftFromPreset, requestType: Dms_Settings_V1_DraftMailAccountRequest.self, responseType: Dms_Settings_V1_MailAccount.self),

@@ -17,6 +17,8 @@ struct Mail: AsyncParsableCommand {
     "account.oauth.authority": "--oauth-authority", "account.oauth.client_id": "--oauth-client-id",
     "account.oauth.scopes": "--oauth-scopes", "account.revision": "revision", "preset": "<preset>",
     "sender_address": "<sender>", "account.trusted_certificates": "--trusted-certificates",
+    "database_administrator": "--dba-login", "database_administrator.login": "--dba-login",
+    "database_administrator.password": "--dba-password", "revision": "revision",
   ])
 
   static let configuration = CommandConfiguration(
@@ -27,9 +29,42 @@ struct Mail: AsyncParsableCommand {
       """,
     subcommands: [
       Show.self, Set.self, Presets.self, Preset.self, RevealPassword.self, Test.self, Send.self, Queue.self,
-      Retry.self, Delete.self, WorkLog.self, SignIn.self,
+      Retry.self, Delete.self, WorkLog.self, SignIn.self, DeleteAccount.self,
     ]
   )
+
+  /// MAIL-6: the database administrator's login and password, for the database profile.
+  struct DatabaseAdministratorOption: ParsableArguments {
+    @Option(
+      help: ArgumentHelp(
+        "MAIL-6: the database administrator's login, for the database profile (its password is asked for).",
+        discussion: "On SQLite the server's storage.administrator; on PostgreSQL a role of the database server."))
+    var dbaLogin: String?
+    @Flag(name: .customLong("dba-password"), help: "MAIL-6: ask for its password (no echo; the default).")
+    var dbaPasswordPrompt = false
+    @Option(help: "MAIL-6: read the database administrator's password from a file (- for stdin).")
+    var dbaPasswordFile: String?
+
+    /// The credentials, the password asked for on the terminal unless a file gives it;
+    /// nil without --dba-login.
+    func value(stdinTaken: inout Bool) throws -> Dms_Settings_V1_DatabaseAdministrator? {
+      guard let dbaLogin else {
+        if dbaPasswordFile != nil || dbaPasswordPrompt {
+          throw ValidationError("--dba-password and --dba-password-file go with --dba-login")
+        }
+        return nil
+      }
+      var administrator = Dms_Settings_V1_DatabaseAdministrator()
+      administrator.login = dbaLogin
+      administrator.password =
+        try SecretSource(
+          name: "dba-password", label: "database administrator's password (MAIL-6)",
+          prompt: dbaPasswordPrompt || dbaPasswordFile == nil,
+          file: dbaPasswordFile, insecureValue: nil
+        ).value(stdinTaken: &stdinTaken) ?? ""
+      return administrator
+    }
+  }
 
   /// The company option of the account's commands.
   struct CompanyOption: ParsableArguments {
@@ -74,6 +109,7 @@ struct Mail: AsyncParsableCommand {
     ]
     if account.transport == .databaseProfile {
       fields.append(("SSL (MAIL-19)", account.ssl ? "yes" : "no"))
+      if !account.trustedCertificates.isEmpty { fields.append(("trusted CAs (MAIL-20)", "(set)")) }
     } else {
       fields.append(("encryption (MAIL-20)", name(account.encryption, in: encryptions, default: "none")))
       fields.append(
@@ -85,6 +121,12 @@ struct Mail: AsyncParsableCommand {
       fields += [
         ("OAuth2 authority (MAIL-22)", account.oauth.authority), ("OAuth2 client id", account.oauth.clientID),
         ("OAuth2 scopes", account.oauth.scopes), ("signed in (MAIL-23)", account.signedIn ? "yes" : "no"),
+      ]
+    }
+    if account.transport == .databaseProfile || account.profileExists {
+      fields += [
+        ("profile (MAIL-5)", account.profileName), ("profile description", account.profileDescription),
+        ("profile exists", account.profileExists ? "yes" : "no"),
       ]
     }
     fields.append(("revision", String(account.revision)))
@@ -134,6 +176,7 @@ struct Mail: AsyncParsableCommand {
     @Option(help: "MAIL-22: the scopes, separated by spaces.") var oauthScopes: String?
     @Option(help: "MAIL-20: a PEM file of certificates to trust for the server's TLS (\"\" for the system's).")
     var trustedCertificates: String?
+    @OptionGroup var administrator: DatabaseAdministratorOption
 
     func validate() throws {
       if clearPassword, passwordPrompt || passwordFile != nil || insecurePassword != nil {
@@ -156,6 +199,7 @@ struct Mail: AsyncParsableCommand {
         name: "password", label: "mailbox password (MAIL-17)", prompt: passwordPrompt, file: passwordFile,
         insecureValue: insecurePassword
       ).value(stdinTaken: &stdinTaken)
+      let databaseAdministrator = try administrator.value(stdinTaken: &stdinTaken)
       var certificates: String?
       if let trustedCertificates {
         if trustedCertificates.isEmpty {
@@ -178,6 +222,7 @@ struct Mail: AsyncParsableCommand {
         } else if clearPassword {
           request.password.clear = true
         }
+        if let databaseAdministrator { request.databaseAdministrator = databaseAdministrator }
         let saved = try await mail.updateAccount(request, options: options)
         Output.noteUnchanged(before: request.account.revision, after: saved.revision, json: connection.json)
         try printAccount(saved, json: connection.json)
@@ -264,6 +309,34 @@ struct Mail: AsyncParsableCommand {
         request.account = account
         if let password { request.password.set = password }
         try printAccount(try await mail.updateAccount(request, options: options), json: connection.json)
+      }
+    }
+  }
+
+  struct DeleteAccount: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "delete-account",
+      abstract: "Delete the mail account settings and the database profile (MAIL-6).",
+      discussion:
+        "While a database profile exists, --dba-login is required and its password asked for (or read with --dba-password-file). Messages still queued stay in the queue."
+    )
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var company: CompanyOption
+    @OptionGroup var administrator: DatabaseAdministratorOption
+
+    func run() async throws {
+      var stdinTaken = false
+      let databaseAdministrator = try administrator.value(stdinTaken: &stdinTaken)
+      try await connection.withClient(flags: Mail.flags) { client in
+        let mail = Dms_Settings_V1_Mail.Client(client)
+        let options = company.options(connection)
+        let account = try await mail.getAccount(options: options)
+        var request = Dms_Settings_V1_DeleteMailAccountRequest()
+        request.revision = account.revision
+        if let databaseAdministrator { request.databaseAdministrator = databaseAdministrator }
+        let response = try await mail.deleteAccount(request, options: options)
+        if connection.json { return Output.message(response) }
+        print(account.profileExists ? "deleted the mail account and its database profile" : "deleted the mail account")
       }
     }
   }

@@ -107,13 +107,17 @@ struct MailTests {
       #expect(oauth.revision == 2 && !oauth.passwordSet && !oauth.signedIn)
       #expect(oauth.oauth.authority == MailAccount.OAuth.microsoftAuthority && oauth.oauth.clientID == "app")
 
-      // MAIL-6: the database profile needs the database administrator (not taken yet).
+      // MAIL-6: the database profile needs the database administrator
+      // (MailDatabaseProfileTests).
       update.account = oauth
       update.account.transport = .databaseProfile
       update.account.encryption = .none
       update.account.authentication = .password
       update.account.clearOauth()
-      #expect(await rpcError { _ = try await mail.updateAccount(update, options: acme) }?.code == .failedPrecondition)
+      #expect(
+        rules(await rpcError { _ = try await mail.updateAccount(update, options: acme) }) == [
+          "database_administrator.login:MAIL-6", "database_administrator.password:MAIL-6",
+        ])
       await client.close()
     }
   }

@@ -115,8 +115,16 @@ struct TestServer {
     var router = Router()
     for method in TestService.methods(probe: probe) { router.register(method) }
     let mail = MailDelivery(store: store, configuration: mailConfiguration, deployment: deployment, logger: logger)
+    // MAIL-6: on SQLite the storage administrator, with the password PostgreSQL's test
+    // role has (PostgreSQL checks its own).
+    let dba = PostgresScratch.databaseAdministrator
+    let dbaHasher = PasswordHasher(parameters: cheap)
+    let administrators = DatabaseAdministrators(
+      storageAccount: .init(login: dba.login, passwordHash: try await dbaHasher.hash(dba.password)),
+      hasher: dbaHasher, refusalDelay: .milliseconds(50))
     SettingsServices.register(
-      into: &router, store: store, configuration: deployment, serverVersion: "test", mail: mail, logger: logger)
+      into: &router, store: store, configuration: deployment, serverVersion: "test", mail: mail,
+      databaseAdministrators: administrators, logger: logger)
     SecurityServices.register(
       into: &router, store: store, hasher: hasher, deployment: deployment, security: security,
       initialAdministrator: nil, logger: logger)

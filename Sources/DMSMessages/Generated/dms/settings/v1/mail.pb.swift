@@ -618,10 +618,30 @@ public nonisolated struct Dms_Settings_V1_MailAccount: @unchecked Sendable {
   }
 
   /// MAIL-20: PEM certificates to trust for the server's TLS instead of the system's (an
-  /// in-house server's CA); empty: the system's. With an encryption method only.
+  /// in-house server's CA); empty: the system's. With an encryption method only (with the
+  /// database profile: with ssl).
   public var trustedCertificates: String {
     get {_storage._trustedCertificates}
     set {_uniqueStorage()._trustedCertificates = newValue}
+  }
+
+  /// MAIL-5: the company's database profile, output only. Its name and description are
+  /// the server's (read-only), whether or not it exists.
+  public var profileName: String {
+    get {_storage._profileName}
+    set {_uniqueStorage()._profileName = newValue}
+  }
+
+  public var profileDescription: String {
+    get {_storage._profileDescription}
+    set {_uniqueStorage()._profileDescription = newValue}
+  }
+
+  /// MAIL-5: the profile was saved by a database administrator (MAIL-6) and not deleted
+  /// since. It stays when the account is switched to the mail component.
+  public var profileExists: Bool {
+    get {_storage._profileExists}
+    set {_uniqueStorage()._profileExists = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -629,6 +649,26 @@ public nonisolated struct Dms_Settings_V1_MailAccount: @unchecked Sendable {
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// MAIL-6: the database administrator's login and password, asked for by a save with the
+/// database profile and by its deletion. Checked, never stored nor logged. On SQLite, the
+/// storage administrator configured for the server (storage.administrator and
+/// storage.administrator-password-hash); on PostgreSQL, a role of the database server that
+/// may sign in with this password and is a superuser or a member of the role owning the
+/// settings tables (storage.postgres.owner-url's).
+public nonisolated struct Dms_Settings_V1_DatabaseAdministrator: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var login: String = String()
+
+  public var password: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Dms_Settings_V1_GetMailAccountRequest: Sendable {
@@ -665,12 +705,57 @@ public nonisolated struct Dms_Settings_V1_UpdateMailAccountRequest: Sendable {
   /// Clears the value of `password`. Subsequent reads from it will return its default value.
   public mutating func clearPassword() {self._password = nil}
 
+  /// MAIL-6: required with the database profile, refused without it.
+  public var databaseAdministrator: Dms_Settings_V1_DatabaseAdministrator {
+    get {_databaseAdministrator ?? Dms_Settings_V1_DatabaseAdministrator()}
+    set {_databaseAdministrator = newValue}
+  }
+  /// Returns true if `databaseAdministrator` has been explicitly set.
+  public var hasDatabaseAdministrator: Bool {self._databaseAdministrator != nil}
+  /// Clears the value of `databaseAdministrator`. Subsequent reads from it will return its default value.
+  public mutating func clearDatabaseAdministrator() {self._databaseAdministrator = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _account: Dms_Settings_V1_MailAccount? = nil
   fileprivate var _password: Dms_Settings_V1_SecretInput? = nil
+  fileprivate var _databaseAdministrator: Dms_Settings_V1_DatabaseAdministrator? = nil
+}
+
+public nonisolated struct Dms_Settings_V1_DeleteMailAccountRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var revision: Int64 = 0
+
+  /// MAIL-6: required while a database profile exists, refused otherwise.
+  public var databaseAdministrator: Dms_Settings_V1_DatabaseAdministrator {
+    get {_databaseAdministrator ?? Dms_Settings_V1_DatabaseAdministrator()}
+    set {_databaseAdministrator = newValue}
+  }
+  /// Returns true if `databaseAdministrator` has been explicitly set.
+  public var hasDatabaseAdministrator: Bool {self._databaseAdministrator != nil}
+  /// Clears the value of `databaseAdministrator`. Subsequent reads from it will return its default value.
+  public mutating func clearDatabaseAdministrator() {self._databaseAdministrator = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _databaseAdministrator: Dms_Settings_V1_DatabaseAdministrator? = nil
+}
+
+public nonisolated struct Dms_Settings_V1_DeleteMailAccountResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Dms_Settings_V1_RevealMailPasswordRequest: Sendable {
@@ -1448,7 +1533,7 @@ nonisolated extension Dms_Settings_V1_MailOAuth: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MailAccount"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transport\0\u{1}enabled\0\u{3}account_name\0\u{3}sender_address\0\u{3}display_name\0\u{3}reply_to\0\u{1}description\0\u{3}server_type\0\u{1}server\0\u{1}port\0\u{1}login\0\u{3}password_set\0\u{1}ssl\0\u{1}encryption\0\u{1}authentication\0\u{1}oauth\0\u{3}signed_in\0\u{1}revision\0\u{3}trusted_certificates\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transport\0\u{1}enabled\0\u{3}account_name\0\u{3}sender_address\0\u{3}display_name\0\u{3}reply_to\0\u{1}description\0\u{3}server_type\0\u{1}server\0\u{1}port\0\u{1}login\0\u{3}password_set\0\u{1}ssl\0\u{1}encryption\0\u{1}authentication\0\u{1}oauth\0\u{3}signed_in\0\u{1}revision\0\u{3}trusted_certificates\0\u{3}profile_name\0\u{3}profile_description\0\u{3}profile_exists\0")
 
   fileprivate class _StorageClass {
     var _transport: Dms_Settings_V1_MailTransport = .unspecified
@@ -1470,6 +1555,9 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
     var _signedIn: Bool = false
     var _revision: Int64 = 0
     var _trustedCertificates: String = String()
+    var _profileName: String = String()
+    var _profileDescription: String = String()
+    var _profileExists: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1499,6 +1587,9 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
       _signedIn = source._signedIn
       _revision = source._revision
       _trustedCertificates = source._trustedCertificates
+      _profileName = source._profileName
+      _profileDescription = source._profileDescription
+      _profileExists = source._profileExists
     }
   }
 
@@ -1536,6 +1627,9 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
         case 17: try { try decoder.decodeSingularBoolField(value: &_storage._signedIn) }()
         case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._revision) }()
         case 19: try { try decoder.decodeSingularStringField(value: &_storage._trustedCertificates) }()
+        case 20: try { try decoder.decodeSingularStringField(value: &_storage._profileName) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._profileDescription) }()
+        case 22: try { try decoder.decodeSingularBoolField(value: &_storage._profileExists) }()
         default: break
         }
       }
@@ -1605,6 +1699,15 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
       if !_storage._trustedCertificates.isEmpty {
         try visitor.visitSingularStringField(value: _storage._trustedCertificates, fieldNumber: 19)
       }
+      if !_storage._profileName.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._profileName, fieldNumber: 20)
+      }
+      if !_storage._profileDescription.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._profileDescription, fieldNumber: 21)
+      }
+      if _storage._profileExists != false {
+        try visitor.visitSingularBoolField(value: _storage._profileExists, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1633,10 +1736,48 @@ nonisolated extension Dms_Settings_V1_MailAccount: SwiftProtobuf.Message, SwiftP
         if _storage._signedIn != rhs_storage._signedIn {return false}
         if _storage._revision != rhs_storage._revision {return false}
         if _storage._trustedCertificates != rhs_storage._trustedCertificates {return false}
+        if _storage._profileName != rhs_storage._profileName {return false}
+        if _storage._profileDescription != rhs_storage._profileDescription {return false}
+        if _storage._profileExists != rhs_storage._profileExists {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_DatabaseAdministrator: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DatabaseAdministrator"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}login\0\u{1}password\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.login) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.password) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.login.isEmpty {
+      try visitor.visitSingularStringField(value: self.login, fieldNumber: 1)
+    }
+    if !self.password.isEmpty {
+      try visitor.visitSingularStringField(value: self.password, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_DatabaseAdministrator, rhs: Dms_Settings_V1_DatabaseAdministrator) -> Bool {
+    if lhs.login != rhs.login {return false}
+    if lhs.password != rhs.password {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1663,7 +1804,7 @@ nonisolated extension Dms_Settings_V1_GetMailAccountRequest: SwiftProtobuf.Messa
 
 nonisolated extension Dms_Settings_V1_UpdateMailAccountRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UpdateMailAccountRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}password\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}password\0\u{3}database_administrator\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1673,6 +1814,7 @@ nonisolated extension Dms_Settings_V1_UpdateMailAccountRequest: SwiftProtobuf.Me
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._account) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._password) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._databaseAdministrator) }()
       default: break
       }
     }
@@ -1689,12 +1831,74 @@ nonisolated extension Dms_Settings_V1_UpdateMailAccountRequest: SwiftProtobuf.Me
     try { if let v = self._password {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    try { if let v = self._databaseAdministrator {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Dms_Settings_V1_UpdateMailAccountRequest, rhs: Dms_Settings_V1_UpdateMailAccountRequest) -> Bool {
     if lhs._account != rhs._account {return false}
     if lhs._password != rhs._password {return false}
+    if lhs._databaseAdministrator != rhs._databaseAdministrator {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_DeleteMailAccountRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteMailAccountRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}revision\0\u{3}database_administrator\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.revision) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._databaseAdministrator) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.revision != 0 {
+      try visitor.visitSingularInt64Field(value: self.revision, fieldNumber: 1)
+    }
+    try { if let v = self._databaseAdministrator {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_DeleteMailAccountRequest, rhs: Dms_Settings_V1_DeleteMailAccountRequest) -> Bool {
+    if lhs.revision != rhs.revision {return false}
+    if lhs._databaseAdministrator != rhs._databaseAdministrator {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_DeleteMailAccountResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteMailAccountResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_DeleteMailAccountResponse, rhs: Dms_Settings_V1_DeleteMailAccountResponse) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -33,6 +33,16 @@ public enum Dms_Settings_V1_Mail {
       access: .administrator,
       companyScoped: true
     )
+    /// `/dms.settings.v1.Mail/DeleteAccount`.
+    public static let deleteAccount = MethodDescriptor(
+      service: "dms.settings.v1.Mail",
+      method: "DeleteAccount",
+      requestType: "dms.settings.v1.DeleteMailAccountRequest",
+      responseType: "dms.settings.v1.DeleteMailAccountResponse",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
     /// `/dms.settings.v1.Mail/RevealPassword`.
     public static let revealPassword = MethodDescriptor(
       service: "dms.settings.v1.Mail",
@@ -144,7 +154,7 @@ public enum Dms_Settings_V1_Mail {
       companyScoped: true
     )
     /// All methods, in declaration order.
-    public static let all: [MethodDescriptor] = [getAccount, updateAccount, revealPassword, listPresets, draftFromPreset, enqueue, listQueue, retryMessage, deleteMessage, listWorkLog, sendTestMessage, beginOauthSignIn, completeOauthSignIn]
+    public static let all: [MethodDescriptor] = [getAccount, updateAccount, deleteAccount, revealPassword, listPresets, draftFromPreset, enqueue, listQueue, retryMessage, deleteMessage, listWorkLog, sendTestMessage, beginOauthSignIn, completeOauthSignIn]
   }
 
   /// What a server-side implementation of `dms.settings.v1.Mail` provides.
@@ -161,6 +171,12 @@ public enum Dms_Settings_V1_Mail {
     /// event loop, or returns nil to have `updateAccount(request:context:)` run in a task.
     /// The default returns nil; implement it where an answer needs no waiting (a cached read).
     func updateAccountImmediately(request: Dms_Settings_V1_UpdateMailAccountRequest, context: ServerContext) throws -> Dms_Settings_V1_MailAccount?
+    /// Handles `/dms.settings.v1.Mail/DeleteAccount`.
+    func deleteAccount(request: Dms_Settings_V1_DeleteMailAccountRequest, context: ServerContext) async throws -> Dms_Settings_V1_DeleteMailAccountResponse
+    /// Answers `/dms.settings.v1.Mail/DeleteAccount` without suspending, on the connection's
+    /// event loop, or returns nil to have `deleteAccount(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func deleteAccountImmediately(request: Dms_Settings_V1_DeleteMailAccountRequest, context: ServerContext) throws -> Dms_Settings_V1_DeleteMailAccountResponse?
     /// Handles `/dms.settings.v1.Mail/RevealPassword`.
     func revealPassword(request: Dms_Settings_V1_RevealMailPasswordRequest, context: ServerContext) async throws -> Dms_Settings_V1_RevealSecretResponse
     /// Answers `/dms.settings.v1.Mail/RevealPassword` without suspending, on the connection's
@@ -251,6 +267,14 @@ public enum Dms_Settings_V1_Mail {
       options: CallOptions = CallOptions()
     ) async throws -> Dms_Settings_V1_MailAccount {
       try await caller.unary(Method.updateAccount, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Mail/DeleteAccount`.
+    public nonisolated(nonsending) func deleteAccount(
+      _ request: Dms_Settings_V1_DeleteMailAccountRequest = Dms_Settings_V1_DeleteMailAccountRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_DeleteMailAccountResponse {
+      try await caller.unary(Method.deleteAccount, request: request, options: options)
     }
 
     /// Calls `/dms.settings.v1.Mail/RevealPassword`.
@@ -354,6 +378,11 @@ extension Dms_Settings_V1_Mail.ServiceProtocol {
     nil
   }
 
+  /// Nil: `deleteAccount(request:context:)` answers, in a task.
+  public func deleteAccountImmediately(request: Dms_Settings_V1_DeleteMailAccountRequest, context: ServerContext) throws -> Dms_Settings_V1_DeleteMailAccountResponse? {
+    nil
+  }
+
   /// Nil: `revealPassword(request:context:)` answers, in a task.
   public func revealPasswordImmediately(request: Dms_Settings_V1_RevealMailPasswordRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse? {
     nil
@@ -427,6 +456,14 @@ extension Dms_Settings_V1_Mail.ServiceProtocol {
         }
       ) { (request: Dms_Settings_V1_UpdateMailAccountRequest, context) in
         try await self.updateAccount(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Mail.Method.deleteAccount,
+        immediate: { (request: Dms_Settings_V1_DeleteMailAccountRequest, context) in
+          try self.deleteAccountImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_DeleteMailAccountRequest, context) in
+        try await self.deleteAccount(request: request, context: context)
       },
       .unary(
         Dms_Settings_V1_Mail.Method.revealPassword,
