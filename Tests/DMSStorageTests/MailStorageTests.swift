@@ -41,6 +41,19 @@ struct MailStorageTests {
     }
   }
 
+  @Test("mail.profile format 1 (MAIL-5), its bytes pinned")
+  func profileFormat() throws {
+    let profile = MailProfile(company: "ACME", savedBy: "dms_dba")
+    let expected = """
+      {"description":"Notifications of the DMS for company ACME, sent with its mail account settings \
+      (no attachments)","name":"DMS ACME","savedBy":"dms_dba"}
+      """
+    #expect(MailProfile.storedFormat == 1)
+    #expect(String(decoding: try MailProfile.encodeStored(profile), as: UTF8.self) == expected)
+    #expect(try MailProfile.decodeStored(Data(expected.utf8), format: 1) == profile)
+    #expect(throws: StoreError.self) { _ = try MailProfile.decodeStored(Data(expected.utf8), format: 2) }
+  }
+
   @Test(
     "a company's mail account with its password: stored, read, revealed and audited, on every backend",
     arguments: Backend.all)

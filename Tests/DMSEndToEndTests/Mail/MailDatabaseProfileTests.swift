@@ -221,4 +221,40 @@ struct MailDatabaseProfileTests {
       await client.close()
     }
   }
+
+  @Test(
+    "MAIL-2: a message queued with attachments while the account was the component's fails, not sent, once the profile would send it",
+    .enabled(if: SMTPTestServer.available, "python3-aiosmtpd is not installed"))
+  func attachmentsQueuedBefore() async throws {
+    let smtp = try SMTPTestServer()
+    var configuration = TestServer.testMail
+    // A retry late enough for the switch to the profile to come first.
+    configuration.retry = MailRetryPolicy(maxAttempts: 3, firstDelay: 2, maxDelay: 2)
+    let slowRetry = configuration
+    try await withTestServer(mail: slowRetry) { server async throws in
+      let client = server.client()
+      let mail = Dms_Settings_V1_Mail.Client(client)
+      try await Self.createACME(client)
+      var update = Dms_Settings_V1_UpdateMailAccountRequest()
+      update.account = MailTests.account()
+      update.account.server = "127.0.0.1"
+      update.account.port = Int32(try freePort())  // nothing listens: a transient failure
+      update.account.encryption = .none
+      update.account.login = ""
+      let component = try await mail.updateAccount(update, options: Self.acme)
+      let queued = try await MailQueueTests.enqueue(
+        mail, MailQueueTests.outgoing("Z plikiem", attachment: [1, 2, 3]))
+      _ = try await MailQueueTests.waitFor(mail) { $0.first?.attempts == 1 && $0.first?.state == .queued }
+      update.account = component
+      update.account.transport = .databaseProfile
+      update.account.port = Int32(smtp.port)
+      update.databaseAdministrator = Self.dba
+      _ = try await mail.updateAccount(update, options: Self.acme)
+      let failed = try await MailQueueTests.waitFor(mail) { $0.first?.state == .failed }
+      #expect(failed.map(\.id) == [queued.id] && failed.first?.state == .failed)
+      #expect(failed.first?.lastError.contains("sends no attachments") == true, "\(failed)")
+      #expect(try smtp.received().isEmpty, "nothing sent")
+      await client.close()
+    }
+  }
 }
