@@ -9,7 +9,9 @@ import PackageDescription
 //   DMSDomain     settings value types and validation rules by spec ID (pure Swift)
 //   DMSStorage    store protocols, SQLite (GRDB) and PostgreSQL (PostgresNIO) backends, migrations,
 //                 secrets at rest
+//   DMSHTTP       one HTTP request through libcurl (CCurl), blocking
 //   DMSMailTransport  SMTP through libcurl (CCurl), MIME rendering, the sending threads
+//   DMSIntegrations   the outside services' protocols (KSeF), over DMSHTTP
 //   DMSServices   one folder per service area (Health, Reflection, Companies, ...)
 //   DMSProtocol   the protocol's rules as state machines, apart from I/O (NIOCore)
 //   DMSServer     NIO bootstrap, connections, dispatch, limits, deadlines, TLS
@@ -70,11 +72,22 @@ let package = Package(
     // shim for the variadic calls.
     .systemLibrary(
       name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+    // HTTP through libcurl, on the caller's threads (the integrations, OAuth2).
+    .target(name: "DMSHTTP", dependencies: ["CCurl"]),
     .target(
       name: "DMSMailTransport",
       dependencies: [
-        "CCurl", "DMSDomain",
+        "CCurl", "DMSHTTP", "DMSDomain",
         .product(name: "NIOPosix", package: "swift-nio"),
+      ]
+    ),
+    // The outside services' protocols (KSeF's token sign-in): blocking, over DMSHTTP.
+    .target(
+      name: "DMSIntegrations",
+      dependencies: [
+        "DMSHTTP",
+        .product(name: "CryptoExtras", package: "swift-crypto"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]
     ),
     .target(
@@ -93,7 +106,8 @@ let package = Package(
     .target(
       name: "DMSServices",
       dependencies: [
-        "DMSRPC", "DMSStubs", "DMSMessages", "DMSDomain", "DMSStorage", "DMSMailTransport",
+        "DMSRPC", "DMSStubs", "DMSMessages", "DMSDomain", "DMSStorage", "DMSMailTransport", "DMSIntegrations",
+        .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "CryptoExtras", package: "swift-crypto"),

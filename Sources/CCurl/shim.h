@@ -33,6 +33,10 @@ static inline CURLcode dms_curl_set_write_function(CURL *handle, dms_curl_write_
   return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, callback);
 }
 
+static inline CURLcode dms_curl_set_header_function(CURL *handle, dms_curl_write_callback callback) {
+  return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, callback);
+}
+
 static inline CURLcode dms_curl_set_debug_function(CURL *handle, dms_curl_debug_callback callback) {
   return curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, callback);
 }

@@ -1,4 +1,4 @@
-import CCurl
+import DMSHTTP
 import Foundation
 
 /// An OAuth2 token endpoint (MAIL-22 … MAIL-24): the authorization code or a refresh
@@ -35,35 +35,19 @@ public enum OAuthTokenEndpoint {
   public static func exchange(
     url: String, form: [(String, String)], trustedCertificates: String = "", timeout: Double = 30
   ) throws(Failure) -> Tokens {
-    guard let handle = curl_easy_init() else { throw Failure(status: 0, error: "libcurl", message: "no handle") }
-    defer { curl_easy_cleanup(handle) }
     let body = form.map { "\(escape($0.0))=\(escape($0.1))" }.joined(separator: "&")
-    let response = ResponseBody()
-    var errorBuffer = [CChar](repeating: 0, count: Int(dms_curl_error_size()))
-    let headers = curl_slist_append(nil, "Accept: application/json")
-    defer { curl_slist_free_all(headers) }
-    let code = errorBuffer.withUnsafeMutableBufferPointer { buffer -> CURLcode in
-      dms_curl_set_error_buffer(handle, buffer.baseAddress!)
-      dms_curl_set_string(handle, CURLOPT_URL, url)
-      dms_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
-      dms_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout * 1000))
-      dms_curl_set_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
-      dms_curl_set_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
-      dms_curl_set_string(handle, CURLOPT_PROTOCOLS_STR, "https,http")
-      trust(trustedCertificates, on: handle)
-      dms_curl_set_slist(handle, CURLOPT_HTTPHEADER, headers)
-      dms_curl_set_string(handle, CURLOPT_COPYPOSTFIELDS, body)
-      dms_curl_set_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(response).toOpaque())
-      dms_curl_set_write_function(handle, collectBody)
-      return curl_easy_perform(handle)
+    let response: HTTPResponse
+    do {
+      response = try HTTPClient.perform(
+        HTTPRequest(
+          method: "POST", url: url,
+          headers: [("Accept", "application/json"), ("Content-Type", "application/x-www-form-urlencoded")],
+          body: Data(body.utf8), trustedCertificates: trustedCertificates, timeout: timeout))
+    } catch {
+      throw Failure(status: 0, error: "unreachable", message: error.message)
     }
-    guard code == CURLE_OK else {
-      let text = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-      throw Failure(
-        status: 0, error: "unreachable", message: text.isEmpty ? String(cString: curl_easy_strerror(code)) : text)
-    }
-    let status = Int(dms_curl_response_code(handle))
-    let json = (try? JSONSerialization.jsonObject(with: response.data)) as? [String: Any] ?? [:]
+    let status = response.status
+    let json = response.jsonObject ?? [:]
     guard status == 200, let access = json["access_token"] as? String, !access.isEmpty else {
       let error = json["error"] as? String ?? (status == 200 ? "invalid_response" : "http_\(status)")
       // The description is the provider's text: kept short, and it carries no token.
@@ -80,18 +64,4 @@ public enum OAuthTokenEndpoint {
     return text.utf8.map { unreserved.contains($0) ? String(UnicodeScalar($0)) : String(format: "%%%02X", $0) }
       .joined()
   }
-}
-
-/// The body being received (at most 1 MiB).
-private final class ResponseBody {
-  var data = Data()
-}
-
-private let collectBody: dms_curl_write_callback = { buffer, size, count, context in
-  guard let buffer, let context else { return 0 }
-  let body = Unmanaged<ResponseBody>.fromOpaque(context).takeUnretainedValue()
-  let length = size * count
-  guard body.data.count + length <= 1 << 20 else { return 0 }
-  body.data.append(UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: length)
-  return length
 }

@@ -1,4 +1,5 @@
 import CCurl
+import DMSHTTP
 import Foundation
 
 /// One SMTP connection's sender, through libcurl: the connection is kept open between
@@ -153,15 +154,4 @@ private let smtpDebug: dms_curl_debug_callback = { _, type, data, size, context 
     session.replies.append(line)
   }
   return 0
-}
-
-/// Trusts only the PEM certificates in `pem` (when not empty) instead of the system's
-/// CAs, for the transfers of `handle` (CURLOPT_CAINFO_BLOB copies the bytes).
-func trust(_ pem: String, on handle: UnsafeMutableRawPointer) {
-  guard !pem.isEmpty else { return }
-  var bytes = Array(pem.utf8)
-  bytes.withUnsafeMutableBytes { buffer in
-    var blob = curl_blob(data: buffer.baseAddress, len: buffer.count, flags: UInt32(CURL_BLOB_COPY))
-    _ = withUnsafeMutablePointer(to: &blob) { dms_curl_set_pointer(handle, CURLOPT_CAINFO_BLOB, $0) }
-  }
 }

@@ -13,6 +13,7 @@ public enum SettingsServices {
     serverVersion: String,
     mail: MailDelivery,
     databaseAdministrators: DatabaseAdministrators,
+    integrations: IntegrationsConfiguration = IntegrationsConfiguration(),
     logger: Logger
   ) {
     router.register(ServerInfoService(store: store, configuration: configuration, serverVersion: serverVersion))
@@ -23,6 +24,8 @@ public enum SettingsServices {
       MailService(
         store: store, configuration: configuration, delivery: mail, administrators: databaseAdministrators,
         logger: logger))
+    router.register(
+      KsefService(store: store, deployment: configuration, configuration: integrations, logger: logger))
     router.register(SettingsEventsService(store: store))
   }
 }

@@ -58,6 +58,12 @@ enum ConfigurationKeys {
     "mail.sender-threads",
     "mail.connect-timeout-seconds",
     "mail.send-timeout-seconds",
+    "ksef.test-url",
+    "ksef.demo-url",
+    "ksef.production-url",
+    "ksef.ca-file",
+    "ksef.timeout-seconds",
+    "ksef.max-wait-seconds",
   ]
 
   /// Keys whose values are secrets: redacted wherever swift-configuration prints them.
@@ -67,7 +73,7 @@ enum ConfigurationKeys {
 
   /// Environment variables under these prefixes belong to the server: one that is not
   /// a key is a misspelling (SETTINGS_KSEF_WORKMODE).
-  static let environmentPrefixes = ["SERVER_", "SETTINGS_", "STORAGE_", "LOG_", "SECURITY_", "MAIL_"]
+  static let environmentPrefixes = ["SERVER_", "SETTINGS_", "STORAGE_", "LOG_", "SECURITY_", "MAIL_", "KSEF_"]
 
   /// `server.port` as an option: `--server-port`.
   static func option(_ key: String) -> String {

@@ -27,6 +27,8 @@ struct DaemonConfiguration {
   /// MAIL-6 on SQLite: the storage administrator who saves and deletes database profiles
   /// (storage.administrator, storage.administrator-password-hash).
   var storageAdministrator: DatabaseAdministrators.StorageAccount?
+  /// Where KSeF is (ksef.*).
+  var integrations: IntegrationsConfiguration
 
   /// The hasher of new password hashes.
   var passwordHasher: PasswordHasher {
@@ -179,6 +181,8 @@ struct DaemonConfiguration {
       )
     }
 
+    let integrations = try loadIntegrations(values)
+
     return DaemonConfiguration(
       server: server,
       logLevel: logLevel,
@@ -191,7 +195,37 @@ struct DaemonConfiguration {
       security: security,
       mail: mail,
       passwordHashLogN: logN,
-      storageAdministrator: storageAdministrator)
+      storageAdministrator: storageAdministrator,
+      integrations: integrations)
+  }
+
+  /// `ksef.*`: the environments' base URLs (https), a CA file, the waits.
+  private static func loadIntegrations(_ values: ConfigValues) throws -> IntegrationsConfiguration {
+    var integrations = IntegrationsConfiguration()
+    for (mode, key) in [
+      (DeploymentConfiguration.KSeFWorkMode.test, "ksef.test-url"), (.demo, "ksef.demo-url"),
+      (.production, "ksef.production-url"),
+    ] {
+      guard let url = values.optionalString(key) else { continue }
+      guard let parts = URLComponents(string: url), parts.scheme == "https", parts.host?.isEmpty == false,
+        parts.query == nil
+      else {
+        throw ConfigurationError.badValue(
+          key, url, allowed: "an https:// URL, such as \(integrations.ksefBaseURLs[mode]!)")
+      }
+      integrations.ksefBaseURLs[mode] = url
+    }
+    if let file = values.optionalString("ksef.ca-file") {
+      guard let pem = FileManager.default.contents(atPath: file).map({ String(decoding: $0, as: UTF8.self) }),
+        pem.contains("-----BEGIN CERTIFICATE-----")
+      else {
+        throw ConfigurationError(description: "ksef.ca-file \(file): cannot read PEM certificates from it")
+      }
+      integrations.ksefTrustedCertificates = pem
+    }
+    integrations.ksefRequestTimeout = Double(try values.int("ksef.timeout-seconds", default: 15, range: 1...300))
+    integrations.ksefMaxWait = Double(try values.int("ksef.max-wait-seconds", default: 30, range: 1...600))
+    return integrations
   }
 
   /// `storage.administrator` and its hash: both or neither, and SQLite's only (PostgreSQL

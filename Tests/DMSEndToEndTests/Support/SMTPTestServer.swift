@@ -170,21 +170,19 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
   }
 }
 
-/// A stand-in OAuth2 identity provider over HTTPS (`scripts/lib/oauth_server.py`): signs
-/// in at once, checks PKCE, rotates refresh tokens, refuses them on demand, and lists the
-/// access tokens it issued in `bearersFile` for `SMTPTestServer(bearerFile:)`.
-final class OAuthTestServer: @unchecked Sendable {  // immutable after start, but for the process
+/// A helper HTTPS server (`scripts/lib/<script>`) on a certificate made for the test, for
+/// 127.0.0.1: it prints "READY <port>" and stops when its stdin closes.
+final class HTTPSStandIn: @unchecked Sendable {  // immutable after start, but for the process
   let port: Int
   let folder: URL
   let certificatePEM: String
   private let process = Process()
   private let input = Pipe()
 
-  var authority: String { "https://127.0.0.1:\(port)" }
-  var bearersFile: String { folder.appendingPathComponent("bearers").path }
+  var origin: String { "https://127.0.0.1:\(port)" }
 
-  init(expiresIn: Int = 3600) throws {
-    folder = FileManager.default.temporaryDirectory.appendingPathComponent("dms-oauth-\(UUID().uuidString)")
+  init(_ script: String, _ arguments: [String]) throws {
+    folder = FileManager.default.temporaryDirectory.appendingPathComponent("dms-standin-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     let cert = folder.appendingPathComponent("cert.pem").path
     let key = folder.appendingPathComponent("key.pem").path
@@ -196,10 +194,11 @@ final class OAuthTestServer: @unchecked Sendable {  // immutable after start, bu
       ])
     certificatePEM = try String(contentsOfFile: cert, encoding: .utf8)
     process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-    process.arguments = [
-      SMTPTestServer.packageRoot.appendingPathComponent("scripts/lib/oauth_server.py").path, "--folder", folder.path,
-      "--cert", cert, "--key", key, "--expires", String(expiresIn),
-    ]
+    process.arguments =
+      [
+        SMTPTestServer.packageRoot.appendingPathComponent("scripts/lib/" + script).path, "--folder", folder.path,
+        "--cert", cert, "--key", key,
+      ] + arguments
     let output = Pipe()
     process.standardInput = input
     process.standardOutput = output
@@ -214,21 +213,42 @@ final class OAuthTestServer: @unchecked Sendable {  // immutable after start, bu
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
   }
 
+  /// The lines of the file `name` in its folder (none when it does not exist).
+  func lines(_ name: String) -> [String] {
+    ((try? String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8)) ?? "")
+      .split(separator: "\n").map(String.init)
+  }
+
+  /// Writes the file `name` in its folder (nil: removes it).
+  func write(_ name: String, _ text: String?) throws {
+    let path = folder.appendingPathComponent(name)
+    if let text {
+      try text.write(to: path, atomically: true, encoding: .utf8)
+    } else {
+      try? FileManager.default.removeItem(at: path)
+    }
+  }
+}
+
+/// A stand-in OAuth2 identity provider (`scripts/lib/oauth_server.py`).
+final class OAuthTestServer: Sendable {
+  let server: HTTPSStandIn
+
+  var authority: String { server.origin }
+  var certificatePEM: String { server.certificatePEM }
+  var bearersFile: String { server.folder.appendingPathComponent("bearers").path }
+
+  init(expiresIn: Int = 3600) throws {
+    server = try HTTPSStandIn("oauth_server.py", ["--expires", String(expiresIn)])
+  }
+
   /// Refuses refresh tokens from now on (or no longer).
   func refuseRefresh(_ refuse: Bool) throws {
-    let path = folder.appendingPathComponent("refuse-refresh").path
-    if refuse {
-      FileManager.default.createFile(atPath: path, contents: Data())
-    } else {
-      try? FileManager.default.removeItem(atPath: path)
-    }
+    try server.write("refuse-refresh", refuse ? "" : nil)
   }
 
   /// The grant types of the token requests so far.
-  func grants() -> [String] {
-    ((try? String(contentsOf: folder.appendingPathComponent("grants"), encoding: .utf8)) ?? "")
-      .split(separator: "\n").map(String.init)
-  }
+  func grants() -> [String] { server.lines("grants") }
 
   /// What the browser does at `authorizationURL`: the redirect's code and state (the
   /// provider signs in at once).

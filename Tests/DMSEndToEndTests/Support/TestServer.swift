@@ -89,6 +89,7 @@ struct TestServer {
     dataDirectory: String? = nil,
     security: SecurityConfiguration = SecurityConfiguration(),
     mail mailConfiguration: MailConfiguration = testMail,
+    integrations: IntegrationsConfiguration = IntegrationsConfiguration(),
     logger: Logger? = nil,
     _ configure: (inout ServerConfiguration) -> Void = { _ in }
   ) async throws -> TestServer {
@@ -124,7 +125,7 @@ struct TestServer {
       hasher: dbaHasher, refusalDelay: .milliseconds(50))
     SettingsServices.register(
       into: &router, store: store, configuration: deployment, serverVersion: "test", mail: mail,
-      databaseAdministrators: administrators, logger: logger)
+      databaseAdministrators: administrators, integrations: integrations, logger: logger)
     SecurityServices.register(
       into: &router, store: store, hasher: hasher, deployment: deployment, security: security,
       initialAdministrator: nil, logger: logger)
@@ -223,12 +224,13 @@ func withTestServer<T>(
   deployment: DeploymentConfiguration = DeploymentConfiguration(mode: .multiCompany),
   security: SecurityConfiguration = SecurityConfiguration(),
   mail: MailConfiguration = TestServer.testMail,
+  integrations: IntegrationsConfiguration = IntegrationsConfiguration(),
   logger: Logger? = nil,
   _ configure: (inout ServerConfiguration) -> Void = { _ in },
   _ body: (TestServer) async throws -> T
 ) async throws -> T {
   let server = try await TestServer.start(
-    deployment: deployment, security: security, mail: mail, logger: logger, configure)
+    deployment: deployment, security: security, mail: mail, integrations: integrations, logger: logger, configure)
   do {
     let result = try await body(server)
     try await server.stop()
