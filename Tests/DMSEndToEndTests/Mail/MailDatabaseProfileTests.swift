@@ -163,8 +163,8 @@ struct MailDatabaseProfileTests {
     "MAIL-2, MAIL-19: the profile sends queued and test messages, without attachments; SSL yes is TLS required, no is plain",
     .enabled(if: SMTPTestServer.available, "python3-aiosmtpd is not installed"))
   func sends() async throws {
-    let tls = try SMTPTestServer(mode: .starttls, user: "dms", password: "hasło")
-    let plain = try SMTPTestServer(mode: .plain)
+    let tls = try await SMTPTestServer.start(mode: .starttls, user: "dms", password: "hasło")
+    let plain = try await SMTPTestServer.start(mode: .plain)
     try await withTestServer { server async throws in
       let client = server.client()
       let mail = Dms_Settings_V1_Mail.Client(client)
@@ -226,10 +226,11 @@ struct MailDatabaseProfileTests {
     "MAIL-2: a message queued with attachments while the account was the component's fails, not sent, once the profile would send it",
     .enabled(if: SMTPTestServer.available, "python3-aiosmtpd is not installed"))
   func attachmentsQueuedBefore() async throws {
-    let smtp = try SMTPTestServer()
+    let smtp = try await SMTPTestServer.start()
     var configuration = TestServer.testMail
     // A retry late enough for the switch to the profile to come first.
-    configuration.retry = MailRetryPolicy(maxAttempts: 3, firstDelay: 2, maxDelay: 2)
+    // Attempts enough that the last is the profile's however long the switch takes.
+    configuration.retry = MailRetryPolicy(maxAttempts: 20, firstDelay: 2, maxDelay: 2)
     let slowRetry = configuration
     try await withTestServer(mail: slowRetry) { server async throws in
       let client = server.client()

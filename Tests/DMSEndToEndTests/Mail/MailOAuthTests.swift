@@ -18,8 +18,8 @@ struct MailOAuthTests {
   )
   func signIn() async throws {
     // Access tokens last 1 s: every sending refreshes first.
-    let provider = try OAuthTestServer(expiresIn: 1)
-    let smtp = try SMTPTestServer(mode: .starttls, bearerFile: provider.bearersFile)
+    let provider = try await OAuthTestServer(expiresIn: 1)
+    let smtp = try await SMTPTestServer.start(mode: .starttls, bearerFile: provider.bearersFile)
     try await withTestServer { server async throws in
       let client = server.client()
       var create = Dms_Settings_V1_CreateCompanyRequest()

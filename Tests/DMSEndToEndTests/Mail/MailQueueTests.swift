@@ -103,7 +103,7 @@ struct MailQueueTests {
     "MAIL-2, CFG-3 false: queued messages are sent by the worker over one reused connection, byte for byte with their attachments, and kept as sent"
   )
   func sent() async throws {
-    let smtp = try SMTPTestServer(mode: .starttls, user: "dms", password: "hasło")
+    let smtp = try await SMTPTestServer.start(mode: .starttls, user: "dms", password: "hasło")
     try await withTestServer { server async throws in
       let mail = try await Self.setUp(server, smtp: smtp, encryption: .starttls)
       let pdf = (0..<100 * 1024).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
@@ -140,7 +140,7 @@ struct MailQueueTests {
 
   @Test("CFG-3 true: a sent message is deleted with its attachments")
   func deletedAfterSending() async throws {
-    let smtp = try SMTPTestServer(user: "dms", password: "hasło")
+    let smtp = try await SMTPTestServer.start(user: "dms", password: "hasło")
     try await withTestServer(deployment: DeploymentConfiguration(mode: .multiCompany, deleteMailsAfterSending: true)) {
       server async throws in
       let mail = try await Self.setUp(server, smtp: smtp)
@@ -156,7 +156,7 @@ struct MailQueueTests {
     "MAIL-3: a 4xx reply is tried again with backoff, a 5xx fails at once; each failure in the work log with the server's reply; a failed message is retried or deleted by an administrator"
   )
   func failures() async throws {
-    let smtp = try SMTPTestServer(user: "dms", password: "hasło")
+    let smtp = try await SMTPTestServer.start(user: "dms", password: "hasło")
     try await withTestServer { server async throws in
       let mail = try await Self.setUp(server, smtp: smtp)
       try smtp.fault(["451 4.3.0 Mailbox busy, try later"])
@@ -198,7 +198,7 @@ struct MailQueueTests {
 
   @Test("a transient failure on every attempt gives up after the last one (mail.max-attempts)")
   func givesUp() async throws {
-    let smtp = try SMTPTestServer(user: "dms", password: "hasło")
+    let smtp = try await SMTPTestServer.start(user: "dms", password: "hasło")
     try await withTestServer { server async throws in
       let mail = try await Self.setUp(server, smtp: smtp)
       try smtp.fault(["421 4.7.0 closing", "451 4.3.0 again", "drop"])
@@ -215,7 +215,7 @@ struct MailQueueTests {
     "MAIL-2: a message is checked when queued: every broken rule and size limit named, nothing queued; sending off or no account is a failed precondition"
   )
   func refused() async throws {
-    let smtp = try SMTPTestServer()
+    let smtp = try await SMTPTestServer.start()
     var configuration = TestServer.testMail
     configuration.limits.maxMessageBytes = 64 << 10
     let limited = configuration
@@ -262,7 +262,7 @@ struct MailQueueTests {
   @Test(
     "access: an API system queues a message (SYSTEM); an operator who is not an administrator neither queues nor lists")
   func access() async throws {
-    let smtp = try SMTPTestServer(user: "dms", password: "hasło")
+    let smtp = try await SMTPTestServer.start(user: "dms", password: "hasło")
     try await withTestServer { server async throws in
       _ = try await Self.setUp(server, smtp: smtp)
       let crm = try await ApiSystemsTests.add(server.client(), "CRM")
@@ -286,7 +286,7 @@ struct MailQueueTests {
     "MAIL-26 … MAIL-28: the test message is sent at once and says so, or returns the server's error text; MAIL-27's preconditions refused"
   )
   func testMessage() async throws {
-    let smtp = try SMTPTestServer(mode: .tls, user: "dms", password: "hasło")
+    let smtp = try await SMTPTestServer.start(mode: .tls, user: "dms", password: "hasło")
     try await withTestServer { server async throws in
       let client = server.client()
       let mail = Dms_Settings_V1_Mail.Client(client)

@@ -30,7 +30,7 @@ struct SMTPTransportTests {
     "MAIL-2, MAIL-9 … MAIL-11: a message with HTML and attachments arrives byte for byte, signed in, over one reused connection"
   )
   func arrives() async throws {
-    let server = try SMTPTestServer(user: "dms@acme.example", password: "hasło")
+    let server = try await SMTPTestServer.start(user: "dms@acme.example", password: "hasło")
     let pool = SMTPSenderPool(threadCount: 2)
     let endpoint = SMTPEndpoint(
       host: "127.0.0.1", port: server.port, security: .none,
@@ -75,7 +75,7 @@ struct SMTPTransportTests {
   )
   func tls() async throws {
     for mode in [SMTPTestServer.Mode.starttls, .tls] {
-      let server = try SMTPTestServer(mode: mode, user: "u", password: "p")
+      let server = try await SMTPTestServer.start(mode: mode, user: "u", password: "p")
       let pool = SMTPSenderPool(threadCount: 1)
       var endpoint = SMTPEndpoint(
         host: "127.0.0.1", port: server.port, security: mode == .tls ? .implicitTLS : .startTLS(required: true),
@@ -95,7 +95,7 @@ struct SMTPTransportTests {
   @Test(
     "MAIL-20: with a sign-in, STARTTLS is required (automatic too): a server without it gets no password in plain text")
   func noPlainTextSecrets() async throws {
-    let server = try SMTPTestServer(user: "u", password: "p")
+    let server = try await SMTPTestServer.start(user: "u", password: "p")
     let pool = SMTPSenderPool(threadCount: 1)
     let account = MailAccount(
       enabled: true, accountName: "DMS", senderAddress: "dms@acme.example", server: "127.0.0.1", port: server.port,
@@ -118,7 +118,7 @@ struct SMTPTransportTests {
     "a 4xx reply, a dropped connection and a refused connection are transient; a 5xx reply and a wrong password permanent; each with the server's text"
   )
   func failures() async throws {
-    let server = try SMTPTestServer(user: "u", password: "p")
+    let server = try await SMTPTestServer.start(user: "u", password: "p")
     let pool = SMTPSenderPool(threadCount: 1)
     let endpoint = SMTPEndpoint(
       host: "127.0.0.1", port: server.port, security: .none, credential: .password(login: "u", password: "p"))
@@ -156,7 +156,7 @@ struct SMTPTransportTests {
 
   @Test("MAIL-24: XOAUTH2 with the access token; a refused token is a permanent failure")
   func xoauth2() async throws {
-    let server = try SMTPTestServer(bearer: "access-1")
+    let server = try await SMTPTestServer.start(bearer: "access-1")
     let pool = SMTPSenderPool(threadCount: 1)
     var endpoint = SMTPEndpoint(
       host: "127.0.0.1", port: server.port, security: .none,

@@ -102,7 +102,7 @@ struct SignInTests {
   func slowdown() async throws {
     var security = SecurityConfiguration()
     security.throttle = LoginThrottle.Policy(
-      freeFailuresPerLogin: 2, freeFailuresPerAddress: 5, firstWait: .seconds(2), maximumWait: .seconds(60))
+      freeFailuresPerLogin: 2, freeFailuresPerAddress: 5, firstWait: .seconds(30), maximumWait: .seconds(120))
     try await withTestServer(security: security) { server in
       let admin = server.client()
       _ = try await Self.createOperator(admin, "ewa", password: "river stone lantern")
@@ -115,9 +115,10 @@ struct SignInTests {
       let waiting = await rpcError { _ = try await Self.login(anonymous, "ewa", "river stone lantern") }
       #expect(waiting?.code == .resourceExhausted, "\(String(describing: waiting))")
       let wait = Int(waiting?.trailers["retry-after-ms"] ?? "") ?? 0
-      // At most the first wait (what is left of it: on a loaded machine the calls
-      // between can take more than a second).
-      #expect(wait > 0 && wait <= 2000, "\(wait)")
+      // At most the first wait (what is left of it). The wait is long beside the calls
+      // between: on a loaded machine (CI, the whole suite at once) they have taken more
+      // than the 2 s it once was, and the wait was over before it was looked at.
+      #expect(wait > 0 && wait <= 30000, "\(wait)")
       // Other logins from the same address go on until the address's own limit.
       #expect(await rpcError { _ = try await Self.login(anonymous, "someone", "guess") }?.code == .unauthenticated)
       #expect(await rpcError { _ = try await Self.login(anonymous, "another", "guess") }?.code == .unauthenticated)

@@ -238,8 +238,8 @@ final class OAuthTestServer: Sendable {
   var certificatePEM: String { server.certificatePEM }
   var bearersFile: String { server.folder.appendingPathComponent("bearers").path }
 
-  init(expiresIn: Int = 3600) throws {
-    server = try HTTPSStandIn("oauth_server.py", ["--expires", String(expiresIn)])
+  init(expiresIn: Int = 3600) async throws {
+    server = try await HTTPSStandIn.start("oauth_server.py", ["--expires", String(expiresIn)])
   }
 
   /// Refuses refresh tokens from now on (or no longer).
@@ -260,5 +260,35 @@ final class OAuthTestServer: Sendable {
     return (
       items.first { $0.name == "code" }?.value ?? "", items.first { $0.name == "state" }?.value ?? ""
     )
+  }
+}
+
+/// Runs blocking `body` (starting a helper process and waiting for its READY line,
+/// openssl) on a thread of its own, not on Swift's cooperative pool: on a machine with
+/// two cores that pool has two threads, and a test blocking one slows every other test
+/// in the process (timing bounds were crossed by it).
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+  try await withCheckedThrowingContinuation { continuation in
+    let thread = Thread { continuation.resume(with: Result { try body() }) }
+    thread.start()
+  }
+}
+
+extension SMTPTestServer {
+  /// `init` off the cooperative pool.
+  static func start(
+    mode: Mode = .plain, user: String? = nil, password: String? = nil, bearer: String? = nil,
+    bearerFile: String? = nil
+  ) async throws -> SMTPTestServer {
+    try await offPool {
+      try SMTPTestServer(mode: mode, user: user, password: password, bearer: bearer, bearerFile: bearerFile)
+    }
+  }
+}
+
+extension HTTPSStandIn {
+  /// `init` off the cooperative pool.
+  static func start(_ script: String, _ arguments: [String]) async throws -> HTTPSStandIn {
+    try await offPool { try HTTPSStandIn(script, arguments) }
   }
 }
