@@ -9,9 +9,9 @@ import PackageDescription
 //   DMSDomain     settings value types and validation rules by spec ID (pure Swift)
 //   DMSStorage    store protocols, SQLite (GRDB) and PostgreSQL (PostgresNIO) backends, migrations,
 //                 secrets at rest
-//   DMSHTTP       one HTTP request through libcurl (CCurl), blocking
+//   DMSHTTP       one HTTP request through libcurl (CCurl), an OAuth2 token endpoint; blocking
 //   DMSMailTransport  SMTP through libcurl (CCurl), MIME rendering, the sending threads
-//   DMSIntegrations   the outside services' protocols (KSeF), over DMSHTTP
+//   DMSIntegrations   the outside services' protocols (KSeF, e-Delivery), over DMSHTTP
 //   DMSServices   one folder per service area (Health, Reflection, Companies, ...)
 //   DMSProtocol   the protocol's rules as state machines, apart from I/O (NIOCore)
 //   DMSServer     NIO bootstrap, connections, dispatch, limits, deadlines, TLS
@@ -81,11 +81,13 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
       ]
     ),
-    // The outside services' protocols (KSeF's token sign-in): blocking, over DMSHTTP.
+    // The outside services' protocols (KSeF's token sign-in, e-Delivery's system login):
+    // blocking, over DMSHTTP.
     .target(
       name: "DMSIntegrations",
       dependencies: [
         "DMSHTTP",
+        .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "CryptoExtras", package: "swift-crypto"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]
@@ -106,7 +108,8 @@ let package = Package(
     .target(
       name: "DMSServices",
       dependencies: [
-        "DMSRPC", "DMSStubs", "DMSMessages", "DMSDomain", "DMSStorage", "DMSMailTransport", "DMSIntegrations",
+        "DMSRPC", "DMSStubs", "DMSMessages", "DMSDomain", "DMSStorage", "DMSHTTP", "DMSMailTransport",
+        "DMSIntegrations",
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Crypto", package: "swift-crypto"),

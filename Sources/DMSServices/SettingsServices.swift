@@ -26,6 +26,8 @@ public enum SettingsServices {
         logger: logger))
     router.register(
       KsefService(store: store, deployment: configuration, configuration: integrations, logger: logger))
+    router.register(
+      EDeliveryService(store: store, deployment: configuration, configuration: integrations, logger: logger))
     router.register(SettingsEventsService(store: store))
   }
 }

@@ -64,6 +64,10 @@ enum ConfigurationKeys {
     "ksef.ca-file",
     "ksef.timeout-seconds",
     "ksef.max-wait-seconds",
+    "edelivery.production-token-url",
+    "edelivery.test-token-url",
+    "edelivery.ca-file",
+    "edelivery.timeout-seconds",
   ]
 
   /// Keys whose values are secrets: redacted wherever swift-configuration prints them.
@@ -73,7 +77,9 @@ enum ConfigurationKeys {
 
   /// Environment variables under these prefixes belong to the server: one that is not
   /// a key is a misspelling (SETTINGS_KSEF_WORKMODE).
-  static let environmentPrefixes = ["SERVER_", "SETTINGS_", "STORAGE_", "LOG_", "SECURITY_", "MAIL_", "KSEF_"]
+  static let environmentPrefixes = [
+    "SERVER_", "SETTINGS_", "STORAGE_", "LOG_", "SECURITY_", "MAIL_", "KSEF_", "EDELIVERY_",
+  ]
 
   /// `server.port` as an option: `--server-port`.
   static func option(_ key: String) -> String {

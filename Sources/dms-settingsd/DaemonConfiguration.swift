@@ -27,7 +27,7 @@ struct DaemonConfiguration {
   /// MAIL-6 on SQLite: the storage administrator who saves and deletes database profiles
   /// (storage.administrator, storage.administrator-password-hash).
   var storageAdministrator: DatabaseAdministrators.StorageAccount?
-  /// Where KSeF is (ksef.*).
+  /// Where KSeF and e-Delivery are (ksef.*, edelivery.*).
   var integrations: IntegrationsConfiguration
 
   /// The hasher of new password hashes.
@@ -199,33 +199,53 @@ struct DaemonConfiguration {
       integrations: integrations)
   }
 
-  /// `ksef.*`: the environments' base URLs (https), a CA file, the waits.
+  /// `ksef.*` and `edelivery.*`: the environments' URLs (https), CA files, the waits.
   private static func loadIntegrations(_ values: ConfigValues) throws -> IntegrationsConfiguration {
     var integrations = IntegrationsConfiguration()
     for (mode, key) in [
       (DeploymentConfiguration.KSeFWorkMode.test, "ksef.test-url"), (.demo, "ksef.demo-url"),
       (.production, "ksef.production-url"),
     ] {
-      guard let url = values.optionalString(key) else { continue }
-      guard let parts = URLComponents(string: url), parts.scheme == "https", parts.host?.isEmpty == false,
-        parts.query == nil
-      else {
-        throw ConfigurationError.badValue(
-          key, url, allowed: "an https:// URL, such as \(integrations.ksefBaseURLs[mode]!)")
+      if let url = try httpsURL(values, key, example: integrations.ksefBaseURLs[mode]!) {
+        integrations.ksefBaseURLs[mode] = url
       }
-      integrations.ksefBaseURLs[mode] = url
     }
-    if let file = values.optionalString("ksef.ca-file") {
-      guard let pem = FileManager.default.contents(atPath: file).map({ String(decoding: $0, as: UTF8.self) }),
-        pem.contains("-----BEGIN CERTIFICATE-----")
-      else {
-        throw ConfigurationError(description: "ksef.ca-file \(file): cannot read PEM certificates from it")
+    for (environment, key) in [
+      (DeploymentConfiguration.EDeliveryEnvironment.production, "edelivery.production-token-url"),
+      (.test, "edelivery.test-token-url"),
+    ] {
+      if let url = try httpsURL(values, key, example: integrations.eDeliveryTokenURLs[environment]!) {
+        integrations.eDeliveryTokenURLs[environment] = url
       }
-      integrations.ksefTrustedCertificates = pem
     }
+    integrations.ksefTrustedCertificates = try certificates(values, "ksef.ca-file")
+    integrations.eDeliveryTrustedCertificates = try certificates(values, "edelivery.ca-file")
     integrations.ksefRequestTimeout = Double(try values.int("ksef.timeout-seconds", default: 15, range: 1...300))
     integrations.ksefMaxWait = Double(try values.int("ksef.max-wait-seconds", default: 30, range: 1...600))
+    integrations.eDeliveryTimeout = Double(try values.int("edelivery.timeout-seconds", default: 15, range: 1...300))
     return integrations
+  }
+
+  /// The https:// URL `key` holds, if set.
+  private static func httpsURL(_ values: ConfigValues, _ key: String, example: String) throws -> String? {
+    guard let url = values.optionalString(key) else { return nil }
+    guard let parts = URLComponents(string: url), parts.scheme == "https", parts.host?.isEmpty == false,
+      parts.query == nil
+    else {
+      throw ConfigurationError.badValue(key, url, allowed: "an https:// URL, such as \(example)")
+    }
+    return url
+  }
+
+  /// The PEM certificates in the file `key` names ("" when unset).
+  private static func certificates(_ values: ConfigValues, _ key: String) throws -> String {
+    guard let file = values.optionalString(key) else { return "" }
+    guard let pem = FileManager.default.contents(atPath: file).map({ String(decoding: $0, as: UTF8.self) }),
+      pem.contains("-----BEGIN CERTIFICATE-----")
+    else {
+      throw ConfigurationError(description: "\(key) \(file): cannot read PEM certificates from it")
+    }
+    return pem
   }
 
   /// `storage.administrator` and its hash: both or neither, and SQLite's only (PostgreSQL

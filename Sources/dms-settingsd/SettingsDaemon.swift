@@ -28,7 +28,7 @@ struct SettingsDaemon: AsyncParsableCommand {
       (server.port: --server-port 7411), in the environment KEY_WITH_UNDERSCORES
       (SERVER_PORT=7411). A bad value, or a key that is not one (in the file, on the
       command line, or an environment variable under SERVER_, SETTINGS_, STORAGE_,
-      LOG_, SECURITY_, MAIL_ or KSEF_), stops start-up with exit code 78, naming it (CFG-10).
+      LOG_, SECURITY_, MAIL_, KSEF_ or EDELIVERY_), stops start-up with exit code 78, naming it (CFG-10).
       """,
     version: version,
     subcommands: [Serve.self, BootstrapAdmin.self, HashPassword.self],

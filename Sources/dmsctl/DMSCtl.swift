@@ -18,7 +18,8 @@ struct DMSCtl: AsyncParsableCommand {
     version: Release.version,
     subcommands: [
       Login.self, Logout.self, WhoAmI.self, Passwd.self, Info.self, Ping.self, Methods.self, Call.self,
-      Companies.self, Shared.self, APIAuth.self, Mail.self, Ksef.self, Operators.self, ApiSystems.self, TwoStep.self,
+      Companies.self, Shared.self, APIAuth.self, Mail.self, Ksef.self, EDelivery.self, Operators.self, ApiSystems.self,
+      TwoStep.self,
       Audit.self,
       Watch.self,
     ]

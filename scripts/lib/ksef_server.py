@@ -22,8 +22,10 @@ certificates, ksef-token, status or redeem; SHAPE is 400 (an exception list), 40
 (problem+json), 429 (with Retry-After), 500, "stall" (status stays 100), or "sleep S".
 Each request's "METHOD PATH" is appended to DIR/requests. Prints "READY <port>".
 """
-import argparse, base64, datetime, json, os, secrets, ssl, sys, threading, time, uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import argparse, base64, datetime, json, os, secrets, threading, time, uuid
+from http.server import BaseHTTPRequestHandler
+
+from standin import serve_https
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -212,14 +214,7 @@ def main():
                     "refreshToken": {"token": "refresh-" + secrets.token_hex(8), "validUntil": iso(t + datetime.timedelta(days=7))}})
             self.reply(404, {})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(a.cert, a.key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"READY {server.server_address[1]}", flush=True)
-    sys.stdin.read()
-    server.shutdown()
+    serve_https(Handler, a.cert, a.key)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ POST /oauth2/v2.0/token      authorization_code (the code_verifier checked again
 Each access token issued is appended to DIR/bearers (the SMTP server accepts those); each
 token request's grant type to DIR/grants. Prints "READY <port>".
 """
-import argparse, base64, hashlib, json, os, secrets, ssl, sys, threading, urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import argparse, base64, hashlib, json, os, secrets, threading, urllib.parse
+from http.server import BaseHTTPRequestHandler
+
+from standin import serve_https
 
 codes, refreshes = {}, set()
 lock = threading.Lock()
@@ -87,14 +89,7 @@ def main():
                 return self.reply(200, issue())
             self.reply(400, {"error": "unsupported_grant_type"})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(a.cert, a.key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"READY {server.server_address[1]}", flush=True)
-    sys.stdin.read()
-    server.shutdown()
+    serve_https(Handler, a.cert, a.key)
 
 
 if __name__ == "__main__":

@@ -84,8 +84,15 @@ public struct KSeFTokenAuthentication: Sendable {
   /// Signs in as the holder of `token` for the company `nip` and redeems the tokens once;
   /// `now` is the clock that picks a currently valid encryption certificate.
   public func signIn(nip: String, token: String, now: Date = Date()) throws(KSeFFailure) -> KSeFSignIn {
-    let started = ContinuousClock.now
-    let deadline = started + .milliseconds(Int64(endpoint.maxWait * 1000))
+    var session = self
+    session.deadline = ContinuousClock.now + .milliseconds(Int64(endpoint.maxWait * 1000))
+    return try session.run(nip: nip, token: token, now: now)
+  }
+
+  /// When the whole sign-in must end: no request outlives it.
+  private var deadline = ContinuousClock.now
+
+  private func run(nip: String, token: String, now: Date) throws(KSeFFailure) -> KSeFSignIn {
 
     // 1. The challenge, with its time in milliseconds.
     let challengeAnswer = try send(.challenge, "POST", "/auth/challenge", body: Data(), expect: [200])
@@ -187,11 +194,15 @@ public struct KSeFTokenAuthentication: Sendable {
     var all = [("Accept", "application/json")] + headers
     if body != nil { all.append(("Content-Type", "application/json")) }
     let base = endpoint.baseURL.hasSuffix("/") ? String(endpoint.baseURL.dropLast()) : endpoint.baseURL
+    let left = ContinuousClock.now.duration(to: deadline)
+    let timeout = min(
+      endpoint.requestTimeout,
+      max(Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18, 0.5))
     do {
       return try HTTPClient.perform(
         HTTPRequest(
           method: method, url: base + path, headers: all, body: body,
-          trustedCertificates: endpoint.trustedCertificates, timeout: endpoint.requestTimeout))
+          trustedCertificates: endpoint.trustedCertificates, timeout: timeout))
     } catch {
       throw KSeFFailure(step: step, httpStatus: 0, code: error.kind.rawValue, description: error.message)
     }

@@ -3,8 +3,8 @@ import Foundation
 import NIOPosix
 import Synchronization
 
-/// Where the integrations reach the outside services (configuration keys `ksef.*`,
-/// docs/CONFIGURATION.md), and the threads their blocking HTTP runs on.
+/// Where the integrations reach the outside services (configuration keys `ksef.*` and
+/// `edelivery.*`, docs/CONFIGURATION.md), and the threads their blocking HTTP runs on.
 public struct IntegrationsConfiguration: Sendable {
   /// INT-4, INT-4b: each KSeF environment's API base URL (since 15.12.2025).
   public var ksefBaseURLs: [DeploymentConfiguration.KSeFWorkMode: String]
@@ -15,6 +15,12 @@ public struct IntegrationsConfiguration: Sendable {
   public var ksefRequestTimeout: Double
   /// Seconds a whole sign-in may take, polling included (`ksef.max-wait-seconds`).
   public var ksefMaxWait: Double
+  /// INT-7a, CFG-8: each e-Delivery environment's token endpoint.
+  public var eDeliveryTokenURLs: [DeploymentConfiguration.EDeliveryEnvironment: String]
+  /// PEM certificates to trust for e-Delivery instead of the system's (`edelivery.ca-file`).
+  public var eDeliveryTrustedCertificates: String
+  /// Seconds the token request may take (`edelivery.timeout-seconds`).
+  public var eDeliveryTimeout: Double
 
   /// INT-4b's base URLs.
   public static let ksefDefaultURLs: [DeploymentConfiguration.KSeFWorkMode: String] = [
@@ -22,14 +28,25 @@ public struct IntegrationsConfiguration: Sendable {
     .production: "https://api.ksef.mf.gov.pl/v2",
   ]
 
+  /// INT-7a's token endpoints: production, and the integration host for tests.
+  public static let eDeliveryDefaultTokenURLs: [DeploymentConfiguration.EDeliveryEnvironment: String] = [
+    .production: "https://ow.edoreczenia.gov.pl/auth/realms/EDOR/protocol/openid-connect/token",
+    .test: "https://int-ow.edoreczenia.gov.pl/auth/realms/EDOR/protocol/openid-connect/token",
+  ]
+
   public init(
     ksefBaseURLs: [DeploymentConfiguration.KSeFWorkMode: String] = ksefDefaultURLs,
-    ksefTrustedCertificates: String = "", ksefRequestTimeout: Double = 15, ksefMaxWait: Double = 30
+    ksefTrustedCertificates: String = "", ksefRequestTimeout: Double = 15, ksefMaxWait: Double = 30,
+    eDeliveryTokenURLs: [DeploymentConfiguration.EDeliveryEnvironment: String] = eDeliveryDefaultTokenURLs,
+    eDeliveryTrustedCertificates: String = "", eDeliveryTimeout: Double = 15
   ) {
     self.ksefBaseURLs = ksefBaseURLs
     self.ksefTrustedCertificates = ksefTrustedCertificates
     self.ksefRequestTimeout = ksefRequestTimeout
     self.ksefMaxWait = ksefMaxWait
+    self.eDeliveryTokenURLs = eDeliveryTokenURLs
+    self.eDeliveryTrustedCertificates = eDeliveryTrustedCertificates
+    self.eDeliveryTimeout = eDeliveryTimeout
   }
 }
 

@@ -40,13 +40,7 @@ public struct KsefService: Dms_Settings_V1_Ksef.ServiceProtocol {
     v.require(token.count <= 4096, "token", "INT-2", "must be at most 4,096 characters")
     try v.check()
     var company = "(the request's)"
-    if deployment.mode == .multiCompany {
-      guard let code = context.metadata[MetadataKey.company], !code.isEmpty else {
-        throw RPCError(
-          code: .invalidArgument,
-          message: "name the company in the `company` metadata (its short name, ERP-3): KSeF settings are per company")
-      }
-      let key = try await reachableCompany(code, in: store.registry, context: context)
+    if let key = try await integrationCompany(context, store: store, deployment: deployment, area: "KSeF") {
       company = key.code
       if nip.isEmpty { nip = try await store.read(Company.self, of: key)?.value.nip ?? "" }
       if token.isEmpty {
@@ -88,8 +82,7 @@ public struct KsefService: Dms_Settings_V1_Ksef.ServiceProtocol {
     var response = Dms_Settings_V1_KsefConnectionTest()
     response.environment = mode.rawValue
     response.baseURL = baseURL
-    let elapsed = ContinuousClock.now - started
-    response.elapsedMs = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    response.elapsedMs = (ContinuousClock.now - started).milliseconds
     switch outcome {
     case .success(let signIn):
       response.ok = true

@@ -1,4 +1,5 @@
 import DMSDomain
+import DMSHTTP
 import DMSMailTransport
 import DMSStorage
 import Foundation

@@ -1,5 +1,6 @@
 import Crypto
 import DMSDomain
+import DMSHTTP
 import DMSMailTransport
 import DMSStorage
 import Foundation

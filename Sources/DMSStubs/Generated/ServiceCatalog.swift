@@ -37,6 +37,7 @@ public enum ServiceCatalog {
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.listCenters, requestType: Dms_Settings_V1_ListCentersRequest.self, responseType: Dms_Settings_V1_Centers.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.revealSecret, requestType: Dms_Settings_V1_RevealCompanySecretRequest.self, responseType: Dms_Settings_V1_RevealSecretResponse.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Companies.Method.downloadPrivateKey, requestType: Dms_Settings_V1_DownloadPrivateKeyRequest.self, responseType: Dms_Settings_V1_RevealSecretResponse.self),
+    MethodCatalogEntry(descriptor: Dms_Settings_V1_EDelivery.Method.testConnection, requestType: Dms_Settings_V1_TestEDeliveryConnectionRequest.self, responseType: Dms_Settings_V1_EDeliveryConnectionTest.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Ksef.Method.testConnection, requestType: Dms_Settings_V1_TestKsefConnectionRequest.self, responseType: Dms_Settings_V1_KsefConnectionTest.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.getAccount, requestType: Dms_Settings_V1_GetMailAccountRequest.self, responseType: Dms_Settings_V1_MailAccount.self),
     MethodCatalogEntry(descriptor: Dms_Settings_V1_Mail.Method.updateAccount, requestType: Dms_Settings_V1_UpdateMailAccountRequest.self, responseType: Dms_Settings_V1_MailAccount.self),

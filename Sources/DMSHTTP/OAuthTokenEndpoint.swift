@@ -1,9 +1,9 @@
-import DMSHTTP
 import Foundation
 
-/// An OAuth2 token endpoint (MAIL-22 … MAIL-24): the authorization code or a refresh
-/// token exchanged for tokens, by a form POST through libcurl (RFC 6749 §4.1.3, §6;
-/// PKCE, RFC 7636). Blocking: run it off the event loops (`SMTPSenderPool.run`).
+/// An OAuth2 token endpoint: a grant exchanged for tokens by a form POST through libcurl
+/// (RFC 6749 §4.1.3, §4.4, §6; PKCE, RFC 7636; client assertions, RFC 7523): the mail
+/// component's sign-in (MAIL-22 … MAIL-24) and e-Delivery's system login (INT-7a).
+/// Blocking: run it off the event loops.
 public enum OAuthTokenEndpoint {
   /// What the endpoint answered.
   public struct Tokens: Sendable, Hashable {
@@ -12,13 +12,16 @@ public enum OAuthTokenEndpoint {
     public var refreshToken: String?
     /// Seconds the access token lasts.
     public var expiresIn: Double
+    /// `token_type` ("Bearer"), as given.
+    public var tokenType: String = ""
   }
 
   /// A refused or failed exchange.
   public struct Failure: Error, Sendable, Hashable, CustomStringConvertible {
     /// The HTTP status (0: no answer).
     public var status: Int
-    /// The OAuth2 error code (`invalid_grant`), or what failed below HTTP.
+    /// The OAuth2 error code (`invalid_grant`), or what failed below HTTP
+    /// (`HTTPFailure.Kind`: `timeout`, `tls`, `resolve`, `connect`, …).
     public var error: String
     /// The provider's description, when it gave one; never a token.
     public var message: String
@@ -44,7 +47,7 @@ public enum OAuthTokenEndpoint {
           headers: [("Accept", "application/json"), ("Content-Type", "application/x-www-form-urlencoded")],
           body: Data(body.utf8), trustedCertificates: trustedCertificates, timeout: timeout))
     } catch {
-      throw Failure(status: 0, error: "unreachable", message: error.message)
+      throw Failure(status: 0, error: error.kind.rawValue, message: error.message)
     }
     let status = response.status
     let json = response.jsonObject ?? [:]
@@ -55,7 +58,9 @@ public enum OAuthTokenEndpoint {
       throw Failure(status: status == 200 ? 502 : status, error: error, message: message)
     }
     let expires = (json["expires_in"] as? Double) ?? Double(json["expires_in"] as? String ?? "") ?? 3600
-    return Tokens(accessToken: access, refreshToken: json["refresh_token"] as? String, expiresIn: expires)
+    return Tokens(
+      accessToken: access, refreshToken: json["refresh_token"] as? String, expiresIn: expires,
+      tokenType: json["token_type"] as? String ?? "")
   }
 
   /// `application/x-www-form-urlencoded` escaping.
