@@ -65,7 +65,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     guard let stored = try await store.read(Company.self, of: key) else {
       throw RPCError(code: .notFound, message: "no company with the short name \(request.shortName)")
     }
-    return Company.message(stored)
+    return Company.message(stored, ksef: configuration.ksefWorkMode)
   }
 
   /// The domain value and secret changes of a request, validated (ERP-1 … ERP-17).
@@ -141,7 +141,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     } catch let error as StoreError where error.kind == .alreadyExists {
       throw StoreError(.alreadyExists, error.message, field: "company.short_name", rule: error.rule)
     }
-    return Company.message(stored)
+    return Company.message(stored, ksef: configuration.ksefWorkMode)
   }
 
   public func update(
@@ -170,7 +170,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
         }
         return try tx.write(staged, secrets: secrets, expectedRevision: input.company.revision)
       }
-      if let stored { return Company.message(stored) }
+      if let stored { return Company.message(stored, ksef: configuration.ksefWorkMode) }
     }
     throw RPCError(code: .aborted, message: "the company kept changing while it was saved; read it again and retry")
   }

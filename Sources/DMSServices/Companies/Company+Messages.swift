@@ -1,6 +1,7 @@
 import DMSDomain
 import DMSMessages
 import DMSStorage
+import Foundation
 
 extension ERPMode {
   init?(_ mode: Dms_Settings_V1_ERPMode) {
@@ -80,8 +81,11 @@ extension Company {
     )
   }
 
-  /// The message for a stored company.
-  static func message(_ stored: Stored<Company>) -> Dms_Settings_V1_Company {
+  /// The message for a stored company, with its KSeF warnings in the environment `ksef`
+  /// (INT-4a, CFG-2).
+  static func message(
+    _ stored: Stored<Company>, ksef: DeploymentConfiguration.KSeFWorkMode, now: Date = Date()
+  ) -> Dms_Settings_V1_Company {
     let company = stored.value
     let set = { (secret: Company.Secret) in stored.secretsSet.contains(secret.rawValue) }
     var message = Dms_Settings_V1_Company()
@@ -107,6 +111,9 @@ extension Company {
     message.edeliveryPrivateKeySet = set(.eDeliveryPrivateKey)
     message.edeliveryKeyFingerprint = company.eDeliveryKeyFingerprint
     message.revision = stored.revision
+    message.ksefWarnings = KSeFWarnings.warnings(
+      inUse: !company.nip.isEmpty || set(.ksefToken), tokenSet: set(.ksefToken), certificateSet: false, mode: ksef,
+      now: now)
     return message
   }
 }

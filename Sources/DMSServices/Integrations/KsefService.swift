@@ -80,6 +80,9 @@ public struct KsefService: Dms_Settings_V1_Ksef.ServiceProtocol {
       }
     }
     var response = Dms_Settings_V1_KsefConnectionTest()
+    // Tried with a token (saved or given) and, as yet, no certificate to fall back on.
+    response.warnings = KSeFWarnings.warnings(
+      inUse: true, tokenSet: true, certificateSet: false, mode: mode, now: Date())
     response.environment = mode.rawValue
     response.baseURL = baseURL
     response.elapsedMs = (ContinuousClock.now - started).milliseconds

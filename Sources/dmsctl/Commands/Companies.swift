@@ -161,32 +161,33 @@ struct Companies: AsyncParsableCommand {
 
   static func printCompany(_ company: Dms_Settings_V1_Company, json: Bool) throws {
     if json { return Output.message(company) }
-    Output.fields([
-      ("short name (ERP-3)", company.shortName),
-      ("mode (ERP-1)", modeName(company.mode)),
-      ("name (ERP-2)", company.name),
-      ("connection (ERP-4)", "\(company.connection.server) / \(company.connection.database)"),
-      ("  authentication", company.connection.authentication == .integrated ? "INTEGRATED" : "SQL"),
-      ("  user", company.connection.user),
-      ("  password", Output.secret(company.connection.passwordSet)),
-      ("license key name (ERP-5)", company.licenseKeyName),
-      ("mapped database (ERP-6)", company.mappedDatabase),
-      ("default center (ERP-7)", company.defaultCenter),
-      ("operator login (ERP-8)", company.operatorLogin),
-      ("operator password (ERP-9)", Output.secret(company.operatorPasswordSet)),
-      ("use domain (ERP-10)", Output.yesNo(company.useDomain)),
-      ("domain (ERP-11)", company.domainName),
-      ("domain group (ERP-12)", company.domainGroup),
-      ("NIP (ERP-13)", company.nip),
-      ("KSeF token (ERP-14)", Output.secret(company.ksefTokenSet)),
-      ("e-Delivery address (ERP-15)", company.edeliveryAddress),
-      ("e-Delivery system (ERP-16)", company.edeliverySystemName),
-      (
-        "e-Delivery key (ERP-17)",
-        company.edeliveryPrivateKeySet ? company.edeliveryKeyFingerprint : Output.secret(false)
-      ),
-      ("revision", String(company.revision)),
-    ])
+    Output.fields(
+      [
+        ("short name (ERP-3)", company.shortName),
+        ("mode (ERP-1)", modeName(company.mode)),
+        ("name (ERP-2)", company.name),
+        ("connection (ERP-4)", "\(company.connection.server) / \(company.connection.database)"),
+        ("  authentication", company.connection.authentication == .integrated ? "INTEGRATED" : "SQL"),
+        ("  user", company.connection.user),
+        ("  password", Output.secret(company.connection.passwordSet)),
+        ("license key name (ERP-5)", company.licenseKeyName),
+        ("mapped database (ERP-6)", company.mappedDatabase),
+        ("default center (ERP-7)", company.defaultCenter),
+        ("operator login (ERP-8)", company.operatorLogin),
+        ("operator password (ERP-9)", Output.secret(company.operatorPasswordSet)),
+        ("use domain (ERP-10)", Output.yesNo(company.useDomain)),
+        ("domain (ERP-11)", company.domainName),
+        ("domain group (ERP-12)", company.domainGroup),
+        ("NIP (ERP-13)", company.nip),
+        ("KSeF token (ERP-14)", Output.secret(company.ksefTokenSet)),
+        ("e-Delivery address (ERP-15)", company.edeliveryAddress),
+        ("e-Delivery system (ERP-16)", company.edeliverySystemName),
+        (
+          "e-Delivery key (ERP-17)",
+          company.edeliveryPrivateKeySet ? company.edeliveryKeyFingerprint : Output.secret(false)
+        ),
+        ("revision", String(company.revision)),
+      ] + company.ksefWarnings.map { ("warning (KSeF)", $0) })
   }
 
   struct List: AsyncParsableCommand {

@@ -63,6 +63,7 @@ struct Ksef: AsyncParsableCommand {
             for detail in result.details { fields.append(("detail", detail)) }
           }
           fields.append(("took", "\(result.elapsedMs) ms"))
+          fields += result.warnings.map { ("warning", $0) }
           Output.fields(fields)
         }
         if !result.ok { throw Output.Exit.rpcError }

@@ -68,6 +68,13 @@ struct KsefTests {
       #expect(result.referenceNumber.contains("-AU-") && !result.accessTokenValidUntil.isEmpty)
       #expect(!result.refreshTokenValidUntil.isEmpty && result.code.isEmpty)
       #expect(ksef.lines("checked") == ["valid"], "the stand-in decrypted the token and its challenge's time")
+      // INT-4a: token-only, with token login ending on 31.12.2026 (or ended), said here and
+      // with the company's settings.
+      #expect(result.warnings.count == 1 && result.warnings[0].contains("31.12.2026"), "\(result.warnings)")
+      var get = Dms_Settings_V1_GetCompanyRequest()
+      get.shortName = "ACME"
+      let company = try await Dms_Settings_V1_Companies.Client(client).get(get)
+      #expect(company.ksefWarnings == result.warnings)
       let requests = ksef.lines("requests")
       #expect(
         requests.map {

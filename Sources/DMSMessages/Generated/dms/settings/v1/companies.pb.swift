@@ -322,6 +322,14 @@ public nonisolated struct Dms_Settings_V1_Company: @unchecked Sendable {
     set {_uniqueStorage()._revision = newValue}
   }
 
+  /// INT-4a, CFG-2, output only: what the administrator should know of the KSeF settings
+  /// as they stand (a token-only configuration while token login ends on 31.12.2026; the
+  /// Production environment). Empty while the company uses no KSeF (no NIP, no token).
+  public var ksefWarnings: [String] {
+    get {_storage._ksefWarnings}
+    set {_uniqueStorage()._ksefWarnings = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -675,7 +683,7 @@ nonisolated extension Dms_Settings_V1_ERPConnection: SwiftProtobuf.Message, Swif
 
 nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Company"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}short_name\0\u{1}mode\0\u{1}name\0\u{1}connection\0\u{3}altum_configuration\0\u{3}license_key_name\0\u{3}mapped_database\0\u{3}default_center\0\u{3}operator_login\0\u{3}operator_password_set\0\u{3}use_domain\0\u{3}domain_name\0\u{3}domain_group\0\u{1}nip\0\u{3}ksef_token_set\0\u{3}edelivery_address\0\u{3}edelivery_system_name\0\u{3}edelivery_private_key_set\0\u{3}edelivery_key_fingerprint\0\u{1}revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}short_name\0\u{1}mode\0\u{1}name\0\u{1}connection\0\u{3}altum_configuration\0\u{3}license_key_name\0\u{3}mapped_database\0\u{3}default_center\0\u{3}operator_login\0\u{3}operator_password_set\0\u{3}use_domain\0\u{3}domain_name\0\u{3}domain_group\0\u{1}nip\0\u{3}ksef_token_set\0\u{3}edelivery_address\0\u{3}edelivery_system_name\0\u{3}edelivery_private_key_set\0\u{3}edelivery_key_fingerprint\0\u{1}revision\0\u{3}ksef_warnings\0")
 
   fileprivate class _StorageClass {
     var _shortName: String = String()
@@ -698,6 +706,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
     var _edeliveryPrivateKeySet: Bool = false
     var _edeliveryKeyFingerprint: String = String()
     var _revision: Int64 = 0
+    var _ksefWarnings: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -728,6 +737,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
       _edeliveryPrivateKeySet = source._edeliveryPrivateKeySet
       _edeliveryKeyFingerprint = source._edeliveryKeyFingerprint
       _revision = source._revision
+      _ksefWarnings = source._ksefWarnings
     }
   }
 
@@ -766,6 +776,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
         case 18: try { try decoder.decodeSingularBoolField(value: &_storage._edeliveryPrivateKeySet) }()
         case 19: try { try decoder.decodeSingularStringField(value: &_storage._edeliveryKeyFingerprint) }()
         case 20: try { try decoder.decodeSingularInt64Field(value: &_storage._revision) }()
+        case 21: try { try decoder.decodeRepeatedStringField(value: &_storage._ksefWarnings) }()
         default: break
         }
       }
@@ -838,6 +849,9 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
       if _storage._revision != 0 {
         try visitor.visitSingularInt64Field(value: _storage._revision, fieldNumber: 20)
       }
+      if !_storage._ksefWarnings.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._ksefWarnings, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -867,6 +881,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
         if _storage._edeliveryPrivateKeySet != rhs_storage._edeliveryPrivateKeySet {return false}
         if _storage._edeliveryKeyFingerprint != rhs_storage._edeliveryKeyFingerprint {return false}
         if _storage._revision != rhs_storage._revision {return false}
+        if _storage._ksefWarnings != rhs_storage._ksefWarnings {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -79,6 +79,9 @@ public nonisolated struct Dms_Settings_V1_KsefConnectionTest: Sendable {
 
   public var elapsedMs: Int64 = 0
 
+  /// INT-4a, CFG-2: as Company.ksef_warnings, for the settings tried.
+  public var warnings: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -125,7 +128,7 @@ nonisolated extension Dms_Settings_V1_TestKsefConnectionRequest: SwiftProtobuf.M
 
 nonisolated extension Dms_Settings_V1_KsefConnectionTest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".KsefConnectionTest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ok\0\u{1}environment\0\u{3}base_url\0\u{1}step\0\u{3}http_status\0\u{1}code\0\u{1}description\0\u{1}details\0\u{3}reference_number\0\u{3}access_token_valid_until\0\u{3}refresh_token_valid_until\0\u{3}elapsed_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ok\0\u{1}environment\0\u{3}base_url\0\u{1}step\0\u{3}http_status\0\u{1}code\0\u{1}description\0\u{1}details\0\u{3}reference_number\0\u{3}access_token_valid_until\0\u{3}refresh_token_valid_until\0\u{3}elapsed_ms\0\u{1}warnings\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -145,6 +148,7 @@ nonisolated extension Dms_Settings_V1_KsefConnectionTest: SwiftProtobuf.Message,
       case 10: try { try decoder.decodeSingularStringField(value: &self.accessTokenValidUntil) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.refreshTokenValidUntil) }()
       case 12: try { try decoder.decodeSingularInt64Field(value: &self.elapsedMs) }()
+      case 13: try { try decoder.decodeRepeatedStringField(value: &self.warnings) }()
       default: break
       }
     }
@@ -187,6 +191,9 @@ nonisolated extension Dms_Settings_V1_KsefConnectionTest: SwiftProtobuf.Message,
     if self.elapsedMs != 0 {
       try visitor.visitSingularInt64Field(value: self.elapsedMs, fieldNumber: 12)
     }
+    if !self.warnings.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.warnings, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -203,6 +210,7 @@ nonisolated extension Dms_Settings_V1_KsefConnectionTest: SwiftProtobuf.Message,
     if lhs.accessTokenValidUntil != rhs.accessTokenValidUntil {return false}
     if lhs.refreshTokenValidUntil != rhs.refreshTokenValidUntil {return false}
     if lhs.elapsedMs != rhs.elapsedMs {return false}
+    if lhs.warnings != rhs.warnings {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
