@@ -351,7 +351,7 @@ struct PostgresBackendTests {
       (error as? StoreError)?.kind == .unavailable
     }
     #expect(await !store.isHealthy())
-    #expect(ContinuousClock.now - started < .seconds(3), "no hang")
+    #expect(ContinuousClock.now - started < .seconds(10), "no hang")
     // What the cache holds is still served.
     #expect(try await store.read(Company.self, of: key)?.revision == 1)
 
