@@ -80,14 +80,15 @@ public struct EDeliveryClientAssertion: Sendable, Hashable {
   }
 }
 
-/// An RSA or EC signing key from PEM, with its JOSE algorithm.
-enum SigningKey {
+/// An RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key from PEM, with its
+/// JOSE algorithm: e-Delivery's key (ERP-17, INT-7).
+public enum SigningKey: Sendable {
   case rsa(_RSA.Signing.PrivateKey)
   case p256(P256.Signing.PrivateKey)
   case p384(P384.Signing.PrivateKey)
   case p521(P521.Signing.PrivateKey)
 
-  init?(pem: String) {
+  public init?(pem: String) {
     if let key = try? _RSA.Signing.PrivateKey(pemRepresentation: pem) {
       self = .rsa(key)
     } else if let key = try? P256.Signing.PrivateKey(pemRepresentation: pem) {
@@ -101,7 +102,17 @@ enum SigningKey {
     }
   }
 
-  var algorithm: String {
+  /// The public half, DER (SubjectPublicKeyInfo): what its fingerprint is taken of.
+  public var publicKeyDER: Data {
+    switch self {
+    case .rsa(let key): key.publicKey.derRepresentation
+    case .p256(let key): key.publicKey.derRepresentation
+    case .p384(let key): key.publicKey.derRepresentation
+    case .p521(let key): key.publicKey.derRepresentation
+    }
+  }
+
+  public var algorithm: String {
     switch self {
     case .rsa: "RS256"
     case .p256: "ES256"

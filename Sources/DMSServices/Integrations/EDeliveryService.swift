@@ -43,7 +43,7 @@ public struct EDeliveryService: Dms_Settings_V1_EDelivery.ServiceProtocol {
     v.require(systemName.count <= 256, "system_name", "INT-6", "must be at most 256 characters")
     if !key.isEmpty {
       v.require(
-        key.utf8.count <= 16_384 && SigningKeyCheck.usable(key), "private_key", "INT-7",
+        key.utf8.count <= 16_384 && PrivateKeyInspector.fingerprint(pem: key) != nil, "private_key", "INT-7",
         "must be an RSA or EC private key in PEM")
     }
     try v.check()
@@ -94,12 +94,9 @@ public struct EDeliveryService: Dms_Settings_V1_EDelivery.ServiceProtocol {
 
     // The login, as the DMS will make it.
     response.step = "token"
-    var timeout = configuration.eDeliveryTimeout
-    if let deadline = context.deadline {
-      timeout = min(timeout, max(ContinuousClock.now.duration(to: deadline).seconds - 0.5, 0.5))
-    }
+    let wait = context.seconds(atMost: configuration.eDeliveryTimeout, reserve: 0.5, floor: 0.5)
     let trusted = configuration.eDeliveryTrustedCertificates
-    let (mailbox, wait) = (address, timeout)
+    let mailbox = address
     let login = await threads.run { () -> Result<OAuthTokenEndpoint.Tokens, OAuthTokenEndpoint.Failure> in
       do throws(OAuthTokenEndpoint.Failure) {
         return .success(
@@ -129,12 +126,5 @@ public struct EDeliveryService: Dms_Settings_V1_EDelivery.ServiceProtocol {
         "operator": "\(context.auditActor.login)", MetadataKey.requestID: "\(context.requestID)",
       ])
     return response
-  }
-}
-
-/// Whether a PEM is a private key the assertion can be signed with.
-enum SigningKeyCheck {
-  static func usable(_ pem: String) -> Bool {
-    (try? EDeliveryClientAssertion.make(address: "", systemName: "", audience: "", privateKeyPEM: pem)) != nil
   }
 }

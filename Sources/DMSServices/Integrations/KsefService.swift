@@ -60,11 +60,7 @@ public struct KsefService: Dms_Settings_V1_Ksef.ServiceProtocol {
     }
     let mode = deployment.ksefWorkMode
     let baseURL = configuration.ksefBaseURLs[mode] ?? IntegrationsConfiguration.ksefDefaultURLs[mode]!
-    var maxWait = configuration.ksefMaxWait
-    if let deadline = context.deadline {
-      let left = ContinuousClock.now.duration(to: deadline)
-      maxWait = min(maxWait, max(Double(left.components.seconds) - 1, 1))
-    }
+    let maxWait = context.seconds(atMost: configuration.ksefMaxWait, reserve: 1, floor: 1)
     let authentication = KSeFTokenAuthentication(
       endpoint: KSeFEndpoint(
         baseURL: baseURL, trustedCertificates: configuration.ksefTrustedCertificates,

@@ -129,12 +129,7 @@ extension MailService {
     // one transaction (MAIL-6) and deleted only with it.
     let (key, account) = try await sendingAccount(context, rule: "MAIL-27")
     if account.transport != .component && !mail.attachments.isEmpty { mail = try checked(false) }
-    var timeout = 60.0
-    if let deadline = context.deadline {
-      let left = ContinuousClock.now.duration(to: deadline)
-      timeout = min(
-        timeout, max(Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18 - 0.2, 0.5))
-    }
+    let timeout = context.seconds(atMost: 60, reserve: 0.2, floor: 0.5)
     var response = Dms_Settings_V1_SendTestMailResponse()
     switch await delivery.sendNow(mail, of: key, timeout: timeout) {
     case .success(let reply):

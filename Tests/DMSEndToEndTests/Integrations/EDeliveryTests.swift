@@ -69,7 +69,7 @@ struct EDeliveryTests {
   }
 
   @Test(
-    "INT-7a: the saved key signs the client assertion (RS256 for RSA, ES256 for EC), which verifies, and the token endpoint takes it; a second test is a new jti",
+    "INT-5, INT-6, INT-7a: the saved key signs the client assertion for <address>.SYSTEM.<system name> (RS256 for RSA, ES256 for EC), which verifies, and the token endpoint takes it; a second test is a new jti",
     arguments: ["rsa", "ec"])
   func signsIn(kind: String) async throws {
     let (privateKey, publicKeyFile) = try await Self.keyPair(kind)

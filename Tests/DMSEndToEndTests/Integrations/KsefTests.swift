@@ -55,7 +55,7 @@ struct KsefTests {
   }
 
   @Test(
-    "INT-4b: the saved NIP and token sign in through the whole flow (challenge, a valid KsefTokenEncryption key, the encrypted token|timestampMs, 202, 100 then 200, one redeem); the tokens are not kept"
+    "INT-2, INT-4, INT-4b: the saved NIP and token sign in, in the environment of CFG-2, through the whole flow (challenge, a valid KsefTokenEncryption key, the encrypted token|timestampMs, 202, 100 then 200, one redeem); the tokens are not kept"
   )
   func signsIn() async throws {
     let ksef = try await Self.standIn()
