@@ -16,6 +16,8 @@ public struct Company: Sendable, Hashable {
     case ksefToken = "ksef_token"
     /// ERP-17: the e-Delivery private key (PEM).
     case eDeliveryPrivateKey = "edelivery_private_key"
+    /// INT-4a: the KSeF certificate's private key (PEM).
+    case ksefCertificateKey = "ksef_certificate_key"
   }
 
   /// ERP-3: the short name, at most 5 characters, unique ignoring case; the
@@ -51,6 +53,8 @@ public struct Company: Sendable, Hashable {
   public var eDeliverySystemName: String
   /// ERP-17: the SHA-256 fingerprint of the private key's public key, when one is set.
   public var eDeliveryKeyFingerprint: String
+  /// INT-4a: the KSeF certificate (its private key is `Secret.ksefCertificateKey`).
+  public var ksefCertificate: KSeFCertificate
 
   /// A company; every field but the code defaults to empty.
   public init(
@@ -69,7 +73,8 @@ public struct Company: Sendable, Hashable {
     nip: String = "",
     eDeliveryAddress: String = "",
     eDeliverySystemName: String = "",
-    eDeliveryKeyFingerprint: String = ""
+    eDeliveryKeyFingerprint: String = "",
+    ksefCertificate: KSeFCertificate = KSeFCertificate()
   ) {
     self.code = code
     self.mode = mode
@@ -87,6 +92,7 @@ public struct Company: Sendable, Hashable {
     self.eDeliveryAddress = eDeliveryAddress
     self.eDeliverySystemName = eDeliverySystemName
     self.eDeliveryKeyFingerprint = eDeliveryKeyFingerprint
+    self.ksefCertificate = ksefCertificate
   }
 
   /// The largest short name, ERP-3.
@@ -146,19 +152,8 @@ public struct Company: Sendable, Hashable {
       v.require(domainName.isEmpty, "domain_name", "ERP-11", "is only set when use_domain (ERP-10) is on")
       v.require(domainGroup.isEmpty, "domain_group", "ERP-12", "is only set when use_domain (ERP-10) is on")
     }
-    if !nip.isEmpty {
-      if NIP.isValid(nip), let digits = NIP.digits(of: nip) {
-        normalized.nip = digits
-      } else {
-        v.add("nip", "ERP-13", "is not a valid NIP: 10 digits whose checksum matches (INT-1)")
-      }
-    }
-    if !eDeliveryAddress.isEmpty {
-      v.require(
-        EDeliveryAddress.isValid(eDeliveryAddress), "edelivery_address", "ERP-15",
-        "must have the form AE:PL-NNNNN-NNNNN-XXXXX-NN (N a digit, X a capital letter)")
-    }
-    v.limit(eDeliverySystemName, "edelivery_system_name")
+    normalized.ksef = ksef.validated(rules: .company, certificateField: "ksef_certificate", into: &v)
+    eDelivery.validate(rules: .company, prefix: "edelivery_", into: &v)
     try v.check()
     return normalized
   }

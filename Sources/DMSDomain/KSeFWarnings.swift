@@ -8,14 +8,27 @@ public enum KSeFWarnings {
   /// How long before that end the warning shows.
   public static let lead: TimeInterval = 183 * 86_400
 
+  /// How long before a certificate's end the warning shows.
+  public static let certificateLead: TimeInterval = 30 * 86_400
+
   /// The warnings for a company whose KSeF token is set or not (`tokenSet`), with or
-  /// without the certificate fallback (`certificateSet`), using KSeF (a NIP or a token
-  /// saved: `inUse`), in the environment `mode`, at `now`.
+  /// without the certificate fallback (`certificateSet`; `certificateValidUntil` when
+  /// its PEM is saved), using KSeF (a NIP, a token or a certificate saved: `inUse`), in
+  /// the environment `mode`, at `now`.
   public static func warnings(
-    inUse: Bool, tokenSet: Bool, certificateSet: Bool, mode: DeploymentConfiguration.KSeFWorkMode, now: Date
+    inUse: Bool, tokenSet: Bool, certificateSet: Bool, certificateValidUntil: Date? = nil,
+    mode: DeploymentConfiguration.KSeFWorkMode, now: Date
   ) -> [String] {
     guard inUse else { return [] }
     var warnings: [String] = []
+    if let end = certificateValidUntil {
+      let day = end.formatted(.iso8601.year().month().day())
+      if now > end {
+        warnings.append("the KSeF certificate expired on \(day) (INT-4a): KSeF refuses it; save a new one")
+      } else if now >= end.addingTimeInterval(-certificateLead) {
+        warnings.append("the KSeF certificate expires on \(day) (INT-4a): save its successor before then")
+      }
+    }
     if tokenSet && !certificateSet {
       if now >= tokenLoginEnd {
         warnings.append(

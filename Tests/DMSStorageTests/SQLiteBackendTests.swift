@@ -287,7 +287,7 @@ struct StoredRecordTests {
   static let awkward = "Zażółć \"gęślą\" \\ jaźń / tab\t nl\n cr\r bell\u{07} nul\u{00} del\u{7F} 😀"
 
   @Test(
-    "erp.company is stored as JSONEncoder's JSON of its record with sorted keys, and reads back",
+    "erp.company format 2 is format 1's JSON with the KSeF certificate's two keys (sorted keys); format 1 reads as no certificate",
     arguments: [
       Company(code: "A"),
       Company(
@@ -296,14 +296,37 @@ struct StoredRecordTests {
         altumConfiguration: ERPConnection(server: "s", database: "c", authentication: .integrated),
         licenseKeyName: "L", mappedDatabase: "M", defaultCenter: "N", operatorLogin: "O", useDomain: true,
         domainName: "x.example", domainGroup: "All", nip: "5260250995", eDeliveryAddress: "AE:PL-1",
-        eDeliverySystemName: "S", eDeliveryKeyFingerprint: "ab:cd"),
+        eDeliverySystemName: "S", eDeliveryKeyFingerprint: "ab:cd",
+        ksefCertificate: KSeFCertificate(
+          pem: "-----BEGIN CERTIFICATE-----\nMIIB\n", thumbprint: String(repeating: "AB", count: 20))),
     ])
   func companyJSON(value: Company) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    let expected = try encoder.encode(CompanyRecordV1(value))
+    let v1 = try encoder.encode(CompanyRecordV1(value))
     let written = try Company.encodeStored(value)
-    #expect(String(decoding: written, as: UTF8.self) == String(decoding: expected, as: UTF8.self))
-    #expect(try Company.decodeStored(written, format: 1) == value)
+    #expect(Company.storedFormat == 2)
+    let object = { (data: Data) in try JSONSerialization.jsonObject(with: data) as? NSDictionary }
+    let expected = try #require(try object(v1)?.mutableCopy() as? NSMutableDictionary)
+    expected["ksefCertificatePEM"] = value.ksefCertificate.pem
+    expected["ksefCertificateThumbprint"] = value.ksefCertificate.thumbprint
+    #expect(try object(written) == expected)
+    #expect(try Company.decodeStored(written, format: 2) == value)
+    var withoutCertificate = value
+    withoutCertificate.ksefCertificate = KSeFCertificate()
+    #expect(try Company.decodeStored(v1, format: 1) == withoutCertificate)
+  }
+
+  @Test("erp.company format 2, its bytes pinned")
+  func companyBytes() throws {
+    let written = try Company.encodeStored(
+      Company(code: "A", ksefCertificate: KSeFCertificate(thumbprint: String(repeating: "0F", count: 20))))
+    #expect(
+      String(decoding: written, as: UTF8.self) == """
+        {"code":"A","connection":{"authentication":"SQL","database":"","server":"","user":""},"defaultCenter":"",\
+        "domainGroup":"","domainName":"","eDeliveryAddress":"","eDeliveryKeyFingerprint":"","eDeliverySystemName":"",\
+        "ksefCertificatePEM":"","ksefCertificateThumbprint":"0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F",\
+        "licenseKeyName":"","mappedDatabase":"","mode":"ERP_XL","name":"","nip":"","operatorLogin":"","useDomain":false}
+        """)
   }
 }

@@ -1,8 +1,10 @@
 import DMSDomain
+import DMSIntegrations
 import DMSMessages
 import DMSRPC
 import DMSStorage
 import DMSStubs
+import Foundation
 import Logging
 
 /// `dms.settings.v1.Companies`: the ERP connections of multi-company mode,
@@ -73,8 +75,9 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     _ message: Dms_Settings_V1_Company,
     secrets: Dms_Settings_V1_CompanySecrets,
     centers: [String],
-    previous: Company?
-  ) throws -> (Company, [String: SecretChange]) {
+    previous: Company?,
+    key: CompanyKey?
+  ) async throws -> (Company, [String: SecretChange]) {
     var v = Validator()
     var company = Company(message: message, validator: &v)
     var changes: [String: SecretChange] = [:]
@@ -112,6 +115,17 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     case .keep:
       company.eDeliveryKeyFingerprint = previous?.eDeliveryKeyFingerprint ?? ""
     }
+    var certificateKey = secretChange(
+      secrets.hasKsefCertificateKey ? secrets.ksefCertificateKey : nil, field: "secrets.ksef_certificate_key",
+      rule: KSeFCertificate.rule, maxLength: TextLimits.pem, into: &v)
+    let store = store
+    try await KSeFCertificateRules.check(
+      &company.ksefCertificate, key: &certificateKey, previousPEM: previous?.ksefCertificate.pem ?? "",
+      storedKey: {
+        guard let key else { return nil }
+        return try await store.secretForUse(Company.self, field: Company.Secret.ksefCertificateKey.rawValue, of: key)
+      }, field: "company.ksef_certificate", keyField: "secrets.ksef_certificate_key", now: Date(), into: &v)
+    changes[Company.Secret.ksefCertificateKey.rawValue] = certificateKey
     if company.altumConfiguration == nil, case .set = changes[Company.Secret.altumConfigurationPassword.rawValue] {
       v.add("secrets.altum_configuration_password", "ERP-4", "needs altum_configuration")
     }
@@ -131,7 +145,8 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     context: ServerContext
   ) async throws -> Dms_Settings_V1_Company {
     try requireMultiCompany()
-    let (company, secrets) = try prepare(request.company, secrets: request.secrets, centers: [], previous: nil)
+    let (company, secrets) = try await prepare(
+      request.company, secrets: request.secrets, centers: [], previous: nil, key: nil)
     let stored: Stored<Company>
     do {
       stored = try await store.registry.transaction(by: context.auditActor) { tx in
@@ -158,8 +173,9 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     for _ in 0..<3 {
       let previous = try await store.read(Company.self, of: key)
       let centers = try await store.read(CompanyCenters.self, of: key)
-      var (company, changes) = try prepare(
-        input.company, secrets: input.secrets, centers: centers?.value.centers ?? [], previous: previous?.value)
+      var (company, changes) = try await prepare(
+        input.company, secrets: input.secrets, centers: centers?.value.centers ?? [], previous: previous?.value,
+        key: key)
       company.code = key.code  // the short name as registered; it cannot change case by update
       let staged = try StagedDocument(company)
       let secrets = changes
@@ -254,7 +270,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
         RuleViolation(
           field: "field", rule: "",
           message:
-            "must name a secret: CONNECTION_PASSWORD, ALTUM_CONFIGURATION_PASSWORD, OPERATOR_PASSWORD, KSEF_TOKEN, EDELIVERY_PRIVATE_KEY"
+            "must name a secret: CONNECTION_PASSWORD, ALTUM_CONFIGURATION_PASSWORD, OPERATOR_PASSWORD, KSEF_TOKEN, EDELIVERY_PRIVATE_KEY, KSEF_CERTIFICATE_PRIVATE_KEY"
         )
       ])
     }

@@ -1,4 +1,5 @@
 import DMSDomain
+import DMSIntegrations
 import DMSMessages
 import DMSStorage
 import Foundation
@@ -77,7 +78,8 @@ extension Company {
       domainGroup: message.domainGroup,
       nip: message.nip,
       eDeliveryAddress: message.edeliveryAddress,
-      eDeliverySystemName: message.edeliverySystemName
+      eDeliverySystemName: message.edeliverySystemName,
+      ksefCertificate: KSeFCertificate(message.ksefCertificate)
     )
   }
 
@@ -111,9 +113,42 @@ extension Company {
     message.edeliveryPrivateKeySet = set(.eDeliveryPrivateKey)
     message.edeliveryKeyFingerprint = company.eDeliveryKeyFingerprint
     message.revision = stored.revision
-    message.ksefWarnings = KSeFWarnings.warnings(
-      inUse: !company.nip.isEmpty || set(.ksefToken), tokenSet: set(.ksefToken), certificateSet: false, mode: ksef,
-      now: now)
+    if company.ksefCertificate.isSet || set(.ksefCertificateKey) {
+      message.ksefCertificate = company.ksefCertificate.message(keySet: set(.ksefCertificateKey))
+    }
+    message.ksefWarnings = company.ksefWarnings(secretsSet: stored.secretsSet, mode: ksef, now: now)
+    return message
+  }
+
+  /// INT-4a, CFG-2: the warnings for the KSeF section as stored, with `secretsSet`.
+  func ksefWarnings(secretsSet: Set<String>, mode: DeploymentConfiguration.KSeFWorkMode, now: Date) -> [String] {
+    let tokenSet = secretsSet.contains(Secret.ksefToken.rawValue)
+    return KSeFWarnings.warnings(
+      inUse: !nip.isEmpty || tokenSet || ksefCertificate.isSet, tokenSet: tokenSet,
+      certificateSet: ksefCertificate.isSet,
+      certificateValidUntil: ksefCertificate.pem.isEmpty
+        ? nil : (try? KSeFCertificateFile(pem: ksefCertificate.pem))?.validUntil, mode: mode, now: now)
+  }
+}
+
+extension KSeFCertificate {
+  /// The certificate of a request (INT-4a).
+  init(_ message: Dms_Settings_V1_KsefCertificate) {
+    self.init(pem: message.pem, thumbprint: message.thumbprint.trimmingCharacters(in: .whitespaces))
+  }
+
+  /// The certificate as shown: what the PEM says of itself, and whether its key is set.
+  func message(keySet: Bool) -> Dms_Settings_V1_KsefCertificate {
+    var message = Dms_Settings_V1_KsefCertificate()
+    message.pem = pem
+    message.thumbprint = thumbprint
+    message.privateKeySet = keySet
+    if !pem.isEmpty, let file = try? KSeFCertificateFile(pem: pem) {
+      message.subject = file.subject
+      message.issuer = file.issuer
+      message.validFrom = KSeFCertificateRules.timestamp(file.validFrom)
+      message.validUntil = KSeFCertificateRules.timestamp(file.validUntil)
+    }
     return message
   }
 }
@@ -126,6 +161,7 @@ extension Company.Secret {
     case .operatorPassword: self = .operatorPassword
     case .ksefToken: self = .ksefToken
     case .edeliveryPrivateKey: self = .eDeliveryPrivateKey
+    case .ksefCertificatePrivateKey: self = .ksefCertificateKey
     default: return nil
     }
   }
@@ -140,6 +176,7 @@ extension Company.Secret {
     case .operatorPassword: "ERP operator's password (ERP-9)"
     case .ksefToken: "KSeF token (ERP-14)"
     case .eDeliveryPrivateKey: "e-Delivery private key (ERP-17)"
+    case .ksefCertificateKey: "KSeF certificate's private key (INT-4a)"
     }
   }
 }

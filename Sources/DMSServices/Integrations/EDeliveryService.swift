@@ -10,13 +10,14 @@ import Logging
 
 /// `dms.settings.v1.EDelivery`: e-Delivery's system login tried for real (INT-5 …
 /// INT-7a, ERP-15 … ERP-17, CFG-8), for the company the call names (multi-company mode)
-/// or with the request's values (single-company mode, until its section is stored).
+/// or the single company, with the saved values or the request's; and its section
+/// (`EDeliveryService+Section`).
 public struct EDeliveryService: Dms_Settings_V1_EDelivery.ServiceProtocol {
   let store: any SettingsStore
-  private let deployment: DeploymentConfiguration
+  let deployment: DeploymentConfiguration
   private let configuration: IntegrationsConfiguration
   private let threads: BlockingThreads
-  private let logger: Logger
+  let logger: Logger
 
   public init(
     store: any SettingsStore, deployment: DeploymentConfiguration, configuration: IntegrationsConfiguration,
@@ -47,7 +48,7 @@ public struct EDeliveryService: Dms_Settings_V1_EDelivery.ServiceProtocol {
         "must be an RSA or EC private key in PEM")
     }
     try v.check()
-    var company = "(the request's)"
+    var company = deployment.singleCompanyCode
     if let stored = try await integrationCompany(context, store: store, deployment: deployment, area: "e-Delivery") {
       company = stored.code
       let saved = try await store.read(Company.self, of: stored)?.value

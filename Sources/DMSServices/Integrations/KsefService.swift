@@ -8,14 +8,15 @@ import Foundation
 import Logging
 
 /// `dms.settings.v1.Ksef`: KSeF's token sign-in tried for real (INT-1 … INT-4b, ERP-13,
-/// ERP-14, CFG-2), for the company the call names (multi-company mode) or with the
-/// request's NIP and token (single-company mode, until its section is stored).
+/// ERP-14, CFG-2), for the company the call names (multi-company mode) or the single
+/// company, with the saved NIP and token or the request's; and its section
+/// (`KsefService+Section`).
 public struct KsefService: Dms_Settings_V1_Ksef.ServiceProtocol {
   let store: any SettingsStore
-  private let deployment: DeploymentConfiguration
+  let deployment: DeploymentConfiguration
   private let configuration: IntegrationsConfiguration
   private let threads: BlockingThreads
-  private let logger: Logger
+  let logger: Logger
 
   public init(
     store: any SettingsStore, deployment: DeploymentConfiguration, configuration: IntegrationsConfiguration,
@@ -39,10 +40,12 @@ public struct KsefService: Dms_Settings_V1_Ksef.ServiceProtocol {
     }
     v.require(token.count <= 4096, "token", "INT-2", "must be at most 4,096 characters")
     try v.check()
-    var company = "(the request's)"
+    var company = deployment.singleCompanyCode
+    var saved: Stored<Company>?
     if let key = try await integrationCompany(context, store: store, deployment: deployment, area: "KSeF") {
       company = key.code
-      if nip.isEmpty { nip = try await store.read(Company.self, of: key)?.value.nip ?? "" }
+      saved = try await store.read(Company.self, of: key)
+      if nip.isEmpty { nip = saved?.value.nip ?? "" }
       if token.isEmpty {
         token =
           try await store.secretForUse(Company.self, field: Company.Secret.ksefToken.rawValue, of: key) ?? ""
@@ -76,9 +79,11 @@ public struct KsefService: Dms_Settings_V1_Ksef.ServiceProtocol {
       }
     }
     var response = Dms_Settings_V1_KsefConnectionTest()
-    // Tried with a token (saved or given) and, as yet, no certificate to fall back on.
-    response.warnings = KSeFWarnings.warnings(
-      inUse: true, tokenSet: true, certificateSet: false, mode: mode, now: Date())
+    // The settings tried: a token (saved or given), the NIP, the saved certificate.
+    var tried = saved?.value ?? Company(code: company)
+    tried.nip = digits
+    response.warnings = tried.ksefWarnings(
+      secretsSet: (saved?.secretsSet ?? []).union([Company.Secret.ksefToken.rawValue]), mode: mode, now: Date())
     response.environment = mode.rawValue
     response.baseURL = baseURL
     response.elapsedMs = (ContinuousClock.now - started).milliseconds

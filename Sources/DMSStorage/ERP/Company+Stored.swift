@@ -3,17 +3,57 @@ import Foundation
 
 extension Company: SettingsDocument {
   public static let area = "erp.company"
-  public static let storedFormat = 1
+  public static let storedFormat = 2
 
   public static func encodeStored(_ value: Company) throws -> Data {
-    try StoredJSON.encode(CompanyRecordV1(value))
+    try StoredJSON.encode(CompanyRecordV2(value))
   }
 
   public static func decodeStored(_ data: Data, format: Int) throws -> Company {
     switch format {
     case 1: return try StoredJSON.decode(CompanyRecordV1.self, data, area: area, format: format).company()
-    default: throw StoreError.unreadable(area: area, format: format, reason: "this release reads format 1")
+    case 2: return try StoredJSON.decode(CompanyRecordV2.self, data, area: area, format: format).company()
+    default: throw StoreError.unreadable(area: area, format: format, reason: "this release reads formats 1 and 2")
     }
+  }
+}
+
+/// `erp.company`, format 2: format 1's keys and the KSeF certificate (INT-4a), its PEM
+/// and thumbprint. Never change it: add `CompanyRecordV3`. Format 1 reads as no
+/// certificate.
+struct CompanyRecordV2: Codable {
+  var base: CompanyRecordV1
+  var ksefCertificatePEM: String
+  var ksefCertificateThumbprint: String
+
+  private enum Keys: String, CodingKey {
+    case ksefCertificatePEM, ksefCertificateThumbprint
+  }
+
+  init(_ company: Company) {
+    base = CompanyRecordV1(company)
+    ksefCertificatePEM = company.ksefCertificate.pem
+    ksefCertificateThumbprint = company.ksefCertificate.thumbprint
+  }
+
+  init(from decoder: any Decoder) throws {
+    base = try CompanyRecordV1(from: decoder)
+    let container = try decoder.container(keyedBy: Keys.self)
+    ksefCertificatePEM = try container.decode(String.self, forKey: .ksefCertificatePEM)
+    ksefCertificateThumbprint = try container.decode(String.self, forKey: .ksefCertificateThumbprint)
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    try base.encode(to: encoder)
+    var container = encoder.container(keyedBy: Keys.self)
+    try container.encode(ksefCertificatePEM, forKey: .ksefCertificatePEM)
+    try container.encode(ksefCertificateThumbprint, forKey: .ksefCertificateThumbprint)
+  }
+
+  func company() throws -> Company {
+    var company = try base.company()
+    company.ksefCertificate = KSeFCertificate(pem: ksefCertificatePEM, thumbprint: ksefCertificateThumbprint)
+    return company
   }
 }
 

@@ -46,10 +46,16 @@ struct Companies: AsyncParsableCommand {
     @Option(help: "ERP-15: AE:PL-NNNNN-NNNNN-XXXXX-NN.") var edeliveryAddress: String?
     @Option(help: "ERP-16.") var edeliverySystemName: String?
     @Option(help: "ERP-17: a file holding the private key in PEM (secret).") var edeliveryPrivateKeyFile: String?
+    @Option(help: "INT-4a: a PEM file of the KSeF certificate (with --ksef-certificate-key-file); \"\" removes it.")
+    var ksefCertificateFile: String?
+    @Option(help: "INT-4a: a PEM file of the KSeF certificate's private key (secret).")
+    var ksefCertificateKeyFile: String?
+    @Option(help: "INT-4a: instead of a PEM, the SHA-1 thumbprint of a certificate installed where the DMS runs.")
+    var ksefCertificateThumbprint: String?
     @Option(
       name: .customLong("clear"),
       help:
-        "Remove a secret: db-password, altum-configuration-password, operator-password, ksef-token, edelivery-private-key. Repeatable."
+        "Remove a secret: db-password, altum-configuration-password, operator-password, ksef-token, edelivery-private-key, ksef-certificate-key. Repeatable."
     )
     var clear: [String] = []
 
@@ -113,6 +119,25 @@ struct Companies: AsyncParsableCommand {
         }
         secrets.edeliveryPrivateKey = set(pem)
       }
+      if let ksefCertificateFile {
+        company.ksefCertificate = Dms_Settings_V1_KsefCertificate()
+        if !ksefCertificateFile.isEmpty {
+          guard let pem = try? String(contentsOfFile: ksefCertificateFile, encoding: .utf8) else {
+            throw ValidationError("--ksef-certificate-file: cannot read \(ksefCertificateFile)")
+          }
+          company.ksefCertificate.pem = pem
+        }
+      }
+      if let ksefCertificateThumbprint {
+        company.ksefCertificate = Dms_Settings_V1_KsefCertificate()
+        company.ksefCertificate.thumbprint = ksefCertificateThumbprint
+      }
+      if let ksefCertificateKeyFile {
+        guard let pem = try? String(contentsOfFile: ksefCertificateKeyFile, encoding: .utf8) else {
+          throw ValidationError("--ksef-certificate-key-file: cannot read \(ksefCertificateKeyFile)")
+        }
+        secrets.ksefCertificateKey = set(pem)
+      }
       var clearInput = Dms_Settings_V1_SecretInput()
       clearInput.clear = true
       for name in clear {
@@ -139,6 +164,9 @@ struct Companies: AsyncParsableCommand {
     "secrets.connection_password": "--db-password", "secrets.operator_password": "--operator-password",
     "secrets.ksef_token": "--ksef-token", "secrets.edelivery_private_key": "--edelivery-private-key-file",
     "secrets.altum_configuration_password": "altum-configuration-password", "centers": "--set",
+    "company.ksef_certificate.pem": "--ksef-certificate-file",
+    "company.ksef_certificate.thumbprint": "--ksef-certificate-thumbprint",
+    "secrets.ksef_certificate_key": "--ksef-certificate-key-file",
     "field": "<secret>", "reason": "--reason",
   ])
 
@@ -153,6 +181,7 @@ struct Companies: AsyncParsableCommand {
       ("altum-configuration-password", .altumConfigurationPassword, \.altumConfigurationPassword),
       ("operator-password", .operatorPassword, \.operatorPassword), ("ksef-token", .ksefToken, \.ksefToken),
       ("edelivery-private-key", .edeliveryPrivateKey, \.edeliveryPrivateKey),
+      ("ksef-certificate-key", .ksefCertificatePrivateKey, \.ksefCertificateKey),
     ]
 
   static func modeName(_ mode: Dms_Settings_V1_ERPMode) -> String {
@@ -180,6 +209,7 @@ struct Companies: AsyncParsableCommand {
         ("domain group (ERP-12)", company.domainGroup),
         ("NIP (ERP-13)", company.nip),
         ("KSeF token (ERP-14)", Output.secret(company.ksefTokenSet)),
+        ("KSeF certificate (INT-4a)", certificateSummary(company.ksefCertificate)),
         ("e-Delivery address (ERP-15)", company.edeliveryAddress),
         ("e-Delivery system (ERP-16)", company.edeliverySystemName),
         (
@@ -188,6 +218,15 @@ struct Companies: AsyncParsableCommand {
         ),
         ("revision", String(company.revision)),
       ] + company.ksefWarnings.map { ("warning (KSeF)", $0) })
+  }
+
+  /// INT-4a's certificate on one line: subject, validity, key; or the thumbprint alone.
+  static func certificateSummary(_ certificate: Dms_Settings_V1_KsefCertificate) -> String {
+    if !certificate.pem.isEmpty {
+      return "\(certificate.subject), until \(certificate.validUntil), thumbprint \(certificate.thumbprint), key "
+        + Output.secret(certificate.privateKeySet)
+    }
+    return certificate.thumbprint.isEmpty ? "(not set)" : "thumbprint \(certificate.thumbprint)"
   }
 
   struct List: AsyncParsableCommand {

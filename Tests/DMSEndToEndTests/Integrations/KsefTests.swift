@@ -92,6 +92,27 @@ struct KsefTests {
     }
   }
 
+  @Test("INT-1, INT-2, INT-4b: in single-company mode the test signs in with the section's saved NIP and token")
+  func singleCompany() async throws {
+    let ksef = try await Self.standIn()
+    let single = DeploymentConfiguration(mode: .singleCompany, ksefWorkMode: .test)
+    try await withTestServer(deployment: single, integrations: Self.integrations(ksef)) { server in
+      let client = server.client()
+      let service = Dms_Settings_V1_Ksef.Client(client)
+      let nothing = await rpcError { _ = try await service.testConnection(Dms_Settings_V1_TestKsefConnectionRequest()) }
+      #expect(nothing?.code == .failedPrecondition && nothing?.message.contains("NIP") == true)
+      var update = Dms_Settings_V1_UpdateKsefSettingsRequest()
+      update.settings = try await service.get()
+      update.settings.nip = Self.nip
+      update.token = secret(Self.token)
+      _ = try await service.update(update)
+      let result = try await service.testConnection(Dms_Settings_V1_TestKsefConnectionRequest())
+      #expect(result.ok && result.environment == "Test", "\(result)")
+      #expect(ksef.lines("checked") == ["valid"])
+      await client.close()
+    }
+  }
+
   @Test(
     "INT-4b: a wrong token reaches the administrator as KSeF said it (450, Nieprawidłowy token); a NIP that is not the token's too"
   )

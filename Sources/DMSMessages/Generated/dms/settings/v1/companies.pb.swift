@@ -124,6 +124,7 @@ public nonisolated enum Dms_Settings_V1_CompanySecretField: SwiftProtobuf.Enum, 
   case operatorPassword // = 3
   case ksefToken // = 4
   case edeliveryPrivateKey // = 5
+  case ksefCertificatePrivateKey // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -138,6 +139,7 @@ public nonisolated enum Dms_Settings_V1_CompanySecretField: SwiftProtobuf.Enum, 
     case 3: self = .operatorPassword
     case 4: self = .ksefToken
     case 5: self = .edeliveryPrivateKey
+    case 6: self = .ksefCertificatePrivateKey
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -150,6 +152,7 @@ public nonisolated enum Dms_Settings_V1_CompanySecretField: SwiftProtobuf.Enum, 
     case .operatorPassword: return 3
     case .ksefToken: return 4
     case .edeliveryPrivateKey: return 5
+    case .ksefCertificatePrivateKey: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -162,6 +165,7 @@ public nonisolated enum Dms_Settings_V1_CompanySecretField: SwiftProtobuf.Enum, 
     .operatorPassword,
     .ksefToken,
     .edeliveryPrivateKey,
+    .ksefCertificatePrivateKey,
   ]
 
 }
@@ -330,6 +334,16 @@ public nonisolated struct Dms_Settings_V1_Company: @unchecked Sendable {
     set {_uniqueStorage()._ksefWarnings = newValue}
   }
 
+  /// INT-4a: the KSeF certificate, the token's fallback (as Ksef's section).
+  public var ksefCertificate: Dms_Settings_V1_KsefCertificate {
+    get {_storage._ksefCertificate ?? Dms_Settings_V1_KsefCertificate()}
+    set {_uniqueStorage()._ksefCertificate = newValue}
+  }
+  /// Returns true if `ksefCertificate` has been explicitly set.
+  public var hasKsefCertificate: Bool {_storage._ksefCertificate != nil}
+  /// Clears the value of `ksefCertificate`. Subsequent reads from it will return its default value.
+  public mutating func clearKsefCertificate() {_uniqueStorage()._ksefCertificate = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -391,6 +405,16 @@ public nonisolated struct Dms_Settings_V1_CompanySecrets: Sendable {
   /// Clears the value of `edeliveryPrivateKey`. Subsequent reads from it will return its default value.
   public mutating func clearEdeliveryPrivateKey() {self._edeliveryPrivateKey = nil}
 
+  /// INT-4a: the KSeF certificate's private key in PEM, matching ksef_certificate.pem.
+  public var ksefCertificateKey: Dms_Settings_V1_SecretInput {
+    get {_ksefCertificateKey ?? Dms_Settings_V1_SecretInput()}
+    set {_ksefCertificateKey = newValue}
+  }
+  /// Returns true if `ksefCertificateKey` has been explicitly set.
+  public var hasKsefCertificateKey: Bool {self._ksefCertificateKey != nil}
+  /// Clears the value of `ksefCertificateKey`. Subsequent reads from it will return its default value.
+  public mutating func clearKsefCertificateKey() {self._ksefCertificateKey = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -400,6 +424,7 @@ public nonisolated struct Dms_Settings_V1_CompanySecrets: Sendable {
   fileprivate var _operatorPassword: Dms_Settings_V1_SecretInput? = nil
   fileprivate var _ksefToken: Dms_Settings_V1_SecretInput? = nil
   fileprivate var _edeliveryPrivateKey: Dms_Settings_V1_SecretInput? = nil
+  fileprivate var _ksefCertificateKey: Dms_Settings_V1_SecretInput? = nil
 }
 
 public nonisolated struct Dms_Settings_V1_ListCompaniesRequest: Sendable {
@@ -628,7 +653,7 @@ nonisolated extension Dms_Settings_V1_ConnectionAuthentication: SwiftProtobuf._P
 }
 
 nonisolated extension Dms_Settings_V1_CompanySecretField: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COMPANY_SECRET_UNSPECIFIED\0\u{1}CONNECTION_PASSWORD\0\u{1}ALTUM_CONFIGURATION_PASSWORD\0\u{1}OPERATOR_PASSWORD\0\u{1}KSEF_TOKEN\0\u{1}EDELIVERY_PRIVATE_KEY\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COMPANY_SECRET_UNSPECIFIED\0\u{1}CONNECTION_PASSWORD\0\u{1}ALTUM_CONFIGURATION_PASSWORD\0\u{1}OPERATOR_PASSWORD\0\u{1}KSEF_TOKEN\0\u{1}EDELIVERY_PRIVATE_KEY\0\u{1}KSEF_CERTIFICATE_PRIVATE_KEY\0")
 }
 
 nonisolated extension Dms_Settings_V1_ERPConnection: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -683,7 +708,7 @@ nonisolated extension Dms_Settings_V1_ERPConnection: SwiftProtobuf.Message, Swif
 
 nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Company"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}short_name\0\u{1}mode\0\u{1}name\0\u{1}connection\0\u{3}altum_configuration\0\u{3}license_key_name\0\u{3}mapped_database\0\u{3}default_center\0\u{3}operator_login\0\u{3}operator_password_set\0\u{3}use_domain\0\u{3}domain_name\0\u{3}domain_group\0\u{1}nip\0\u{3}ksef_token_set\0\u{3}edelivery_address\0\u{3}edelivery_system_name\0\u{3}edelivery_private_key_set\0\u{3}edelivery_key_fingerprint\0\u{1}revision\0\u{3}ksef_warnings\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}short_name\0\u{1}mode\0\u{1}name\0\u{1}connection\0\u{3}altum_configuration\0\u{3}license_key_name\0\u{3}mapped_database\0\u{3}default_center\0\u{3}operator_login\0\u{3}operator_password_set\0\u{3}use_domain\0\u{3}domain_name\0\u{3}domain_group\0\u{1}nip\0\u{3}ksef_token_set\0\u{3}edelivery_address\0\u{3}edelivery_system_name\0\u{3}edelivery_private_key_set\0\u{3}edelivery_key_fingerprint\0\u{1}revision\0\u{3}ksef_warnings\0\u{3}ksef_certificate\0")
 
   fileprivate class _StorageClass {
     var _shortName: String = String()
@@ -707,6 +732,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
     var _edeliveryKeyFingerprint: String = String()
     var _revision: Int64 = 0
     var _ksefWarnings: [String] = []
+    var _ksefCertificate: Dms_Settings_V1_KsefCertificate? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -738,6 +764,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
       _edeliveryKeyFingerprint = source._edeliveryKeyFingerprint
       _revision = source._revision
       _ksefWarnings = source._ksefWarnings
+      _ksefCertificate = source._ksefCertificate
     }
   }
 
@@ -777,6 +804,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
         case 19: try { try decoder.decodeSingularStringField(value: &_storage._edeliveryKeyFingerprint) }()
         case 20: try { try decoder.decodeSingularInt64Field(value: &_storage._revision) }()
         case 21: try { try decoder.decodeRepeatedStringField(value: &_storage._ksefWarnings) }()
+        case 22: try { try decoder.decodeSingularMessageField(value: &_storage._ksefCertificate) }()
         default: break
         }
       }
@@ -852,6 +880,9 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
       if !_storage._ksefWarnings.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._ksefWarnings, fieldNumber: 21)
       }
+      try { if let v = _storage._ksefCertificate {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -882,6 +913,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
         if _storage._edeliveryKeyFingerprint != rhs_storage._edeliveryKeyFingerprint {return false}
         if _storage._revision != rhs_storage._revision {return false}
         if _storage._ksefWarnings != rhs_storage._ksefWarnings {return false}
+        if _storage._ksefCertificate != rhs_storage._ksefCertificate {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -893,7 +925,7 @@ nonisolated extension Dms_Settings_V1_Company: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Dms_Settings_V1_CompanySecrets: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CompanySecrets"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}connection_password\0\u{3}altum_configuration_password\0\u{3}operator_password\0\u{3}ksef_token\0\u{3}edelivery_private_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}connection_password\0\u{3}altum_configuration_password\0\u{3}operator_password\0\u{3}ksef_token\0\u{3}edelivery_private_key\0\u{3}ksef_certificate_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -906,6 +938,7 @@ nonisolated extension Dms_Settings_V1_CompanySecrets: SwiftProtobuf.Message, Swi
       case 3: try { try decoder.decodeSingularMessageField(value: &self._operatorPassword) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._ksefToken) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._edeliveryPrivateKey) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._ksefCertificateKey) }()
       default: break
       }
     }
@@ -931,6 +964,9 @@ nonisolated extension Dms_Settings_V1_CompanySecrets: SwiftProtobuf.Message, Swi
     try { if let v = self._edeliveryPrivateKey {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    try { if let v = self._ksefCertificateKey {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -940,6 +976,7 @@ nonisolated extension Dms_Settings_V1_CompanySecrets: SwiftProtobuf.Message, Swi
     if lhs._operatorPassword != rhs._operatorPassword {return false}
     if lhs._ksefToken != rhs._ksefToken {return false}
     if lhs._edeliveryPrivateKey != rhs._edeliveryPrivateKey {return false}
+    if lhs._ksefCertificateKey != rhs._ksefCertificateKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

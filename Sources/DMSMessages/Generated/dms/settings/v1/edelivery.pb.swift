@@ -9,9 +9,11 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// e-Delivery (e-Doręczenia; spec INT-5 ... INT-7a, ERP-15 ... ERP-17, CFG-8;
-/// docs/settings/EDELIVERY.md). Company-scoped as Mail is: in multi-company mode the
+/// docs/settings/EDELIVERY.md). Company-scoped as Ksef is: in multi-company mode the
 /// `company` metadata names the company whose mailbox address (ERP-15), system name
-/// (ERP-16) and private key (ERP-17) are used.
+/// (ERP-16) and private key (ERP-17) are the section; in single-company mode it is the
+/// single company's (INT-5 ... INT-7). Stored in the company's definition (erp.company)
+/// in both modes; its revision is the company's.
 
 import SwiftProtobuf
 
@@ -30,8 +32,8 @@ public nonisolated struct Dms_Settings_V1_TestEDeliveryConnectionRequest: Sendab
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// INT-5: the mailbox address to try (AE:PL-NNNNN-NNNNN-XXXXX-NN); empty: the company's
-  /// saved one (ERP-15). Required in single-company mode, as the next two.
+  /// INT-5: the mailbox address to try (AE:PL-NNNNN-NNNNN-XXXXX-NN); empty: the saved
+  /// one (ERP-15).
   public var address: String = String()
 
   /// INT-6: the system name; empty: the saved one (ERP-16).
@@ -83,6 +85,94 @@ public nonisolated struct Dms_Settings_V1_EDeliveryConnectionTest: Sendable {
   public var expiresInSeconds: Int64 = 0
 
   public var elapsedMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The e-Delivery section.
+public nonisolated struct Dms_Settings_V1_EDeliverySettings: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The company's short name (output only).
+  public var company: String = String()
+
+  /// INT-5 (ERP-15): AE:PL-NNNNN-NNNNN-XXXXX-NN.
+  public var address: String = String()
+
+  /// INT-6 (ERP-16).
+  public var systemName: String = String()
+
+  /// INT-7 (ERP-17), output only: whether a private key is saved, and "SHA256:" with the
+  /// hex SHA-256 of its public key (DER).
+  public var privateKeySet: Bool = false
+
+  public var keyFingerprint: String = String()
+
+  /// Output only: CFG-8's environment ("production" or "test").
+  public var environment: String = String()
+
+  /// The revision read; Update must send it back.
+  public var revision: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_GetEDeliverySettingsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_UpdateEDeliverySettingsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var settings: Dms_Settings_V1_EDeliverySettings {
+    get {_settings ?? Dms_Settings_V1_EDeliverySettings()}
+    set {_settings = newValue}
+  }
+  /// Returns true if `settings` has been explicitly set.
+  public var hasSettings: Bool {self._settings != nil}
+  /// Clears the value of `settings`. Subsequent reads from it will return its default value.
+  public mutating func clearSettings() {self._settings = nil}
+
+  /// INT-7: an RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key in PEM;
+  /// absent keeps the stored one, clear removes it.
+  public var privateKey: Dms_Settings_V1_SecretInput {
+    get {_privateKey ?? Dms_Settings_V1_SecretInput()}
+    set {_privateKey = newValue}
+  }
+  /// Returns true if `privateKey` has been explicitly set.
+  public var hasPrivateKey: Bool {self._privateKey != nil}
+  /// Clears the value of `privateKey`. Subsequent reads from it will return its default value.
+  public mutating func clearPrivateKey() {self._privateKey = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _settings: Dms_Settings_V1_EDeliverySettings? = nil
+  fileprivate var _privateKey: Dms_Settings_V1_SecretInput? = nil
+}
+
+public nonisolated struct Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Why, for the audit log.
+  public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -213,6 +303,154 @@ nonisolated extension Dms_Settings_V1_EDeliveryConnectionTest: SwiftProtobuf.Mes
     if lhs.tokenType != rhs.tokenType {return false}
     if lhs.expiresInSeconds != rhs.expiresInSeconds {return false}
     if lhs.elapsedMs != rhs.elapsedMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_EDeliverySettings: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EDeliverySettings"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}company\0\u{1}address\0\u{3}system_name\0\u{3}private_key_set\0\u{3}key_fingerprint\0\u{1}environment\0\u{1}revision\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.company) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.systemName) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.privateKeySet) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.keyFingerprint) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.environment) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.revision) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.company.isEmpty {
+      try visitor.visitSingularStringField(value: self.company, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 2)
+    }
+    if !self.systemName.isEmpty {
+      try visitor.visitSingularStringField(value: self.systemName, fieldNumber: 3)
+    }
+    if self.privateKeySet != false {
+      try visitor.visitSingularBoolField(value: self.privateKeySet, fieldNumber: 4)
+    }
+    if !self.keyFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyFingerprint, fieldNumber: 5)
+    }
+    if !self.environment.isEmpty {
+      try visitor.visitSingularStringField(value: self.environment, fieldNumber: 6)
+    }
+    if self.revision != 0 {
+      try visitor.visitSingularInt64Field(value: self.revision, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_EDeliverySettings, rhs: Dms_Settings_V1_EDeliverySettings) -> Bool {
+    if lhs.company != rhs.company {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.systemName != rhs.systemName {return false}
+    if lhs.privateKeySet != rhs.privateKeySet {return false}
+    if lhs.keyFingerprint != rhs.keyFingerprint {return false}
+    if lhs.environment != rhs.environment {return false}
+    if lhs.revision != rhs.revision {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_GetEDeliverySettingsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetEDeliverySettingsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_GetEDeliverySettingsRequest, rhs: Dms_Settings_V1_GetEDeliverySettingsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_UpdateEDeliverySettingsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UpdateEDeliverySettingsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}settings\0\u{3}private_key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._settings) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._privateKey) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._settings {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._privateKey {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_UpdateEDeliverySettingsRequest, rhs: Dms_Settings_V1_UpdateEDeliverySettingsRequest) -> Bool {
+    if lhs._settings != rhs._settings {return false}
+    if lhs._privateKey != rhs._privateKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DownloadEDeliveryPrivateKeyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest, rhs: Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest) -> Bool {
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -10,7 +10,12 @@
 
 /// KSeF, the national e-invoice system (spec INT-1 ... INT-4b, ERP-13, ERP-14, CFG-2;
 /// docs/settings/KSEF.md). Company-scoped as Mail is: in multi-company mode the `company`
-/// metadata names the company whose NIP (ERP-13) and token (ERP-14) are used.
+/// metadata names the company (required: INVALID_ARGUMENT without it; NOT_FOUND for one
+/// that does not exist or that the caller does not belong to), whose NIP (ERP-13), token
+/// (ERP-14) and certificate are the section; in single-company mode the section is the
+/// single company's (INT-1 ... INT-4a) and the metadata is not needed. Both modes store the
+/// section in the company's definition (erp.company), so a mode switch (CFG-9) keeps it
+/// and its revision is the company's (Companies.Get's in multi-company mode).
 
 import SwiftProtobuf
 
@@ -24,17 +29,54 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Dms_Settings_V1_KsefSecretField: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case ksefSecretUnspecified // = 0
+  case ksefSecretToken // = 1
+  case ksefSecretCertificateKey // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .ksefSecretUnspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .ksefSecretUnspecified
+    case 1: self = .ksefSecretToken
+    case 2: self = .ksefSecretCertificateKey
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .ksefSecretUnspecified: return 0
+    case .ksefSecretToken: return 1
+    case .ksefSecretCertificateKey: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Dms_Settings_V1_KsefSecretField] = [
+    .ksefSecretUnspecified,
+    .ksefSecretToken,
+    .ksefSecretCertificateKey,
+  ]
+
+}
+
 public nonisolated struct Dms_Settings_V1_TestKsefConnectionRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// INT-1: the NIP to sign in for; empty: the company's saved one (ERP-13). Required in
-  /// single-company mode.
+  /// INT-1: the NIP to sign in for; empty: the saved one (ERP-13).
   public var nip: String = String()
 
-  /// INT-2: a token to try before saving it; empty: the company's saved one (ERP-14).
-  /// Required in single-company mode. Never stored nor logged.
+  /// INT-2: a token to try before saving it; empty: the saved one (ERP-14). Never stored
+  /// nor logged.
   public var token: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -87,9 +129,157 @@ public nonisolated struct Dms_Settings_V1_KsefConnectionTest: Sendable {
   public init() {}
 }
 
+/// INT-4a: the KSeF certificate, the fallback for the token (KSeF token login ends on
+/// 31.12.2026): either the certificate and its private key in PEM, or only the thumbprint
+/// of one installed where the DMS runs. Either silences the token-only warning.
+public nonisolated struct Dms_Settings_V1_KsefCertificate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// One X.509 certificate in PEM, valid now (not expired, not yet valid: refused). Public:
+  /// read back as stored. With a new one, its private key is required (certificate_key of
+  /// the update) unless the stored key matches it.
+  public var pem: String = String()
+
+  /// The SHA-1 thumbprint as Windows shows it: 40 hex digits, upper case (spaces and colons
+  /// are removed on input). Input only without pem; with pem it is the certificate's.
+  public var thumbprint: String = String()
+
+  /// Output only.
+  public var privateKeySet: Bool = false
+
+  /// Output only, from pem: the subject (RFC 4514), the issuer and the validity (RFC 3339,
+  /// UTC).
+  public var subject: String = String()
+
+  public var issuer: String = String()
+
+  public var validFrom: String = String()
+
+  public var validUntil: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The KSeF section.
+public nonisolated struct Dms_Settings_V1_KsefSettings: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The company's short name (output only; the single company's in single-company mode).
+  public var company: String = String()
+
+  /// INT-1 (ERP-13): stored as 10 digits; a PL prefix, spaces and dashes are removed.
+  public var nip: String = String()
+
+  /// INT-2 (ERP-14), output only: whether a token is saved.
+  public var tokenSet: Bool = false
+
+  public var certificate: Dms_Settings_V1_KsefCertificate {
+    get {_certificate ?? Dms_Settings_V1_KsefCertificate()}
+    set {_certificate = newValue}
+  }
+  /// Returns true if `certificate` has been explicitly set.
+  public var hasCertificate: Bool {self._certificate != nil}
+  /// Clears the value of `certificate`. Subsequent reads from it will return its default value.
+  public mutating func clearCertificate() {self._certificate = nil}
+
+  /// Output only: CFG-2's environment ("Test", "Demo", "Production") and INT-4a's warnings
+  /// for the settings as they stand.
+  public var environment: String = String()
+
+  public var warnings: [String] = []
+
+  /// The revision read; Update must send it back.
+  public var revision: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _certificate: Dms_Settings_V1_KsefCertificate? = nil
+}
+
+public nonisolated struct Dms_Settings_V1_GetKsefSettingsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dms_Settings_V1_UpdateKsefSettingsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var settings: Dms_Settings_V1_KsefSettings {
+    get {_settings ?? Dms_Settings_V1_KsefSettings()}
+    set {_settings = newValue}
+  }
+  /// Returns true if `settings` has been explicitly set.
+  public var hasSettings: Bool {self._settings != nil}
+  /// Clears the value of `settings`. Subsequent reads from it will return its default value.
+  public mutating func clearSettings() {self._settings = nil}
+
+  /// INT-2: an absent one keeps the stored token.
+  public var token: Dms_Settings_V1_SecretInput {
+    get {_token ?? Dms_Settings_V1_SecretInput()}
+    set {_token = newValue}
+  }
+  /// Returns true if `token` has been explicitly set.
+  public var hasToken: Bool {self._token != nil}
+  /// Clears the value of `token`. Subsequent reads from it will return its default value.
+  public mutating func clearToken() {self._token = nil}
+
+  /// INT-4a: the certificate's private key, RSA (2048 bits or more) or EC (P-256, P-384,
+  /// P-521) in PEM, matching settings.certificate.pem; absent keeps the stored one.
+  public var certificateKey: Dms_Settings_V1_SecretInput {
+    get {_certificateKey ?? Dms_Settings_V1_SecretInput()}
+    set {_certificateKey = newValue}
+  }
+  /// Returns true if `certificateKey` has been explicitly set.
+  public var hasCertificateKey: Bool {self._certificateKey != nil}
+  /// Clears the value of `certificateKey`. Subsequent reads from it will return its default value.
+  public mutating func clearCertificateKey() {self._certificateKey = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _settings: Dms_Settings_V1_KsefSettings? = nil
+  fileprivate var _token: Dms_Settings_V1_SecretInput? = nil
+  fileprivate var _certificateKey: Dms_Settings_V1_SecretInput? = nil
+}
+
+public nonisolated struct Dms_Settings_V1_RevealKsefSecretRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var field: Dms_Settings_V1_KsefSecretField = .ksefSecretUnspecified
+
+  /// Why, for the audit log.
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "dms.settings.v1"
+
+nonisolated extension Dms_Settings_V1_KsefSecretField: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KSEF_SECRET_UNSPECIFIED\0\u{1}KSEF_SECRET_TOKEN\0\u{1}KSEF_SECRET_CERTIFICATE_KEY\0")
+}
 
 nonisolated extension Dms_Settings_V1_TestKsefConnectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TestKsefConnectionRequest"
@@ -211,6 +401,228 @@ nonisolated extension Dms_Settings_V1_KsefConnectionTest: SwiftProtobuf.Message,
     if lhs.refreshTokenValidUntil != rhs.refreshTokenValidUntil {return false}
     if lhs.elapsedMs != rhs.elapsedMs {return false}
     if lhs.warnings != rhs.warnings {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_KsefCertificate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KsefCertificate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pem\0\u{1}thumbprint\0\u{3}private_key_set\0\u{1}subject\0\u{1}issuer\0\u{3}valid_from\0\u{3}valid_until\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.pem) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.thumbprint) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.privateKeySet) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.subject) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.issuer) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.validFrom) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.validUntil) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pem.isEmpty {
+      try visitor.visitSingularStringField(value: self.pem, fieldNumber: 1)
+    }
+    if !self.thumbprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.thumbprint, fieldNumber: 2)
+    }
+    if self.privateKeySet != false {
+      try visitor.visitSingularBoolField(value: self.privateKeySet, fieldNumber: 3)
+    }
+    if !self.subject.isEmpty {
+      try visitor.visitSingularStringField(value: self.subject, fieldNumber: 4)
+    }
+    if !self.issuer.isEmpty {
+      try visitor.visitSingularStringField(value: self.issuer, fieldNumber: 5)
+    }
+    if !self.validFrom.isEmpty {
+      try visitor.visitSingularStringField(value: self.validFrom, fieldNumber: 6)
+    }
+    if !self.validUntil.isEmpty {
+      try visitor.visitSingularStringField(value: self.validUntil, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_KsefCertificate, rhs: Dms_Settings_V1_KsefCertificate) -> Bool {
+    if lhs.pem != rhs.pem {return false}
+    if lhs.thumbprint != rhs.thumbprint {return false}
+    if lhs.privateKeySet != rhs.privateKeySet {return false}
+    if lhs.subject != rhs.subject {return false}
+    if lhs.issuer != rhs.issuer {return false}
+    if lhs.validFrom != rhs.validFrom {return false}
+    if lhs.validUntil != rhs.validUntil {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_KsefSettings: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KsefSettings"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}company\0\u{1}nip\0\u{3}token_set\0\u{1}certificate\0\u{1}environment\0\u{1}warnings\0\u{1}revision\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.company) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nip) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.tokenSet) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._certificate) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.environment) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.warnings) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.revision) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.company.isEmpty {
+      try visitor.visitSingularStringField(value: self.company, fieldNumber: 1)
+    }
+    if !self.nip.isEmpty {
+      try visitor.visitSingularStringField(value: self.nip, fieldNumber: 2)
+    }
+    if self.tokenSet != false {
+      try visitor.visitSingularBoolField(value: self.tokenSet, fieldNumber: 3)
+    }
+    try { if let v = self._certificate {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if !self.environment.isEmpty {
+      try visitor.visitSingularStringField(value: self.environment, fieldNumber: 5)
+    }
+    if !self.warnings.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.warnings, fieldNumber: 6)
+    }
+    if self.revision != 0 {
+      try visitor.visitSingularInt64Field(value: self.revision, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_KsefSettings, rhs: Dms_Settings_V1_KsefSettings) -> Bool {
+    if lhs.company != rhs.company {return false}
+    if lhs.nip != rhs.nip {return false}
+    if lhs.tokenSet != rhs.tokenSet {return false}
+    if lhs._certificate != rhs._certificate {return false}
+    if lhs.environment != rhs.environment {return false}
+    if lhs.warnings != rhs.warnings {return false}
+    if lhs.revision != rhs.revision {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_GetKsefSettingsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetKsefSettingsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_GetKsefSettingsRequest, rhs: Dms_Settings_V1_GetKsefSettingsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_UpdateKsefSettingsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UpdateKsefSettingsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}settings\0\u{1}token\0\u{3}certificate_key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._settings) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._token) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._certificateKey) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._settings {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._token {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._certificateKey {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_UpdateKsefSettingsRequest, rhs: Dms_Settings_V1_UpdateKsefSettingsRequest) -> Bool {
+    if lhs._settings != rhs._settings {return false}
+    if lhs._token != rhs._token {return false}
+    if lhs._certificateKey != rhs._certificateKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dms_Settings_V1_RevealKsefSecretRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RevealKsefSecretRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}field\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.field) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.field != .ksefSecretUnspecified {
+      try visitor.visitSingularEnumField(value: self.field, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dms_Settings_V1_RevealKsefSecretRequest, rhs: Dms_Settings_V1_RevealKsefSecretRequest) -> Bool {
+    if lhs.field != rhs.field {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -13,6 +13,36 @@ public enum Dms_Settings_V1_EDelivery {
 
   /// One descriptor per method.
   public enum Method {
+    /// `/dms.settings.v1.EDelivery/Get`.
+    public static let get = MethodDescriptor(
+      service: "dms.settings.v1.EDelivery",
+      method: "Get",
+      requestType: "dms.settings.v1.GetEDeliverySettingsRequest",
+      responseType: "dms.settings.v1.EDeliverySettings",
+      kind: .unary,
+      access: .session,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.EDelivery/Update`.
+    public static let update = MethodDescriptor(
+      service: "dms.settings.v1.EDelivery",
+      method: "Update",
+      requestType: "dms.settings.v1.UpdateEDeliverySettingsRequest",
+      responseType: "dms.settings.v1.EDeliverySettings",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.EDelivery/DownloadPrivateKey`.
+    public static let downloadPrivateKey = MethodDescriptor(
+      service: "dms.settings.v1.EDelivery",
+      method: "DownloadPrivateKey",
+      requestType: "dms.settings.v1.DownloadEDeliveryPrivateKeyRequest",
+      responseType: "dms.settings.v1.RevealSecretResponse",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
     /// `/dms.settings.v1.EDelivery/TestConnection`.
     public static let testConnection = MethodDescriptor(
       service: "dms.settings.v1.EDelivery",
@@ -24,11 +54,29 @@ public enum Dms_Settings_V1_EDelivery {
       companyScoped: true
     )
     /// All methods, in declaration order.
-    public static let all: [MethodDescriptor] = [testConnection]
+    public static let all: [MethodDescriptor] = [get, update, downloadPrivateKey, testConnection]
   }
 
   /// What a server-side implementation of `dms.settings.v1.EDelivery` provides.
   public protocol ServiceProtocol: RPCService {
+    /// Handles `/dms.settings.v1.EDelivery/Get`.
+    func get(request: Dms_Settings_V1_GetEDeliverySettingsRequest, context: ServerContext) async throws -> Dms_Settings_V1_EDeliverySettings
+    /// Answers `/dms.settings.v1.EDelivery/Get` without suspending, on the connection's
+    /// event loop, or returns nil to have `get(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func getImmediately(request: Dms_Settings_V1_GetEDeliverySettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_EDeliverySettings?
+    /// Handles `/dms.settings.v1.EDelivery/Update`.
+    func update(request: Dms_Settings_V1_UpdateEDeliverySettingsRequest, context: ServerContext) async throws -> Dms_Settings_V1_EDeliverySettings
+    /// Answers `/dms.settings.v1.EDelivery/Update` without suspending, on the connection's
+    /// event loop, or returns nil to have `update(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func updateImmediately(request: Dms_Settings_V1_UpdateEDeliverySettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_EDeliverySettings?
+    /// Handles `/dms.settings.v1.EDelivery/DownloadPrivateKey`.
+    func downloadPrivateKey(request: Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest, context: ServerContext) async throws -> Dms_Settings_V1_RevealSecretResponse
+    /// Answers `/dms.settings.v1.EDelivery/DownloadPrivateKey` without suspending, on the connection's
+    /// event loop, or returns nil to have `downloadPrivateKey(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func downloadPrivateKeyImmediately(request: Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse?
     /// Handles `/dms.settings.v1.EDelivery/TestConnection`.
     func testConnection(request: Dms_Settings_V1_TestEDeliveryConnectionRequest, context: ServerContext) async throws -> Dms_Settings_V1_EDeliveryConnectionTest
     /// Answers `/dms.settings.v1.EDelivery/TestConnection` without suspending, on the connection's
@@ -45,6 +93,30 @@ public enum Dms_Settings_V1_EDelivery {
     /// A client calling through `caller`.
     public init(_ caller: Caller) { self.caller = caller }
 
+    /// Calls `/dms.settings.v1.EDelivery/Get`.
+    public nonisolated(nonsending) func get(
+      _ request: Dms_Settings_V1_GetEDeliverySettingsRequest = Dms_Settings_V1_GetEDeliverySettingsRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_EDeliverySettings {
+      try await caller.unary(Method.get, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.EDelivery/Update`.
+    public nonisolated(nonsending) func update(
+      _ request: Dms_Settings_V1_UpdateEDeliverySettingsRequest = Dms_Settings_V1_UpdateEDeliverySettingsRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_EDeliverySettings {
+      try await caller.unary(Method.update, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.EDelivery/DownloadPrivateKey`.
+    public nonisolated(nonsending) func downloadPrivateKey(
+      _ request: Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest = Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_RevealSecretResponse {
+      try await caller.unary(Method.downloadPrivateKey, request: request, options: options)
+    }
+
     /// Calls `/dms.settings.v1.EDelivery/TestConnection`.
     public nonisolated(nonsending) func testConnection(
       _ request: Dms_Settings_V1_TestEDeliveryConnectionRequest = Dms_Settings_V1_TestEDeliveryConnectionRequest(),
@@ -56,6 +128,21 @@ public enum Dms_Settings_V1_EDelivery {
 }
 
 extension Dms_Settings_V1_EDelivery.ServiceProtocol {
+  /// Nil: `get(request:context:)` answers, in a task.
+  public func getImmediately(request: Dms_Settings_V1_GetEDeliverySettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_EDeliverySettings? {
+    nil
+  }
+
+  /// Nil: `update(request:context:)` answers, in a task.
+  public func updateImmediately(request: Dms_Settings_V1_UpdateEDeliverySettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_EDeliverySettings? {
+    nil
+  }
+
+  /// Nil: `downloadPrivateKey(request:context:)` answers, in a task.
+  public func downloadPrivateKeyImmediately(request: Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse? {
+    nil
+  }
+
   /// Nil: `testConnection(request:context:)` answers, in a task.
   public func testConnectionImmediately(request: Dms_Settings_V1_TestEDeliveryConnectionRequest, context: ServerContext) throws -> Dms_Settings_V1_EDeliveryConnectionTest? {
     nil
@@ -64,6 +151,30 @@ extension Dms_Settings_V1_EDelivery.ServiceProtocol {
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
+      .unary(
+        Dms_Settings_V1_EDelivery.Method.get,
+        immediate: { (request: Dms_Settings_V1_GetEDeliverySettingsRequest, context) in
+          try self.getImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_GetEDeliverySettingsRequest, context) in
+        try await self.get(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_EDelivery.Method.update,
+        immediate: { (request: Dms_Settings_V1_UpdateEDeliverySettingsRequest, context) in
+          try self.updateImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_UpdateEDeliverySettingsRequest, context) in
+        try await self.update(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_EDelivery.Method.downloadPrivateKey,
+        immediate: { (request: Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest, context) in
+          try self.downloadPrivateKeyImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest, context) in
+        try await self.downloadPrivateKey(request: request, context: context)
+      },
       .unary(
         Dms_Settings_V1_EDelivery.Method.testConnection,
         immediate: { (request: Dms_Settings_V1_TestEDeliveryConnectionRequest, context) in

@@ -13,6 +13,36 @@ public enum Dms_Settings_V1_Ksef {
 
   /// One descriptor per method.
   public enum Method {
+    /// `/dms.settings.v1.Ksef/Get`.
+    public static let get = MethodDescriptor(
+      service: "dms.settings.v1.Ksef",
+      method: "Get",
+      requestType: "dms.settings.v1.GetKsefSettingsRequest",
+      responseType: "dms.settings.v1.KsefSettings",
+      kind: .unary,
+      access: .session,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.Ksef/Update`.
+    public static let update = MethodDescriptor(
+      service: "dms.settings.v1.Ksef",
+      method: "Update",
+      requestType: "dms.settings.v1.UpdateKsefSettingsRequest",
+      responseType: "dms.settings.v1.KsefSettings",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
+    /// `/dms.settings.v1.Ksef/RevealSecret`.
+    public static let revealSecret = MethodDescriptor(
+      service: "dms.settings.v1.Ksef",
+      method: "RevealSecret",
+      requestType: "dms.settings.v1.RevealKsefSecretRequest",
+      responseType: "dms.settings.v1.RevealSecretResponse",
+      kind: .unary,
+      access: .administrator,
+      companyScoped: true
+    )
     /// `/dms.settings.v1.Ksef/TestConnection`.
     public static let testConnection = MethodDescriptor(
       service: "dms.settings.v1.Ksef",
@@ -24,11 +54,29 @@ public enum Dms_Settings_V1_Ksef {
       companyScoped: true
     )
     /// All methods, in declaration order.
-    public static let all: [MethodDescriptor] = [testConnection]
+    public static let all: [MethodDescriptor] = [get, update, revealSecret, testConnection]
   }
 
   /// What a server-side implementation of `dms.settings.v1.Ksef` provides.
   public protocol ServiceProtocol: RPCService {
+    /// Handles `/dms.settings.v1.Ksef/Get`.
+    func get(request: Dms_Settings_V1_GetKsefSettingsRequest, context: ServerContext) async throws -> Dms_Settings_V1_KsefSettings
+    /// Answers `/dms.settings.v1.Ksef/Get` without suspending, on the connection's
+    /// event loop, or returns nil to have `get(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func getImmediately(request: Dms_Settings_V1_GetKsefSettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_KsefSettings?
+    /// Handles `/dms.settings.v1.Ksef/Update`.
+    func update(request: Dms_Settings_V1_UpdateKsefSettingsRequest, context: ServerContext) async throws -> Dms_Settings_V1_KsefSettings
+    /// Answers `/dms.settings.v1.Ksef/Update` without suspending, on the connection's
+    /// event loop, or returns nil to have `update(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func updateImmediately(request: Dms_Settings_V1_UpdateKsefSettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_KsefSettings?
+    /// Handles `/dms.settings.v1.Ksef/RevealSecret`.
+    func revealSecret(request: Dms_Settings_V1_RevealKsefSecretRequest, context: ServerContext) async throws -> Dms_Settings_V1_RevealSecretResponse
+    /// Answers `/dms.settings.v1.Ksef/RevealSecret` without suspending, on the connection's
+    /// event loop, or returns nil to have `revealSecret(request:context:)` run in a task.
+    /// The default returns nil; implement it where an answer needs no waiting (a cached read).
+    func revealSecretImmediately(request: Dms_Settings_V1_RevealKsefSecretRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse?
     /// Handles `/dms.settings.v1.Ksef/TestConnection`.
     func testConnection(request: Dms_Settings_V1_TestKsefConnectionRequest, context: ServerContext) async throws -> Dms_Settings_V1_KsefConnectionTest
     /// Answers `/dms.settings.v1.Ksef/TestConnection` without suspending, on the connection's
@@ -45,6 +93,30 @@ public enum Dms_Settings_V1_Ksef {
     /// A client calling through `caller`.
     public init(_ caller: Caller) { self.caller = caller }
 
+    /// Calls `/dms.settings.v1.Ksef/Get`.
+    public nonisolated(nonsending) func get(
+      _ request: Dms_Settings_V1_GetKsefSettingsRequest = Dms_Settings_V1_GetKsefSettingsRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_KsefSettings {
+      try await caller.unary(Method.get, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Ksef/Update`.
+    public nonisolated(nonsending) func update(
+      _ request: Dms_Settings_V1_UpdateKsefSettingsRequest = Dms_Settings_V1_UpdateKsefSettingsRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_KsefSettings {
+      try await caller.unary(Method.update, request: request, options: options)
+    }
+
+    /// Calls `/dms.settings.v1.Ksef/RevealSecret`.
+    public nonisolated(nonsending) func revealSecret(
+      _ request: Dms_Settings_V1_RevealKsefSecretRequest = Dms_Settings_V1_RevealKsefSecretRequest(),
+      options: CallOptions = CallOptions()
+    ) async throws -> Dms_Settings_V1_RevealSecretResponse {
+      try await caller.unary(Method.revealSecret, request: request, options: options)
+    }
+
     /// Calls `/dms.settings.v1.Ksef/TestConnection`.
     public nonisolated(nonsending) func testConnection(
       _ request: Dms_Settings_V1_TestKsefConnectionRequest = Dms_Settings_V1_TestKsefConnectionRequest(),
@@ -56,6 +128,21 @@ public enum Dms_Settings_V1_Ksef {
 }
 
 extension Dms_Settings_V1_Ksef.ServiceProtocol {
+  /// Nil: `get(request:context:)` answers, in a task.
+  public func getImmediately(request: Dms_Settings_V1_GetKsefSettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_KsefSettings? {
+    nil
+  }
+
+  /// Nil: `update(request:context:)` answers, in a task.
+  public func updateImmediately(request: Dms_Settings_V1_UpdateKsefSettingsRequest, context: ServerContext) throws -> Dms_Settings_V1_KsefSettings? {
+    nil
+  }
+
+  /// Nil: `revealSecret(request:context:)` answers, in a task.
+  public func revealSecretImmediately(request: Dms_Settings_V1_RevealKsefSecretRequest, context: ServerContext) throws -> Dms_Settings_V1_RevealSecretResponse? {
+    nil
+  }
+
   /// Nil: `testConnection(request:context:)` answers, in a task.
   public func testConnectionImmediately(request: Dms_Settings_V1_TestKsefConnectionRequest, context: ServerContext) throws -> Dms_Settings_V1_KsefConnectionTest? {
     nil
@@ -64,6 +151,30 @@ extension Dms_Settings_V1_Ksef.ServiceProtocol {
   /// The service's methods, ready for a `Router`.
   public var rpcMethods: [RPCMethod] {
     [
+      .unary(
+        Dms_Settings_V1_Ksef.Method.get,
+        immediate: { (request: Dms_Settings_V1_GetKsefSettingsRequest, context) in
+          try self.getImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_GetKsefSettingsRequest, context) in
+        try await self.get(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Ksef.Method.update,
+        immediate: { (request: Dms_Settings_V1_UpdateKsefSettingsRequest, context) in
+          try self.updateImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_UpdateKsefSettingsRequest, context) in
+        try await self.update(request: request, context: context)
+      },
+      .unary(
+        Dms_Settings_V1_Ksef.Method.revealSecret,
+        immediate: { (request: Dms_Settings_V1_RevealKsefSecretRequest, context) in
+          try self.revealSecretImmediately(request: request, context: context)
+        }
+      ) { (request: Dms_Settings_V1_RevealKsefSecretRequest, context) in
+        try await self.revealSecret(request: request, context: context)
+      },
       .unary(
         Dms_Settings_V1_Ksef.Method.testConnection,
         immediate: { (request: Dms_Settings_V1_TestKsefConnectionRequest, context) in
