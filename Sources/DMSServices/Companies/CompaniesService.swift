@@ -118,13 +118,10 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     var certificateKey = secretChange(
       secrets.hasKsefCertificateKey ? secrets.ksefCertificateKey : nil, field: "secrets.ksef_certificate_key",
       rule: KSeFCertificate.rule, maxLength: TextLimits.pem, into: &v)
-    let store = store
     try await KSeFCertificateRules.check(
       &company.ksefCertificate, key: &certificateKey, previousPEM: previous?.ksefCertificate.pem ?? "",
-      storedKey: {
-        guard let key else { return nil }
-        return try await store.secretForUse(Company.self, field: Company.Secret.ksefCertificateKey.rawValue, of: key)
-      }, field: "company.ksef_certificate", keyField: "secrets.ksef_certificate_key", now: Date(), into: &v)
+      company: key, store: store, field: "company.ksef_certificate", keyField: "secrets.ksef_certificate_key",
+      now: Date(), into: &v)
     changes[Company.Secret.ksefCertificateKey.rawValue] = certificateKey
     if company.altumConfiguration == nil, case .set = changes[Company.Secret.altumConfigurationPassword.rawValue] {
       v.add("secrets.altum_configuration_password", "ERP-4", "needs altum_configuration")

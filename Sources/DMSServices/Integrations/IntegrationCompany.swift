@@ -84,10 +84,11 @@ enum KSeFCertificateRules {
   /// key is its own (the one given, or the one stored when the PEM is unchanged or the
   /// stored key matches a new one); a thumbprint given with a PEM must be the PEM's (the
   /// PEM's is stored); a key needs a certificate; a certificate removed takes its key
-  /// with it. `storedKey` is read only when needed.
+  /// with it. The key stored for `company` in `store` is read only when needed.
   static func check(
     _ certificate: inout KSeFCertificate, key: inout SecretChange, previousPEM: String,
-    storedKey: () async throws -> String?, field: String, keyField: String, now: Date, into v: inout Validator
+    company: CompanyKey?, store: any SettingsStore, field: String, keyField: String, now: Date,
+    into v: inout Validator
   ) async throws {
     guard !certificate.pem.isEmpty else {
       if case .set = key {
@@ -127,7 +128,12 @@ enum KSeFCertificateRules {
       v.add(keyField, KSeFCertificate.rule, "is required while a certificate is saved: remove the certificate with it")
     case .keep:
       guard certificate.pem != previousPEM else { return }
-      guard let stored = try await storedKey() else {
+      var stored: String?
+      if let company {
+        stored = try await store.secretForUse(
+          Company.self, field: Company.Secret.ksefCertificateKey.rawValue, of: company)
+      }
+      guard let stored else {
         v.add(keyField, KSeFCertificate.rule, "is required with a new certificate: its private key in PEM")
         return
       }

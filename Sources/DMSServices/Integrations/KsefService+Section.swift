@@ -35,13 +35,9 @@ extension KsefService {
     var certificateKey = secretChange(
       request.hasCertificateKey ? request.certificateKey : nil, field: "certificate_key", rule: KSeFCertificate.rule,
       maxLength: TextLimits.pem, into: &v)
-    let store = store
     try await KSeFCertificateRules.check(
       &section.certificate, key: &certificateKey, previousPEM: previous?.value.ksefCertificate.pem ?? "",
-      storedKey: {
-        guard let key else { return nil }
-        return try await store.secretForUse(Company.self, field: Company.Secret.ksefCertificateKey.rawValue, of: key)
-      }, field: "settings.certificate", keyField: "certificate_key", now: Date(), into: &v)
+      company: key, store: store, field: "settings.certificate", keyField: "certificate_key", now: Date(), into: &v)
     try v.check()
     var company = previous?.value ?? Company(code: sections.code(key))
     company.ksef = section

@@ -7,7 +7,8 @@ import Logging
 ///
 /// - single → multi: the single company's API authorization (APIAUTH) becomes its ERP
 ///   connection definition (name and mapped database from the company name, the
-///   operator login and password), under the same code.
+///   operator login and password), under the same code. The KSeF and e-Delivery
+///   sections are in that definition in both modes, and stay.
 /// - multi → single: allowed with at most one company, whose operator settings become
 ///   the API authorization; its ERP definition is kept for a later switch back.
 /// - more than one company → single: refused, naming the companies.
@@ -56,7 +57,13 @@ public enum CompanyModeMigration {
     }
     let scoped = tx.scoped(to: key)
     guard let auth = try scoped.read(APIAuthorization.self) else {
-      return "switched to multi-company mode; company \(key.code) had no API authorization"
+      guard try scoped.read(Company.self) != nil else {
+        return "switched to multi-company mode; company \(key.code) had no API authorization"
+      }
+      // Only the KSeF or e-Delivery section was saved: the definition holds it already.
+      return
+        "switched to multi-company mode: company \(key.code) keeps its KSeF and e-Delivery sections; it had no API "
+        + "authorization: fill in its name (ERP-2) and ERP connection (ERP-4)"
     }
     let password = try scoped.revealSecret(
       APIAuthorization.self, field: APIAuthorization.passwordField, reason: "CFG-9: carried over to the ERP operator")
