@@ -80,11 +80,12 @@ struct IntegrationSections: Sendable {
 /// INT-4a: the KSeF certificate of a save, checked with its private key.
 enum KSeFCertificateRules {
   /// Checks `certificate` and the change to its key (`field`: "settings.certificate",
-  /// `keyField`: "certificate_key"): a PEM is one X.509 certificate valid `now`, and its
-  /// key is its own (the one given, or the one stored when the PEM is unchanged or the
-  /// stored key matches a new one); a thumbprint given with a PEM must be the PEM's (the
-  /// PEM's is stored); a key needs a certificate; a certificate removed takes its key
-  /// with it. The key stored for `company` in `store` is read only when needed.
+  /// `keyField`: "certificate_key"): a PEM is one X.509 certificate (valid `now` when it
+  /// is new), and its key is its own (the one given, or the one stored when the PEM is
+  /// unchanged or the stored key matches a new one); a thumbprint given with a PEM must be
+  /// the PEM's (the PEM's is stored); a key needs a certificate; a certificate removed
+  /// takes its key with it. The key stored for `company` in `store` is read only when
+  /// needed.
   static func check(
     _ certificate: inout KSeFCertificate, key: inout SecretChange, previousPEM: String,
     company: CompanyKey?, store: any SettingsStore, field: String, keyField: String, now: Date,
@@ -104,10 +105,14 @@ enum KSeFCertificateRules {
       v.add("\(field).pem", KSeFCertificate.rule, error.description)
       return
     }
-    if now > file.validUntil {
-      v.add("\(field).pem", KSeFCertificate.rule, "expired on \(timestamp(file.validUntil)): KSeF would refuse it")
-    } else if now < file.validFrom {
-      v.add("\(field).pem", KSeFCertificate.rule, "is not valid before \(timestamp(file.validFrom))")
+    // A new certificate must be valid now; one saved earlier that has since expired stays
+    // (the warnings say so) rather than block the section's other saves.
+    if certificate.pem != previousPEM {
+      if now > file.validUntil {
+        v.add("\(field).pem", KSeFCertificate.rule, "expired on \(timestamp(file.validUntil)): KSeF would refuse it")
+      } else if now < file.validFrom {
+        v.add("\(field).pem", KSeFCertificate.rule, "is not valid before \(timestamp(file.validFrom))")
+      }
     }
     if !certificate.thumbprint.isEmpty, certificate.thumbprint != file.thumbprint {
       v.add(

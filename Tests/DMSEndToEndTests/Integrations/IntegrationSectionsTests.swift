@@ -225,9 +225,12 @@ struct IntegrationSectionsTests {
     }
   }
 
-  @Test("INT-4a: a certificate about to expire, and one that has, is said in the warnings")
+  @Test(
+    "INT-4a: a certificate about to expire, and one that has, is said in the warnings; one that expired after its save does not block the section's other saves"
+  )
   func certificateExpiry() async throws {
     let soon = try Self.certificate(until: Date(timeIntervalSinceNow: 10 * 86_400))
+    let brief = try Self.certificate(until: Date(timeIntervalSinceNow: 3))
     try await withTestServer(deployment: Self.single) { server in
       let client = server.client()
       let ksef = Dms_Settings_V1_Ksef.Client(client)
@@ -237,6 +240,17 @@ struct IntegrationSectionsTests {
         $0.certificateKey = secret(soon.key)
       }
       #expect(saved.warnings.count == 1 && saved.warnings[0].contains("expires on"), "\(saved.warnings)")
+      var replaced = saved
+      replaced.certificate = Dms_Settings_V1_KsefCertificate()
+      replaced.certificate.pem = brief.pem
+      _ = try await Self.update(client, replaced) { $0.certificateKey = secret(brief.key) }
+      try await Task.sleep(for: .seconds(4))
+      let expired = try await ksef.get()
+      #expect(expired.warnings.count == 1 && expired.warnings[0].contains("expired on"), "\(expired.warnings)")
+      var renumbered = expired
+      renumbered.nip = "5260250274"
+      let kept = try await Self.update(client, renumbered)
+      #expect(kept.nip == "5260250274" && kept.certificate.pem == brief.pem && kept.certificate.privateKeySet)
       await client.close()
     }
   }
