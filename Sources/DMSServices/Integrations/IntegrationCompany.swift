@@ -98,6 +98,8 @@ enum KSeFCertificateRules {
       if !previousPEM.isEmpty { key = .clear }
       return
     }
+    // Too long: said already (TextLimits.pem), and not worth parsing.
+    guard certificate.pem.count <= TextLimits.pem else { return }
     let file: KSeFCertificateFile
     do {
       file = try KSeFCertificateFile(pem: certificate.pem)

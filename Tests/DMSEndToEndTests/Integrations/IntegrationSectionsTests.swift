@@ -169,6 +169,10 @@ struct IntegrationSectionsTests {
         #expect(refused?.code == .invalidArgument && rules(refused).first == "settings.certificate.pem:INT-4a")
         #expect(refused?.violations.first?.description.contains(expected) == true, "\(String(describing: refused))")
       }
+      // Too long: said once, not parsed.
+      var huge = base
+      huge.certificate.pem = String(repeating: "A", count: 70_000)
+      #expect(rules(await rpcError { _ = try await Self.update(client, huge) }) == ["settings.certificate.pem:"])
       // A key without a certificate.
       let keyAlone = await rpcError { _ = try await Self.update(client, base) { $0.certificateKey = secret(key) } }
       #expect(rules(keyAlone) == ["certificate_key:INT-4a"])
@@ -230,7 +234,6 @@ struct IntegrationSectionsTests {
   )
   func certificateExpiry() async throws {
     let soon = try Self.certificate(until: Date(timeIntervalSinceNow: 10 * 86_400))
-    let brief = try Self.certificate(until: Date(timeIntervalSinceNow: 3))
     try await withTestServer(deployment: Self.single) { server in
       let client = server.client()
       let ksef = Dms_Settings_V1_Ksef.Client(client)
@@ -240,11 +243,14 @@ struct IntegrationSectionsTests {
         $0.certificateKey = secret(soon.key)
       }
       #expect(saved.warnings.count == 1 && saved.warnings[0].contains("expires on"), "\(saved.warnings)")
+      // Valid when saved (with room for a loaded machine), expired soon after.
+      let end = Date(timeIntervalSinceNow: 30)
+      let brief = try Self.certificate(until: end)
       var replaced = saved
       replaced.certificate = Dms_Settings_V1_KsefCertificate()
       replaced.certificate.pem = brief.pem
       _ = try await Self.update(client, replaced) { $0.certificateKey = secret(brief.key) }
-      try await Task.sleep(for: .seconds(4))
+      try await Task.sleep(for: .seconds(max(0, end.timeIntervalSinceNow) + 1.5))
       let expired = try await ksef.get()
       #expect(expired.warnings.count == 1 && expired.warnings[0].contains("expired on"), "\(expired.warnings)")
       var renumbered = expired
