@@ -9,7 +9,6 @@ public enum IntegrationRules: Sendable {
 
   var nip: String { self == .company ? "ERP-13" : "INT-1" }
   var eDeliveryAddress: String { self == .company ? "ERP-15" : "INT-5" }
-  var eDeliverySystemName: String { self == .company ? "ERP-16" : "INT-6" }
   /// The private key's rule (ERP-17, INT-7).
   public var eDeliveryPrivateKey: String { self == .company ? "ERP-17" : "INT-7" }
   /// The token's rule (ERP-14, INT-2).
