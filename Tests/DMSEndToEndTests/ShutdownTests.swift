@@ -11,16 +11,17 @@ import Testing
 struct ShutdownTests {
   @Test("an open call finishes, a new call is refused, and the server stops")
   func drains() async throws {
-    let server = try await TestServer.start()
+    // A grace period well past the open call, which runs long enough (10 s) that the
+    // connection is still open for call 2 on a loaded machine (the suites run in
+    // parallel, some of them spawning processes; 3 s was once too short in CI).
+    let server = try await TestServer.start { $0.timeouts.shutdownGrace = .seconds(30) }
     let (connection, _) = try await RawConnection.open(port: server.port)
     var sleep = Google_Protobuf_UInt32Value()
-    // Long enough (3 s) that the connection is still open for call 2 on a loaded
-    // machine (the suites run in parallel, some of them spawning processes).
-    sleep.value = 3_000
+    sleep.value = 10_000
     try await connection.send(RawFrame.call(id: 1, method: TestService.sleep.fullName, request: sleep))
     // Wait for the handler to start (not a fixed time: tests run in parallel, and a
     // loaded machine can take longer than any guess).
-    while !server.probe.startedTags.contains("sleep 3000") { try await Task.sleep(for: .milliseconds(5)) }
+    while !server.probe.startedTags.contains("sleep 10000") { try await Task.sleep(for: .milliseconds(5)) }
 
     server.server.beginGracefulShutdown()
     let goAwayFrame = try await connection.readFrame()
