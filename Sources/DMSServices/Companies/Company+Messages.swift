@@ -113,21 +113,24 @@ extension Company {
     message.edeliveryPrivateKeySet = set(.eDeliveryPrivateKey)
     message.edeliveryKeyFingerprint = company.eDeliveryKeyFingerprint
     message.revision = stored.revision
+    let file = company.ksefCertificate.file  // parsed once, for the message and the warnings
     if company.ksefCertificate.isSet || set(.ksefCertificateKey) {
-      message.ksefCertificate = company.ksefCertificate.message(keySet: set(.ksefCertificateKey))
+      message.ksefCertificate = company.ksefCertificate.message(keySet: set(.ksefCertificateKey), file: file)
     }
-    message.ksefWarnings = company.ksefWarnings(secretsSet: stored.secretsSet, mode: ksef, now: now)
+    message.ksefWarnings = company.ksefWarnings(secretsSet: stored.secretsSet, file: file, mode: ksef, now: now)
     return message
   }
 
   /// INT-4a, CFG-2: the warnings for the KSeF section as stored, with `secretsSet`.
-  func ksefWarnings(secretsSet: Set<String>, mode: DeploymentConfiguration.KSeFWorkMode, now: Date) -> [String] {
+  /// `file`: the certificate's PEM as parsed (`ksefCertificate.file`).
+  func ksefWarnings(
+    secretsSet: Set<String>, file: KSeFCertificateFile?, mode: DeploymentConfiguration.KSeFWorkMode, now: Date
+  ) -> [String] {
     let tokenSet = secretsSet.contains(Secret.ksefToken.rawValue)
     return KSeFWarnings.warnings(
       inUse: !nip.isEmpty || tokenSet || ksefCertificate.isSet, tokenSet: tokenSet,
       certificateSet: ksefCertificate.isSet,
-      certificateValidUntil: ksefCertificate.pem.isEmpty
-        ? nil : (try? KSeFCertificateFile(pem: ksefCertificate.pem))?.validUntil, mode: mode, now: now)
+      certificateValidUntil: file?.validUntil, mode: mode, now: now)
   }
 }
 
@@ -137,13 +140,17 @@ extension KSeFCertificate {
     self.init(pem: message.pem, thumbprint: message.thumbprint.trimmingCharacters(in: .whitespaces))
   }
 
-  /// The certificate as shown: what the PEM says of itself, and whether its key is set.
-  func message(keySet: Bool) -> Dms_Settings_V1_KsefCertificate {
+  /// The PEM as parsed, if there is one and it reads.
+  var file: KSeFCertificateFile? { pem.isEmpty ? nil : try? KSeFCertificateFile(pem: pem) }
+
+  /// The certificate as shown: what the PEM (parsed: `file`) says of itself, and whether
+  /// its key is set.
+  func message(keySet: Bool, file: KSeFCertificateFile?) -> Dms_Settings_V1_KsefCertificate {
     var message = Dms_Settings_V1_KsefCertificate()
     message.pem = pem
     message.thumbprint = thumbprint
     message.privateKeySet = keySet
-    if !pem.isEmpty, let file = try? KSeFCertificateFile(pem: pem) {
+    if let file {
       message.subject = file.subject
       message.issuer = file.issuer
       message.validFrom = KSeFCertificateRules.timestamp(file.validFrom)

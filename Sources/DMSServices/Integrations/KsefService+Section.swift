@@ -82,10 +82,11 @@ extension KsefService {
     message.nip = company.nip
     message.tokenSet = stored.secretsSet.contains(Company.Secret.ksefToken.rawValue)
     let keySet = stored.secretsSet.contains(Company.Secret.ksefCertificateKey.rawValue)
+    let file = company.ksefCertificate.file
     if company.ksefCertificate.isSet || keySet {
-      message.certificate = company.ksefCertificate.message(keySet: keySet)
+      message.certificate = company.ksefCertificate.message(keySet: keySet, file: file)
     }
-    message.warnings = company.ksefWarnings(secretsSet: stored.secretsSet, mode: mode, now: Date())
+    message.warnings = company.ksefWarnings(secretsSet: stored.secretsSet, file: file, mode: mode, now: Date())
     message.revision = stored.revision
     return message
   }

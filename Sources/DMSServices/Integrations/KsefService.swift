@@ -83,7 +83,8 @@ public struct KsefService: Dms_Settings_V1_Ksef.ServiceProtocol {
     var tried = saved?.value ?? Company(code: company)
     tried.nip = digits
     response.warnings = tried.ksefWarnings(
-      secretsSet: (saved?.secretsSet ?? []).union([Company.Secret.ksefToken.rawValue]), mode: mode, now: Date())
+      secretsSet: (saved?.secretsSet ?? []).union([Company.Secret.ksefToken.rawValue]),
+      file: tried.ksefCertificate.file, mode: mode, now: Date())
     response.environment = mode.rawValue
     response.baseURL = baseURL
     response.elapsedMs = (ContinuousClock.now - started).milliseconds
