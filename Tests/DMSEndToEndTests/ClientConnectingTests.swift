@@ -60,11 +60,15 @@ struct ClientConnectingTests {
   @Test("a peer answering HTTP is reported as not a DMS RPC server, at once")
   func http() async throws {
     let peer = try await FakePeer.start(.answer(Array("HTTP/1.0 400 Bad Request\r\nServer: x\r\n\r\n".utf8)))
-    let (error, took) = await checkFailure(port: peer.port) { $0.connectAttempts = 3 }
+    // A retry would first wait 60 s: the time tells retried from not however loaded the
+    // machine is (CI has taken 10 s to answer this once while the whole suite ran).
+    let (error, took) = await checkFailure(port: peer.port, timeout: .seconds(50)) {
+      $0.connectAttempts = 3
+      $0.backoff = ClientConfiguration.Backoff(initial: .seconds(60), maximum: .seconds(60), jitter: 0)
+    }
     #expect(error?.code == .unavailable)
     #expect(error?.message == "not a DMS RPC server: 127.0.0.1:\(peer.port) answered \"HTTP/1.0 400 Bad Request\"")
-    // No retries waiting out three 5 s connect timeouts (loose for a loaded machine).
-    #expect(took < .seconds(10))
+    #expect(took < .seconds(40), "a final answer is not retried")
     await peer.stop()
   }
 
@@ -155,7 +159,8 @@ struct ClientCallLifecycleTests {
       } throws: { error in
         (error as? RPCError)?.code == .deadlineExceeded
       }
-      #expect(clock.now - start < .seconds(2))
+      // The occupant blocks until cancelled: any bound tells "at its deadline" from "never".
+      #expect(clock.now - start < .seconds(15))
       occupant.cancel()
       _ = await occupant.result
       // The slot is free again, and the queued call was dropped, not sent late.

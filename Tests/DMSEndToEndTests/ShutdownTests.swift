@@ -47,7 +47,8 @@ struct ShutdownTests {
 
   @Test("on shutdown Health/Watch reports NOT_SERVING and ends, without holding up the drain")
   func watchEndsOnShutdown() async throws {
-    let server = try await TestServer.start()
+    // A 60 s grace period: the stream must end well inside it however loaded the machine.
+    let server = try await TestServer.start { $0.timeouts.shutdownGrace = .seconds(60) }
     let client = server.client()
     var iterator = Dms_Rpc_V1_Health.Client(client).watch().makeAsyncIterator()
     #expect(try await iterator.next()?.status == .serving)
@@ -57,7 +58,7 @@ struct ShutdownTests {
     #expect(try await iterator.next()?.status == .notServing)
     #expect(try await iterator.next() == nil, "the stream ends OK")
     try await server.waitUntilStopped()
-    #expect(clock.now - started < .seconds(9), "inside the 10 s grace period")
+    #expect(clock.now - started < .seconds(40), "not held for the 60 s grace period")
     await client.close()
   }
 
