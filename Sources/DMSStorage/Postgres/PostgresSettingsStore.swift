@@ -79,6 +79,9 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
   private let nextID = Atomic<Int>(1)
   /// The connection that LISTENs for the other instances' commits, and its loop.
   private let listener = Mutex<(task: Task<Void, Never>?, session: PostgresSession?)>((nil, nil))
+  /// A database that is down fails every call: each kind of failure is logged once in
+  /// a while, with a count.
+  private let repeatedErrors = RepeatedErrors()
 
   init(options: PostgresOptions, logger: Logger) throws {
     self.options = options
@@ -219,6 +222,8 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
   func follow(_ wake: @escaping @Sendable () -> Void) {
     let task = Task.detached { [weak self] in
       var delay: Duration = .milliseconds(100)
+      /// The listening connection was lost and is not back yet.
+      var lost = false
       while !Task.isCancelled {
         var closed: EventLoopFuture<Void>?
         do {
@@ -240,11 +245,24 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
           // Whatever was committed while not listening.
           wake()
           delay = .milliseconds(100)
+          if lost {
+            lost = false
+            engine.logger.notice(
+              "storage: following the other instances' changes again; what they changed meanwhile is read from the change feed"
+            )
+          }
         } catch {
           self?.logger.debug("storage: cannot listen for the other instances' changes yet: \(error)")
         }
         if let closed { try? await closed.get() }
         if Task.isCancelled { return }
+        if closed != nil {
+          // Not shutting down: the database restarted, failed over or dropped it.
+          lost = true
+          self?.logger.warning(
+            "storage: lost the connection that follows the other instances' changes; reconnecting (until then their changes do not reach this instance's cache and Watch streams)"
+          )
+        }
         try? await Task.sleep(for: delay)
         delay = min(delay * 2, .seconds(5))
       }
@@ -290,7 +308,7 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
       // A transaction body's own error.
       return error
     }
-    logger.error("storage: \(mapped.message)", metadata: metadata)
+    repeatedErrors.error("storage: \(mapped.message)", metadata: metadata, logger)
     return mapped
   }
 

@@ -81,6 +81,9 @@ final class SQLiteEngine: StoreEngine, CommitWriter {
   let logger: Logger
   let onCorruption: (@Sendable () -> Void)?
   private let corrupt = Atomic<Bool>(false)
+  /// A full disk or a locked database fails every write: each kind of failure is
+  /// logged once in a while, with a count.
+  private let repeatedErrors = RepeatedErrors()
 
   init(pool: DatabasePool, logger: Logger, onCorruption: (@Sendable () -> Void)?) {
     self.pool = pool
@@ -112,7 +115,7 @@ final class SQLiteEngine: StoreEngine, CommitWriter {
         metadata["sqlite-result-code"] = "\(database.extendedResultCode.rawValue)"
         metadata["sqlite-message"] = "\(database.message ?? "")"
       }
-      logger.error("storage: \(storeError.message)", metadata: metadata)
+      repeatedErrors.error("storage: \(storeError.message)", metadata: metadata, logger)
       if storeError.kind == .corrupt, !corrupt.exchange(true, ordering: .relaxed) { onCorruption?() }
     default:
       break
