@@ -94,7 +94,11 @@ struct ConfigurationTests {
       ),
       (
         ["--storage-postgres-url", "postgres://u:hunter2@db/x?sslmde=require"],
-        "unknown parameter sslmde (known: sslmode, sslrootcert, host)"
+        "unknown parameter sslmde (known: sslmode, sslrootcert, host, connect_timeout, application_name)"
+      ),
+      (
+        ["--storage-postgres-url", "postgres://u:hunter2@db/x?connect_timeout=0"],
+        "storage.postgres.url: connect_timeout 0 is not a whole number of seconds, 1–120"
       ),
       (
         ["--storage-postgres-pool-size", "8"],
@@ -141,19 +145,24 @@ struct ConfigurationTests {
     #expect(!run.stderr.contains("hunter2"), "the password is never repeated: \(run)")
   }
 
-  @Test("storage.postgres.url naming a database that does not answer: exit 74 at once, the password not shown")
-  func postgresUnreachable() async throws {
+  @Test(
+    "storage.postgres.url naming a database that does not answer: exit 74 at once, why in plain words, no password",
+    arguments: [
+      ("postgres://app:hunter2@127.0.0.1:1/x?sslmode=disable", "postgres://app@127.0.0.1:1/x"),
+      // An IPv6 address is written in brackets and connected to without them.
+      ("postgres://app:hunter2@[::1]:1/x?sslmode=disable", "postgres://app@[::1]:1/x"),
+    ])
+  func postgresUnreachable(url: String, shown: String) async throws {
     let data = Tools.temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: data) }
     let started = ContinuousClock.now
     let run = try await Tools.run(
-      "dms-settingsd",
-      [
-        "--port", "0", "--data-directory", data, "--storage-postgres-url",
-        "postgres://app:hunter2@127.0.0.1:1/x?sslmode=disable",
-      ], timeout: .seconds(20))
+      "dms-settingsd", ["--port", "0", "--data-directory", data, "--storage-postgres-url", url], timeout: .seconds(20))
     #expect(run.status == 74, "\(run)")
-    #expect(run.stderr.contains("cannot reach the PostgreSQL database at postgres://app@127.0.0.1:1/x"), "\(run)")
+    #expect(
+      run.stderr.contains(
+        "cannot reach the PostgreSQL database at \(shown) (connection refused (is PostgreSQL running and listening there?))"
+      ), "\(run)")
     #expect(!run.stderr.contains("hunter2"), "\(run)")
     #expect(ContinuousClock.now - started < .seconds(19))
   }

@@ -29,16 +29,27 @@ public struct PostgresOptions: Sendable {
     public var tls: TLSMode
     /// `sslrootcert`: the CA file for `verify-ca` and `verify-full`.
     public var rootCertificate: String?
+    /// `connect_timeout` (seconds, as libpq's): how long connecting as this role may
+    /// take, instead of `storage.postgres.connect-timeout-ms`.
+    public var connectTimeout: Duration?
+    /// `application_name`: what `pg_stat_activity` shows for the server's connections
+    /// (by default `dms-settingsd`).
+    public var applicationName: String?
 
-    /// The address without the password, for logs and messages.
+    /// The address without the password, for logs and messages (an IPv6 address in
+    /// brackets, as in the URL).
     public var description: String {
-      let place = socketDirectory.map { "\($0)/.s.PGSQL.\(port)" } ?? "\(host):\(port)"
+      let place =
+        socketDirectory.map { "\($0)/.s.PGSQL.\(port)" } ?? "\(host.contains(":") ? "[\(host)]" : host):\(port)"
       return "postgres://\(user)@\(place)/\(database)"
     }
 
+    /// The longest `connect_timeout` taken, in seconds.
+    public static let connectTimeoutLimit = 120
+
     /// Parses `postgres://user:password@host:port/database?sslmode=…&sslrootcert=…&host=…`
-    /// (or `postgresql://`); `key` names the setting in errors, which never repeat the
-    /// password.
+    /// (or `postgresql://`; an IPv6 host in brackets, `[::1]`); `key` names the setting
+    /// in errors, which never repeat the password.
     public init(url text: String, key: String) throws {
       func invalid(_ why: String) -> PostgresOptions.Invalid {
         PostgresOptions.Invalid(message: "\(key): \(why) (expected postgres://user:password@host:5432/database)")
@@ -54,7 +65,7 @@ public struct PostgresOptions: Sendable {
       self.database = database
       port = components.port ?? 5432
       guard (1...65535).contains(port) else { throw invalid("port \(port) is not 1–65535") }
-      host = components.host ?? ""
+      host = Self.unbracketed(components.host ?? "")
       socketDirectory = nil
       tls = .prefer
       rootCertificate = nil
@@ -69,15 +80,32 @@ public struct PostgresOptions: Sendable {
           tls = mode
         case "sslrootcert": rootCertificate = value
         case "host":
-          if value.hasPrefix("/") { socketDirectory = value } else { host = value }
-        case "application_name", "connect_timeout": continue
-        default: throw invalid("unknown parameter \(item.name) (known: sslmode, sslrootcert, host)")
+          if value.hasPrefix("/") { socketDirectory = value } else { host = Self.unbracketed(value) }
+        case "connect_timeout":
+          // libpq waits for ever at 0; a server that must answer UNAVAILABLE does not.
+          guard let seconds = Int(value), (1...Self.connectTimeoutLimit).contains(seconds) else {
+            throw invalid("connect_timeout \(value) is not a whole number of seconds, 1–\(Self.connectTimeoutLimit)")
+          }
+          connectTimeout = .seconds(seconds)
+        case "application_name":
+          guard !value.isEmpty, value.utf8.count < 64 else {
+            throw invalid("application_name must be 1–63 bytes (PostgreSQL's limit)")
+          }
+          applicationName = value
+        default:
+          throw invalid(
+            "unknown parameter \(item.name) (known: sslmode, sslrootcert, host, connect_timeout, application_name)")
         }
       }
       guard socketDirectory != nil || !host.isEmpty else { throw invalid("names no host") }
       if socketDirectory != nil, tls != .disable, tls != .prefer {
         throw invalid("sslmode \(tls.rawValue) over a Unix socket (TLS needs TCP)")
       }
+    }
+
+    /// An IPv6 address as the URL writes it (`[::1]`) without its brackets.
+    private static func unbracketed(_ host: String) -> String {
+      host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     }
   }
 

@@ -149,9 +149,10 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
         host: endpoint.host, port: endpoint.port, username: endpoint.user, password: endpoint.password,
         database: endpoint.database, tls: endpoint == options.endpoint ? tls : try Self.tls(endpoint))
     }
-    configuration.options.connectTimeout = .milliseconds(Int64(options.connectTimeout.milliseconds))
+    configuration.options.connectTimeout = .milliseconds(
+      Int64((endpoint.connectTimeout ?? options.connectTimeout).milliseconds))
     configuration.options.additionalStartupParameters = [
-      ("application_name", "dms-settingsd"),
+      ("application_name", endpoint.applicationName ?? "dms-settingsd"),
       ("statement_timeout", "\(options.statementTimeout.milliseconds)"),
       // A transaction left open by a lost client does not hold the write lock for long.
       ("idle_in_transaction_session_timeout", "\(max(options.statementTimeout.milliseconds * 3, 30_000))"),
@@ -293,7 +294,7 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
         let reason =
           psql.code == .sslUnsupported
           ? "it does not offer TLS, which sslmode=\(options.endpoint.tls.rawValue) requires"
-          : psql.underlying.map { "\($0)" } ?? "\(psql.code)"
+          : psql.underlying.map(Self.reason) ?? Self.reason(psql.code)
         mapped = StoreError(
           .unavailable, "cannot reach the PostgreSQL database at \(place) (\(reason)); nothing was saved, try again")
       }
@@ -303,13 +304,54 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
       || error is PostgresProtocolFailure
     {
       mapped = StoreError(
-        .unavailable, "cannot reach the PostgreSQL database at \(place) (\(error)); nothing was saved, try again")
+        .unavailable,
+        "cannot reach the PostgreSQL database at \(place) (\(Self.reason(error))); nothing was saved, try again")
     } else {
       // A transaction body's own error.
       return error
     }
     repeatedErrors.error("storage: \(mapped.message)", metadata: metadata, logger)
     return mapped
+  }
+
+  /// Why a connection failed, said for an operator ("connection refused (is PostgreSQL
+  /// running and listening there?)") rather than in NIO's words.
+  static func reason(_ error: any Error) -> String {
+    switch error {
+    case let failed as NIOConnectionError:
+      if failed.connectionErrors.isEmpty, let dns = failed.dnsAError ?? failed.dnsAAAAError {
+        return reason(dns)
+      }
+      return failed.connectionErrors.first.map { reason($0.error) } ?? "\(failed)"
+    case let unknown as SocketAddressError.UnknownHost:
+      return "cannot resolve the host name \(unknown.host) (\(unknown.errorDescription))"
+    case let io as IOError:
+      switch io.errnoCode {
+      case ECONNREFUSED: return "connection refused (is PostgreSQL running and listening there?)"
+      case ENETUNREACH, EHOSTUNREACH: return "no route to the host (network or host unreachable)"
+      case ETIMEDOUT: return "no answer (connection timed out)"
+      case ECONNRESET, EPIPE: return "the connection was reset"
+      default: return "\(io)"
+      }
+    case let channel as ChannelError:
+      if case .connectTimeout = channel {
+        return "no answer within the connect timeout (storage.postgres.connect-timeout-ms, or connect_timeout)"
+      }
+      if case .ioOnClosedChannel = channel { return "the connection was closed" }
+      return "\(channel)"
+    default:
+      return "\(error)"
+    }
+  }
+
+  /// A PostgresNIO failure without an underlying error, said plainly.
+  static func reason(_ code: PSQLError.Code) -> String {
+    switch code {
+    case .serverClosedConnection, .uncleanShutdown: "the server closed the connection"
+    case .messageDecodingFailure, .unexpectedBackendMessage, .receivedUnencryptedDataAfterSSLRequest:
+      "the server at that address does not answer as PostgreSQL does"
+    default: "\(code)"
+    }
   }
 
   private static func serverError(state: String) -> StoreError {
