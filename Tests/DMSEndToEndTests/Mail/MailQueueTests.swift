@@ -169,7 +169,8 @@ struct MailQueueTests {
       let refused = try await Self.enqueue(mail, Self.outgoing("Nieznany adresat"))
       let failed = try await Self.waitFor(mail) { $0.last?.state == .failed }
       #expect(failed.last?.id == refused.id && failed.last?.attempts == 1)
-      #expect(failed.last?.lastError.contains("550 5.1.1 No such user here") == true, "\(String(describing: failed.last))")
+      #expect(
+        failed.last?.lastError.contains("550 5.1.1 No such user here") == true, "\(String(describing: failed.last))")
 
       let log = try await mail.listWorkLog(Dms_Settings_V1_ListMailWorkLogRequest(), options: Self.acme).entries
       #expect(log.map(\.outcome) == ["permanent", "transient"])
