@@ -24,19 +24,8 @@ public protocol SettingsDocument: Sendable {
 
 /// JSON of a record type: how the areas store their documents.
 public enum StoredJSON {
-  /// Sorted keys, so equal documents are equal bytes: `JSONEncoder`'s with
-  /// `.sortedKeys`, written by `SortedJSONEncoder` (the same bytes, faster) unless the
-  /// record holds a type only `JSONEncoder` formats.
+  /// Sorted keys, so equal documents are equal bytes.
   public static func encode<Record: Encodable>(_ record: Record) throws -> Data {
-    do {
-      return try SortedJSONEncoder.encode(record)
-    } catch is SortedJSONEncoder.Unsupported {
-      return try foundationEncode(record)
-    }
-  }
-
-  /// The same with Foundation's `JSONEncoder`.
-  static func foundationEncode<Record: Encodable>(_ record: Record) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     return try encoder.encode(record)
