@@ -2,6 +2,7 @@ import Crypto
 import DMSDomain
 import DMSStorage
 import Foundation
+import InMemoryLogging
 import Logging
 import PostgresNIO
 import Synchronization
@@ -332,7 +333,7 @@ struct PostgresBackendTests {
     try await proxy.start()
     options.endpoint.port = proxy.port
     options.owner?.port = proxy.port
-    let log = StorageLog()
+    let log = InMemoryLogHandler()
     let logger = Logger(label: "dms.storage") { _ in log }
     let store = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey), logger: logger)
     let other = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
@@ -359,9 +360,14 @@ struct PostgresBackendTests {
     for _ in 0..<5 {
       _ = try? await store.write(company("DOWN", name: "lost"), to: key, expectedRevision: 1)
     }
-    let unreachable = log.lines.filter { $0.contains("cannot reach the PostgreSQL database") }
+    let unreachable = log.entries.map(\.message.description).filter {
+      $0.contains("cannot reach the PostgreSQL database")
+    }
     #expect(Set(unreachable).count == unreachable.count, "\(unreachable)")
-    #expect(try await eventually { log.lines.contains { $0.contains("lost the connection that follows the other") } })
+    #expect(
+      try await eventually {
+        log.entries.contains { $0.message.description.contains("lost the connection that follows the other") }
+      })
     // What the cache holds is still served.
     #expect(try await store.read(Company.self, of: key)?.revision == 1)
 
@@ -371,7 +377,10 @@ struct PostgresBackendTests {
     // (whose listener was cut too) follows them.
     #expect(try await store.write(company("DOWN", name: "back"), to: key, expectedRevision: 1).revision == 2)
     #expect(try await eventually { try await other.read(Company.self, of: key)?.value.name == "back" })
-    #expect(try await eventually { log.lines.contains { $0.contains("following the other instances' changes again") } })
+    #expect(
+      try await eventually {
+        log.entries.contains { $0.message.description.contains("following the other instances' changes again") }
+      })
     await store.shutdown()
     await other.shutdown()
     await proxy.cut()

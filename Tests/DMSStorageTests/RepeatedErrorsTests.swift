@@ -1,5 +1,5 @@
+import InMemoryLogging
 import Logging
-import Synchronization
 import Testing
 
 @testable import DMSStorage
@@ -32,40 +32,17 @@ struct RepeatedErrorsTests {
 
   @Test("through a logger: one line, then one with the count and metadata `repeats`")
   func lines() async throws {
-    let log = StorageLog()
+    let log = InMemoryLogHandler()
     let logger = Logger(label: "test") { _ in log }
     let errors = RepeatedErrors(window: .milliseconds(200))
     for _ in 0..<5 { errors.error("storage: down", metadata: ["kind": "x"], logger) }
-    #expect(log.lines == ["error storage: down [\"kind\": x]"])
+    #expect(log.entries == [InMemoryLogHandler.Entry(level: .error, message: "storage: down", metadata: ["kind": "x"])])
     try await Task.sleep(for: .milliseconds(250))
     errors.error("storage: down", metadata: ["kind": "x"], logger)
-    #expect(log.lines.count == 2)
+    #expect(log.entries.count == 2)
     #expect(
-      log.lines.last?.hasPrefix("error storage: down (and 4 more like it since the last logged, left out)") == true)
-    #expect(log.lines.last?.contains("\"repeats\": 4") == true, "\(log.lines)")
+      log.entries.last?.message.description.hasPrefix(
+        "storage: down (and 4 more like it since the last logged, left out)") == true)
+    #expect(log.entries.last?.metadata["repeats"] == "4", "\(log.entries)")
   }
-}
-
-/// Every log line as text (level, message, metadata sorted by key); copies share them.
-struct StorageLog: LogHandler {
-  private final class Lines: Sendable {
-    let lines = Mutex<[String]>([])
-  }
-
-  private let shared = Lines()
-  var metadata: Logger.Metadata = [:]
-  var logLevel: Logger.Level = .trace
-
-  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-    get { metadata[key] }
-    set { metadata[key] = newValue }
-  }
-
-  func log(event: LogEvent) {
-    let all = metadata.merging(event.metadata ?? [:]) { $1 }
-    let fields = all.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ")
-    shared.lines.withLock { $0.append("\(event.level) \(event.message) [\(fields)]") }
-  }
-
-  var lines: [String] { shared.lines.withLock { $0 } }
 }

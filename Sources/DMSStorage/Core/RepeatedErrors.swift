@@ -46,10 +46,9 @@ final class RepeatedErrors: Sendable {
     }
   }
 
-  /// Logs `message` as an error unless one of its kind (by default the message
-  /// itself) was logged within the window.
-  func error(_ message: String, kind: String? = nil, metadata: Logger.Metadata, _ logger: Logger) {
-    guard let repeats = admit(kind ?? message) else { return }
+  /// Logs `message` as an error unless the same message was logged within the window.
+  func error(_ message: String, metadata: Logger.Metadata, _ logger: Logger) {
+    guard let repeats = admit(message) else { return }
     guard repeats > 0 else { return logger.error("\(message)", metadata: metadata) }
     var metadata = metadata
     metadata["repeats"] = "\(repeats)"
