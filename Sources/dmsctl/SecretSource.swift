@@ -31,7 +31,7 @@ struct SecretSource {
       if file == "-" {
         guard !stdinTaken else { throw ValidationError("--\(name)-file -: stdin is already read for another secret") }
         stdinTaken = true
-        return Self.droppingNewline(String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self))
+        return Self.fileText(FileHandle.standardInput.readDataToEndOfFile())
       }
       // Read as a stream: a pipe such as bash's <(pass show x) (/dev/fd/63) has no
       // size, which FileManager.contents(atPath:) gives up on.
@@ -39,16 +39,29 @@ struct SecretSource {
         throw ValidationError("--\(name)-file: cannot read \(file)")
       }
       try? handle.close()
-      return Self.droppingNewline(String(decoding: data, as: UTF8.self))
+      return Self.fileText(data)
     }
     if prompt { return try Self.ask("\(label): ", option: name) }
     return nil
   }
 
+  /// A secret file's text: without a byte-order mark (which Windows' Notepad writes
+  /// first, never part of a secret) and one trailing line end.
+  static func fileText(_ data: Data) -> String {
+    var text = String(decoding: data, as: UTF8.self)
+    if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
+    return droppingNewline(text)
+  }
+
+  /// `text` without one trailing LF or CRLF (a file saved on Windows). By scalars: to a
+  /// `String`, CR LF is one character, which `hasSuffix("\n")` does not match and
+  /// `dropLast(2)` takes with the character before it.
   static func droppingNewline(_ text: String) -> String {
-    if text.hasSuffix("\r\n") { return String(text.dropLast(2)) }
-    if text.hasSuffix("\n") { return String(text.dropLast()) }
-    return text
+    var scalars = Substring(text).unicodeScalars
+    guard scalars.last == "\n" else { return text }
+    scalars.removeLast()
+    if scalars.last == "\r" { scalars.removeLast() }
+    return String(scalars)
   }
 
   /// Reads a line from the terminal with echo off.

@@ -95,6 +95,25 @@ struct DMSCtlTests {
     }
   }
 
+  @Test(
+    "a secret from a file saved on Windows (a byte-order mark, CRLF) is the secret without them, from a file or stdin")
+  func windowsLineEnd() async throws {
+    try await withDaemon { daemon in
+      let file = Tools.temporaryDirectory() + "/password.txt"
+      // As Notepad saves it: a byte-order mark first.
+      try ("\u{FEFF}" + Daemon.password + "\r\n").write(toFile: file, atomically: true, encoding: .utf8)
+      let fromFile = try await Tools.ctl(daemon, "login", Daemon.login, "--password-file", file)
+      #expect(fromFile.status == 0, "\(fromFile)")
+      let fromStdin = try await Tools.ctl(
+        daemon, "login", Daemon.login, "--password-file", "-", input: Daemon.password + "\r\n")
+      #expect(fromStdin.status == 0, "\(fromStdin)")
+      // Only the line end: a password that ends in a space keeps it, so a wrong one still fails.
+      let wrong = try await Tools.ctl(
+        daemon, "login", Daemon.login, "--password-file", "-", input: Daemon.password + " \r\n")
+      #expect(wrong.status == 1, "\(wrong)")
+    }
+  }
+
   @Test("usage errors show the subcommand's own usage, on stderr, exit 2")
   func usageOfTheSubcommand() async throws {
     try await withDaemon { daemon in

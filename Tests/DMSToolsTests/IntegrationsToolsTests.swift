@@ -66,4 +66,52 @@ struct IntegrationsToolsTests {
     #expect(download.stdout == (try String(contentsOfFile: "\(folder)/other.key", encoding: .utf8)), "\(download)")
     #expect(try await daemon.stop() == 0)
   }
+
+  @Test(
+    "INT-4a: files as administrators have them: a .pfx turned into one PEM (certificate and key, with openssl's attributes), a DER certificate, CRLF line ends; the key stays a secret; a .pfx itself is refused saying how to convert it"
+  )
+  func filesAsTheyAre() async throws {
+    let folder = Tools.temporaryDirectory()
+    try await Self.certificate(folder, "ksef", key: ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+    let openssl = { (arguments: [String]) async throws in
+      let run = try await Tools.run("/usr/bin/openssl", arguments)
+      #expect(run.status == 0, "\(arguments): \(run)")
+    }
+    try await openssl([
+      "pkcs12", "-export", "-in", "\(folder)/ksef.crt", "-inkey", "\(folder)/ksef.key", "-out", "\(folder)/ksef.p12",
+      "-passout", "pass:x",
+    ])
+    try await openssl([
+      "pkcs12", "-in", "\(folder)/ksef.p12", "-passin", "pass:x", "-nodes", "-out", "\(folder)/both.pem",
+    ])
+    try await openssl(["x509", "-in", "\(folder)/ksef.crt", "-outform", "DER", "-out", "\(folder)/ksef.der"])
+    let pem = try String(contentsOfFile: "\(folder)/ksef.crt", encoding: .utf8)
+    let key = try String(contentsOfFile: "\(folder)/ksef.key", encoding: .utf8)
+    try key.replacingOccurrences(of: "\n", with: "\r\n").write(
+      toFile: "\(folder)/windows.key", atomically: true, encoding: .utf8)
+    let daemon = try await Daemon.start(["--settings-multi-company", "false"])
+
+    // The .pfx as openssl pkcs12 -nodes writes it: certificate and key in one file.
+    let both = try await Tools.ctl(daemon, "ksef", "set", "--certificate-file", "\(folder)/both.pem")
+    #expect(both.status == 0 && both.stdout.contains("private key         (set)"), "\(both)")
+    let shown = try await Tools.ctl(daemon, "ksef", "show", "--json")
+    #expect(shown.stdout.contains(pem.replacingOccurrences(of: "\n", with: "\\n")), "only the certificate: \(shown)")
+    #expect(!shown.stdout.contains("PRIVATE KEY") && !shown.stdout.contains("Bag Attributes"), "\(shown)")
+    let revealed = try await Tools.ctl(daemon, "ksef", "reveal", "certificate-key", "--reason", "backup")
+    #expect(revealed.stdout == key, "\(revealed)")
+    // A DER certificate, and a key saved on Windows.
+    #expect(try await Tools.ctl(daemon, "ksef", "set", "--clear", "certificate").status == 0)
+    let der = try await Tools.ctl(
+      daemon, "ksef", "set", "--certificate-file", "\(folder)/ksef.der", "--certificate-key-file",
+      "\(folder)/windows.key")
+    #expect(der.status == 0 && der.stdout.contains("CN=ksef,O=Firma,C=PL"), "\(der)")
+    let again = try await Tools.ctl(daemon, "ksef", "show", "--json")
+    #expect(again.stdout.contains(pem.replacingOccurrences(of: "\n", with: "\\n")), "\(again)")
+    // The .pfx itself, and the key given as the certificate.
+    let pfx = try await Tools.ctl(daemon, "ksef", "set", "--certificate-file", "\(folder)/ksef.p12")
+    #expect(pfx.status == 2 && pfx.stderr.contains("openssl pkcs12 -in FILE -nodes"), "\(pfx)")
+    let swapped = try await Tools.ctl(daemon, "ksef", "set", "--certificate-file", "\(folder)/ksef.key")
+    #expect(swapped.status == 2 && swapped.stderr.contains("holds a private key and no certificate"), "\(swapped)")
+    #expect(try await daemon.stop() == 0)
+  }
 }

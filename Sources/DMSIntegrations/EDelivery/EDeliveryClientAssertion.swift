@@ -88,7 +88,10 @@ public enum SigningKey: Sendable {
   case p384(P384.Signing.PrivateKey)
   case p521(P521.Signing.PrivateKey)
 
+  /// The key of `pem`'s one private key block (`PEMText.privateKey`: text and other
+  /// blocks around it left out).
   public init?(pem: String) {
+    guard case .one(let pem) = PEMText.privateKey(in: pem) else { return nil }
     if let key = try? _RSA.Signing.PrivateKey(pemRepresentation: pem) {
       self = .rsa(key)
     } else if let key = try? P256.Signing.PrivateKey(pemRepresentation: pem) {

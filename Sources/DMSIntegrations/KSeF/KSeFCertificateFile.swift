@@ -16,6 +16,12 @@ public struct KSeFCertificateFile: Sendable {
   /// The validity.
   public let validFrom: Date
   public let validUntil: Date
+  /// The certificate's own block, re-encoded (`PEMText`): what is stored and shown,
+  /// without the text, attributes or line ends of the file it came from.
+  public let pem: String
+  /// Whether the text held a private key beside the certificate (a file from `openssl
+  /// pkcs12 -nodes`): not part of `pem`.
+  public let holdsPrivateKey: Bool
   private let publicKeyInfo: Data
 
   /// Why a PEM is not a usable certificate.
@@ -40,7 +46,8 @@ public struct KSeFCertificateFile: Sendable {
 
   /// The certificate of `pem`.
   public init(pem: String) throws(Refusal) {
-    let documents = (try? PEMDocument.parseMultiple(pemString: pem)) ?? []
+    let documents = PEMText.blocks(pem)
+    holdsPrivateKey = documents.contains { PEMText.isPrivateKey($0.discriminator) }
     let certificates = documents.filter { $0.discriminator == "CERTIFICATE" }
     guard certificates.count <= 1 else { throw .several(certificates.count) }
     guard let document = certificates.first else { throw .notACertificate }
@@ -48,6 +55,7 @@ public struct KSeFCertificateFile: Sendable {
       // BoringSSL reads any X.509; swift-certificates only the keys it can use.
       throw (try? NIOSSLCertificate(bytes: document.derBytes, format: .der)) == nil ? .notACertificate : .unusableKey
     }
+    self.pem = document.pemString + "\n"
     thumbprint = Insecure.SHA1.hash(data: document.derBytes).map { String(format: "%02X", $0) }.joined()
     subject = certificate.subject.description
     issuer = certificate.issuer.description

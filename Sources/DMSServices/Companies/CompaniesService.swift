@@ -99,14 +99,14 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     for (secret, input, field, rule) in inputs {
       changes[secret.rawValue] = secretChange(input, field: field, rule: rule, into: &v)
     }
-    let keyChange = secretChange(
+    var keyChange = secretChange(
       secrets.hasEdeliveryPrivateKey ? secrets.edeliveryPrivateKey : nil, field: "secrets.edelivery_private_key",
       rule: "ERP-17", maxLength: TextLimits.pem, into: &v)
-    changes[Company.Secret.eDeliveryPrivateKey.rawValue] = keyChange
     switch keyChange {
     case .set(let pem):
-      if let fingerprint = PrivateKeyInspector.fingerprint(pem: pem) {
+      if let fingerprint = PrivateKeyInspector.fingerprint(pem: pem), let block = PrivateKeyInspector.stored(pem: pem) {
         company.eDeliveryKeyFingerprint = fingerprint
+        keyChange = .set(block)
       } else if !pem.isEmpty {
         v.add("secrets.edelivery_private_key", "ERP-17", PrivateKeyInspector.refusal(pem: pem))
       }
@@ -115,6 +115,7 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
     case .keep:
       company.eDeliveryKeyFingerprint = previous?.eDeliveryKeyFingerprint ?? ""
     }
+    changes[Company.Secret.eDeliveryPrivateKey.rawValue] = keyChange
     var certificateKey = secretChange(
       secrets.hasKsefCertificateKey ? secrets.ksefCertificateKey : nil, field: "secrets.ksef_certificate_key",
       rule: KSeFCertificate.rule, maxLength: TextLimits.pem, into: &v)

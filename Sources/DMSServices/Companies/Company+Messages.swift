@@ -147,7 +147,8 @@ extension KSeFCertificate {
   /// its key is set.
   func message(keySet: Bool, file: KSeFCertificateFile?) -> Dms_Settings_V1_KsefCertificate {
     var message = Dms_Settings_V1_KsefCertificate()
-    message.pem = pem
+    // The certificate's own block: never a key that came with it in a file.
+    message.pem = file?.pem ?? pem
     message.thumbprint = thumbprint
     message.privateKeySet = keySet
     if let file {

@@ -11,16 +11,26 @@ enum PrivateKeyInspector {
   /// Why `pem` is refused, for ERP-17's message: an RSA key's size and the minimum
   /// ("an RSA key of 1024 bits; at least 2048 are required"), or the accepted kinds.
   static func refusal(pem: String) -> String {
-    if let bits = rsaBits(pem: pem), bits < minimumRSABits {
-      return "is an RSA key of \(bits) bits; at least \(minimumRSABits) are required"
+    let kinds = "an RSA (\(minimumRSABits) bits or more) or EC (P-256, P-384, P-521) private key in PEM"
+    switch PEMText.privateKey(in: pem) {
+    case .encrypted:
+      return "is encrypted: save it without its passphrase (openssl pkey -in KEY.pem -out PLAIN.pem), as \(kinds)"
+    case .several(let count): return "holds \(count) private keys: give only the one, \(kinds)"
+    case .none: return "must be \(kinds)"
+    case .one(let block):
+      if let key = try? _RSA.Signing.PrivateKey(unsafePEMRepresentation: block), key.keySizeInBits < minimumRSABits {
+        return "is an RSA key of \(key.keySizeInBits) bits; at least \(minimumRSABits) are required"
+      }
+      return "must be \(kinds)"
     }
-    return "must be an RSA (\(minimumRSABits) bits or more) or EC (P-256, P-384, P-521) private key in PEM"
   }
 
-  /// The size of an RSA private key in PEM that swift-crypto refuses as too small.
-  private static func rsaBits(pem: String) -> Int? {
-    guard let key = try? _RSA.Signing.PrivateKey(unsafePEMRepresentation: pem) else { return nil }
-    return key.keySizeInBits
+  /// The key as stored: its one private key block, without what surrounded it in the
+  /// file (a certificate, EC parameters, openssl's "Bag Attributes"); nil when `pem` is
+  /// not a key taken (`fingerprint`).
+  static func stored(pem: String) -> String? {
+    guard SigningKey(pem: pem) != nil, case .one(let block) = PEMText.privateKey(in: pem) else { return nil }
+    return block
   }
 
   /// The key's public-key fingerprint, "SHA256:" and hex, or nil when `pem` is not

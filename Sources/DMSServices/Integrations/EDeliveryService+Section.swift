@@ -28,13 +28,14 @@ extension EDeliveryService {
       systemName: request.settings.systemName,
       keyFingerprint: previous?.value.eDeliveryKeyFingerprint ?? "")
     section.validate(rules: rules, prefix: "settings.", into: &v)
-    let change = secretChange(
+    var change = secretChange(
       request.hasPrivateKey ? request.privateKey : nil, field: "private_key", rule: rules.eDeliveryPrivateKey,
       maxLength: TextLimits.pem, into: &v)
     switch change {
     case .set(let pem):
-      if let fingerprint = PrivateKeyInspector.fingerprint(pem: pem) {
+      if let fingerprint = PrivateKeyInspector.fingerprint(pem: pem), let block = PrivateKeyInspector.stored(pem: pem) {
         section.keyFingerprint = fingerprint
+        change = .set(block)
       } else {
         v.add("private_key", rules.eDeliveryPrivateKey, PrivateKeyInspector.refusal(pem: pem))
       }

@@ -107,9 +107,16 @@ enum KSeFCertificateRules {
       v.add("\(field).pem", KSeFCertificate.rule, error.description)
       return
     }
+    // The certificate is shown to every administrator; its key is a secret of its own.
+    v.require(
+      !file.holdsPrivateKey, "\(field).pem", KSeFCertificate.rule,
+      "holds a private key beside the certificate: send the certificate alone, and the key as \(keyField)")
+    // Stored and compared as its own block, whatever surrounded it in the file.
+    certificate.pem = file.pem
+    let previous = (try? KSeFCertificateFile(pem: previousPEM))?.pem ?? previousPEM
     // A new certificate must be valid now; one saved earlier that has since expired stays
     // (the warnings say so) rather than block the section's other saves.
-    if certificate.pem != previousPEM {
+    if certificate.pem != previous {
       if now > file.validUntil {
         v.add("\(field).pem", KSeFCertificate.rule, "expired on \(timestamp(file.validUntil)): KSeF would refuse it")
       } else if now < file.validFrom {
@@ -124,17 +131,18 @@ enum KSeFCertificateRules {
     certificate.thumbprint = file.thumbprint
     switch key {
     case .set(let pem):
-      if let signing = SigningKey(pem: pem) {
+      if let signing = SigningKey(pem: pem), let block = PrivateKeyInspector.stored(pem: pem) {
         v.require(
           file.isOwn(signing), keyField, KSeFCertificate.rule,
           "is not the private key of the certificate (\(file.subject))")
+        key = .set(block)
       } else {
         v.add(keyField, KSeFCertificate.rule, PrivateKeyInspector.refusal(pem: pem))
       }
     case .clear:
       v.add(keyField, KSeFCertificate.rule, "is required while a certificate is saved: remove the certificate with it")
     case .keep:
-      guard certificate.pem != previousPEM else { return }
+      guard certificate.pem != previous else { return }
       var stored: String?
       if let company {
         stored = try await store.secretForUse(

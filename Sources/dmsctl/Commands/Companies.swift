@@ -46,7 +46,10 @@ struct Companies: AsyncParsableCommand {
     @Option(help: "ERP-15: AE:PL-NNNNN-NNNNN-XXXXX-NN.") var edeliveryAddress: String?
     @Option(help: "ERP-16.") var edeliverySystemName: String?
     @Option(help: "ERP-17: a file holding the private key in PEM (secret).") var edeliveryPrivateKeyFile: String?
-    @Option(help: "INT-4a: a PEM file of the KSeF certificate (with --ksef-certificate-key-file); \"\" removes it.")
+    @Option(
+      help: ArgumentHelp(
+        "INT-4a: the KSeF certificate, PEM or DER (with --ksef-certificate-key-file, unless its private key is in this file too, as openssl pkcs12 -nodes writes it); \"\" removes it."
+      ))
     var ksefCertificateFile: String?
     @Option(help: "INT-4a: a PEM file of the KSeF certificate's private key (secret).")
     var ksefCertificateKeyFile: String?
@@ -114,18 +117,16 @@ struct Companies: AsyncParsableCommand {
       if let value = try sources[1].value(stdinTaken: &stdinTaken) { secrets.operatorPassword = set(value) }
       if let value = try sources[2].value(stdinTaken: &stdinTaken) { secrets.ksefToken = set(value) }
       if let edeliveryPrivateKeyFile {
-        guard let pem = try? String(contentsOfFile: edeliveryPrivateKeyFile, encoding: .utf8) else {
-          throw ValidationError("--edelivery-private-key-file: cannot read \(edeliveryPrivateKeyFile)")
-        }
-        secrets.edeliveryPrivateKey = set(pem)
+        secrets.edeliveryPrivateKey = set(
+          try PEMFile.text(edeliveryPrivateKeyFile, option: "--edelivery-private-key-file"))
       }
+      var keyFromCertificateFile: String?
       if let ksefCertificateFile {
         company.ksefCertificate = Dms_Settings_V1_KsefCertificate()
         if !ksefCertificateFile.isEmpty {
-          guard let pem = try? String(contentsOfFile: ksefCertificateFile, encoding: .utf8) else {
-            throw ValidationError("--ksef-certificate-file: cannot read \(ksefCertificateFile)")
-          }
-          company.ksefCertificate.pem = pem
+          let file = try PEMFile.certificate(ksefCertificateFile, option: "--ksef-certificate-file")
+          company.ksefCertificate.pem = file.certificate
+          keyFromCertificateFile = file.key
         }
       }
       if let ksefCertificateThumbprint {
@@ -133,10 +134,10 @@ struct Companies: AsyncParsableCommand {
         company.ksefCertificate.thumbprint = ksefCertificateThumbprint
       }
       if let ksefCertificateKeyFile {
-        guard let pem = try? String(contentsOfFile: ksefCertificateKeyFile, encoding: .utf8) else {
-          throw ValidationError("--ksef-certificate-key-file: cannot read \(ksefCertificateKeyFile)")
-        }
-        secrets.ksefCertificateKey = set(pem)
+        secrets.ksefCertificateKey = set(
+          try PEMFile.text(ksefCertificateKeyFile, option: "--ksef-certificate-key-file"))
+      } else if let keyFromCertificateFile {
+        secrets.ksefCertificateKey = set(keyFromCertificateFile)
       }
       var clearInput = Dms_Settings_V1_SecretInput()
       clearInput.clear = true
@@ -375,7 +376,7 @@ struct Companies: AsyncParsableCommand {
         let response = try await Dms_Settings_V1_Companies.Client(client).revealSecret(
           request, options: connection.callOptions)
         if connection.json { return Output.message(response) }
-        Output.line(response.value)
+        Output.line(response.value.hasSuffix("\n") ? String(response.value.dropLast()) : response.value)
       }
     }
   }

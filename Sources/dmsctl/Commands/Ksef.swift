@@ -78,7 +78,10 @@ struct Ksef: AsyncParsableCommand {
     @Option(help: "INT-2: read the KSeF token from a file (- for stdin).") var tokenFile: String?
     @Option(help: ArgumentHelp("INT-2: the token itself, seen by ps and the shell history."))
     var insecureToken: String?
-    @Option(help: "INT-4a: a PEM file of the KSeF certificate (with --certificate-key-file).")
+    @Option(
+      help: ArgumentHelp(
+        "INT-4a: the KSeF certificate, PEM or DER (with --certificate-key-file, unless its private key is in this file too, as openssl pkcs12 -nodes writes it)."
+      ))
     var certificateFile: String?
     @Option(help: "INT-4a: a PEM file of the certificate's private key (secret; - for stdin).")
     var certificateKeyFile: String?
@@ -94,16 +97,15 @@ struct Ksef: AsyncParsableCommand {
       let token = try SecretSource(
         name: "token", label: "KSeF token (INT-2)", prompt: tokenPrompt, file: tokenFile, insecureValue: insecureToken
       ).value(stdinTaken: &stdinTaken)
-      let key = try SecretSource(
+      var key = try SecretSource(
         name: "certificate-key", label: "certificate's private key", prompt: false, file: certificateKeyFile,
         insecureValue: nil
       ).value(stdinTaken: &stdinTaken)
       var certificate: String?
       if let certificateFile {
-        guard let pem = try? String(contentsOfFile: certificateFile, encoding: .utf8) else {
-          throw ValidationError("--certificate-file: cannot read \(certificateFile)")
-        }
-        certificate = pem
+        let file = try PEMFile.certificate(certificateFile, option: "--certificate-file")
+        certificate = file.certificate
+        if key == nil { key = file.key }
       }
       try await connection.withClient(flags: Ksef.flags) { client in
         let ksef = Dms_Settings_V1_Ksef.Client(client)

@@ -204,10 +204,8 @@ struct Mail: AsyncParsableCommand {
       if let trustedCertificates {
         if trustedCertificates.isEmpty {
           certificates = ""
-        } else if let pem = FileManager.default.contents(atPath: trustedCertificates) {
-          certificates = String(decoding: pem, as: UTF8.self)
         } else {
-          throw ValidationError("--trusted-certificates: cannot read \(trustedCertificates)")
+          certificates = try PEMFile.text(trustedCertificates, option: "--trusted-certificates", derCertificate: true)
         }
       }
       try await connection.withClient(flags: Mail.flags) { client in

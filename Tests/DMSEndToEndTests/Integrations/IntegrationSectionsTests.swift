@@ -32,7 +32,8 @@ struct IntegrationSectionsTests {
       version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
       notValidBefore: from, notValidAfter: until, issuer: name, subject: name,
       signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
-    return (try certificate.serializeAsPEM().pemString + "\n", key.pemRepresentation)
+    // Both as in a PEM file, ending with a newline: as the server keeps them.
+    return (try certificate.serializeAsPEM().pemString + "\n", key.pemRepresentation + "\n")
   }
 
   /// The SHA-1 thumbprint as openssl prints it, colons removed.
@@ -257,6 +258,73 @@ struct IntegrationSectionsTests {
       renumbered.nip = "5260250274"
       let kept = try await Self.update(client, renumbered)
       #expect(kept.nip == "5260250274" && kept.certificate.pem == brief.pem && kept.certificate.privateKeySet)
+      await client.close()
+    }
+  }
+
+  @Test(
+    "INT-4a, INT-7: certificate and key files as administrators bring them (CRLF, a byte-order mark, openssl's attributes and text, other blocks) are taken, and only their own blocks kept; a key beside the certificate, an encrypted key or two keys are refused by name"
+  )
+  func filesAsBrought() async throws {
+    let (pem, key) = try Self.certificate()
+    let windows = { (text: String) in "\u{FEFF}" + text.replacingOccurrences(of: "\n", with: "\r\n") }
+    // As `openssl pkcs12 -nodes` and `openssl x509 -text` write them.
+    let bagged = "Bag Attributes\n    localKeyID: 01 02 03\nsubject=/C=PL/CN=ACME KSeF\n" + pem
+    let parameters = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
+    try await withTestServer(deployment: Self.single) { server in
+      let client = server.client()
+      let ksef = Dms_Settings_V1_Ksef.Client(client)
+      var base = try await ksef.get()
+      base.nip = Self.nip
+
+      // The key beside the certificate, in the certificate's field: refused, and not echoed.
+      var together = base
+      together.certificate.pem = bagged + "Bag Attributes\n    localKeyID: 01 02 03\n" + key
+      let refused = await rpcError { _ = try await Self.update(client, together) { $0.certificateKey = secret(key) } }
+      #expect(rules(refused) == ["settings.certificate.pem:INT-4a"], "\(rules(refused))")
+      #expect(refused?.violations.first?.description.contains("holds a private key") == true)
+      let keyBody = key.split(separator: "\n").dropFirst().first.map(String.init) ?? "?"
+      #expect(refused.map { !"\($0)".contains(keyBody) } == true, "the key is not echoed")
+      // An encrypted key, and two keys.
+      var withCertificate = base
+      withCertificate.certificate.pem = pem
+      let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAECAwQF\n-----END ENCRYPTED PRIVATE KEY-----\n"
+      for (text, words) in [(encrypted, "is encrypted"), (key + "\n" + key, "holds 2 private keys")] {
+        let error = await rpcError {
+          _ = try await Self.update(client, withCertificate) { $0.certificateKey = secret(text) }
+        }
+        #expect(rules(error) == ["certificate_key:INT-4a"])
+        #expect(error?.violations.first?.description.contains(words) == true, "\(String(describing: error))")
+      }
+
+      // From Windows, with openssl's attributes and EC parameters: taken; stored and shown
+      // as the blocks themselves.
+      var brought = base
+      brought.certificate.pem = windows(bagged)
+      let saved = try await Self.update(client, brought) {
+        $0.certificateKey = secret(windows(parameters + "Key Attributes: <No Attributes>\n" + key))
+      }
+      #expect(saved.certificate.pem == pem && saved.certificate.privateKeySet, "\(saved.certificate.pem)")
+      #expect(saved.certificate.thumbprint == (try await Self.opensslThumbprint(pem)))
+      var reveal = Dms_Settings_V1_RevealKsefSecretRequest()
+      reveal.field = .ksefSecretCertificateKey
+      reveal.reason = "backup"
+      #expect(try await ksef.revealSecret(reveal).value == key)
+      // The same file again is the same certificate: unchanged, the key kept.
+      var again = saved
+      again.certificate.pem = windows(bagged)
+      #expect(try await Self.update(client, again).revision == saved.revision)
+
+      // e-Delivery's key (INT-7) likewise.
+      let edelivery = Dms_Settings_V1_EDelivery.Client(client)
+      var request = Dms_Settings_V1_UpdateEDeliverySettingsRequest()
+      request.settings = try await edelivery.get()
+      request.privateKey = secret(windows(bagged + parameters + key))
+      let delivered = try await edelivery.update(request)
+      #expect(delivered.privateKeySet && delivered.keyFingerprint.hasPrefix("SHA256:"))
+      var download = Dms_Settings_V1_DownloadEDeliveryPrivateKeyRequest()
+      download.reason = "move to the new server"
+      #expect(try await edelivery.downloadPrivateKey(download).value == key)
       await client.close()
     }
   }
