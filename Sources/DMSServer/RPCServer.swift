@@ -61,6 +61,22 @@ public final class RPCServer: Service, Sendable {
 
   /// Listens and serves until a graceful shutdown or cancellation, then drains.
   public func run() async throws {
+    do {
+      try await serve()
+    } catch {
+      // Whatever stopped it before it listened (a TLS context that cannot be made, a
+      // cancellation) answers `localAddress()` too; once it listened, this does nothing.
+      address.fail(error)
+      throw error
+    }
+  }
+
+  deinit {
+    // Never run: nobody is left to ask, but the promise must be completed.
+    address.fail(CancellationError())
+  }
+
+  private func serve() async throws {
     let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
     var settings = Dms_Rpc_V1_Settings()
     settings.maxFrameSize = UInt32(clamping: configuration.limits.maxFrameSize)

@@ -66,9 +66,27 @@ struct DaemonConfiguration {
           certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
           privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
       } catch {
+        if let text = FileManager.default.contents(atPath: key),
+          String(decoding: text, as: UTF8.self).contains("ENCRYPTED")
+        {
+          throw ConfigurationError(
+            description:
+              "server.tls.key \(key) is encrypted: the server starts unattended, so give it the key without its passphrase (openssl pkey -in \(key) -out PLAIN.pem), readable by the server's user only"
+          )
+        }
         throw ConfigurationError(
           description:
             "server.tls.certificate \(certificate) / server.tls.key \(key): cannot load them as PEM (\(error))")
+      }
+      // The pair as the listener will use it: a key that is not the certificate's own is
+      // said now, not by every handshake failing later.
+      do {
+        _ = try NIOSSLContext(configuration: server.tls!)  // swift-format-ignore: NeverForceUnwrap
+      } catch {
+        throw ConfigurationError(
+          description:
+            "server.tls.key \(key) is not the private key of server.tls.certificate \(certificate) (the first certificate in the file must be the server's own) (\(error))"
+        )
       }
       if let clientCA {
         // Mutual TLS: the handshake fails unless the client presents a certificate

@@ -98,6 +98,26 @@ struct TLSTests {
     }
   }
 
+  @Test(
+    "a TLS context that cannot be made (another certificate's key) fails run() and localAddress(), which does not wait; a server never run goes without a trace"
+  )
+  func contextRefused() async throws {
+    let one = try Certificate.make()
+    let other = try Certificate.make()
+    defer { for made in [one, other] { try? FileManager.default.removeItem(at: made.folder) } }
+    var configuration = ServerConfiguration(serverName: "test")
+    configuration.port = 0
+    configuration.tls = TLSConfiguration.makeServerConfiguration(
+      certificateChain: try NIOSSLCertificate.fromPEMFile(one.certificate).map { .certificate($0) },
+      privateKey: .privateKey(try NIOSSLPrivateKey(file: other.key, format: .pem)))
+    let server = RPCServer(configuration: configuration, router: Router())
+    await #expect(throws: (any Error).self) { try await server.run() }
+    await #expect(throws: (any Error).self) { _ = try await server.localAddress() }
+    // Made and dropped without running (a start-up stopped before it): its address promise
+    // is completed, which a debug build of NIO checks as the server goes.
+    _ = RPCServer(configuration: ServerConfiguration(serverName: "test"), router: Router())
+  }
+
   @Test("a plaintext client on the TLS port and a client that does not trust the certificate both fail")
   func refusals() async throws {
     let certificate = try Certificate.make()

@@ -71,6 +71,21 @@ struct MutualTLSTests {
     let misconfigured = try await Tools.run(
       "dms-settingsd", ["--data-directory", data, "--server-tls-client-ca", pki + "/ca.pem"] + Daemon.hashCost)
     #expect(misconfigured.status == 78 && misconfigured.stderr.contains("server.tls.client-ca needs TLS"))
+    // Another certificate's key, and a key under a passphrase: said at start-up (78), not
+    // by every handshake failing later.
+    let encrypted = try await Tools.run(
+      "/usr/bin/openssl",
+      ["pkey", "-in", pki + "/server.key", "-aes256", "-passout", "pass:x", "-out", pki + "/enc.key"])
+    #expect(encrypted.status == 0, "\(encrypted)")
+    for (key, words) in [
+      (other + "/server.key", "is not the private key of server.tls.certificate"), (pki + "/enc.key", "is encrypted"),
+    ] {
+      let refused = try await Tools.run(
+        "dms-settingsd",
+        ["--data-directory", data, "--server-tls-certificate", pki + "/server.pem", "--server-tls-key", key]
+          + Daemon.hashCost, timeout: .seconds(30))
+      #expect(refused.status == 78 && refused.stderr.contains(words), "\(refused)")
+    }
     for path in [pki, other, data] { try? FileManager.default.removeItem(atPath: path) }
   }
 }
