@@ -203,6 +203,34 @@ struct PostgresBackendTests {
     await two.shutdown()
   }
 
+  @Test(
+    "an instance starting while another migrates waits for it, past the statement timeout, and says so in the log")
+  func waitsForAnotherMigration() async throws {
+    var options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    options.statementTimeout = .seconds(1)
+    // The migrations' lock ("DMSMIGR", PostgresMigrations.lock), held as another
+    // instance migrating would hold it: 4 s.
+    let lock: Int64 = 0x0444_4D53_4D49_4752
+    var owner = try #require(options.owner)
+    owner.user = "postgres"
+    let other = try await PostgresScratch.connect(owner)
+    defer { Task { try? await other.close() } }
+    _ = try await column(other, "SELECT pg_advisory_lock(\(lock))::text")
+    let release = Task {
+      try await Task.sleep(for: .seconds(4))
+      _ = try await column(other, "SELECT pg_advisory_unlock(\(lock))::text")
+    }
+    let log = InMemoryLogHandler()
+    let started = ContinuousClock.now
+    let store = try await PostgresSettingsStore.open(
+      options: options, secrets: SecretBox(key: testKey), logger: Logger(label: "dms.storage") { _ in log })
+    #expect(ContinuousClock.now - started >= .seconds(3), "it waited for the lock")
+    #expect(try await store.apiSystems().map(\.value.name) == ["HRM"])
+    #expect(log.entries.contains { $0.message.description.contains("another instance is migrating") })
+    try await release.value
+    await store.shutdown()
+  }
+
   /// Waits up to 5 s for `condition`.
   private func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .seconds(5)

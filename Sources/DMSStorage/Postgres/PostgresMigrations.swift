@@ -110,10 +110,19 @@ enum PostgresMigrations {
   /// migrate once.
   static let lock: Int64 = 0x0444_4D53_4D49_4752  // "DMSMIGR"
 
+  /// How long migrating may take, the wait for another instance's included: longer than
+  /// a call's statement timeout (`storage.postgres.statement-timeout-ms`), which a
+  /// migration on a large database, or the wait behind one, would outlast.
+  static let timeLimit: Duration = .seconds(600)
+
   /// Runs the migrations not yet recorded, under the advisory lock, each in its own
-  /// transaction.
+  /// transaction (`sql`: a connection whose watchdog allows `timeLimit`).
   static func migrate(_ sql: PostgresSession, logger: Logger) throws {
-    try sql.execute("SELECT pg_advisory_lock(?)", [lock])
+    try sql.execute("SET statement_timeout = \(timeLimit.milliseconds)")
+    if try sql.value(Bool.self, "SELECT pg_try_advisory_lock(?)", [lock]) != true {
+      logger.notice("storage: another instance is migrating the database; waiting for it")
+      try sql.execute("SELECT pg_advisory_lock(?)", [lock])
+    }
     defer { _ = try? sql.execute("SELECT pg_advisory_unlock(?)", [lock]) }
     try sql.execute("CREATE TABLE IF NOT EXISTS dms_migration (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     let done = Set(try sql.values(String.self, "SELECT name FROM dms_migration"))

@@ -137,8 +137,9 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
     return endpoint.tls == .prefer ? .prefer(context) : .require(context)
   }
 
-  /// A new connection as `endpoint`'s role (blocking: called on the store's threads).
-  func connect(_ endpoint: PostgresOptions.Endpoint) throws -> PostgresSession {
+  /// A new connection as `endpoint`'s role (blocking: called on the store's threads);
+  /// `watchdog`: how long a statement may go unanswered (default: the statement timeout).
+  func connect(_ endpoint: PostgresOptions.Endpoint, watchdog: Duration? = nil) throws -> PostgresSession {
     var configuration: PostgresConnection.Configuration
     if let socket = endpoint.socketDirectory {
       configuration = .init(
@@ -162,14 +163,14 @@ final class PostgresEngine: StoreEngine, @unchecked Sendable {
       logger: logger
     ).wait()
     return PostgresSession(
-      connection: connection, statements: statements, watchdog: options.statementTimeout, logger: logger)
+      connection: connection, statements: statements, watchdog: watchdog ?? options.statementTimeout, logger: logger)
   }
 
   /// Migrates (as the owner), grants the server's role its rights and warns when
   /// row-level security cannot bind it.
   func prepareDatabase() throws {
     let ownerEndpoint = options.owner ?? options.endpoint
-    let owner = try connect(ownerEndpoint)
+    let owner = try connect(ownerEndpoint, watchdog: PostgresMigrations.timeLimit)
     defer { owner.close() }
     try PostgresMigrations.migrate(owner, logger: logger)
     if ownerEndpoint.user != options.endpoint.user {
