@@ -162,14 +162,26 @@ struct Serve: AsyncParsableCommand {
 
 /// Opening the data folder's store, for every subcommand.
 enum StoreOpening {
-  /// The store of `loaded`'s data folder, migrated and in the configured mode; exits
-  /// 78 (configuration) or 74 (I/O) with the reason logged.
+  /// The store of `loaded`'s data folder, migrated and in the configured mode (on SQLite
+  /// with the folder locked to this process, `DataFolderLock`); exits 78
+  /// (configuration), 75 (the folder in use) or 74 (I/O) with the reason logged.
   static func open(
     _ loaded: DaemonConfiguration, logger: Logger, onCorruption: @escaping @Sendable () -> Void = {}
   ) async throws -> DatabaseStore {
     var storeOptions = SQLiteSettingsStore.Options()
     storeOptions.busyTimeout = loaded.busyTimeout
     storeOptions.onCorruption = onCorruption
+    if loaded.postgres == nil {
+      do {
+        try DataFolderLock.take(loaded.dataDirectory)
+      } catch let error as DataFolderLock.InUse {
+        logger.critical("\(error.description)")
+        throw ExitCode(75)  // EX_TEMPFAIL: once the other one stops, this one can start
+      } catch {
+        logger.critical("cannot lock the data folder \(loaded.dataDirectory): \(error)")
+        throw ExitCode(74)
+      }
+    }
     do {
       let (key, source) = try MasterKey.load(base64: loaded.masterKeyBase64, path: loaded.masterKeyFile)
       switch source {

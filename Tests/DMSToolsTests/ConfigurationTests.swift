@@ -186,6 +186,27 @@ struct ConfigurationTests {
     #expect(run.stderr.contains("unknown key settings.ksef-workmode"), "read, then refused for its key: \(run)")
   }
 
+  @Test(
+    "one process per SQLite data folder: a second server and bootstrap-admin beside a running one are refused (75) naming it; after a kill -9 the folder is free"
+  )
+  func oneProcessPerDataFolder() async throws {
+    let first = try await Daemon.start()
+    let second = try await Tools.run(
+      "dms-settingsd", ["--port", "0", "--data-directory", first.dataDirectory] + Daemon.hashCost,
+      timeout: .seconds(30))
+    #expect(second.status == 75, "\(second)")
+    #expect(second.stderr.contains("is in use by another dms-settingsd (pid "), "\(second)")
+    let bootstrap = try await Tools.run(
+      "dms-settingsd",
+      ["bootstrap-admin", "--login", "other", "--data-directory", first.dataDirectory] + Daemon.hashCost,
+      input: Daemon.password + "\n", timeout: .seconds(30))
+    #expect(bootstrap.status == 75 && bootstrap.stderr.contains("bootstrap-admin runs while the server is stopped"))
+    // A crash leaves no lock behind: the kernel's ends with the process.
+    try await first.kill()
+    let again = try await Daemon.start(dataDirectory: first.dataDirectory)
+    #expect(try await again.stop() == 0)
+  }
+
   @Test("a stray argument is refused with the form keys take")
   func strayArgument() async throws {
     let run = try await refused(["multi-company"])
