@@ -203,6 +203,16 @@ enum StoreOpening {
         store = try SQLiteSettingsStore(path: path, secrets: SecretBox(key: key), options: storeOptions, logger: logger)
         logger.info("storage: SQLite at \(path)")
       }
+      do {
+        try await store.verifyMasterKey()
+      } catch let mismatch as DatabaseStore.MasterKeyMismatch {
+        let made =
+          if case .createdFile = source { " (it was made at this start: the database's key is missing)" } else { "" }
+        logger.critical(
+          "\(mismatch.description)\(made): restore the key this database was written with (\(loaded.masterKeyFile), or storage.master-key)"
+        )
+        throw ExitCode(78)
+      }
       try await CompanyModeMigration.run(store: store, configuration: loaded.deployment, logger: logger)
       return store
     } catch let error as CompanyModeMigration.RefusedSwitch {

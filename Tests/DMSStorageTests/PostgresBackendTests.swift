@@ -189,6 +189,20 @@ struct PostgresBackendTests {
     }
   }
 
+  @Test("verifyMasterKey: the key the secrets were written with passes, another is refused (row-level security on)")
+  func masterKeyCheck() async throws {
+    let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))
+    let store = try await PostgresSettingsStore.open(options: options, secrets: SecretBox(key: testKey))
+    try await store.verifyMasterKey()  // nothing stored yet
+    _ = try await store.create("S", company("S"), secrets: [Company.Secret.ksefToken.rawValue: .set("token")])
+    try await store.verifyMasterKey()
+    await store.shutdown()
+    let other = try await PostgresSettingsStore.open(
+      options: options, secrets: SecretBox(key: SymmetricKey(size: .bits256)))
+    await #expect(throws: DatabaseStore.MasterKeyMismatch.self) { try await other.verifyMasterKey() }
+    await other.shutdown()
+  }
+
   @Test("two instances starting together on a new database migrate it once")
   func concurrentMigrations() async throws {
     let options = try await PostgresScratch.create(adminURL: try #require(PostgresScratch.adminURL))

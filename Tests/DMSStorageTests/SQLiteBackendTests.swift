@@ -76,7 +76,7 @@ struct SQLiteBackendTests {
     #expect(try await store.reveal(Company.self, field, of: a) == "a-secret")
   }
 
-  @Test("a wrong master key cannot read the secrets")
+  @Test("a wrong master key cannot read the secrets, and verifyMasterKey says so (nothing stored: nothing to check)")
   func wrongKey() async throws {
     let path = temporaryDatabasePath()
     let store = try SQLiteSettingsStore(path: path, secrets: SecretBox(key: testKey))
@@ -86,6 +86,12 @@ struct SQLiteBackendTests {
     await #expect(throws: StoreError.self) {
       _ = try await other.reveal(Company.self, field, of: a)
     }
+    // Said before it serves: the check at start-up.
+    try await store.verifyMasterKey()
+    await #expect(throws: DatabaseStore.MasterKeyMismatch.self) { try await other.verifyMasterKey() }
+    let empty = try SQLiteSettingsStore(
+      path: temporaryDatabasePath(), secrets: SecretBox(key: SymmetricKey(size: .bits256)))
+    try await empty.verifyMasterKey()
   }
 
   @Test("the database runs in WAL mode with synchronous=FULL; migrations are idempotent")

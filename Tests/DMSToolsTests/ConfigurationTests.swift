@@ -207,6 +207,40 @@ struct ConfigurationTests {
     #expect(try await again.stop() == 0)
   }
 
+  @Test(
+    "a master key that does not open the database's secrets (another one, or a new one made because it is missing) stops start-up (78) before anything is served or sealed"
+  )
+  func wrongMasterKey() async throws {
+    let daemon = try await Daemon.start()
+    let added = try await Tools.ctl(
+      daemon, "companies", "add", "ACME", "--name", "Acme", "--db-server", "sql01", "--db-name", "XL", "--db-user",
+      "dms",
+      "--operator-password-file", "-", input: "Op-Passw0rd\n")
+    #expect(added.status == 0, "\(added)")
+    #expect(try await daemon.stop() == 0)
+    let keyFile = daemon.dataDirectory + "/master.key"
+    let key = try String(contentsOfFile: keyFile, encoding: .utf8)
+    let write = { (text: String) throws in
+      try text.write(toFile: keyFile, atomically: true, encoding: .utf8)
+      try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
+    }
+    let start = { () async throws -> Tools.Run in
+      try await Tools.run(
+        "dms-settingsd", ["--port", "0", "--data-directory", daemon.dataDirectory] + Daemon.hashCost,
+        timeout: .seconds(30))
+    }
+    try write(Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString())
+    let other = try await start()
+    #expect(other.status == 78 && other.stderr.contains("the master key does not open this database's secrets"))
+    #expect(other.stderr.contains("of company"), "which secrets were tried: \(other)")
+    try FileManager.default.removeItem(atPath: keyFile)
+    let missing = try await start()
+    #expect(missing.status == 78 && missing.stderr.contains("the database's key is missing"), "\(missing)")
+    try write(key)
+    let restored = try await Daemon.start(dataDirectory: daemon.dataDirectory)
+    #expect(try await restored.stop() == 0)
+  }
+
   @Test("a stray argument is refused with the form keys take")
   func strayArgument() async throws {
     let run = try await refused(["multi-company"])
