@@ -26,10 +26,10 @@ enum PrivateKeyInspector {
   }
 
   /// The key as stored: its one private key block, without what surrounded it in the
-  /// file (a certificate, EC parameters, openssl's "Bag Attributes"); nil when `pem` is
-  /// not a key taken (`fingerprint`).
+  /// file (a certificate, EC parameters, openssl's "Bag Attributes"); nil when there is
+  /// not exactly one (whether it is a key taken is `fingerprint`'s and `SigningKey`'s).
   static func stored(pem: String) -> String? {
-    guard SigningKey(pem: pem) != nil, case .one(let block) = PEMText.privateKey(in: pem) else { return nil }
+    guard case .one(let block) = PEMText.privateKey(in: pem) else { return nil }
     return block
   }
 
