@@ -25,13 +25,32 @@ enum DataFolderLock {
     }
   }
 
+  /// The folder cannot be used: not a folder, or not made or written in.
+  struct Unusable: Error, CustomStringConvertible {
+    let description: String
+  }
+
   /// Takes the lock on `folder` (made when missing) for the rest of the process's life.
   static func take(_ folder: String) throws {
-    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) {
+      guard isFolder.boolValue else {
+        throw Unusable(description: "storage.data-directory \(folder) is a file, not a folder")
+      }
+    } else {
+      do {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+      } catch {
+        // Tried again for the reason in the system's words (Foundation wraps it).
+        if mkdir(folder, 0o700) != 0 {
+          throw Unusable(description: "cannot make the data folder \(folder): \(String(cString: strerror(errno)))")
+        }
+      }
+    }
     let path = (folder as NSString).appendingPathComponent("dms-settingsd.lock")
     let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
-      throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+      throw Unusable(description: "cannot write in the data folder \(folder): \(String(cString: strerror(errno)))")
     }
     guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
       var bytes = [UInt8](repeating: 0, count: 32)

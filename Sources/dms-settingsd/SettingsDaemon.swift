@@ -178,7 +178,7 @@ enum StoreOpening {
         logger.critical("\(error.description)")
         throw ExitCode(75)  // EX_TEMPFAIL: once the other one stops, this one can start
       } catch {
-        logger.critical("cannot lock the data folder \(loaded.dataDirectory): \(error)")
+        logger.critical("\(error)")
         throw ExitCode(74)
       }
     }

@@ -201,6 +201,12 @@ struct ConfigurationTests {
       ["bootstrap-admin", "--login", "other", "--data-directory", first.dataDirectory] + Daemon.hashCost,
       input: Daemon.password + "\n", timeout: .seconds(30))
     #expect(bootstrap.status == 75 && bootstrap.stderr.contains("bootstrap-admin runs while the server is stopped"))
+    // A file where the folder should be: said in plain words.
+    let file = Tools.temporaryDirectory() + "/not-a-folder"
+    FileManager.default.createFile(atPath: file, contents: Data())
+    let notFolder = try await Tools.run(
+      "dms-settingsd", ["--port", "0", "--data-directory", file] + Daemon.hashCost, timeout: .seconds(30))
+    #expect(notFolder.status == 74 && notFolder.stderr.contains("is a file, not a folder"), "\(notFolder)")
     // A crash leaves no lock behind: the kernel's ends with the process.
     try await first.kill()
     let again = try await Daemon.start(dataDirectory: first.dataDirectory)
