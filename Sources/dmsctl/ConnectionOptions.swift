@@ -66,7 +66,9 @@ struct ConnectionOptions: ParsableArguments {
     return SessionFile(host: host, port: port)
   }
 
-  func makeClient(signedIn: Bool = true) throws -> RPCClient {
+  /// A client for the servers given; `signedIn`: with the session saved (or `DMS_TOKEN`),
+  /// `anySession`: even from a file others may read (`dmsctl logout`).
+  func makeClient(signedIn: Bool = true, anySession: Bool = false) throws -> RPCClient {
     let servers = try endpoints()
     let (host, port) = (servers[0].host, servers[0].port)
     guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
@@ -98,7 +100,8 @@ struct ConnectionOptions: ParsableArguments {
         connectTimeout: callTimeout,
         connectAttempts: 1,
         userAgent: "dmsctl/\(Release.version)",
-        credentials: signedIn ? SessionFile(host: host, port: port).token().map { .token($0) } : nil
+        credentials: signedIn
+          ? try SessionFile(host: host, port: port).token(allowingOthers: anySession).map { .token($0) } : nil
       )
     )
   }
@@ -107,9 +110,10 @@ struct ConnectionOptions: ParsableArguments {
   /// the server exits 3; a failed call prints its status and exits 1 (docs/CLI.md).
   /// `flags` names the request's fields in messages to people.
   func withClient(
-    flags: FlagNames = FlagNames(), signedIn: Bool = true, _ body: (RPCClient) async throws -> Void
+    flags: FlagNames = FlagNames(), signedIn: Bool = true, anySession: Bool = false,
+    _ body: (RPCClient) async throws -> Void
   ) async throws {
-    let client = try makeClient(signedIn: signedIn)
+    let client = try makeClient(signedIn: signedIn, anySession: anySession)
     do {
       _ = try await client.serverSettings(timeout: callTimeout)
     } catch {

@@ -24,9 +24,21 @@ struct SessionFile {
       "session-\(safeHost)-\(port)")
   }
 
-  /// The token calls carry: `DMS_TOKEN`, else the saved one, else nil.
-  func token() -> String? {
+  /// The token calls carry: `DMS_TOKEN`, else the saved one, else nil. A saved file that
+  /// others may read is refused, as ssh refuses such a key: the token in it may have been
+  /// copied (`allowingOthers`: `dmsctl logout`, which ends it).
+  func token(allowingOthers: Bool = false) throws -> String? {
     if let token = ProcessInfo.processInfo.environment["DMS_TOKEN"], !token.isEmpty { return token }
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    let mode = info.st_mode & 0o777
+    if !allowingOthers, mode & 0o077 != 0 {
+      var stderr = StandardError()
+      print(
+        "dmsctl: the session file \(path) may be read by others (mode \(String(mode, radix: 8))): anyone on this "
+          + "machine could use the session in it. End it with dmsctl logout, then sign in again.", to: &stderr)
+      throw Output.Exit.usage
+    }
     guard let data = FileManager.default.contents(atPath: path) else { return nil }
     let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     return token.isEmpty ? nil : token

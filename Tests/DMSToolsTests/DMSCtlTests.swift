@@ -114,6 +114,27 @@ struct DMSCtlTests {
     }
   }
 
+  @Test(
+    "a session file others may read is refused (2), as ssh refuses such a key; logout still ends that session on the server"
+  )
+  func sessionFileReadableByOthers() async throws {
+    try await withDaemon { daemon in
+      let file = daemon.configHome + "/dmsctl/session-127.0.0.1-\(daemon.port)"
+      let token = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+      try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
+      let refused = try await Tools.ctl(daemon, "whoami")
+      #expect(refused.status == 2 && refused.stderr.contains("may be read by others (mode 644)"), "\(refused)")
+      let logout = try await Tools.ctl(daemon, "logout")
+      #expect(logout.status == 0 && logout.stdout.contains("signed out"), "\(logout)")
+      #expect(!FileManager.default.fileExists(atPath: file))
+      // Ended on the server, not only forgotten: the copied token no longer works.
+      var environment = daemon.environment
+      environment["DMS_TOKEN"] = token
+      let copied = try await Tools.run("dmsctl", ["whoami"], environment: environment)
+      #expect(copied.status == 1 && copied.stderr.contains("UNAUTHENTICATED"), "\(copied)")
+    }
+  }
+
   @Test("usage errors show the subcommand's own usage, on stderr, exit 2")
   func usageOfTheSubcommand() async throws {
     try await withDaemon { daemon in

@@ -94,11 +94,12 @@ struct Logout: AsyncParsableCommand {
 
   func run() async throws {
     let file = try connection.sessionFile()
-    guard file.token() != nil else {
+    // A session file others could read is the one to end first.
+    guard try file.token(allowingOthers: true) != nil else {
       Output.line("not signed in")
       return
     }
-    try await connection.withClient { client in
+    try await connection.withClient(anySession: true) { client in
       do {
         _ = try await Dms_Auth_V1_Auth.Client(client).logout(options: connection.callOptions)
       } catch let error as RPCError where error.code == .unauthenticated {
