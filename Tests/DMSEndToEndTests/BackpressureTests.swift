@@ -111,11 +111,13 @@ struct BackpressureTests {
       // both sides hold plus one read batch, not an ever-growing backlog.
       #expect(clock.now - lastProgress >= .seconds(1), "the server kept reading a client that never reads")
       #expect(sent < 64 << 20, "\(sent) bytes taken")
-      // Everyone else is served meanwhile.
+      // Everyone else is served meanwhile (each check within 10 s: a server stuck behind
+      // the flooder would never answer, and the whole suite in parallel once took more
+      // than 2 s).
       let client = server.client()
       for _ in 0..<20 {
         #expect(
-          try await Dms_Rpc_V1_Health.Client(client).check(options: CallOptions(timeout: .seconds(2))).status
+          try await Dms_Rpc_V1_Health.Client(client).check(options: CallOptions(timeout: .seconds(10))).status
             == .serving)
       }
       await client.close()
