@@ -16,8 +16,8 @@ enum PEMFile {
     }
     try? handle.close()
     if let text = String(validating: data, as: UTF8.self), !text.contains("\0") { return text }
-    if derCertificate, let certificate = try? NIOSSLCertificate(bytes: Array(data), format: .der) {
-      return pem(der: (try? certificate.toDERBytes()) ?? Array(data), discriminator: "CERTIFICATE")
+    if derCertificate, (try? NIOSSLCertificate(bytes: Array(data), format: .der)) != nil {
+      return pem(der: Array(data), discriminator: "CERTIFICATE")
     }
     throw ValidationError(
       "\(option): \(path) is not PEM text. From a .pfx or .p12: openssl pkcs12 -in FILE -nodes -out FILE.pem; "

@@ -104,9 +104,9 @@ public struct CompaniesService: Dms_Settings_V1_Companies.ServiceProtocol {
       rule: "ERP-17", maxLength: TextLimits.pem, into: &v)
     switch keyChange {
     case .set(let pem):
-      if let fingerprint = PrivateKeyInspector.fingerprint(pem: pem), let block = PrivateKeyInspector.stored(pem: pem) {
-        company.eDeliveryKeyFingerprint = fingerprint
-        keyChange = .set(block)
+      if let key = PrivateKeyInspector.inspect(pem: pem) {
+        company.eDeliveryKeyFingerprint = key.fingerprint
+        keyChange = .set(key.stored)
       } else if !pem.isEmpty {
         v.add("secrets.edelivery_private_key", "ERP-17", PrivateKeyInspector.refusal(pem: pem))
       }

@@ -25,19 +25,23 @@ enum PrivateKeyInspector {
     }
   }
 
-  /// The key as stored: its one private key block, without what surrounded it in the
-  /// file (a certificate, EC parameters, openssl's "Bag Attributes"); nil when there is
-  /// not exactly one (whether it is a key taken is `fingerprint`'s and `SigningKey`'s).
-  static func stored(pem: String) -> String? {
-    guard case .one(let block) = PEMText.privateKey(in: pem) else { return nil }
-    return block
+  /// A private key as saved: the key, its one private key block as stored (without what
+  /// surrounded it in the file: a certificate, EC parameters, openssl's "Bag
+  /// Attributes"), and its public key's fingerprint.
+  struct Inspected {
+    let key: SigningKey
+    let stored: String
+
+    /// "SHA256:" and hex, of the public key (DER).
+    var fingerprint: String {
+      "SHA256:" + SHA256.hash(data: key.publicKeyDER).map { String(format: "%02x", $0) }.joined()
+    }
   }
 
-  /// The key's public-key fingerprint, "SHA256:" and hex, or nil when `pem` is not
-  /// an RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key in PEM.
-  static func fingerprint(pem: String) -> String? {
-    guard let key = SigningKey(pem: pem) else { return nil }
-    let digest = SHA256.hash(data: key.publicKeyDER)
-    return "SHA256:" + digest.map { String(format: "%02x", $0) }.joined()
+  /// The key of `pem`, or nil when it is not one RSA (2048 bits or more) or EC (P-256,
+  /// P-384, P-521) private key in PEM (`refusal` says why).
+  static func inspect(pem: String) -> Inspected? {
+    guard case .one(let block) = PEMText.privateKey(in: pem), let key = SigningKey(pem: block) else { return nil }
+    return Inspected(key: key, stored: block)
   }
 }

@@ -33,9 +33,9 @@ extension EDeliveryService {
       maxLength: TextLimits.pem, into: &v)
     switch change {
     case .set(let pem):
-      if let fingerprint = PrivateKeyInspector.fingerprint(pem: pem), let block = PrivateKeyInspector.stored(pem: pem) {
-        section.keyFingerprint = fingerprint
-        change = .set(block)
+      if let key = PrivateKeyInspector.inspect(pem: pem) {
+        section.keyFingerprint = key.fingerprint
+        change = .set(key.stored)
       } else {
         v.add("private_key", rules.eDeliveryPrivateKey, PrivateKeyInspector.refusal(pem: pem))
       }

@@ -44,7 +44,7 @@ public struct EDeliveryService: Dms_Settings_V1_EDelivery.ServiceProtocol {
     v.require(systemName.count <= 256, "system_name", "INT-6", "must be at most 256 characters")
     if !key.isEmpty {
       v.require(
-        key.utf8.count <= 16_384 && PrivateKeyInspector.fingerprint(pem: key) != nil, "private_key", "INT-7",
+        key.utf8.count <= 16_384 && PrivateKeyInspector.inspect(pem: key) != nil, "private_key", "INT-7",
         "must be an RSA or EC private key in PEM")
     }
     try v.check()

@@ -131,11 +131,11 @@ enum KSeFCertificateRules {
     certificate.thumbprint = file.thumbprint
     switch key {
     case .set(let pem):
-      if let signing = SigningKey(pem: pem), let block = PrivateKeyInspector.stored(pem: pem) {
+      if let given = PrivateKeyInspector.inspect(pem: pem) {
         v.require(
-          file.isOwn(signing), keyField, KSeFCertificate.rule,
+          file.isOwn(given.key), keyField, KSeFCertificate.rule,
           "is not the private key of the certificate (\(file.subject))")
-        key = .set(block)
+        key = .set(given.stored)
       } else {
         v.add(keyField, KSeFCertificate.rule, PrivateKeyInspector.refusal(pem: pem))
       }
