@@ -236,17 +236,19 @@ let package = Package(
       ],
       exclude: ["Fixtures"]
     ),
+    // What the test targets share: starting child processes (ChildProcess).
+    .target(name: "DMSTestSupport", path: "Tests/DMSTestSupport"),
     // The built executables (dms-settingsd, dmsctl) run as an operator runs them:
     // configuration, exit codes, output for scripts, the README's first session.
     .testTarget(
       name: "DMSToolsTests",
-      dependencies: ["DMSRPC"]
+      dependencies: ["DMSRPC", "DMSTestSupport"]
     ),
     .testTarget(
       name: "DMSEndToEndTests",
       dependencies: [
         "DMSServer", "DMSServices", "DMSStorage", "DMSDomain", "DMSClient", "DMSStubs", "DMSRPC", "DMSMessages",
-        "DMSWire", "DMSMailTransport",
+        "DMSWire", "DMSMailTransport", "DMSTestSupport",
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "NIOCore", package: "swift-nio"),

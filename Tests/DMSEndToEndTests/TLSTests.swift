@@ -2,6 +2,7 @@ import DMSClient
 import DMSRPC
 import DMSServer
 import DMSStubs
+import DMSTestSupport
 import Foundation
 import NIOSSL
 import Testing
@@ -18,7 +19,7 @@ struct TLSTests {
     static func make(subjectAltName: String = "DNS:localhost,IP:127.0.0.1") throws -> Certificate {
       let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dms-tls-\(UUID().uuidString)")
       try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-      let process = Process()
+      let process = ChildProcess()
       process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
       process.arguments = [
         "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -59,7 +60,7 @@ struct TLSTests {
         open(sys.argv[1] + "/key.pem", "wb").write(key.private_bytes(
           serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         """
-      let process = Process()
+      let process = ChildProcess()
       process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
       process.arguments = ["python3", "-c", script, folder.path]
       try process.run()

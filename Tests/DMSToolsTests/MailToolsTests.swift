@@ -1,3 +1,4 @@
+import DMSTestSupport
 import Foundation
 import Testing
 
@@ -6,7 +7,7 @@ import Testing
 final class PythonServer: @unchecked Sendable {  // immutable after init, but for the process
   let port: Int
   let folder: String
-  private let process = Process()
+  private let process = ChildProcess()
   private let input = Pipe()
 
   init(_ script: String, _ arguments: [String] = []) throws {

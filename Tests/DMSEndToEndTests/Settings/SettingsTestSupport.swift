@@ -2,6 +2,7 @@ import DMSClient
 import DMSMessages
 import DMSRPC
 import DMSStubs
+import DMSTestSupport
 import Foundation
 import Testing
 
@@ -41,7 +42,7 @@ func rules(_ error: RPCError?) -> [String] {
 
 /// A private key made with openssl: `ec` (P-256) or `rsa` (`bits`, 2048 by default).
 func makePrivateKeyPEM(_ kind: String, bits: Int = 2048) throws -> String {
-  let process = Process()
+  let process = ChildProcess()
   process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
   process.arguments =
     kind == "rsa"

@@ -1,3 +1,4 @@
+import DMSTestSupport
 import Foundation
 import Testing
 
@@ -38,7 +39,7 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
   let folder: URL
   /// The certificate the server presents (PEM), for TLS modes.
   let certificatePEM: String
-  private let process: Process
+  private let process: ChildProcess
   private let input: Pipe
 
   init(
@@ -71,7 +72,7 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
     if let password { arguments += ["--password", password] }
     if let bearer { arguments += ["--bearer", bearer] }
     if let bearerFile { arguments += ["--bearer-file", bearerFile] }
-    process = Process()
+    process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
     process.arguments = arguments
     input = Pipe()
@@ -157,7 +158,7 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
 
   @discardableResult
   static func run(_ executable: String, _ arguments: [String]) throws -> Data {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let pipe = Pipe()
@@ -176,7 +177,7 @@ final class HTTPSStandIn: @unchecked Sendable {  // immutable after start, but f
   let port: Int
   let folder: URL
   let certificatePEM: String
-  private let process = Process()
+  private let process = ChildProcess()
   private let input = Pipe()
 
   var origin: String { "https://127.0.0.1:\(port)" }

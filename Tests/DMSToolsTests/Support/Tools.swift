@@ -1,3 +1,4 @@
+import DMSTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -61,7 +62,7 @@ enum Tools {
     FileManager.default.createFile(atPath: outPath, contents: nil)
     FileManager.default.createFile(atPath: errPath, contents: nil)
     FileManager.default.createFile(atPath: inPath, contents: Data((input ?? "").utf8))
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL =
       tool.hasPrefix("/") ? URL(fileURLWithPath: tool) : binDirectory.appendingPathComponent(tool)
     process.arguments = arguments
@@ -87,7 +88,7 @@ enum Tools {
   struct Streaming {
     let lines: LineReader
     let exit: Task<Int32, any Error>
-    let process: Process
+    let process: ChildProcess
 
     /// Ctrl-C, then the exit status.
     func interrupt() async throws -> Int32 {
@@ -100,7 +101,7 @@ enum Tools {
   /// standard error is dropped.
   static func startCtl(_ arguments: [String], server: Daemon) -> Streaming {
     let pipe = Pipe()
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = binDirectory.appendingPathComponent("dmsctl")
     process.arguments = arguments
     process.environment = cleanEnvironment.merging(server.environment) { $1 }
@@ -111,7 +112,7 @@ enum Tools {
   }
 
   /// Starts `process` and waits for its exit status; terminates it after `timeout`.
-  static func finish(_ process: Process, timeout: Duration) async throws -> Int32 {
+  static func finish(_ process: ChildProcess, timeout: Duration) async throws -> Int32 {
     let watchdog = Task {
       try await Task.sleep(for: timeout)
       process.terminate()
@@ -150,12 +151,10 @@ final class Daemon: Sendable {
   var environment: [String: String] {
     ["DMS_SERVER": "127.0.0.1:\(port)", "XDG_CONFIG_HOME": configHome]
   }
-  // Process is a reference type Foundation does not mark Sendable; only terminate(),
-  // processIdentifier and isRunning are used after start, which are safe from any thread.
-  nonisolated(unsafe) private let process: Process
+  private let process: ChildProcess
   private let exit: Task<Int32, any Error>
 
-  private init(process: Process, port: Int, dataDirectory: String, logPath: String, exit: Task<Int32, any Error>) {
+  private init(process: ChildProcess, port: Int, dataDirectory: String, logPath: String, exit: Task<Int32, any Error>) {
     self.process = process
     self.port = port
     self.dataDirectory = dataDirectory
@@ -193,7 +192,7 @@ final class Daemon: Sendable {
   private static func launch(_ arguments: [String], port: Int, data: String) async throws -> Daemon {
     let logPath = data + "/daemon-\(UUID().uuidString).log"
     FileManager.default.createFile(atPath: logPath, contents: nil)
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = Tools.binDirectory.appendingPathComponent("dms-settingsd")
     process.arguments = ["--port", String(port), "--data-directory", data] + arguments
     process.environment = Tools.cleanEnvironment
