@@ -92,7 +92,7 @@ public final class PasswordHasher: Sendable {
 
   /// The parameters new hashes get.
   public let parameters: Parameters
-  private let workers: HashingThreads
+  let workers: HashingThreads
   /// Derivations run so far (tests: a sign-in with an unknown login runs one too).
   let derivations = Atomic<Int>(0)
 
@@ -161,8 +161,9 @@ public final class PasswordHasher: Sendable {
   }
 }
 
-/// A few threads of their own that run jobs in order of submission; they live as long
-/// as the process (one hasher per server).
+/// A few threads of their own that run jobs in order of submission. They end once the
+/// hasher holding them is gone and the jobs already submitted are done (a process that
+/// makes many hashers, as the tests do, kept two idle threads for each: 1,200 at once).
 final class HashingThreads: Sendable {
   private let jobs = JobQueue()
 
@@ -170,12 +171,16 @@ final class HashingThreads: Sendable {
     for index in 0..<count {
       let thread = Thread { [jobs] in
         Thread.current.threadDictionary[Self.marker] = true
-        while true { jobs.next()() }
+        jobs.threadStarted()
+        while let job = jobs.next() { job() }
+        jobs.threadEnded()
       }
       thread.name = "dms-password-hashing-\(index)"
       thread.start()
     }
   }
+
+  deinit { jobs.close() }
 
   /// Set in each hashing thread's dictionary.
   static let marker = "dms.password-hashing"
@@ -187,11 +192,17 @@ final class HashingThreads: Sendable {
     jobs.append(job)
   }
 
+  /// How many of these threads are running (tests: they end with their owner). A
+  /// closure, so that it can be read after this object is gone.
+  var runningThreads: @Sendable () -> Int { { [jobs] in jobs.running } }
+
   /// Jobs waiting for a thread.
-  // NSCondition guards `pending`: every access holds its lock.
+  // NSCondition guards `pending`, `closed` and `running`: every access holds its lock.
   private final class JobQueue: @unchecked Sendable {
     private let condition = NSCondition()
     private var pending: [@Sendable () -> Void] = []
+    private var closed = false
+    private var started = 0
 
     func append(_ job: @escaping @Sendable () -> Void) {
       condition.lock()
@@ -200,11 +211,38 @@ final class HashingThreads: Sendable {
       condition.unlock()
     }
 
-    func next() -> @Sendable () -> Void {
+    /// The next job; nil once closed and nothing is left.
+    func next() -> (@Sendable () -> Void)? {
       condition.lock()
       defer { condition.unlock() }
-      while pending.isEmpty { condition.wait() }
-      return pending.removeFirst()
+      while pending.isEmpty && !closed { condition.wait() }
+      return pending.isEmpty ? nil : pending.removeFirst()
+    }
+
+    /// No more jobs will come: the threads end when the queue is empty.
+    func close() {
+      condition.lock()
+      closed = true
+      condition.broadcast()
+      condition.unlock()
+    }
+
+    func threadStarted() {
+      condition.lock()
+      started += 1
+      condition.unlock()
+    }
+
+    func threadEnded() {
+      condition.lock()
+      started -= 1
+      condition.unlock()
+    }
+
+    var running: Int {
+      condition.lock()
+      defer { condition.unlock() }
+      return started
     }
   }
 }

@@ -83,6 +83,23 @@ struct PasswordTests {
     #expect(running.state.withLock { $0.most } == 2)
   }
 
+  @Test("a hasher's threads end once the hasher is gone, after the work it was given")
+  func threadsEndWithTheHasher() async throws {
+    var hasher: PasswordHasher? = PasswordHasher(parameters: .init(logN: 10, blockSize: 8, parallelism: 1))
+    let running = try #require(hasher).workers.runningThreads
+    _ = try await hasher?.hash("a password")
+    try await eventually { running() == 2 }
+    // Given a job and dropped at once: the job still runs, then the threads end.
+    let ran = Mutex(false)
+    hasher?.workers.submit {
+      Thread.sleep(forTimeInterval: 0.2)
+      ran.withLock { $0 = true }
+    }
+    hasher = nil
+    try await eventually { running() == 0 }
+    #expect(ran.withLock { $0 })
+  }
+
   @Test(
     "the password policy names what to change",
     arguments: [
