@@ -35,7 +35,9 @@ struct ShutdownTests {
     #expect(refused.callID == 2)
     #expect(try RawFrame.status(of: refused).code == StatusCode.unavailable.rawValue)
 
-    let finished = try await connection.readFrame()
+    // The call's own 10 s, and room for a loaded machine's late timers (readFrame's
+    // default 10 s raced the call's end).
+    let finished = try await connection.readFrame(timeout: .seconds(40))
     #expect(finished.callID == 1)
     #expect(try RawFrame.status(of: finished).code == 0, "the open call ran to completion")
     _ = try await connection.readUntilClosed()

@@ -109,7 +109,11 @@ struct TestServer {
       healthAfterStart.withLock { $0 }?.setStatus(.notServing)
     }
     try await CompanyModeMigration.run(store: store, configuration: deployment, logger: logger)
-    let health = HealthService(probes: ["dms.settings.v1.storage": { await store.isHealthy() }])
+    // Weak: the store holds this health service through onCorruption, and a cycle
+    // kept every test's database open to the end of the run (1,000 descriptors).
+    let health = HealthService(probes: [
+      "dms.settings.v1.storage": { [weak store] in await store?.isHealthy() ?? false }
+    ])
     healthAfterStart.withLock { $0 = health }
     let probe = TestService.Probe()
     let hasher = PasswordHasher(parameters: cheap)
@@ -202,10 +206,13 @@ struct TestServer {
   }
 
   /// A client of this server, signed in as the administrator `tester` (set
-  /// `credentials` to nil in `configure` for none).
+  /// `credentials` to nil in `configure` for none). It gives this server 30 s, not the
+  /// library's 5 s, to send its preface: the server is known to be one, and a loaded
+  /// machine running the suites side by side has taken more than 5 s to schedule it.
   func client(_ configure: (inout ClientConfiguration) -> Void = { _ in }) -> RPCClient {
     var configuration = ClientConfiguration(
-      host: "127.0.0.1", port: port, connectAttempts: 1, credentials: .token(adminToken))
+      host: "127.0.0.1", port: port, connectTimeout: .seconds(30), connectAttempts: 1,
+      credentials: .token(adminToken))
     configure(&configuration)
     return RPCClient(configuration: configuration)
   }
