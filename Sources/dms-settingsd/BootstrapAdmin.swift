@@ -37,11 +37,19 @@ struct BootstrapAdmin: AsyncParsableCommand {
     }
     let password = line.hasSuffix("\r") ? String(line.dropLast()) : line
     let store = try await StoreOpening.open(loaded, logger: logger)
+    let outcome: Result<InitialAdministrator.Outcome, any Error>
     do {
-      let outcome = try await InitialAdministrator.bootstrap(
-        login: login, password: password, store: store, hasher: loaded.passwordHasher,
-        policy: loaded.security.passwordPolicy)
-      let what = outcome == .created ? "created the administrator" : "reset the password of the administrator"
+      outcome = .success(
+        try await InitialAdministrator.bootstrap(
+          login: login, password: password, store: store, hasher: loaded.passwordHasher,
+          policy: loaded.security.passwordPolicy))
+    } catch {
+      outcome = .failure(error)
+    }
+    // The change in settings.sqlite itself, not only in its log (a copy of the folder).
+    await StoreOpening.close(store, logger: logger)
+    do {
+      let what = try outcome.get() == .created ? "created the administrator" : "reset the password of the administrator"
       print("dms-settingsd bootstrap-admin: \(what) \(login)")
     } catch let error as ValidationFailure {
       for violation in error.violations {

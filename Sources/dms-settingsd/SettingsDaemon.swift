@@ -156,12 +156,31 @@ struct Serve: AsyncParsableCommand {
         logger: logger
       )
     )
-    try await group.run()
+    do {
+      try await group.run()
+    } catch {
+      await StoreOpening.close(store, logger: logger)
+      throw error
+    }
+    await StoreOpening.close(store, logger: logger)
   }
 }
 
-/// Opening the data folder's store, for every subcommand.
+/// Opening the data folder's store, for every subcommand, and closing it.
 enum StoreOpening {
+  /// Closes `store` once nothing uses it: SQLite writes its log into `settings.sqlite`
+  /// (a stopped server's folder is then a complete copy), PostgreSQL's connections end.
+  static func close(_ store: DatabaseStore, logger: Logger) async {
+    if let sqlite = store as? SQLiteSettingsStore {
+      do {
+        try await sqlite.close()
+      } catch {
+        logger.warning("storage: closing the database: \(error); the next start finishes it")
+      }
+    }
+    await (store as? PostgresSettingsStore)?.shutdown()
+  }
+
   /// The store of `loaded`'s data folder, migrated and in the configured mode (on SQLite
   /// with the folder locked to this process, `DataFolderLock`); exits 78
   /// (configuration), 75 (the folder in use) or 74 (I/O) with the reason logged.

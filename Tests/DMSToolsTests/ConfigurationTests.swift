@@ -247,6 +247,33 @@ struct ConfigurationTests {
     #expect(try await restored.stop() == 0)
   }
 
+  @Test(
+    "a stopped server's whole database is in settings.sqlite, none left in its log: that file with master.key is a backup"
+  )
+  func stoppedFolderIsABackup() async throws {
+    let daemon = try await Daemon.start()
+    let added = try await Tools.ctl(
+      daemon, "companies", "add", "ACME", "--name", "Acme", "--db-server", "sql01", "--db-name", "XL", "--db-user",
+      "dms", "--operator-password-file", "-", input: "Op-Passw0rd\n")
+    #expect(added.status == 0, "\(added)")
+    #expect(try await daemon.stop() == 0)
+    let wal = daemon.dataDirectory + "/settings.sqlite-wal"
+    let left = (try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0
+    #expect(left == 0, "the log still holds \(left) bytes")
+    // What an operator copies: the database file and the key, nothing else.
+    let copy = Tools.temporaryDirectory()
+    for name in ["settings.sqlite", "master.key"] {
+      try FileManager.default.copyItem(atPath: daemon.dataDirectory + "/" + name, toPath: copy + "/" + name)
+    }
+    let restored = try await Daemon.start(dataDirectory: copy)
+    let shown = try await Tools.ctl(restored, "companies", "show", "ACME")
+    #expect(shown.status == 0 && shown.stdout.contains("Acme"), "\(shown)")
+    // The secret opens with the copied key.
+    let secret = try await Tools.ctl(restored, "companies", "reveal", "ACME", "operator-password", "--reason", "backup")
+    #expect(secret.status == 0 && secret.stdout.contains("Op-Passw0rd"), "\(secret)")
+    #expect(try await restored.stop() == 0)
+  }
+
   @Test("a stray argument is refused with the form keys take")
   func strayArgument() async throws {
     let run = try await refused(["multi-company"])

@@ -62,6 +62,20 @@ public final class SQLiteSettingsStore: DatabaseStore, @unchecked Sendable {
       loaded: loaded, maxBatch: options.maxBatch, logger: logger)
   }
 
+  /// Writes the write-ahead log into the database file and closes the connections, once
+  /// nothing uses the store any more (the server has stopped). Until then the newest
+  /// commits may be in `settings.sqlite-wal` alone: a stopped server whose folder was
+  /// copied as `settings.sqlite` alone gave an empty database. After this, that file holds
+  /// everything (with `master.key`, a backup: docs/STORAGE.md).
+  public func close() async throws {
+    do {
+      try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+      try pool.close()
+    } catch {
+      throw SQLiteFailure.map(error)
+    }
+  }
+
   /// `PRAGMA synchronous` of the store's connections (2 = FULL), for tests and
   /// diagnostics.
   public func synchronousMode() async throws -> Int {
