@@ -28,12 +28,24 @@ struct DMSCtl: AsyncParsableCommand {
   /// Parses and runs a command with the exit codes of docs/CLI.md: 0 done, 1 an RPC
   /// error, 2 usage, 3 cannot connect.
   static func main() async {
-    let arguments = Self.movingConnectionOptions(Array(CommandLine.arguments.dropFirst()))
+    let given = Array(CommandLine.arguments.dropFirst())
+    let arguments = Self.movingConnectionOptions(given)
     let json = arguments.prefix { $0 != "--" }.contains("--json")
     var command: any ParsableCommand
     do {
       command = try parseAsRoot(arguments)
     } catch {
+      // A mistyped subcommand leaves the connection options where no command takes
+      // them, and the parser named the first of those ("Unknown option '--server'" for
+      // `dmsctl --server h helth`): the words alone say what is wrong.
+      let words = Self.movingConnectionOptions(given, keep: false)
+      if words != arguments {
+        do {
+          _ = try parseAsRoot(words)
+        } catch let wordsError {
+          exitForParser(wordsError, json: json)
+        }
+      }
       exitForParser(error, json: json)
     }
     do {
@@ -71,8 +83,9 @@ struct DMSCtl: AsyncParsableCommand {
 
   /// Connection options written anywhere before the command's last word (or before
   /// `--`), moved to the end, where the (sub)command's parser reads them: `dmsctl
-  /// companies --server X list` works as `dmsctl companies list --server X`.
-  static func movingConnectionOptions(_ arguments: [String]) -> [String] {
+  /// companies --server X list` works as `dmsctl companies list --server X`. With
+  /// `keep` false, they are left out.
+  static func movingConnectionOptions(_ arguments: [String], keep: Bool = true) -> [String] {
     let withValue: Set = ["--server", "--ca", "--server-name", "--cert", "--key", "--timeout"]
     let flags: Set = ["--json", "--tls"]
     var moved: [String] = []
@@ -96,6 +109,7 @@ struct DMSCtl: AsyncParsableCommand {
         index += 1
       }
     }
+    if !keep { moved = [] }
     guard let separator = rest.firstIndex(of: "--") else { return rest + moved }
     return Array(rest[..<separator]) + moved + rest[separator...]
   }

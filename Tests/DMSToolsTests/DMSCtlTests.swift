@@ -151,6 +151,23 @@ struct DMSCtlTests {
     }
   }
 
+  @Test("a mistyped subcommand is named, wherever the connection options stand (not 'Unknown option --server')")
+  func mistypedSubcommand() async throws {
+    for (arguments, word) in [
+      (["--server", "127.0.0.1:1", "helth"], "helth"), (["companies", "--server", "127.0.0.1:1", "lst"], "lst"),
+      (["companies", "lst", "--timeout", "3", "--tls"], "lst"),
+    ] {
+      let run = try await Tools.run("dmsctl", arguments)
+      #expect(run.status == 2 && run.stderr.contains("Unexpected argument '\(word)'"), "\(arguments): \(run)")
+      #expect(!run.stderr.contains("Unknown option"), "\(arguments): \(run)")
+    }
+    let json = try await Tools.run("dmsctl", ["--json", "companies", "lst"])
+    #expect(json.status == 2 && json.stderr.contains(#""message":"Unexpected argument 'lst'""#), "\(json)")
+    // An option no command knows is still named.
+    let bogus = try await Tools.run("dmsctl", ["companies", "list", "--bogus", "--server", "127.0.0.1:1"])
+    #expect(bogus.status == 2 && bogus.stderr.contains("Unknown option '--bogus'"), "\(bogus)")
+  }
+
   @Test("--json: one compact object per line, defaults included, numbers as numbers, errors as JSON on stderr")
   func jsonFormat() async throws {
     try await withDaemon { daemon in
