@@ -38,14 +38,17 @@ struct ConnectionOptions: ParsableArguments {
   /// The servers of --server, DMS_SERVER or the default: `host:port`, or several
   /// separated by commas (instances of one deployment, tried in order).
   func endpoints() throws -> [ClientConfiguration.Server] {
-    let text = server ?? ProcessInfo.processInfo.environment["DMS_SERVER"] ?? "127.0.0.1:7411"
+    let fromEnvironment = server == nil ? ProcessInfo.processInfo.environment["DMS_SERVER"] : nil
+    let text = server ?? fromEnvironment ?? "127.0.0.1:7411"
+    // Name where the text came from: an operator who gave no --server looks for it in vain.
+    let source = fromEnvironment == nil ? "--server" : "DMS_SERVER (the environment; --server overrides it)"
     let servers = try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
       let item = item.trimmingCharacters(in: .whitespaces)
       guard let colon = item.lastIndex(of: ":"), let port = Int(item[item.index(after: colon)...]),
         (1...65535).contains(port)
       else {
         throw ValidationError(
-          "--server must be host:port, such as 127.0.0.1:7411, or several separated by commas (got \"\(text)\")")
+          "\(source) must be host:port, such as 127.0.0.1:7411, or several separated by commas (got \"\(text)\")")
       }
       var host = String(item[..<colon])
       if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

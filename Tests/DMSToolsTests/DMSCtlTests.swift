@@ -151,7 +151,9 @@ struct DMSCtlTests {
     }
   }
 
-  @Test("a mistyped subcommand is named, wherever the connection options stand (not 'Unknown option --server')")
+  @Test(
+    "a mistyped subcommand is named, wherever the connection options stand (not 'Unknown option --server'); a bad address by its source"
+  )
   func mistypedSubcommand() async throws {
     for (arguments, word) in [
       (["--server", "127.0.0.1:1", "helth"], "helth"), (["companies", "--server", "127.0.0.1:1", "lst"], "lst"),
@@ -166,6 +168,12 @@ struct DMSCtlTests {
     // An option no command knows is still named.
     let bogus = try await Tools.run("dmsctl", ["companies", "list", "--bogus", "--server", "127.0.0.1:1"])
     #expect(bogus.status == 2 && bogus.stderr.contains("Unknown option '--bogus'"), "\(bogus)")
+    // A bad server address is named by where it came from.
+    let environment = try await Tools.run("dmsctl", ["info"], environment: ["DMS_SERVER": "localhost"])
+    #expect(environment.status == 2, "\(environment)")
+    #expect(environment.stderr.contains("DMS_SERVER (the environment; --server overrides it) must be host:port"))
+    let flag = try await Tools.run("dmsctl", ["info", "--server", "localhost"], environment: ["DMS_SERVER": "h:1"])
+    #expect(flag.status == 2 && flag.stderr.contains("Error: --server must be host:port"), "\(flag)")
   }
 
   @Test("--json: one compact object per line, defaults included, numbers as numbers, errors as JSON on stderr")
