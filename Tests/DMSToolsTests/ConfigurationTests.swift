@@ -213,16 +213,21 @@ struct ConfigurationTests {
     #expect(try await again.stop() == 0)
   }
 
+  /// A server with the company ACME, whose operator password (a secret) is `Op-Passw0rd`.
+  private func daemonWithACME() async throws -> Daemon {
+    let daemon = try await Daemon.start()
+    let added = try await Tools.ctl(
+      daemon, "companies", "add", "ACME", "--name", "Acme", "--db-server", "sql01", "--db-name", "XL", "--db-user",
+      "dms", "--operator-password-file", "-", input: "Op-Passw0rd\n")
+    #expect(added.status == 0, "\(added)")
+    return daemon
+  }
+
   @Test(
     "a master key that does not open the database's secrets (another one, or a new one made because it is missing) stops start-up (78) before anything is served or sealed"
   )
   func wrongMasterKey() async throws {
-    let daemon = try await Daemon.start()
-    let added = try await Tools.ctl(
-      daemon, "companies", "add", "ACME", "--name", "Acme", "--db-server", "sql01", "--db-name", "XL", "--db-user",
-      "dms",
-      "--operator-password-file", "-", input: "Op-Passw0rd\n")
-    #expect(added.status == 0, "\(added)")
+    let daemon = try await daemonWithACME()
     #expect(try await daemon.stop() == 0)
     let keyFile = daemon.dataDirectory + "/master.key"
     let key = try String(contentsOfFile: keyFile, encoding: .utf8)
@@ -251,11 +256,7 @@ struct ConfigurationTests {
     "a stopped server's whole database is in settings.sqlite, none left in its log: that file with master.key is a backup"
   )
   func stoppedFolderIsABackup() async throws {
-    let daemon = try await Daemon.start()
-    let added = try await Tools.ctl(
-      daemon, "companies", "add", "ACME", "--name", "Acme", "--db-server", "sql01", "--db-name", "XL", "--db-user",
-      "dms", "--operator-password-file", "-", input: "Op-Passw0rd\n")
-    #expect(added.status == 0, "\(added)")
+    let daemon = try await daemonWithACME()
     #expect(try await daemon.stop() == 0)
     let wal = daemon.dataDirectory + "/settings.sqlite-wal"
     let left = (try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0
