@@ -40,7 +40,6 @@ public final class ChildProcess: @unchecked Sendable {  // configured before run
     var pid: pid_t = 0
     var running = false
     var status: Int32 = 0
-    var signaled = false
   }
   private let state = Mutex(State())
   private let ended = NSCondition()
@@ -56,8 +55,6 @@ public final class ChildProcess: @unchecked Sendable {  // configured before run
   public var isRunning: Bool { state.withLock { $0.running } }
   /// The exit code, or the number of the signal that ended it.
   public var terminationStatus: Int32 { state.withLock { $0.status } }
-  /// Whether a signal ended it.
-  public var endedBySignal: Bool { state.withLock { $0.signaled } }
 
   /// Starts the child; returns once it is spawned.
   public func run() throws {
@@ -133,7 +130,6 @@ public final class ChildProcess: @unchecked Sendable {  // configured before run
     ended.lock()
     state.withLock {
       $0.running = false
-      $0.signaled = signaled
       $0.status = signaled ? signal : (status >> 8) & 0xff
     }
     ended.broadcast()
@@ -146,6 +142,16 @@ public final class ChildProcess: @unchecked Sendable {  // configured before run
     ended.lock()
     while isRunning { ended.wait() }
     ended.unlock()
+  }
+
+  /// Waits up to `seconds` for the child to end by itself (a stand-in whose stdin was
+  /// closed), then kills it.
+  public func end(waitingUpTo seconds: Double) {
+    let deadline = Date(timeIntervalSinceNow: seconds)
+    ended.lock()
+    while isRunning, ended.wait(until: deadline) {}
+    ended.unlock()
+    send(SIGKILL)
   }
 
   /// SIGTERM.

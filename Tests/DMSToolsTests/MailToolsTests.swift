@@ -36,8 +36,7 @@ final class PythonServer: @unchecked Sendable {  // immutable after init, but fo
 
   deinit {
     try? input.fileHandleForWriting.close()
-    for _ in 0..<300 where process.isRunning { usleep(10_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.end(waitingUpTo: 3)
   }
 }
 

@@ -105,8 +105,7 @@ final class SMTPTestServer: @unchecked Sendable {  // immutable after start, but
   /// test process may have SIGTERM blocked).
   func stop() {
     try? input.fileHandleForWriting.close()
-    for _ in 0..<300 where process.isRunning { usleep(10_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.end(waitingUpTo: 3)
   }
 
   /// The next messages' DATA get these answers instead, in order ("451 4.3.0 later",
@@ -210,8 +209,7 @@ final class HTTPSStandIn: @unchecked Sendable {  // immutable after start, but f
 
   deinit {
     try? input.fileHandleForWriting.close()
-    for _ in 0..<300 where process.isRunning { usleep(10_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.end(waitingUpTo: 3)
   }
 
   /// The lines of the file `name` in its folder (none when it does not exist).

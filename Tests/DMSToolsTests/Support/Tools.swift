@@ -229,7 +229,7 @@ final class Daemon: Sendable {
   /// SIGKILL (a crash: nothing is flushed or drained), then its exit status.
   @discardableResult
   func kill() async throws -> Int32 {
-    _ = Foundation.kill(process.processIdentifier, SIGKILL)
+    process.send(SIGKILL)
     return try await exit.value
   }
 }
